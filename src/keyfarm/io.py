@@ -1,0 +1,286 @@
+"""Loading and validation: a folder of SCHEMA.md tables → typed, validated `Tables`.
+
+Structural problems (missing folder, table or column, duplicate unique ids) raise KeyfarmInputError
+naming table, column and an example row. Row-level problems go to quarantine with a `reason` and are
+counted; nothing is silently dropped.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from keyfarm import schema
+from keyfarm.errors import KeyfarmInputError
+from keyfarm.ipaddr import parse_ips
+
+log = logging.getLogger(__name__)
+
+REASON_KEY_QUARANTINED = "key_quarantined"
+REASON_MISSING = "missing_value"
+
+
+@dataclass
+class Tables:
+    """Validated input tables; a key's integer index everywhere is its row in `keys` (sorted by key_id)."""
+
+    keys: pd.DataFrame
+    accounts: pd.DataFrame
+    payments: pd.DataFrame
+    requests: pd.DataFrame
+    quarantine: dict[str, pd.DataFrame] = field(default_factory=dict)
+    input_rows: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_keys(self) -> int:
+        return len(self.keys)
+
+    @property
+    def n_accounts(self) -> int:
+        return int(self.keys["account"].max()) + 1 if len(self.keys) else 0
+
+    def quarantine_counts(self) -> dict[str, dict[str, int]]:
+        """Rejected rows per table and reason, for run.json and the CLI."""
+        out: dict[str, dict[str, int]] = {}
+        for name, frame in sorted(self.quarantine.items()):
+            if len(frame):
+                counts = frame["reason"].value_counts().sort_index()
+                out[name] = {str(k): int(v) for k, v in counts.items()}
+        return out
+
+    def write_quarantine(self, out_dir: str | Path) -> None:
+        """Write quarantine/<table>.parquet for every table with rejected rows."""
+        qdir = Path(out_dir) / "quarantine"
+        qdir.mkdir(parents=True, exist_ok=True)
+        for name, frame in self.quarantine.items():
+            if len(frame):
+                frame.astype({c: "string" for c in frame.columns if frame[c].dtype == object}) \
+                     .to_parquet(qdir / f"{name}.parquet", index=False)
+
+
+# ---------------------------------------------------------------- reading files
+
+def find_table_file(folder: Path, name: str) -> Path | None:
+    """The file holding table `name` in `folder`, or None; two formats of one table is an error."""
+    found = [folder / f"{name}{ext}" for ext in schema.FORMATS if (folder / f"{name}{ext}").is_file()]
+    if len(found) > 1:
+        raise KeyfarmInputError(
+            f"table {name}: found {len(found)} files ({', '.join(p.name for p in found)}); keep one",
+            table=name)
+    return found[0] if found else None
+
+
+def read_table_file(path: Path, name: str) -> pd.DataFrame:
+    """Read one table file as written; ids stay text (CSV is read as strings)."""
+    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".csv.gz") else path.suffix
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".csv.gz"):
+            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        if suffix == ".jsonl":
+            return pd.read_json(path, lines=True, dtype=False, convert_dates=False)
+    except (ValueError, OSError) as exc:  # pyarrow and pandas parse errors are ValueErrors
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise KeyfarmInputError(f"table {name}: cannot read {path.name}: {first}", table=name) from None
+    raise KeyfarmInputError(f"table {name}: unsupported file {path.name}", table=name)
+
+
+def load_tables(folder: str | Path) -> Tables:
+    """Read and validate every SCHEMA.md table in `folder` (keys required, others optional)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise KeyfarmInputError(f"input folder {folder} does not exist or is not a folder")
+    frames: dict[str, pd.DataFrame | None] = {}
+    for name in schema.TABLES:
+        path = find_table_file(folder, name)
+        frames[name] = None if path is None else read_table_file(path, name)
+    if frames["keys"] is None:
+        raise KeyfarmInputError(
+            f"table keys: no keys file in {folder} (expected keys.parquet, keys.csv, keys.csv.gz "
+            "or keys.jsonl)", table="keys")
+    return tables_from_frames(**frames)
+
+
+# ---------------------------------------------------------------- validation
+
+class _Quarantine:
+    """Collects rejected rows per table as they were read, each with its reason and input row."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[tuple[np.ndarray, str]]] = {}
+
+    def add(self, table: str, frame: pd.DataFrame, bad: np.ndarray, reason: str) -> pd.DataFrame:
+        """Move rows where `bad` to quarantine with `reason`; return the rest."""
+        bad = np.asarray(bad, dtype=bool)
+        if bad.any():
+            self.parts.setdefault(table, []).append((frame.index.to_numpy()[bad], reason))
+            frame = frame.loc[~bad]
+        return frame
+
+    def rejected_values(self, table: str, originals: dict[str, pd.DataFrame], column: str) -> set:
+        rows = [idx for idx, _ in self.parts.get(table, [])]
+        if not rows:
+            return set()
+        return set(originals[table][column].loc[np.concatenate(rows)].astype(str))
+
+    def frames(self, originals: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """Rejected rows as read (original values), plus `source_row` and `reason`."""
+        out = {}
+        for name, parts in self.parts.items():
+            rows = np.concatenate([idx for idx, _ in parts])
+            reasons = np.concatenate([np.full(len(idx), r, dtype=object) for idx, r in parts])
+            order = np.argsort(rows, kind="stable")
+            q = originals[name].loc[rows[order]].reset_index(drop=True)
+            q.insert(0, "source_row", rows[order].astype(np.int64))
+            q["reason"] = reasons[order]
+            out[name] = q
+        return out
+
+
+def _check_columns(frame: pd.DataFrame, spec: schema.TableSpec) -> None:
+    for col in spec.columns:
+        if col.required and col.name not in frame.columns:
+            example = frame.iloc[0].to_dict() if len(frame) else {}
+            raise KeyfarmInputError(
+                f"table {spec.name}: required column {col.name!r} is missing "
+                f"(columns present: {', '.join(map(str, frame.columns)) or 'none'}; "
+                f"first row: {example})", table=spec.name, column=col.name, row=0)
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Ids and optional strings as Python str (None for missing); numbers become their text."""
+    out = values.astype(object)
+    missing = values.isna().to_numpy()
+    if not missing.all():
+        out = out.where(missing, values.astype(str))
+    return out.where(~missing, None)
+
+
+def _empty_ids(values: pd.Series) -> np.ndarray:
+    return (values.isna() | (values.astype(str).str.strip() == "")).to_numpy()
+
+
+def _parse_timestamps(values: pd.Series) -> pd.Series:
+    """UTC timestamps from ISO 8601 text or Parquet timestamps; NaT where unparsable."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        ts = values
+        if getattr(ts.dt, "tz", None) is None:
+            ts = ts.dt.tz_localize("UTC")
+        return ts.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    text = values.astype("string")
+    codes, uniques = pd.factorize(text, use_na_sentinel=True)  # logs repeat timestamps
+    parsed = pd.to_datetime(pd.Series(uniques, dtype=object), utc=True, errors="coerce",
+                            format="ISO8601")
+    parsed = pd.DatetimeIndex(parsed).as_unit("ns")
+    out = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[ns]")
+    ok = codes >= 0
+    out[ok] = parsed.tz_convert(None).to_numpy()[codes[ok]] if len(parsed) else out[ok]
+    return pd.Series(out, index=values.index).dt.tz_localize("UTC")
+
+
+def _parse_ints(values: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """Nullable Int64 column plus masks of unparsable and negative values."""
+    numeric = pd.to_numeric(values, errors="coerce")
+    present = values.notna().to_numpy() & ~(values.astype(str).str.strip() == "").to_numpy()
+    num = numeric.to_numpy(dtype=float, na_value=np.nan)
+    bad = present & (np.isnan(num) | (np.isfinite(num) & (np.floor(num) != num)) | np.isinf(num))
+    negative = present & ~bad & (num < 0)
+    clean = np.where(bad | negative | ~present, np.nan, num)
+    return pd.array(clean, dtype="Float64").astype("Int64"), bad, negative
+
+
+def _validate(frame: pd.DataFrame, spec: schema.TableSpec, q: _Quarantine) -> pd.DataFrame:
+    """Coerce one table's columns and quarantine bad rows; optional columns are added as null."""
+    _check_columns(frame, spec)
+    frame = frame.copy()
+    for col in spec.columns:
+        if col.name not in frame.columns:
+            frame[col.name] = pd.Series(None, index=frame.index, dtype=object)
+    for col in spec.columns:
+        values = frame[col.name]
+        if col.kind == "id":
+            frame = q.add(spec.name, frame, _empty_ids(values), schema.REASON_EMPTY_ID)
+            frame[col.name] = _as_text(frame[col.name]).str.strip()
+        elif col.kind == "str":
+            frame[col.name] = _as_text(values)
+        elif col.kind == "ts":
+            ts = _parse_timestamps(values)
+            bad = ts.isna().to_numpy() & (values.notna().to_numpy() if not col.required else True)
+            bad = np.broadcast_to(bad, len(frame))
+            frame[col.name] = ts
+            frame = q.add(spec.name, frame, bad, schema.REASON_BAD_TIMESTAMP)
+        elif col.kind == "int":
+            ints, bad, negative = _parse_ints(values)
+            frame[col.name] = ints
+            frame = q.add(spec.name, frame, bad, schema.REASON_BAD_INT)
+            frame = q.add(spec.name, frame, negative[~bad], schema.REASON_NEGATIVE)
+        elif col.kind == "ip":
+            parsed = parse_ips(values)
+            frame = frame.drop(columns=[col.name]).join(parsed)
+            frame = q.add(spec.name, frame, (parsed["ip_version"] == 0).to_numpy(), schema.REASON_BAD_IP)
+    return frame
+
+
+def _check_unique(frame: pd.DataFrame, spec: schema.TableSpec) -> None:
+    if spec.unique is None:
+        return
+    dup = frame[spec.unique].duplicated(keep=False).to_numpy()
+    if dup.any():
+        rows = np.flatnonzero(dup)
+        example = frame.iloc[rows[0]]
+        raise KeyfarmInputError(
+            f"table {spec.name}: column {spec.unique!r} must be unique; "
+            f"{int(frame[spec.unique].duplicated().sum())} duplicate value(s), e.g. "
+            f"{example[spec.unique]!r} at rows {', '.join(str(int(frame.index[r])) for r in rows[:3])}",
+            table=spec.name, column=spec.unique, row=int(frame.index[rows[0]]))
+
+
+def tables_from_frames(keys: pd.DataFrame, accounts: pd.DataFrame | None = None,
+                       payments: pd.DataFrame | None = None,
+                       requests: pd.DataFrame | None = None) -> Tables:
+    """Validate in-memory tables with SCHEMA.md columns into `Tables` (the loader's core)."""
+    originals = {"keys": keys, "accounts": accounts, "payments": payments, "requests": requests}
+    q = _Quarantine()
+    out: dict[str, pd.DataFrame] = {}
+    input_rows: dict[str, int] = {}
+    for name, spec in schema.TABLES.items():
+        frame = originals[name]
+        if frame is None:
+            frame = pd.DataFrame({c: pd.Series(dtype=object) for c in spec.column_names})
+            originals[name] = frame
+        else:
+            input_rows[name] = len(frame)
+        frame = frame.reset_index(drop=True)
+        originals[name] = frame
+        out[name] = _validate(frame, spec, q)
+        _check_unique(out[name], spec)
+
+    keys = out["keys"].sort_values("key_id", kind="stable").reset_index(drop=True)
+    keys["account"] = pd.factorize(keys["account_id"], sort=True)[0].astype(np.int64)
+    keys["daily_token_limit"] = keys["daily_token_limit"].astype("Int64")
+
+    requests = out["requests"]
+    key_index = pd.Index(keys["key_id"])
+    key_pos = key_index.get_indexer(requests["key_id"])
+    unknown = key_pos < 0
+    if unknown.any():
+        quarantined_keys = q.rejected_values("keys", originals, "key_id")
+        was_quarantined = requests["key_id"].isin(quarantined_keys).to_numpy() & unknown
+        requests = q.add("requests", requests, was_quarantined, REASON_KEY_QUARANTINED)
+        key_pos = key_index.get_indexer(requests["key_id"])
+        requests = q.add("requests", requests, key_pos < 0, schema.REASON_UNKNOWN_KEY)
+        key_pos = key_index.get_indexer(requests["key_id"])
+    requests.insert(0, "key", key_pos.astype(np.int64))
+    requests = requests.sort_values(["key", "ts"], kind="stable").reset_index(drop=True)
+
+    for name in ("accounts", "payments"):
+        out[name] = out[name].reset_index(drop=True)
+    payments = out["payments"].drop_duplicates(["account_id", "payment_fingerprint"]) \
+        .sort_values(["account_id", "payment_fingerprint"], kind="stable").reset_index(drop=True)
+    accounts = out["accounts"].sort_values("account_id", kind="stable").reset_index(drop=True)
+    return Tables(keys=keys, accounts=accounts, payments=payments, requests=requests,
+                  quarantine=q.frames(originals), input_rows=input_rows)
