@@ -27,11 +27,10 @@ def handle_errors(func):
     return wrapper
 
 
-class _Exit2(click.ClickException):
-    exit_code = 2
-
-
 click.ClickException.exit_code = 2  # usage and input errors share code 2 (STYLE.md: 0/1/2)
+
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,3 +47,85 @@ def main(verbose: bool) -> None:
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--keys", "n_keys", type=click.IntRange(min=2000), default=5000, show_default=True,
+              help="Number of API keys in the world.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same bytes).")
+@click.option("--days", type=click.IntRange(min=1), default=3, show_default=True, help="Days of request logs.")
+@click.option("--requests-per-key", type=click.FloatRange(min=1), default=10.0, show_default=True,
+              help="Mean request rows per key.")
+@click.option("--dirty", "dirty_rows", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Append this many malformed request rows (to exercise quarantine).")
+@quiet_option
+@handle_errors
+def generate(out_dir, n_keys, seed, days, requests_per_key, dirty_rows, quiet):
+    """Write a synthetic world (input tables + truth.parquet) to OUT_DIR.
+
+    \b
+    Example:
+      keyfarm generate world --keys 50000 --seed 1
+    """
+    from keyfarm.progress import Progress
+    from keyfarm.synth import generate_world, write_world
+
+    progress = Progress(quiet)
+    with progress.stage("generate") as info:
+        world = generate_world(n_keys, seed, days=days, requests_per_key=requests_per_key,
+                               dirty_rows=dirty_rows)
+        info["counts"] = ", ".join(f"{len(v):,} {k}" for k, v in world.items())
+    with progress.stage("write"):
+        write_world(world, out_dir)
+    click.echo(out_dir)
+
+
+@main.command()
+@click.argument("input_dir", type=click.Path())
+@json_option
+@handle_errors
+def validate(input_dir, as_json):
+    """Load and validate the tables in INPUT_DIR; print row and quarantine counts.
+
+    \b
+    Example:
+      keyfarm validate world --json
+    """
+    import json
+
+    from keyfarm.io import load_tables
+
+    tables = load_tables(input_dir)
+    summary = {"input_rows": tables.input_rows,
+               "valid_rows": {"keys": len(tables.keys), "accounts": len(tables.accounts),
+                              "payments": len(tables.payments), "requests": len(tables.requests)},
+               "quarantined": tables.quarantine_counts()}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, sort_keys=True))
+        return
+    for name, rows in summary["input_rows"].items():
+        click.echo(f"{name:<9} {rows:>12,} rows read, {summary['valid_rows'][name]:>12,} valid")
+    for name, reasons in summary["quarantined"].items():
+        for reason, count in reasons.items():
+            click.echo(f"quarantined {name}: {count:,} rows ({reason})")
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path())
+@click.option("--truth", type=click.Path(), required=True, help="truth.parquet of a generated world.")
+@json_option
+@handle_errors
+def evaluate(out_dir, truth, as_json):
+    """Score a linkage run in OUT_DIR against ground truth.
+
+    \b
+    Example:
+      keyfarm evaluate out --truth world/truth.parquet
+    """
+    import json
+
+    from keyfarm.evaluate import evaluate as run_evaluate, format_report
+
+    metrics = run_evaluate(out_dir, truth)
+    click.echo(json.dumps(metrics, indent=2, sort_keys=True) if as_json else format_report(metrics))

@@ -275,7 +275,10 @@ def tables_from_frames(keys: pd.DataFrame, accounts: pd.DataFrame | None = None,
         requests = q.add("requests", requests, key_pos < 0, schema.REASON_UNKNOWN_KEY)
         key_pos = key_index.get_indexer(requests["key_id"])
     requests.insert(0, "key", key_pos.astype(np.int64))
-    requests = requests.sort_values(["key", "ts"], kind="stable").reset_index(drop=True)
+    # order by content, not arrival, so the same logs in another order give the same tables
+    order_cols = ["key", "ts", "ip", "device_fingerprint", "user_agent", "prompt", "prompt_tokens",
+                  "completion_tokens"]
+    requests = requests.sort_values(order_cols, kind="stable", na_position="first").reset_index(drop=True)
 
     for name in ("accounts", "payments"):
         out[name] = out[name].reset_index(drop=True)

@@ -1,0 +1,4 @@
+"""`python -m keyfarm` runs the CLI."""
+from keyfarm.cli import main
+
+main()

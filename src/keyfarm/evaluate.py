@@ -1,0 +1,102 @@
+"""Detection quality against ground truth: key-level precision/recall, B-cubed, per tactic and pattern.
+
+Reads an OUT_DIR (members, clusters) and a truth table (key_id, farm_id, pattern). A key is
+*flagged* when its cluster is flagged. B-cubed is computed on the verdict: predicted groups are the
+flagged clusters (every unflagged key alone), true groups are the farms (every benign key alone);
+precision is averaged over flagged keys, recall over farm keys (Bagga & Baldwin 1998).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from keyfarm.errors import KeyfarmInputError
+
+
+def _read(path: Path, table: str, columns: list[str]) -> pd.DataFrame:
+    if not path.is_file():
+        raise KeyfarmInputError(f"{table}: {path} not found", table=table)
+    frame = pd.read_parquet(path)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise KeyfarmInputError(f"{table}: column {missing[0]!r} missing in {path}", table=table,
+                                column=missing[0])
+    return frame
+
+
+def flagged_keys(members: pd.DataFrame, clusters: pd.DataFrame) -> pd.Series:
+    """Boolean per member row: is the key's cluster flagged."""
+    flagged_ids = clusters.loc[clusters["flagged"].astype(bool), "cluster_id"]
+    return members["cluster_id"].isin(flagged_ids)
+
+
+def evaluate_frames(members: pd.DataFrame, clusters: pd.DataFrame, truth: pd.DataFrame) -> dict:
+    """Metrics of a verdict (members + clusters) against truth; see the module docstring."""
+    frame = truth[["key_id", "farm_id", "pattern"]].merge(
+        members[["key_id", "cluster_id"]], on="key_id", how="left", validate="one_to_one")
+    if frame["cluster_id"].isna().any():
+        missing = frame.loc[frame["cluster_id"].isna(), "key_id"].iloc[0]
+        raise KeyfarmInputError(f"members: truth key {missing!r} has no cluster", table="members",
+                                column="key_id")
+    frame["flagged"] = flagged_keys(frame, clusters).to_numpy()
+    is_farm = frame["farm_id"].notna().to_numpy()
+    flagged = frame["flagged"].to_numpy()
+    tp = int((flagged & is_farm).sum())
+    fp = int((flagged & ~is_farm).sum())
+    fn = int((~flagged & is_farm).sum())
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / (tp + fn) if tp + fn else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+    # B-cubed on the verdict
+    pred = np.where(flagged, frame["cluster_id"].astype(np.int64).to_numpy(), -1 - np.arange(len(frame)))
+    true = np.where(is_farm, frame["farm_id"].astype(str).to_numpy(), "benign#" + frame["key_id"].astype(str).to_numpy())
+    pair = pd.DataFrame({"pred": pred, "true": true})
+    overlap = pair.groupby(["pred", "true"])["pred"].transform("size").to_numpy()
+    pred_size = pair.groupby("pred")["pred"].transform("size").to_numpy()
+    true_size = pair.groupby("true")["true"].transform("size").to_numpy()
+    b3_precision = float((overlap / pred_size)[flagged].mean()) if flagged.any() else 1.0
+    b3_recall = float((overlap / true_size)[is_farm].mean()) if is_farm.any() else 1.0
+
+    by_tactic = frame[is_farm].groupby("pattern")["flagged"].agg(["size", "sum", "mean"])
+    by_pattern = frame[~is_farm].groupby("pattern")["flagged"].agg(["size", "sum", "mean"])
+    farms = frame[is_farm].groupby("farm_id")["flagged"].mean()
+    return {
+        "keys": int(len(frame)), "farm_keys": int(is_farm.sum()), "flagged_keys": int(flagged.sum()),
+        "precision": precision, "recall": recall, "f1": f1,
+        "bcubed_precision": b3_precision, "bcubed_recall": b3_recall,
+        "farms": int(len(farms)), "farms_found": int((farms >= 0.5).sum()),
+        "recall_by_tactic": {str(k): {"keys": int(r["size"]), "flagged": int(r["sum"]), "recall": float(r["mean"])}
+                             for k, r in by_tactic.iterrows()},
+        "false_positives_by_pattern": {str(k): {"keys": int(r["size"]), "flagged": int(r["sum"]),
+                                                "rate": float(r["mean"])}
+                                       for k, r in by_pattern.iterrows()},
+    }
+
+
+def evaluate(out_dir: str | Path, truth: str | Path) -> dict:
+    """Read OUT_DIR/members.parquet, clusters.parquet and a truth file; return the metrics dict."""
+    out = Path(out_dir)
+    members = _read(out / "members.parquet", "members", ["key_id", "cluster_id"])
+    clusters = _read(out / "clusters.parquet", "clusters", ["cluster_id", "flagged"])
+    truth_frame = _read(Path(truth), "truth", ["key_id", "farm_id", "pattern"])
+    return evaluate_frames(members, clusters, truth_frame)
+
+
+def format_report(metrics: dict) -> str:
+    """The metrics as a plain-text table for the terminal."""
+    lines = [
+        f"keys {metrics['keys']:,}  farm keys {metrics['farm_keys']:,}  flagged {metrics['flagged_keys']:,}",
+        f"key-level   precision {metrics['precision']:.4f}  recall {metrics['recall']:.4f}  F1 {metrics['f1']:.4f}",
+        f"B-cubed     precision {metrics['bcubed_precision']:.4f}  recall {metrics['bcubed_recall']:.4f}",
+        f"farms found {metrics['farms_found']} of {metrics['farms']} (at least half of a farm's keys flagged)",
+        "", f"{'farm tactic':<18}{'keys':>8}{'flagged':>9}{'recall':>9}",
+    ]
+    for name, row in metrics["recall_by_tactic"].items():
+        lines.append(f"{name:<18}{row['keys']:>8}{row['flagged']:>9}{row['recall']:>9.3f}")
+    lines += ["", f"{'benign pattern':<18}{'keys':>8}{'flagged':>9}{'FP rate':>9}"]
+    for name, row in metrics["false_positives_by_pattern"].items():
+        lines.append(f"{name:<18}{row['keys']:>8}{row['flagged']:>9}{row['rate']:>9.4f}")
+    return "\n".join(lines)

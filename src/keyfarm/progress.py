@@ -1,0 +1,41 @@
+"""Progress on stderr for long jobs: one line per stage with counts and elapsed time.
+
+Uses tqdm's writer so lines interleave cleanly with any bars; silent when quiet.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+
+from tqdm import tqdm
+
+
+class Progress:
+    """Reports stages of a job and records their wall time (seconds) in `timings`."""
+
+    def __init__(self, quiet: bool = False, file=None):
+        self.quiet = quiet
+        self.file = file if file is not None else sys.stderr
+        self.start = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            tqdm.write(f"[{time.perf_counter() - self.start:7.1f}s] {message}", file=self.file)
+
+    @contextmanager
+    def stage(self, name: str):
+        """Time a stage; the body may set `info["counts"]` to a short string reported at the end."""
+        info: dict[str, str] = {}
+        self.say(f"{name} ...")
+        begin = time.perf_counter()
+        yield info
+        elapsed = time.perf_counter() - begin
+        self.timings[name] = round(elapsed, 3)
+        counts = f": {info['counts']}" if info.get("counts") else ""
+        self.say(f"{name} done in {elapsed:.1f}s{counts}")
+
+    def bar(self, iterable=None, total=None, desc: str = ""):
+        """A tqdm bar on stderr (disabled when quiet) for loops within a stage."""
+        return tqdm(iterable, total=total, desc=desc, disable=self.quiet, file=self.file, leave=False)

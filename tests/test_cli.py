@@ -1,0 +1,45 @@
+"""The keyfarm command: help everywhere, clean errors, generate/validate/evaluate end to end."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import click
+from click.testing import CliRunner
+
+from keyfarm.cli import main
+
+
+def _walk(group, prefix=()):
+    for name, cmd in group.commands.items():
+        yield prefix + (name,), cmd
+        if isinstance(cmd, click.Group):
+            yield from _walk(cmd, prefix + (name,))
+
+
+def test_every_command_has_help_with_an_example():
+    runner = CliRunner()
+    for path, cmd in _walk(main):
+        result = runner.invoke(main, [*path, "--help"])
+        assert result.exit_code == 0, path
+        assert cmd.help and "Example" in cmd.help, f"{' '.join(path)} lacks help with an example"
+
+
+def test_generate_then_validate_as_json(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "world"
+    result = runner.invoke(main, ["generate", str(out), "--keys", "2000", "--seed", "1", "--dirty", "4", "--quiet"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["validate", str(out), "--json"])
+    summary = json.loads(result.output)
+    assert summary["input_rows"]["keys"] == 2000
+    assert sum(summary["quarantined"]["requests"].values()) == 4
+
+
+def test_input_error_is_one_line_with_exit_code_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "keyfarm", "validate", str(tmp_path / "missing")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "does not exist" in proc.stderr
