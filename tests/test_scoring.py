@@ -1,0 +1,110 @@
+"""Cluster features, weakest links and the score on hand-built clusters."""
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from keyfarm.io import tables_from_frames
+from keyfarm.pipeline import stable_cluster_ids
+from keyfarm.scoring import (ScoringConfig, cluster_features, key_activity, score_clusters,
+                             weakest_links)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 12), st.data())
+def test_weakest_link_is_the_bottleneck_of_the_maximum_spanning_tree(n, data):
+    pairs = [(a, b) for a in range(n) for b in range(a + 1, n)]
+    chosen = data.draw(st.lists(st.sampled_from(pairs), min_size=1, unique=True))
+    weights = data.draw(st.lists(st.floats(0.01, 10), min_size=len(chosen), max_size=len(chosen),
+                                 unique=True))
+    src = np.array([a for a, _ in chosen])
+    dst = np.array([b for _, b in chosen])
+    g = nx.Graph()
+    g.add_nodes_from(range(n))
+    g.add_weighted_edges_from(zip(src, dst, weights))
+    membership = np.empty(n, np.int64)
+    for c, comp in enumerate(nx.connected_components(g)):
+        membership[list(comp)] = c
+    weak = weakest_links(src, dst, np.array(weights), membership)
+    for c, comp in enumerate(nx.connected_components(g)):
+        if len(comp) == 1:
+            assert weak[c] == -1
+            continue
+        tree = nx.maximum_spanning_tree(g.subgraph(comp))
+        assert weights[weak[c]] == pytest.approx(min(d["weight"] for _, _, d in tree.edges(data=True)))
+
+
+def test_stable_cluster_ids_follow_the_smallest_member():
+    assert stable_cluster_ids(np.array([5, 5, 2, 9, 2, 7])).tolist() == [0, 0, 1, 2, 1, 3]
+    assert stable_cluster_ids(np.array([], np.int64)).tolist() == []
+
+
+def _cluster_world(farm_like: bool):
+    """Six accounts with one key each in one cluster, plus one lone key."""
+    n = 6
+    created = pd.Timestamp("2026-10-01", tz="UTC") + pd.to_timedelta(
+        np.arange(n) * (0.1 if farm_like else 400), unit="h")
+    keys = pd.DataFrame({"key_id": [f"k{i}" for i in range(n + 1)],
+                         "account_id": [f"a{i}" for i in range(n + 1)],
+                         "created_at": list(created) + [created[0]],
+                         "daily_token_limit": [100_000] * (n + 1)})
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n + 1):
+        for r in range(40):
+            if farm_like and i < n:  # the lone key k6 is ordinary traffic over three days
+                t = pd.Timestamp("2026-11-01", tz="UTC") + pd.Timedelta(minutes=int(rng.integers(0, 4)) * 60)
+                tokens = 7_000
+            else:
+                t = pd.Timestamp("2026-11-01", tz="UTC") + pd.Timedelta(seconds=int(rng.integers(0, 3 * 86400)))
+                tokens = 300
+            rows.append({"key_id": f"k{i}", "ts": t, "ip": f"10.0.{i}.1", "prompt_tokens": tokens // 2,
+                         "completion_tokens": tokens // 2})
+    tables = tables_from_frames(keys, requests=pd.DataFrame(rows))
+    src = np.array([0, 1, 2, 3, 4])
+    dst = np.array([1, 2, 3, 4, 5])
+    weight = np.array([3.0, 2.0, 0.5, 2.5, 4.0])
+    sig = {"payment": weight.copy(), "ip": np.zeros(5), "device": np.zeros(5), "prompt": np.zeros(5)}
+    membership = np.array([0, 0, 0, 0, 0, 0, 1])
+    return tables, membership, src, dst, weight, sig
+
+
+@pytest.mark.parametrize("farm_like", [True, False])
+def test_features_and_verdict(farm_like):
+    tables, membership, src, dst, weight, sig = _cluster_world(farm_like)
+    config = ScoringConfig()
+    activity = key_activity(tables.requests, bin_seconds=config.sync_bin_seconds)
+    feats = cluster_features(tables.keys, tables.accounts, activity, membership, src, dst, weight,
+                             sig, config)
+    assert feats["cluster_id"].tolist() == [0]  # the lone key is no cluster
+    row = feats.iloc[0]
+    assert row["n_keys"] == 6 and row["n_accounts"] == 6
+    assert row["signals"] == "payment" and row["n_signals"] == 1
+    assert row["weakest_edge"] == 2 and row["strongest_edge"] == 4
+    per_day = 40 * (7_000 if farm_like else 300) / (1 if farm_like else 3)
+    assert row["usage"] == pytest.approx(per_day / 100_000, rel=0.35)
+    scored = score_clusters(feats, config)
+    assert bool(scored["flagged"].iloc[0]) is farm_like
+    assert scored["explanation"].iloc[0].startswith("Flagged" if farm_like else "Not flagged")
+    if farm_like:
+        assert row["synchrony"] > 0.8 and row["creation_spread_hours"] < 1
+        assert row["limit_multiplier"] == pytest.approx(6 * 40 * 7_000 / 100_000)
+        assert "synchronised" in scored["explanation"].iloc[0]
+
+
+def test_declared_organisation_pulls_the_score_down():
+    tables, membership, src, dst, weight, sig = _cluster_world(True)
+    accounts = pd.DataFrame({"account_id": [f"a{i}" for i in range(7)], "org_id": ["org1"] * 7,
+                             "email_domain": ["corp.example"] * 7})
+    tables = tables_from_frames(tables.keys.drop(columns=["account"]), accounts=accounts,
+                                requests=tables.requests[["key_id", "ts", "ip", "prompt_tokens",
+                                                          "completion_tokens"]])
+    config = ScoringConfig()
+    activity = key_activity(tables.requests)
+    feats = cluster_features(tables.keys, tables.accounts, activity, membership, src, dst, weight, sig, config)
+    assert bool(feats["declared_org"].iloc[0])
+    scored = score_clusters(feats, config)
+    assert "one declared organisation" in scored["explanation"].iloc[0]
