@@ -151,17 +151,26 @@ def _check_columns(frame: pd.DataFrame, spec: schema.TableSpec) -> None:
                 f"first row: {example})", table=spec.name, column=col.name, row=0)
 
 
-def _as_text(values: pd.Series) -> pd.Series:
+def _factorized(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """Codes (−1 for missing) and distinct values: logs repeat ids, so work on the distinct ones."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return codes, pd.Series(uniques, dtype=object)
+
+
+def _as_text(values: pd.Series, strip: bool = False) -> pd.Series:
     """Ids and optional strings as Python str (None for missing); numbers become their text."""
-    out = values.astype(object)
-    missing = values.isna().to_numpy()
-    if not missing.all():
-        out = out.where(missing, values.astype(str))
-    return out.where(~missing, None)
+    codes, uniques = _factorized(values)
+    text = uniques.astype(str)
+    if strip:
+        text = text.str.strip()
+    table = np.append(text.to_numpy(dtype=object), None)
+    return pd.Series(table[codes], index=values.index, dtype=object)
 
 
 def _empty_ids(values: pd.Series) -> np.ndarray:
-    return (values.isna() | (values.astype(str).str.strip() == "")).to_numpy()
+    codes, uniques = _factorized(values)
+    empty = np.append((uniques.astype(str).str.strip() == "").to_numpy(), True)
+    return empty[codes]
 
 
 def _parse_timestamps(values: pd.Series) -> pd.Series:
@@ -185,7 +194,10 @@ def _parse_timestamps(values: pd.Series) -> pd.Series:
 def _parse_ints(values: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
     """Nullable Int64 column plus masks of unparsable and negative values."""
     numeric = pd.to_numeric(values, errors="coerce")
-    present = values.notna().to_numpy() & ~(values.astype(str).str.strip() == "").to_numpy()
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        present = values.notna().to_numpy()
+    else:
+        present = ~_empty_ids(values)
     num = numeric.to_numpy(dtype=float, na_value=np.nan)
     bad = present & (np.isnan(num) | (np.isfinite(num) & (np.floor(num) != num)) | np.isinf(num))
     negative = present & ~bad & (num < 0)
@@ -204,7 +216,7 @@ def _validate(frame: pd.DataFrame, spec: schema.TableSpec, q: _Quarantine) -> pd
         values = frame[col.name]
         if col.kind == "id":
             frame = q.add(spec.name, frame, _empty_ids(values), schema.REASON_EMPTY_ID)
-            frame[col.name] = _as_text(frame[col.name]).str.strip()
+            frame[col.name] = _as_text(frame[col.name], strip=True)
         elif col.kind == "str":
             frame[col.name] = _as_text(values)
         elif col.kind == "ts":
@@ -237,6 +249,17 @@ def _check_unique(frame: pd.DataFrame, spec: schema.TableSpec) -> None:
             f"{int(frame[spec.unique].duplicated().sum())} duplicate value(s), e.g. "
             f"{example[spec.unique]!r} at rows {', '.join(str(int(frame.index[r])) for r in rows[:3])}",
             table=spec.name, column=spec.unique, row=int(frame.index[rows[0]]))
+
+
+def _sort_by_content(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Sort by the first two columns; fall back to all columns only where those tie."""
+    frame = frame.sort_values(columns[:2], kind="stable").reset_index(drop=True)
+    tied = frame.duplicated(columns[:2], keep=False).to_numpy()
+    if tied.any():
+        part = frame.loc[tied].sort_values(columns, kind="stable", na_position="first")
+        frame = pd.concat([frame.loc[~tied], part]).sort_values(columns[:2], kind="stable") \
+            .reset_index(drop=True)
+    return frame
 
 
 def tables_from_frames(keys: pd.DataFrame, accounts: pd.DataFrame | None = None,
@@ -278,7 +301,7 @@ def tables_from_frames(keys: pd.DataFrame, accounts: pd.DataFrame | None = None,
     # order by content, not arrival, so the same logs in another order give the same tables
     order_cols = ["key", "ts", "ip", "device_fingerprint", "user_agent", "prompt", "prompt_tokens",
                   "completion_tokens"]
-    requests = requests.sort_values(order_cols, kind="stable", na_position="first").reset_index(drop=True)
+    requests = _sort_by_content(requests, order_cols)
 
     for name in ("accounts", "payments"):
         out[name] = out[name].reset_index(drop=True)
