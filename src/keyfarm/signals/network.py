@@ -120,7 +120,7 @@ def incidence(tables, config) -> pd.DataFrame:
         agg = _aggregate(frame, ["hi", "lo", "key"])
         parts.append(_tokens(kind, agg, acc))
     # same-window co-occurrence on exact addresses shared by two or more accounts
-    window = _window_pairs(base, pairs, acc, net.window_seconds)
+    window = _window_pairs(base, pairs, acc, net.window_seconds, config.caps.ip)
     if len(window):
         parts.append(_tokens("ipw", window, acc))
     if not parts:
@@ -160,11 +160,12 @@ def _tokens(kind: str, agg: pd.DataFrame, account: np.ndarray) -> pd.DataFrame:
 
 
 def _window_pairs(base: pd.DataFrame, pairs: pd.DataFrame, account: np.ndarray,
-                  window_seconds: int) -> pd.DataFrame:
-    """(key, address, window) for addresses kept above that two or more accounts use."""
+                  window_seconds: int, cap: int) -> pd.DataFrame:
+    """(key, address, window) for addresses kept above that two or more accounts use. An address
+    over the hub cap (a NAT) gets no window tokens: co-occurring behind a NAT is expected."""
     addr = pd.factorize(pd.MultiIndex.from_arrays([pairs["v"], pairs["hi"], pairs["lo"]]))[0]
     n_acc = pd.Series(account[pairs["key"].to_numpy()]).groupby(addr).nunique().to_numpy()
-    shared = pairs.loc[n_acc[addr] >= 2, ["v", "hi", "lo", "weight"]].drop_duplicates(["v", "hi", "lo"])
+    shared = pairs.loc[(n_acc[addr] >= 2) & (n_acc[addr] <= cap), ["v", "hi", "lo", "weight"]].drop_duplicates(["v", "hi", "lo"])
     if len(shared) == 0:
         return shared
     rows = base.merge(shared, on=["v", "hi", "lo"], how="inner")

@@ -1,0 +1,253 @@
+"""The linkage job: load → signals → graph → communities → scores → outputs (→ report).
+
+Owns ordering, timing and progress only; each stage is a plain function of its own module.
+`link()` is the Python API (tables in, DataFrames out); `run_link()` adds files: OUT_DIR as
+SCHEMA.md defines it (members, clusters, edges, run.json, quarantine/) and the report.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from keyfarm import __version__
+from keyfarm.io import Tables, load_tables
+from keyfarm.progress import Progress
+
+log = logging.getLogger(__name__)
+SIGNAL_COLUMNS = ("w_account", "w_payment", "w_ip", "w_device", "w_prompt")
+
+
+@dataclass
+class LinkResult:
+    """What a linkage run produced: the SCHEMA.md tables plus run metadata and the graph."""
+
+    members: pd.DataFrame
+    clusters: pd.DataFrame
+    edges: pd.DataFrame
+    run: dict
+    graph: object = None
+    tables: Tables | None = None
+    hubs: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def stable_cluster_ids(membership: np.ndarray) -> np.ndarray:
+    """Relabel communities by their smallest key index (keys are sorted by key_id), so a cluster's
+    id depends on who is in it, not on the algorithm's internal labels."""
+    membership = np.asarray(membership, np.int64)
+    if membership.size == 0:
+        return membership
+    first = np.full(int(membership.max()) + 1, membership.size, np.int64)
+    np.minimum.at(first, membership, np.arange(membership.size))
+    used = np.flatnonzero(first < membership.size)
+    rank = np.empty(first.size, np.int64)
+    rank[used[np.argsort(first[used], kind="stable")]] = np.arange(used.size)
+    return rank[membership]
+
+
+def detect_communities(graph, tables: Tables, config, seed: int) -> np.ndarray:
+    """Communities of accounts (keys of one account always together), then per key.
+
+    The key graph is contracted to accounts: two accounts are linked by the strongest key pair
+    between them per signal, summed over signals (the account signal links keys of one account
+    and is not counted). CPM then finds dense groups of accounts, so a farm tied to a campus by one
+    stray edge is still its own community (see CommunityConfig).
+    """
+    from keyfarm.community import connected_components, label_propagation, leiden, louvain
+
+    cfg = config.community
+    account = graph.account
+    n_acc = int(account.max()) + 1 if account.size else 0
+    a = account[graph.src]
+    b = account[graph.dst]
+    between = a != b
+    link = np.zeros(graph.n_edges)
+    for s, w in graph.w.items():
+        if s != "account":
+            link = link + w
+    frame = pd.DataFrame({"a": np.minimum(a, b)[between], "b": np.maximum(a, b)[between]})
+    per_signal = [s for s in graph.w if s != "account"]
+    for s in per_signal:
+        frame[s] = graph.w[s][between]
+    agg = frame.groupby(["a", "b"], sort=True)[per_signal].max()
+    weight = agg.sum(axis=1).to_numpy()
+    src = agg.index.get_level_values(0).to_numpy(np.int64)
+    dst = agg.index.get_level_values(1).to_numpy(np.int64)
+    keep = weight > cfg.min_edge_weight
+    src, dst, weight = src[keep], dst[keep], weight[keep]
+    if cfg.algorithm == "leiden":
+        acc_memb = leiden(src, dst, weight, n_acc, resolution=cfg.resolution, objective=cfg.objective,
+                          seed=seed, n_iterations=cfg.n_iterations)
+    elif cfg.algorithm == "louvain":
+        acc_memb = louvain(src, dst, weight, n_acc, resolution=cfg.resolution, objective=cfg.objective,
+                           seed=seed, n_iterations=cfg.n_iterations)
+    elif cfg.algorithm == "components":
+        acc_memb = connected_components(src, dst, n_acc)
+    elif cfg.algorithm == "label_propagation":
+        acc_memb = label_propagation(src, dst, weight, n_acc, seed=seed)
+    else:
+        from keyfarm.errors import KeyfarmConfigError
+        raise KeyfarmConfigError(f"community.algorithm {cfg.algorithm!r} is not one of leiden, "
+                                 "louvain, components, label_propagation")
+    return stable_cluster_ids(acc_memb[account])
+
+
+def _signal_of(graph, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For edges `index` (−1 = none): the signal carrying most weight and its strongest token."""
+    signals = [s for s in graph.w if s != "account"]
+    stacked = np.column_stack([graph.w[s] for s in signals]) if graph.n_edges else np.zeros((0, len(signals)))
+    names = np.full(index.size, None, dtype=object)
+    tokens = np.full(index.size, None, dtype=object)
+    ok = index >= 0
+    if ok.any() and stacked.size:
+        top = stacked[index[ok]].argmax(axis=1)
+        names[ok] = np.array(signals, dtype=object)[top]
+        ev = np.column_stack([graph.evidence_text(s) for s in signals])
+        tokens[ok] = ev[index[ok], top]
+    return names, tokens
+
+
+def assemble_outputs(tables: Tables, graph, membership: np.ndarray, scored: pd.DataFrame,
+                     activity) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """members, clusters and edges in SCHEMA.md's columns (plus keyfarm's extras)."""
+    keys = tables.keys
+    members = pd.DataFrame({"key_id": keys["key_id"].to_numpy(), "account_id": keys["account_id"].to_numpy(),
+                            "cluster_id": membership.astype(np.int64)})
+    meta = tables.accounts.set_index("account_id")[["org_id", "email_domain"]] if len(tables.accounts) else None
+    members["org_id"] = meta["org_id"].reindex(members["account_id"]).to_numpy() if meta is not None else None
+    members["email_domain"] = meta["email_domain"].reindex(members["account_id"]).to_numpy() \
+        if meta is not None else None
+    members["created_at"] = keys["created_at"].to_numpy()
+    members["daily_token_limit"] = keys["daily_token_limit"].to_numpy()
+    daily = activity.daily
+    per_key = daily.groupby("key")["tokens"].agg(["sum", "max"])
+    members["total_tokens"] = per_key["sum"].reindex(range(len(keys)), fill_value=0).to_numpy(np.int64)
+    members["peak_daily_tokens"] = per_key["max"].reindex(range(len(keys)), fill_value=0).to_numpy(np.int64)
+    members["n_requests"] = np.bincount(tables.requests["key"].to_numpy(), minlength=len(keys)).astype(np.int64)
+
+    clusters = scored.copy()
+    for end, col in (("weakest", "weakest_edge"), ("strongest", "strongest_edge")):
+        idx = clusters[col].to_numpy(np.int64)
+        ok = idx >= 0
+        safe = np.where(ok, idx, 0)
+        clusters[f"{end}_key_a"] = np.where(ok, graph.key_id[graph.src[safe]] if graph.n_edges else None, None)
+        clusters[f"{end}_key_b"] = np.where(ok, graph.key_id[graph.dst[safe]] if graph.n_edges else None, None)
+        clusters[f"{end}_weight"] = np.where(ok, graph.weight[safe] if graph.n_edges else np.nan, np.nan)
+        names, tokens = _signal_of(graph, idx)
+        clusters[f"{end}_signal"] = names
+        if end == "strongest":
+            clusters["strongest_evidence"] = tokens
+    clusters = clusters.drop(columns=["weakest_edge", "strongest_edge"])
+    first = ["cluster_id", "n_keys", "n_accounts", "score", "flagged", "signals", "total_tokens",
+             "limit_multiplier", "explanation"]
+    clusters = clusters[first + [c for c in clusters.columns if c not in first]] \
+        .sort_values("cluster_id").reset_index(drop=True)
+
+    edges = graph.edges_frame()
+    same = membership[graph.src] == membership[graph.dst]
+    edges["cluster_id"] = np.where(same, membership[graph.src], -1).astype(np.int64)
+    return members, clusters, edges
+
+
+def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None = None) -> LinkResult:
+    """Run the linkage job on a folder of tables (or loaded `Tables`) and return its outputs."""
+    from keyfarm.config import Config
+    from keyfarm.graph import build_graph
+    from keyfarm.scoring import cluster_features, key_activity, score_clusters
+    from keyfarm.signals import registry
+
+    config = config or Config.default()
+    progress = progress or Progress(quiet=True)
+    with progress.stage("load") as info:
+        tables = tables_or_dir if isinstance(tables_or_dir, Tables) else load_tables(tables_or_dir)
+        info["counts"] = f"{len(tables.keys):,} keys, {len(tables.requests):,} requests, " \
+                         f"{sum(sum(r.values()) for r in tables.quarantine_counts().values()):,} quarantined"
+    incidences = {}
+    with progress.stage("signals") as info:
+        for name, fn in registry().items():
+            incidences[name] = fn(tables, config)
+        info["counts"] = ", ".join(f"{n} {len(f):,}" for n, f in incidences.items())
+    with progress.stage("graph") as info:
+        graph, hubs, tokens = build_graph(tables, config, incidences)
+        info["counts"] = f"{graph.n_edges:,} edges, {len(hubs):,} hub tokens"
+    with progress.stage("communities") as info:
+        membership = detect_communities(graph, tables, config, seed)
+        info["counts"] = f"{int(membership.max()) + 1 if membership.size else 0:,} clusters"
+    with progress.stage("scores") as info:
+        activity = key_activity(tables.requests, bin_seconds=config.scoring.sync_bin_seconds)
+        feats = cluster_features(tables.keys, tables.accounts, activity, membership, graph.src,
+                                 graph.dst, graph.weight, graph.w, config.scoring)
+        scored = score_clusters(feats, config.scoring)
+        members, clusters, edges = assemble_outputs(tables, graph, membership, scored, activity)
+        info["counts"] = f"{len(clusters):,} clusters of 2+ accounts, {int(clusters['flagged'].sum()):,} flagged"
+    run = {
+        "version": __version__, "seed": seed, "config": config.to_dict(),
+        "input_rows": tables.input_rows,
+        "valid_rows": {"keys": len(tables.keys), "accounts": len(tables.accounts),
+                       "payments": len(tables.payments), "requests": len(tables.requests)},
+        "quarantined": tables.quarantine_counts(),
+        "n_hubs": {str(k): int(v) for k, v in hubs["signal"].value_counts().sort_index().items()},
+        "hubs": hubs.head(200).to_dict("records"),
+        "counts": {"keys": len(members), "accounts": int(tables.keys["account"].max()) + 1 if len(members) else 0,
+                   "edges": len(edges), "clusters": len(clusters),
+                   "flagged_clusters": int(clusters["flagged"].sum()),
+                   "flagged_keys": int(clusters.loc[clusters["flagged"], "n_keys"].sum())},
+        "timings": dict(progress.timings),
+    }
+    return LinkResult(members=members, clusters=clusters, edges=edges, run=run, graph=graph,
+                      tables=tables, hubs=hubs)
+
+
+def _run_id(result: LinkResult) -> str:
+    """Digest of the verdict: the same input, config and seed give the same run id."""
+    h = hashlib.sha256()
+    for frame in (result.members[["key_id", "cluster_id"]], result.clusters[["cluster_id", "score"]]):
+        h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    h.update(json.dumps(result.run["config"], sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def write_outputs(result: LinkResult, out_dir: str | Path, *, input_dir: str | None = None) -> Path:
+    """Write OUT_DIR as SCHEMA.md defines it: members, clusters, edges, run.json, quarantine/."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frame in (("members", result.members), ("clusters", result.clusters), ("edges", result.edges)):
+        frame.to_parquet(out / f"{name}.parquet", index=False)
+    if result.tables is not None:
+        result.tables.write_quarantine(out)
+    run = dict(result.run)
+    run["run_id"] = _run_id(result)
+    run["input"] = str(input_dir) if input_dir is not None else None
+    (out / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True, default=str) + "\n")
+    return out
+
+
+def run_link(input_dir, out_dir, *, config_path=None, seed: int = 0, quiet: bool = False,
+             report: bool = True) -> LinkResult:
+    """`keyfarm link`: link, write OUT_DIR, then the report (when the report package is present)."""
+    from keyfarm.config import Config
+
+    config = Config.from_toml(config_path) if config_path else Config.default()
+    progress = Progress(quiet)
+    result = link(input_dir, config, seed=seed, progress=progress)
+    with progress.stage("write"):
+        write_outputs(result, out_dir, input_dir=input_dir)
+    if report:
+        try:
+            from keyfarm.report import write_report
+        except ImportError:
+            write_report = None
+        if write_report is not None:
+            with progress.stage("report"):
+                write_report(out_dir)
+    # timings of write/report are known only now: refresh run.json
+    run_path = Path(out_dir) / "run.json"
+    run = json.loads(run_path.read_text())
+    run["timings"] = dict(progress.timings)
+    run_path.write_text(json.dumps(run, indent=2, sort_keys=True, default=str) + "\n")
+    return result
