@@ -16,7 +16,8 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/keyfarm generate demo-world --keys 5000 --seed 7
-	$(VENV)/bin/keyfarm validate demo-world
+	$(VENV)/bin/keyfarm link demo-world --out demo-out
+	$(VENV)/bin/keyfarm evaluate demo-out --truth demo-world/truth.parquet
 
 test: $(STAMP)
 	$(PY) -m pytest -q

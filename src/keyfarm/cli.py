@@ -129,3 +129,28 @@ def evaluate(out_dir, truth, as_json):
 
     metrics = run_evaluate(out_dir, truth)
     click.echo(json.dumps(metrics, indent=2, sort_keys=True) if as_json else format_report(metrics))
+
+
+@main.command()
+@click.argument("input_dir", type=click.Path())
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder.")
+@click.option("--config", "config_path", type=click.Path(), default=None, help="TOML configuration file.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of community detection.")
+@click.option("--no-report", is_flag=True, help="Skip the HTML report.")
+@quiet_option
+@handle_errors
+def link(input_dir, out_dir, config_path, seed, no_report, quiet):
+    """Link the keys in INPUT_DIR into clusters and score them; write OUT_DIR.
+
+    \b
+    Example:
+      keyfarm link world --out out --seed 1
+      keyfarm link logs/2026-11-22 --out out --config keyfarm.toml --quiet
+    """
+    from keyfarm.pipeline import run_link
+
+    result = run_link(input_dir, out_dir, config_path=config_path, seed=seed, quiet=quiet,
+                      report=not no_report)
+    counts = result.run["counts"]
+    click.echo(f"{out_dir}: {counts['keys']:,} keys, {counts['clusters']:,} clusters, "
+               f"{counts['flagged_clusters']:,} flagged ({counts['flagged_keys']:,} keys)")

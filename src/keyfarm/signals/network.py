@@ -101,6 +101,8 @@ def incidence(tables, config) -> pd.DataFrame:
     elif net.special_ranges != "weak":
         raise KeyfarmConfigError("network.special_ranges must be 'ignore' or 'weak'")
     pairs = pairs.assign(weight=np.where(is_special, net.weak_factor, 1.0))
+    if len(pairs) == 0:
+        return make_incidence([], [], "ip")
 
     levels = []
     v4 = v == 4

@@ -1,0 +1,92 @@
+"""Projection against brute-force pair enumeration; weighting and hubs."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from keyfarm.config import Config
+from keyfarm.graph import SIGNALS, project, weigh_tokens
+from keyfarm.graph.projection import QUANTUM
+
+
+@st.composite
+def incidences(draw):
+    n_keys = draw(st.integers(1, 12))
+    n_tokens = draw(st.integers(0, 10))
+    token_keys, ties = [], []
+    for _ in range(n_tokens):
+        keys = sorted(draw(st.sets(st.integers(0, n_keys - 1), max_size=n_keys)))
+        token_keys.append(keys)
+        ties.append([draw(st.floats(0.01, 1.0)) for _ in keys])
+    weights = [draw(st.floats(0.0, 2.0)) for _ in range(n_tokens)]
+    signals = [draw(st.integers(0, len(SIGNALS) - 1)) for _ in range(n_tokens)]
+    return n_keys, token_keys, ties, weights, signals
+
+
+@settings(max_examples=200, deadline=None)
+@given(incidences())
+def test_projection_equals_brute_force_pair_enumeration(inc):
+    n_keys, token_keys, ties, weights, signals = inc
+    expected: dict[tuple[int, int], np.ndarray] = {}
+    for keys, tie, w, s in zip(token_keys, ties, weights, signals):
+        tie_of = dict(zip(keys, tie))
+        for a, b in itertools.combinations(keys, 2):
+            c = np.floor(w * min(tie_of[a], tie_of[b]) * QUANTUM + 0.5) / QUANTUM
+            expected.setdefault((a, b), np.zeros(len(SIGNALS)))[s] += c
+    indptr = np.cumsum([0] + [len(k) for k in token_keys])
+    flat_keys = np.array([k for keys in token_keys for k in keys], np.int64)
+    flat_ties = np.array([t for tie in ties for t in tie], np.float64)
+    src, dst, w, best = project(indptr, flat_keys, flat_ties, np.array(weights, np.float64),
+                                np.array(signals, np.int64), n_keys, len(SIGNALS))
+    got = {(int(a), int(b)): w[i] for i, (a, b) in enumerate(zip(src, dst))}
+    assert set(got) == set(expected)
+    for pair, value in expected.items():
+        np.testing.assert_array_equal(got[pair], value)  # exact: contributions are quantised
+    assert np.all(src < dst)
+    assert np.all(np.diff(src * n_keys + dst) > 0)  # sorted, no duplicate pairs
+    # the strongest token of each present signal is one the pair shares
+    for i, (a, b) in enumerate(zip(src, dst)):
+        for s in range(len(SIGNALS)):
+            t = best[i, s]
+            if w[i, s] > 0:
+                assert t >= 0 and a in token_keys[t] and b in token_keys[t] and signals[t] == s
+
+
+def test_summation_order_does_not_change_weights():
+    rng = np.random.default_rng(0)
+    token_keys = [sorted(rng.choice(30, size=rng.integers(2, 10), replace=False)) for _ in range(40)]
+    ties = [rng.uniform(0.1, 1, size=len(k)) for k in token_keys]
+    weights = rng.uniform(0, 1, size=40)
+
+    def run(order):
+        tk = [token_keys[i] for i in order]
+        indptr = np.cumsum([0] + [len(k) for k in tk])
+        return project(indptr, np.concatenate(tk).astype(np.int64),
+                       np.concatenate([ties[i] for i in order]), weights[order],
+                       np.zeros(40, np.int64), 30, len(SIGNALS))
+
+    a, b = run(np.arange(40)), run(rng.permutation(40))
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[2], b[2])  # bit-identical sums in another token order
+
+
+def test_weight_falls_with_account_degree_and_hubs_are_capped():
+    config = Config.default()
+    tokens = pd.DataFrame({"token": ["pay:a", "pay:b", "pay:c", "ip4:1.2.3.4", "acct:x"],
+                           "n_accounts": [2, 10, 51, 41, 1], "n_keys": [2, 10, 60, 41, 3]})
+    out = weigh_tokens(tokens, 10_000, config).set_index("token")
+    assert out.loc["pay:a", "weight"] > out.loc["pay:b", "weight"] > out.loc["pay:c", "weight"] > 0
+    assert out.loc["pay:a", "weight"] == pytest.approx(np.log(10_000 / 2) / np.log(10_000))
+    assert bool(out.loc["pay:c", "is_hub"]) and bool(out.loc["ip4:1.2.3.4", "is_hub"])
+    assert not out.loc["pay:c", "projected"]
+    assert out.loc["acct:x", "weight"] == 1.0 and bool(out.loc["acct:x", "projected"])
+
+
+def test_unknown_token_kind_is_an_error():
+    tokens = pd.DataFrame({"token": ["zzz:1"], "n_accounts": [2], "n_keys": [2]})
+    with pytest.raises(ValueError, match="unknown token kind 'zzz'"):
+        weigh_tokens(tokens, 100, Config.default())

@@ -1,0 +1,136 @@
+"""Signals: address levels against Python's ipaddress, time windows, special ranges, generated worlds."""
+from __future__ import annotations
+
+import ipaddress
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from keyfarm.config import Config, NetworkConfig
+from keyfarm.graph import build_graph
+from keyfarm.io import tables_from_frames
+from keyfarm.signals import network, registry
+from keyfarm.signals.network import in_networks, read_cidr_file
+
+
+def _tables(rows, n_keys=4):
+    keys = pd.DataFrame({"key_id": [f"k{i}" for i in range(n_keys)],
+                         "account_id": [f"a{i}" for i in range(n_keys)],
+                         "created_at": ["2026-10-01"] * n_keys})
+    return tables_from_frames(keys, requests=pd.DataFrame(rows, columns=["key_id", "ts", "ip"]))
+
+
+def _tokens(tables, config=None):
+    inc = network.incidence(tables, config or Config.default())
+    return inc.groupby("token")["key"].apply(lambda k: sorted(k.tolist())).to_dict()
+
+
+def test_levels_match_ipaddress():
+    rows = [("k0", "2026-11-01T10:00Z", "203.0.113.7"), ("k1", "2026-11-03T10:00Z", "203.0.113.9"),
+            ("k2", "2026-11-01T10:00Z", "2001:db8:1:2:aaaa::1"), ("k3", "2026-11-05T10:00Z", "2001:db8:1:2:bbbb::1")]
+    tokens = _tokens(_tables(rows))
+    net24 = ipaddress.ip_network("203.0.113.7/24", strict=False).network_address
+    net64 = ipaddress.ip_network("2001:db8:1:2:aaaa::1/64", strict=False).network_address
+    net48 = ipaddress.ip_network("2001:db8:1:2:aaaa::1/48", strict=False).network_address
+    assert tokens[f"ip4/24:{net24}"] == [0, 1]
+    assert tokens[f"ip6/64:{net64.compressed}"] == [2, 3]
+    assert tokens[f"ip6/48:{net48.compressed}"] == [2, 3]
+    assert "ip4:203.0.113.7" not in tokens  # one account only: links nothing
+
+
+def test_ipv4_mapped_ipv6_links_with_ipv4():
+    rows = [("k0", "2026-11-01T10:00Z", "198.51.100.2"), ("k1", "2026-11-01T12:30Z", "::ffff:198.51.100.2")]
+    assert _tokens(_tables(rows))["ip4:198.51.100.2"] == [0, 1]
+
+
+def test_same_window_sharing_adds_a_window_token_weeks_apart_does_not():
+    rows = [("k0", "2026-11-01T10:05Z", "203.0.113.7"), ("k1", "2026-11-01T10:40Z", "203.0.113.7"),
+            ("k2", "2026-11-20T10:05Z", "203.0.113.7")]
+    tokens = _tokens(_tables(rows))
+    window = [t for t in tokens if t.startswith("ipw:")]
+    assert len(window) == 1 and tokens[window[0]] == [0, 1]
+    graph, _, _ = build_graph(_tables(rows), Config.default())
+    w = {(int(a), int(b)): x for a, b, x in zip(graph.src, graph.dst, graph.w["ip"])}
+    assert w[(0, 1)] > w[(0, 2)] > 0
+
+
+def test_special_ranges_ignored_or_weak():
+    rows = [("k0", "2026-11-01T10:00Z", "10.1.2.3"), ("k1", "2026-11-01T10:00Z", "10.1.2.3"),
+            ("k2", "2026-11-01T10:00Z", "100.64.1.1"), ("k3", "2026-11-01T10:00Z", "100.64.1.1")]
+    assert _tokens(_tables(rows)) == {}
+    weak = Config(network=NetworkConfig(special_ranges="weak"))
+    inc = network.incidence(_tables(rows), weak)
+    assert len(inc) and np.allclose(inc["weight"], 0.1)
+
+
+def test_user_cidr_file_is_honoured(tmp_path):
+    path = tmp_path / "egress.txt"
+    path.write_text("# cloud egress\n203.0.113.0/24\n\n2001:db8::/32  # vpn\n")
+    rows = [("k0", "2026-11-01T10:00Z", "203.0.113.7"), ("k1", "2026-11-01T10:00Z", "203.0.113.7")]
+    config = Config(network=NetworkConfig(shared_infrastructure_file=str(path)))
+    assert _tokens(_tables(rows), config) == {}
+    (tmp_path / "bad.txt").write_text("not-a-cidr\n")
+    from keyfarm.errors import KeyfarmConfigError
+    with pytest.raises(KeyfarmConfigError, match="line 1"):
+        read_cidr_file(tmp_path / "bad.txt")
+
+
+def test_in_networks_matches_ipaddress_on_random_addresses():
+    rng = np.random.default_rng(1)
+    nets = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "192.168.4.0/22", "2001:db8::/32", "fe80::/10",
+                                              "2001:db8:0:1::/64", "2001:db8::1:0:0/96")]
+    addrs = [ipaddress.ip_address(int(x)) for x in rng.integers(0, 2**32, 300, dtype=np.uint64)]
+    addrs += [ipaddress.ip_address("10.9.8.7"), ipaddress.ip_address("192.168.7.1"),
+              ipaddress.ip_address("fe80::1"), ipaddress.ip_address("2001:db8:0:1::5"),
+              ipaddress.ip_address("2001:db8::1:0:7"), ipaddress.ip_address("2001:db9::1")]
+    version = np.array([a.version for a in addrs], np.int8)
+    hi = np.array([int(a) >> 64 if a.version == 6 else 0 for a in addrs], np.uint64)
+    lo = np.array([int(a) & (2**64 - 1) for a in addrs], np.uint64)
+    expected = np.array([any(a in n for n in nets if n.version == a.version) for a in addrs])
+    np.testing.assert_array_equal(in_networks(version, hi, lo, nets), expected)
+
+
+@pytest.fixture(scope="module")
+def world_graph(small_world):
+    tables = tables_from_frames(**{k: v for k, v in small_world.items() if k != "truth"})
+    graph, hubs, tokens = build_graph(tables, Config.default())
+    return tables, graph, hubs, tokens, small_world["truth"]
+
+
+def test_campus_nat_cgnat_and_popular_sdk_are_hubs_or_negligible(world_graph, small_world):
+    tables, graph, hubs, tokens, truth = world_graph
+    req = small_world["requests"].merge(truth, on="key_id")
+    campus_ip = req.loc[req["pattern"] == "campus_nat", "ip"].value_counts().index[0]
+    assert f"ip4:{campus_ip}" in set(hubs["token"])
+    sdk = req.loc[req["pattern"] == "plain", "device_fingerprint"].value_counts().index[0]
+    assert f"dev:{sdk}" in set(hubs["token"])
+    assert not tokens["token"].str.startswith("ip4:100.").any()  # CGNAT range ignored
+    # campus members are not tied together by anything strong
+    pattern = truth.set_index("key_id").loc[graph.key_id, "pattern"].to_numpy()
+    both = (pattern[graph.src] == "campus_nat") & (pattern[graph.dst] == "campus_nat") & \
+        (graph.account[graph.src] != graph.account[graph.dst])
+    assert graph.w["ip"][both].max(initial=0) < 0.2
+
+
+def test_farm_card_ip_and_device_links_are_strong(world_graph):
+    tables, graph, hubs, tokens, truth = world_graph
+    farm = truth.set_index("key_id").loc[graph.key_id]
+    naive = (farm["pattern"].to_numpy() == "naive")
+    pair = naive[graph.src] & naive[graph.dst] & \
+        (farm["farm_id"].to_numpy()[graph.src] == farm["farm_id"].to_numpy()[graph.dst]) & \
+        (graph.account[graph.src] != graph.account[graph.dst])
+    assert pair.any()
+    assert np.median(graph.w["payment"][pair]) > 0.5
+    assert np.median(graph.w["ip"][pair]) > 0.5
+    assert np.median(graph.w["device"][pair]) > 0.2
+
+
+def test_registry_runs_every_signal(small_world):
+    tables = tables_from_frames(**{k: v for k, v in small_world.items() if k != "truth"})
+    config = Config.default()
+    for name, fn in registry().items():
+        inc = fn(tables, config)
+        assert list(inc.columns) == ["key", "token", "signal", "weight", "count", "first_seen", "last_seen"], name
+        assert inc["weight"].between(0, 1, inclusive="right").all(), name
+        assert not inc.duplicated(["key", "token"]).any(), name
