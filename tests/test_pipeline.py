@@ -1,0 +1,117 @@
+"""The linkage job end to end: outputs per SCHEMA.md, determinism, detection quality on a world."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from keyfarm.cli import main
+from keyfarm.evaluate import evaluate, evaluate_frames
+from keyfarm.pipeline import link, run_link, write_outputs
+
+
+@pytest.fixture(scope="module")
+def linked(small_world_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    result = run_link(small_world_dir, out, seed=3, quiet=True, report=False)
+    return result, out
+
+
+def test_outputs_follow_the_schema(linked):
+    result, out = linked
+    members = pd.read_parquet(out / "members.parquet")
+    clusters = pd.read_parquet(out / "clusters.parquet")
+    edges = pd.read_parquet(out / "edges.parquet")
+    run = json.loads((out / "run.json").read_text())
+    assert {"key_id", "account_id", "cluster_id"} <= set(members.columns)
+    assert members["cluster_id"].dtype == np.int64 and members["key_id"].is_unique
+    assert {"cluster_id", "n_keys", "n_accounts", "score", "flagged", "signals", "total_tokens",
+            "limit_multiplier", "explanation"} <= set(clusters.columns)
+    assert clusters["score"].between(0, 1).all() and clusters["flagged"].dtype == bool
+    assert (clusters["n_accounts"] >= 2).all()
+    assert {"key_a", "key_b", "weight", "w_account", "w_payment", "w_ip", "w_device", "w_prompt"} <= set(edges.columns)
+    assert (edges["key_a"] < edges["key_b"]).all()
+    assert np.allclose(edges[["w_account", "w_payment", "w_ip", "w_device", "w_prompt"]].sum(axis=1),
+                       edges["weight"])
+    assert {"version", "config", "input_rows", "quarantined", "timings", "hubs", "run_id"} <= set(run)
+    assert {"load", "signals", "graph", "communities", "scores", "write"} <= set(run["timings"])
+    # keys of one account are never split
+    assert (members.groupby("account_id")["cluster_id"].nunique() == 1).all()
+    # cluster sizes agree with members
+    sizes = members.groupby("cluster_id").size()
+    assert (clusters.set_index("cluster_id")["n_keys"] == sizes.reindex(clusters["cluster_id"]).to_numpy()).all()
+
+
+def test_flagged_clusters_name_weakest_link_and_strongest_evidence(linked):
+    result, _ = linked
+    flagged = result.clusters[result.clusters["flagged"]]
+    assert len(flagged)
+    assert flagged["weakest_key_a"].notna().all() and flagged["strongest_evidence"].notna().all()
+    assert (flagged["weakest_weight"] <= flagged["strongest_weight"]).all()
+    assert flagged["explanation"].str.startswith("Flagged").all()
+
+
+def test_detection_quality_on_a_generated_world(linked, small_world):
+    result, _ = linked
+    m = evaluate_frames(result.members, result.clusters, small_world["truth"])
+    assert m["precision"] >= 0.97 and m["recall"] >= 0.95
+    for tactic, row in m["recall_by_tactic"].items():
+        assert row["recall"] >= 0.9, tactic
+    for pattern, row in m["false_positives_by_pattern"].items():
+        assert row["rate"] <= 0.005, pattern
+
+
+def _digests(folder):
+    return {n: hashlib.sha256((folder / n).read_bytes()).hexdigest()
+            for n in ("members.parquet", "clusters.parquet", "edges.parquet")}
+
+
+def test_same_input_and_seed_give_identical_bytes_whatever_the_row_order(small_world, tmp_path):
+    from keyfarm.synth import write_world
+    shuffled = {k: v.sample(frac=1.0, random_state=5) if k != "truth" else v for k, v in small_world.items()}
+    a = write_world(small_world, tmp_path / "a")
+    b = write_world(shuffled, tmp_path / "b")
+    run_link(a, tmp_path / "oa", seed=1, quiet=True, report=False)
+    run_link(b, tmp_path / "ob", seed=1, quiet=True, report=False)
+    assert _digests(tmp_path / "oa") == _digests(tmp_path / "ob")
+
+
+def test_a_farm_tied_to_a_campus_by_one_stray_edge_is_still_its_own_cluster(small_world):
+    world = {k: v.copy() for k, v in small_world.items()}
+    truth = world["truth"]
+    farm_key = truth.loc[truth["pattern"] == "naive", "key_id"].iloc[0]
+    campus_key = truth.loc[truth["pattern"] == "campus_nat", "key_id"].iloc[0]
+    # the farm's key once used a campus student's home-ish address, and vice versa
+    stray_ip = "192.0.2.77"
+    extra = world["requests"][world["requests"]["key_id"].isin([farm_key, campus_key])] \
+        .groupby("key_id").head(1).assign(ip=stray_ip)
+    world["requests"] = pd.concat([world["requests"], extra], ignore_index=True)
+    result = link(_tables(world))
+    m = evaluate_frames(result.members, result.clusters, truth)
+    assert m["recall_by_tactic"]["naive"]["recall"] == 1.0
+    assert m["false_positives_by_pattern"]["campus_nat"]["flagged"] == 0
+
+
+def _tables(world):
+    from keyfarm.io import tables_from_frames
+    return tables_from_frames(**{k: v for k, v in world.items() if k != "truth"})
+
+
+def test_link_command_writes_out_dir(small_world_dir, tmp_path):
+    result = CliRunner().invoke(main, ["link", str(small_world_dir), "--out", str(tmp_path / "o"),
+                                       "--quiet", "--no-report", "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    assert "flagged" in result.output
+    assert evaluate(tmp_path / "o", small_world_dir / "truth.parquet")["recall"] >= 0.95
+
+
+def test_link_command_reports_a_bad_config_in_one_line(small_world_dir, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[caps]\nip = 'many'\n")
+    result = CliRunner().invoke(main, ["link", str(small_world_dir), "--out", str(tmp_path / "o"),
+                                       "--config", str(bad), "--quiet"])
+    assert result.exit_code == 2 and "caps.ip" in result.output
