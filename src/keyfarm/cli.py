@@ -154,3 +154,13 @@ def link(input_dir, out_dir, config_path, seed, no_report, quiet):
     counts = result.run["counts"]
     click.echo(f"{out_dir}: {counts['keys']:,} keys, {counts['clusters']:,} clusters, "
                f"{counts['flagged_clusters']:,} flagged ({counts['flagged_keys']:,} keys)")
+
+
+def _register_package_commands() -> None:
+    """Subcommands defined beside their package (enforce, report)."""
+    from keyfarm.enforce.command import enforce_command
+
+    main.add_command(enforce_command, "enforce")
+
+
+_register_package_commands()
