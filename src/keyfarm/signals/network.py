@@ -16,7 +16,7 @@ import pandas as pd
 
 from keyfarm.errors import KeyfarmConfigError
 from keyfarm.ipaddr import format_ipv4
-from keyfarm.signals import make_incidence
+from keyfarm.signals import make_incidence, ts_ns
 
 SPECIAL_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16",
                   "100.64.0.0/10", "0.0.0.0/8", "224.0.0.0/4", "255.255.255.255/32",
@@ -86,7 +86,7 @@ def incidence(tables, config) -> pd.DataFrame:
     # distinct (key, address) with count and first/last seen
     base = pd.DataFrame({"key": requests["key"].to_numpy(), "v": requests["ip_version"].to_numpy(),
                          "hi": requests["ip_hi"].to_numpy(), "lo": requests["ip_lo"].to_numpy(),
-                         "ts": requests["ts"].to_numpy()})
+                         "ts": ts_ns(requests["ts"])})
     pairs = base.groupby(["key", "v", "hi", "lo"], sort=True).agg(
         count=("ts", "size"), first_seen=("ts", "min"), last_seen=("ts", "max")).reset_index()
 
@@ -171,7 +171,7 @@ def _window_pairs(base: pd.DataFrame, pairs: pd.DataFrame, account: np.ndarray,
     if len(shared) == 0:
         return shared
     rows = base.merge(shared, on=["v", "hi", "lo"], how="inner")
-    rows["w"] = rows["ts"].to_numpy(dtype="datetime64[ns]").astype(np.int64) // (window_seconds * 10**9)
+    rows["w"] = rows["ts"].to_numpy() // (window_seconds * 10**9)
     return rows.groupby(["hi", "lo", "w", "v", "key"], sort=True).agg(
         count=("ts", "size"), first_seen=("ts", "min"), last_seen=("ts", "max"),
         weight=("weight", "max")).reset_index()

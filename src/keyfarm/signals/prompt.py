@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from keyfarm.signals import make_incidence
+from keyfarm.signals import make_incidence, ts_ns
 from keyfarm.signals.minhash import band_hashes, minhash_parallel, minhash_serial, shingle_hashes
 
 
@@ -108,7 +108,7 @@ def incidence(tables, config) -> pd.DataFrame:
     usable = (texts.str.len() >= cfg.min_chars).to_numpy()
 
     keys = req.loc[has, "key"].to_numpy()
-    pairs = pd.DataFrame({"key": keys, "p": prompt_of_row, "ts": req.loc[has, "ts"].to_numpy()})
+    pairs = pd.DataFrame({"key": keys, "p": prompt_of_row, "ts": ts_ns(req.loc[has, "ts"])})
     pairs = pairs[usable[pairs["p"].to_numpy()]]
     pairs = pairs.groupby(["key", "p"], sort=True).agg(count=("ts", "size"), first_seen=("ts", "min"),
                                                        last_seen=("ts", "max")).reset_index()
@@ -167,7 +167,7 @@ def incidence(tables, config) -> pd.DataFrame:
                               + pd.Series(band_part["bucket"].astype(np.uint64)).map("{:016x}".format))
         frame = pd.concat([frame[~is_band], band_part], ignore_index=True)
     frame = frame.sort_values(["key", "token"], kind="stable").reset_index(drop=True)
-    ts = {c: pd.to_datetime(frame[c], utc=True) for c in ("first_seen", "last_seen")}
     return make_incidence(frame["key"], frame["token"].to_numpy(dtype=object), "prompt",
                           weight=frame["weight"].to_numpy(), count=frame["count"].to_numpy(),
-                          first_seen=ts["first_seen"], last_seen=ts["last_seen"])
+                          first_seen=frame["first_seen"].to_numpy(np.int64),
+                          last_seen=frame["last_seen"].to_numpy(np.int64))
