@@ -172,10 +172,10 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
         acc_created = declared.reindex(ids.to_numpy()).set_axis(ids.index).fillna(acc_created)
     first_key = pd.Series(np.arange(len(keys))).groupby(account).first()
     acc_cluster = membership[first_key.to_numpy()]  # an account's cluster: that of its first key
-    hours = acc_created.to_numpy(dtype="datetime64[ns]").astype(np.int64) / 3.6e12
-    spread = pd.Series(hours[first_key.index.to_numpy()]).groupby(acc_cluster).agg(
-        lambda h: np.subtract(*np.percentile(h, [90, 10])))
-    feats["creation_spread_hours"] = spread.reindex(cids).to_numpy()
+    hours = acc_created.dt.tz_convert("UTC").array.asi8[first_key.index.to_numpy()] / 3.6e12
+    scope = np.isin(acc_cluster, cids)
+    spread = pd.Series(hours[scope]).groupby(acc_cluster[scope])
+    feats["creation_spread_hours"] = (spread.quantile(0.9) - spread.quantile(0.1)).reindex(cids).to_numpy()
 
     # synchrony: how few distinct bins the cluster's activity occupies, against chance
     bins = activity.bins
