@@ -102,7 +102,8 @@ def load_tables(folder: str | Path) -> Tables:
         raise KeyfarmInputError(
             f"table keys: no keys file in {folder} (expected keys.parquet, keys.csv, keys.csv.gz "
             "or keys.jsonl)", table="keys")
-    return tables_from_frames(**frames)
+    # hand the frames over without keeping a reference here: the raw requests are large
+    return tables_from_frames(*(frames.pop(name) for name in list(frames)))
 
 
 # ---------------------------------------------------------------- validation
@@ -208,7 +209,7 @@ def _parse_ints(values: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
 def _validate(frame: pd.DataFrame, spec: schema.TableSpec, q: _Quarantine) -> pd.DataFrame:
     """Coerce one table's columns and quarantine bad rows; optional columns are added as null."""
     _check_columns(frame, spec)
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # columns are replaced, never written in place
     for col in spec.columns:
         if col.name not in frame.columns:
             frame[col.name] = pd.Series(None, index=frame.index, dtype=object)
@@ -267,6 +268,7 @@ def tables_from_frames(keys: pd.DataFrame, accounts: pd.DataFrame | None = None,
                        requests: pd.DataFrame | None = None) -> Tables:
     """Validate in-memory tables with SCHEMA.md columns into `Tables` (the loader's core)."""
     originals = {"keys": keys, "accounts": accounts, "payments": payments, "requests": requests}
+    keys = accounts = payments = requests = None  # only `originals` holds the raw frames now
     q = _Quarantine()
     out: dict[str, pd.DataFrame] = {}
     input_rows: dict[str, int] = {}
@@ -277,16 +279,18 @@ def tables_from_frames(keys: pd.DataFrame, accounts: pd.DataFrame | None = None,
             originals[name] = frame
         else:
             input_rows[name] = len(frame)
-        frame = frame.reset_index(drop=True)
+        if not frame.index.equals(pd.RangeIndex(len(frame))):
+            frame = frame.reset_index(drop=True)
         originals[name] = frame
         out[name] = _validate(frame, spec, q)
         _check_unique(out[name], spec)
+    frame = None
 
     keys = out["keys"].sort_values("key_id", kind="stable").reset_index(drop=True)
     keys["account"] = pd.factorize(keys["account_id"], sort=True)[0].astype(np.int64)
     keys["daily_token_limit"] = keys["daily_token_limit"].astype("Int64")
 
-    requests = out["requests"]
+    requests = out.pop("requests")
     key_index = pd.Index(keys["key_id"])
     key_pos = key_index.get_indexer(requests["key_id"])
     unknown = key_pos < 0
@@ -298,6 +302,8 @@ def tables_from_frames(keys: pd.DataFrame, accounts: pd.DataFrame | None = None,
         requests = q.add("requests", requests, key_pos < 0, schema.REASON_UNKNOWN_KEY)
         key_pos = key_index.get_indexer(requests["key_id"])
     requests.insert(0, "key", key_pos.astype(np.int64))
+    quarantine = q.frames(originals)
+    originals.clear()  # the raw tables are no longer needed: free them before sorting
     # order by content, not arrival, so the same logs in another order give the same tables
     order_cols = ["key", "ts", "ip", "device_fingerprint", "user_agent", "prompt", "prompt_tokens",
                   "completion_tokens"]
@@ -309,4 +315,4 @@ def tables_from_frames(keys: pd.DataFrame, accounts: pd.DataFrame | None = None,
         .sort_values(["account_id", "payment_fingerprint"], kind="stable").reset_index(drop=True)
     accounts = out["accounts"].sort_values("account_id", kind="stable").reset_index(drop=True)
     return Tables(keys=keys, accounts=accounts, payments=payments, requests=requests,
-                  quarantine=q.frames(originals), input_rows=input_rows)
+                  quarantine=quarantine, input_rows=input_rows)
