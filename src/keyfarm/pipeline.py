@@ -80,20 +80,26 @@ def detect_communities(graph, tables: Tables, config, seed: int) -> np.ndarray:
     dst = agg.index.get_level_values(1).to_numpy(np.int64)
     keep = weight > cfg.min_edge_weight
     src, dst, weight = src[keep], dst[keep], weight[keep]
+    # most accounts share nothing: they stay alone, and the optimiser only sees linked accounts
+    linked = np.unique(np.concatenate([src, dst]))
+    n_linked = linked.size
+    src, dst = np.searchsorted(linked, src), np.searchsorted(linked, dst)
     if cfg.algorithm == "leiden":
-        acc_memb = leiden(src, dst, weight, n_acc, resolution=cfg.resolution, objective=cfg.objective,
-                          seed=seed, n_iterations=cfg.n_iterations)
+        sub = leiden(src, dst, weight, n_linked, resolution=cfg.resolution, objective=cfg.objective,
+                     seed=seed, n_iterations=cfg.n_iterations)
     elif cfg.algorithm == "louvain":
-        acc_memb = louvain(src, dst, weight, n_acc, resolution=cfg.resolution, objective=cfg.objective,
-                           seed=seed, n_iterations=cfg.n_iterations)
+        sub = louvain(src, dst, weight, n_linked, resolution=cfg.resolution, objective=cfg.objective,
+                      seed=seed, n_iterations=cfg.n_iterations)
     elif cfg.algorithm == "components":
-        acc_memb = connected_components(src, dst, n_acc)
+        sub = connected_components(src, dst, n_linked)
     elif cfg.algorithm == "label_propagation":
-        acc_memb = label_propagation(src, dst, weight, n_acc, seed=seed)
+        sub = label_propagation(src, dst, weight, n_linked, seed=seed)
     else:
         from keyfarm.errors import KeyfarmConfigError
         raise KeyfarmConfigError(f"community.algorithm {cfg.algorithm!r} is not one of leiden, "
                                  "louvain, components, label_propagation")
+    acc_memb = np.arange(n_acc, dtype=np.int64) + (int(sub.max()) + 1 if sub.size else 0)
+    acc_memb[linked] = sub
     return stable_cluster_ids(acc_memb[account])
 
 
