@@ -159,8 +159,11 @@ def link(input_dir, out_dir, config_path, seed, no_report, quiet):
 def _register_package_commands() -> None:
     """Subcommands defined beside their package (enforce, report)."""
     from keyfarm.enforce.command import enforce_command
+    from keyfarm.report.command import explore_command, report_command
 
     main.add_command(enforce_command, "enforce")
+    main.add_command(report_command, "report")
+    main.add_command(explore_command, "explore")
 
 
 _register_package_commands()

@@ -119,7 +119,7 @@ def _signal_of(graph, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def assemble_outputs(tables: Tables, graph, membership: np.ndarray, scored: pd.DataFrame,
-                     activity) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+                     activity, default_limit: int = 100_000) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """members, clusters and edges in SCHEMA.md's columns (plus keyfarm's extras)."""
     keys = tables.keys
     members = pd.DataFrame({"key_id": keys["key_id"].to_numpy(), "account_id": keys["account_id"].to_numpy(),
@@ -129,12 +129,14 @@ def assemble_outputs(tables: Tables, graph, membership: np.ndarray, scored: pd.D
     members["email_domain"] = meta["email_domain"].reindex(members["account_id"]).to_numpy() \
         if meta is not None else None
     members["created_at"] = keys["created_at"].to_numpy()
-    members["daily_token_limit"] = keys["daily_token_limit"].to_numpy()
+    members["daily_token_limit"] = keys["daily_token_limit"].astype("Int64").to_numpy()
     daily = activity.daily
-    per_key = daily.groupby("key")["tokens"].agg(["sum", "max"])
+    per_key = daily.groupby("key")["tokens"].agg(["sum", "max", "mean"])
     members["total_tokens"] = per_key["sum"].reindex(range(len(keys)), fill_value=0).to_numpy(np.int64)
     members["peak_daily_tokens"] = per_key["max"].reindex(range(len(keys)), fill_value=0).to_numpy(np.int64)
     members["n_requests"] = np.bincount(tables.requests["key"].to_numpy(), minlength=len(keys)).astype(np.int64)
+    limit = keys["daily_token_limit"].astype("Float64").fillna(default_limit).to_numpy(np.float64)
+    members["usage"] = per_key["mean"].reindex(range(len(keys)), fill_value=0).to_numpy() / limit
 
     clusters = scored.copy()
     for end, col in (("weakest", "weakest_edge"), ("strongest", "strongest_edge")):
@@ -189,7 +191,8 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
         feats = cluster_features(tables.keys, tables.accounts, activity, membership, graph.src,
                                  graph.dst, graph.weight, graph.w, config.scoring)
         scored = score_clusters(feats, config.scoring)
-        members, clusters, edges = assemble_outputs(tables, graph, membership, scored, activity)
+        members, clusters, edges = assemble_outputs(tables, graph, membership, scored, activity,
+                                                    config.scoring.default_daily_limit)
         info["counts"] = f"{len(clusters):,} clusters of 2+ accounts, {int(clusters['flagged'].sum()):,} flagged"
     run = {
         "version": __version__, "seed": seed, "config": config.to_dict(),
@@ -250,7 +253,7 @@ def run_link(input_dir, out_dir, *, config_path=None, seed: int = 0, quiet: bool
             write_report = None
         if write_report is not None:
             with progress.stage("report"):
-                write_report(out_dir)
+                write_report(out_dir, progress=progress)
     # timings of write/report are known only now: refresh run.json
     run_path = Path(out_dir) / "run.json"
     run = json.loads(run_path.read_text())

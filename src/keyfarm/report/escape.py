@@ -1,0 +1,64 @@
+"""Escaping for the report pages: every string from the data is attacker-controlled.
+
+Stage: report. Two contexts exist and each has one function: HTML text and attributes (`esc`),
+and data embedded in a page for its scripts (`script_json`, safe inside `<script>` because `<`,
+`>` and `&` are written as JSON \\u escapes, so no `</script>` or `<!--` can appear).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+import math
+
+import numpy as np
+import pandas as pd
+
+
+def plain(value):
+    """A JSON-ready Python value: NaN/NA/NaT become None, NumPy scalars and timestamps plain types."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, (pd.Timestamp, _dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [plain(v) for v in value]
+    if isinstance(value, (str, int)):
+        return value
+    return str(value)
+
+
+def esc(value) -> str:
+    """Text or attribute value escaped for HTML (quotes too); None and NaN become an empty string."""
+    value = plain(value)
+    if value is None:
+        return ""
+    return html.escape(str(value), quote=True)
+
+
+def script_json(obj) -> str:
+    """JSON that can be placed inside a <script> element without ending it or opening markup."""
+    text = json.dumps(plain(obj), ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    # ensure_ascii already escapes U+2028/U+2029 (line terminators in older JS engines)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def fmt_int(value) -> str:
+    """1,234,567 (thousands separators), or an empty string when missing."""
+    value = plain(value)
+    return "" if value is None else f"{int(value):,}"
+
+
+def fmt_float(value, digits: int = 2) -> str:
+    """A float with fixed digits, or an empty string when missing."""
+    value = plain(value)
+    return "" if value is None else f"{float(value):,.{digits}f}"

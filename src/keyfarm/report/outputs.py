@@ -1,0 +1,122 @@
+"""Reading a linkage OUT_DIR for the report, tolerating missing extra columns.
+
+Stage: report. SCHEMA.md fixes members/clusters/edges; keyfarm's extra columns (evidence tokens,
+features, usage) may be absent in older or foreign runs, so they are filled with nulls and the
+pages show less rather than fail.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from keyfarm.errors import KeyfarmInputError
+
+SIGNALS = ("account", "payment", "ip", "device", "prompt")
+MEMBER_REQUIRED = ("key_id", "account_id", "cluster_id")
+MEMBER_EXTRA = ("org_id", "email_domain", "created_at", "daily_token_limit", "total_tokens",
+                "peak_daily_tokens", "n_requests", "usage")
+CLUSTER_REQUIRED = ("cluster_id",)
+CLUSTER_EXTRA = ("n_keys", "n_accounts", "score", "flagged", "signals", "total_tokens", "limit_multiplier",
+                 "explanation", "usage", "creation_spread_hours", "synchrony", "prompt_homogeneity",
+                 "n_signals", "declared_org", "institutional_domain", "weakest_key_a", "weakest_key_b",
+                 "weakest_weight", "weakest_signal", "strongest_key_a", "strongest_key_b",
+                 "strongest_weight", "strongest_signal", "strongest_evidence")
+EDGE_REQUIRED = ("key_a", "key_b", "weight")
+EDGE_EXTRA = tuple(f"evidence_{s}" for s in SIGNALS if s != "account") + ("prompt_example_a", "prompt_example_b")
+
+
+@dataclass
+class ReportData:
+    """One OUT_DIR in memory: members sorted by key_id, clusters by cluster_id, edges by key pair."""
+
+    path: Path
+    members: pd.DataFrame
+    clusters: pd.DataFrame
+    edges: pd.DataFrame
+    run: dict = field(default_factory=dict)
+    quarantined: dict = field(default_factory=dict)   # table -> {reason: rows}
+
+
+def _read_table(path: Path, table: str, required) -> pd.DataFrame:
+    if not path.is_file():
+        raise KeyfarmInputError(f"{table}: {path} not found (is this a `keyfarm link` OUT_DIR?)", table=table)
+    frame = pd.read_parquet(path)
+    for column in required:
+        if column not in frame.columns:
+            raise KeyfarmInputError(f"{table}: column {column!r} missing in {path}", table=table, column=column)
+    return frame
+
+
+def _fill(frame: pd.DataFrame, columns) -> pd.DataFrame:
+    for column in columns:
+        if column not in frame.columns:
+            frame[column] = None
+    return frame
+
+
+def _quarantine_counts(out: Path, run: dict) -> dict:
+    """Quarantined rows per table and reason: from run.json, else counted in quarantine/."""
+    if isinstance(run.get("quarantined"), dict):
+        return run["quarantined"]
+    counts = {}
+    for path in sorted((out / "quarantine").glob("*.parquet")):
+        frame = pd.read_parquet(path)
+        reasons = frame["reason"].astype(str) if "reason" in frame.columns else pd.Series(["?"] * len(frame))
+        counts[path.stem] = {str(k): int(v) for k, v in reasons.value_counts().sort_index().items()}
+    return counts
+
+
+def load_outputs(out_dir: str | Path) -> ReportData:
+    """Load members, clusters, edges and run.json of OUT_DIR; fill absent extra columns with nulls."""
+    out = Path(out_dir)
+    if not out.is_dir():
+        raise KeyfarmInputError(f"{out} is not a folder (expected a `keyfarm link` OUT_DIR)")
+    members = _read_table(out / "members.parquet", "members", MEMBER_REQUIRED)
+    clusters = _read_table(out / "clusters.parquet", "clusters", CLUSTER_REQUIRED)
+    edges_path = out / "edges.parquet"
+    edges = _read_table(edges_path, "edges", EDGE_REQUIRED) if edges_path.is_file() else \
+        pd.DataFrame({c: pd.Series(dtype=object) for c in EDGE_REQUIRED})
+    run_path = out / "run.json"
+    try:
+        run = json.loads(run_path.read_text()) if run_path.is_file() else {}
+    except json.JSONDecodeError as exc:
+        raise KeyfarmInputError(f"run.json: not valid JSON ({exc})", table="run") from None
+    if not isinstance(run, dict):
+        run = {}
+
+    members = _fill(members.copy(), MEMBER_EXTRA)
+    members["key_id"] = members["key_id"].astype(str)
+    members["account_id"] = members["account_id"].astype(str)
+    members["cluster_id"] = members["cluster_id"].astype(np.int64)
+    members = members.sort_values("key_id", kind="stable").reset_index(drop=True)
+
+    clusters = _fill(clusters.copy(), CLUSTER_EXTRA)
+    clusters["cluster_id"] = clusters["cluster_id"].astype(np.int64)
+    sizes = members.groupby("cluster_id").agg(n_keys=("key_id", "size"), n_accounts=("account_id", "nunique"))
+    for column in ("n_keys", "n_accounts"):
+        missing = clusters[column].isna()
+        if missing.any():
+            clusters.loc[missing, column] = sizes[column].reindex(clusters.loc[missing, "cluster_id"]).to_numpy()
+    clusters["flagged"] = clusters["flagged"].fillna(False).astype(bool)
+    clusters = clusters.sort_values("cluster_id", kind="stable").reset_index(drop=True)
+
+    edges = _fill(edges.copy(), EDGE_EXTRA)
+    for signal in SIGNALS:
+        column = f"w_{signal}"
+        edges[column] = edges[column].fillna(0.0).astype(float) if column in edges.columns else 0.0
+    edges["key_a"] = edges["key_a"].astype(str)
+    edges["key_b"] = edges["key_b"].astype(str)
+    edges["weight"] = edges["weight"].astype(float)
+    cluster_of = pd.Series(members["cluster_id"].to_numpy(), index=members["key_id"].to_numpy())
+    ca = cluster_of.reindex(edges["key_a"]).to_numpy()
+    cb = cluster_of.reindex(edges["key_b"]).to_numpy()
+    # recomputed from members rather than trusted: the pages draw what members says
+    same = (ca == cb) & ~pd.isna(ca)
+    edges["cluster_id"] = np.where(same, np.nan_to_num(ca.astype(float), nan=-1), -1).astype(np.int64)
+    edges = edges.sort_values(["key_a", "key_b"], kind="stable").reset_index(drop=True)
+    return ReportData(path=out, members=members, clusters=clusters, edges=edges, run=run,
+                      quarantined=_quarantine_counts(out, run))

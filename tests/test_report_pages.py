@@ -1,0 +1,176 @@
+"""The HTML report: every data string escaped, no remote assets, reductions stated, stable bytes."""
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from keyfarm.report import cluster_html, write_report
+from keyfarm.report.command import explore_command, report_command
+from keyfarm.report.escape import esc, script_json
+from keyfarm.report.testing import IMG_XSS, MARK, SCRIPT_XSS, hostile, hostile_out_dir
+
+# fields whose hostile value must be visible (escaped) somewhere in the pages
+SHOWN_FIELDS = ("key_id", "account_id", "org_id", "email_domain", "evidence_payment", "evidence_ip",
+                "evidence_device", "evidence_prompt", "prompt_example_a", "prompt_example_b", "explanation",
+                "signals", "strongest_key_a", "strongest_key_b", "strongest_evidence", "weakest_key_a",
+                "weakest_key_b", "weakest_signal", "strongest_signal", "run_id", "version", "input", "table",
+                "reason", "hub_token", "hub_signal", "stage")
+ASSET_URL = re.compile(r"""<(?:script|link|img|iframe|source|embed|object)\b[^>]*\b(?:src|href|data)\s*=\s*["']?\s*(?:https?:)?//""",
+                       re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = hostile_out_dir(tmp_path_factory.mktemp("hostile") / "out")
+    index = write_report(out, max_nodes=12)
+    pages = {p.name: p.read_text(encoding="utf-8") for p in (out / "report" / "clusters").glob("*.html")}
+    pages["index.html"] = index.read_text(encoding="utf-8")
+    return out, pages
+
+
+def _data_block(page: str):
+    found = re.search(r'<script type="application/json" id="kf-data">(.*?)</script>', page, re.S)
+    return json.loads(found.group(1))
+
+
+def test_no_raw_markup_from_the_data_reaches_any_page(report):
+    _, pages = report
+    for name, page in pages.items():
+        assert MARK not in page, name
+        assert SCRIPT_XSS not in page, name
+        assert IMG_XSS not in page, name
+        assert "<i " not in page, name
+
+
+def test_every_shown_field_appears_as_escaped_text(report):
+    _, pages = report
+    everything = "\n".join(pages.values())
+    for field in SHOWN_FIELDS:
+        assert esc(f'class="xss-{field}">') in everything, field
+    assert esc(SCRIPT_XSS) in pages["0.html"]
+    assert esc(IMG_XSS) in pages["0.html"]
+
+
+def test_graph_data_round_trips_hostile_strings_exactly(report):
+    _, pages = report
+    data = _data_block(pages["0.html"])
+    key_ids = {n["info"]["key_id"] for n in data["nodes"]}
+    assert {SCRIPT_XSS, IMG_XSS, hostile("key_id", 2)} <= key_ids
+    prompts = {p for e in data["edges"] for p in e["info"]["evidence"].get("prompts", [])}
+    assert {SCRIPT_XSS, IMG_XSS} <= prompts
+
+
+def test_script_json_cannot_close_a_script_element():
+    text = script_json({"a": SCRIPT_XSS, "b": "<!-- & \u2028"})
+    assert "<" not in text and ">" not in text and "&" not in text and "\u2028" not in text
+    assert json.loads(text) == {"a": SCRIPT_XSS, "b": "<!-- & \u2028"}
+
+
+def test_pages_reference_no_remote_asset(report):
+    _, pages = report
+    for name, page in pages.items():
+        assert not ASSET_URL.search(page), name
+        assert "url(http" not in page and "@import" not in page, name
+        assert "default-src 'none'" in page, name
+
+
+def test_each_cluster_of_two_accounts_gets_a_page_linked_from_the_index(report):
+    out, pages = report
+    assert sorted(pages) == ["0.html", "1.html", "2.html", "index.html"]
+    for cid in (0, 1, 2):
+        assert f'href="clusters/{cid}.html"' in pages["index.html"]
+    assert (out / "report" / "assets" / "vis-network.min.js").stat().st_size > 100_000
+
+
+def test_cluster_above_max_nodes_is_drawn_by_account_and_says_so(report):
+    _, pages = report
+    data = _data_block(pages["2.html"])
+    assert data["level"] == "account"
+    assert len(data["nodes"]) == 10                      # 30 keys in 10 accounts
+    assert "drawn at account level" in pages["2.html"]
+    small = _data_block(pages["0.html"])
+    assert small["level"] == "key" and len(small["nodes"]) == 6 and len(small["edges"]) == 15
+
+
+def test_link_cap_keeps_a_spanning_forest_and_says_so(tmp_path):
+    out = hostile_out_dir(tmp_path / "out", big_cluster_keys=12)
+    write_report(out, max_nodes=12)   # 12 keys drawn per key; 66 links > 36
+    page = (out / "report" / "clusters" / "2.html").read_text()
+    data = _data_block(page)
+    assert len(data["edges"]) == 36 and "maximum spanning forest" in page
+    import networkx as nx
+    g = nx.Graph([(e["from"], e["to"]) for e in data["edges"]])
+    assert g.number_of_nodes() == 12 and nx.is_connected(g)
+
+
+def test_layout_is_precomputed_and_physics_off(report):
+    _, pages = report
+    data = _data_block(pages["0.html"])
+    assert data["options"]["physics"]["enabled"] is False
+    assert all(isinstance(n["x"], float) and isinstance(n["y"], float) for n in data["nodes"])
+
+
+def test_report_is_byte_identical_across_runs_and_row_orders(tmp_path):
+    first = hostile_out_dir(tmp_path / "a")
+    second = hostile_out_dir(tmp_path / "b")
+    for name in ("members", "edges", "clusters"):   # shuffle rows of the second copy
+        frame = pd.read_parquet(second / f"{name}.parquet")
+        frame.sample(frac=1.0, random_state=3).to_parquet(second / f"{name}.parquet", index=False)
+    write_report(first, max_nodes=12)
+    write_report(second, max_nodes=12)
+    for page in ("index.html", "clusters/0.html", "clusters/2.html"):
+        assert (first / "report" / page).read_bytes() == (second / "report" / page).read_bytes(), page
+
+
+def test_missing_extra_columns_show_less_but_do_not_fail(tmp_path):
+    out = hostile_out_dir(tmp_path / "out")
+    pd.read_parquet(out / "members.parquet")[["key_id", "account_id", "cluster_id"]] \
+        .to_parquet(out / "members.parquet", index=False)
+    pd.read_parquet(out / "clusters.parquet")[["cluster_id", "n_keys", "n_accounts", "score", "flagged", "signals",
+                                               "total_tokens", "limit_multiplier", "explanation"]] \
+        .to_parquet(out / "clusters.parquet", index=False)
+    pd.read_parquet(out / "edges.parquet")[["key_a", "key_b", "weight", "w_account", "w_payment", "w_ip",
+                                            "w_device", "w_prompt"]].to_parquet(out / "edges.parquet", index=False)
+    (out / "run.json").unlink()
+    index = write_report(out)
+    assert "keyfarm report" in index.read_text()
+    assert _data_block((out / "report" / "clusters" / "0.html").read_text())["level"] == "key"
+
+
+def test_missing_members_is_a_clear_input_error(tmp_path):
+    from keyfarm.errors import KeyfarmInputError
+
+    out = hostile_out_dir(tmp_path / "out")
+    (out / "members.parquet").unlink()
+    with pytest.raises(KeyfarmInputError, match="members"):
+        write_report(out)
+
+
+def test_self_contained_cluster_page_inlines_vis_network(report):
+    out, _ = report
+    page = cluster_html(out, 1)
+    assert "<script src=" not in page and "vis.Network" in page and MARK not in page
+
+
+def test_report_command_prints_index_path(tmp_path):
+    out = hostile_out_dir(tmp_path / "out")
+    result = CliRunner().invoke(report_command, [str(out), "--quiet", "--max-nodes", "12"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith("index.html")
+
+
+def test_explore_prints_cluster_page_and_rejects_unknown_cluster(tmp_path):
+    out = hostile_out_dir(tmp_path / "out")
+    result = CliRunner().invoke(explore_command, [str(out), "--cluster", "0", "--print-path"])
+    assert result.exit_code == 0 and result.output.strip().endswith("clusters/0.html")
+    bad = CliRunner().invoke(explore_command, [str(out), "--cluster", "3", "--print-path"])
+    assert bad.exit_code == 2 and "cluster 3" in bad.output
+
+
+def test_commands_have_help_text():
+    for command in (report_command, explore_command):
+        assert "Example" in CliRunner().invoke(command, ["--help"]).output
