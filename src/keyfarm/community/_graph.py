@@ -1,67 +1,238 @@
-"""Shared plumbing of the community algorithms: input checks, canonical CSR, a seeded PRNG."""
+"""Shared plumbing of the community stage: input checks, a canonical CSR, a seeded PRNG, relabelling.
+
+Every algorithm in `keyfarm.community` goes through `edges_from_args` and `canonical_csr`, so all of
+them accept the same inputs and none depends on the order of the input edges.
+"""
 from __future__ import annotations
+
+import numbers
 
 import numba
 import numpy as np
 
+from keyfarm.errors import KeyfarmInputError
 
-def unpack(src, dst=None, weight=None, n_nodes=None):
-    """Accept (src, dst, weight, n_nodes) arrays or a KeyGraph-like object as the first argument."""
-    if hasattr(src, "src") and hasattr(src, "dst"):
-        g = src
-        return (np.asarray(g.src, np.int64), np.asarray(g.dst, np.int64),
-                np.asarray(g.weight, np.float64), int(g.n_nodes))
-    src = np.asarray(src, np.int64)
-    dst = np.asarray(dst, np.int64)
-    if src.shape != dst.shape or src.ndim != 1:
-        raise ValueError("src and dst must be 1-d arrays of the same length")
-    weight = np.ones(src.size) if weight is None else np.asarray(weight, np.float64)
-    if weight.shape != src.shape:
-        raise ValueError("weight must have one value per edge")
+
+class CommunityInputError(KeyfarmInputError, ValueError):
+    """Invalid edge list or membership given to a community function (also a ValueError)."""
+
+
+def _first_bad(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def edges_from_args(src, dst=None, weight=None, n_nodes=None, *, weighted: bool = True):
+    """Validated (src, dst, weight, n_nodes) from arrays, or from a KeyGraph-like first argument.
+
+    A KeyGraph-like object is anything with `src`, `dst`, `n_nodes` (and `weight`) attributes.
+    `weight=None` means every edge weighs 1; `n_nodes=None` means max endpoint + 1.
+    """
+    if hasattr(src, "src") and hasattr(src, "dst") and hasattr(src, "n_nodes"):
+        graph = src
+        if dst is not None or n_nodes is not None:
+            raise CommunityInputError("pass either a graph object or (src, dst, weight, n_nodes), not both")
+        src, dst, n_nodes = graph.src, graph.dst, graph.n_nodes
+        weight = getattr(graph, "weight", None) if weighted else None
+    if dst is None:
+        raise CommunityInputError("dst is required when src is an array", table="edges", column="dst")
+    src = _int_array(src, "src")
+    dst = _int_array(dst, "dst")
+    if src.shape != dst.shape:
+        raise CommunityInputError(f"src and dst differ in length ({src.size} vs {dst.size})",
+                                  table="edges", column="dst")
+    if weight is None:
+        weight = np.ones(src.size, np.float64)
+    else:
+        weight = np.ascontiguousarray(weight, dtype=np.float64)
+        if weight.ndim != 1 or weight.size != src.size:
+            raise CommunityInputError(f"weight must hold one value per edge ({src.size}), got shape "
+                                      f"{weight.shape}", table="edges", column="weight")
+        bad = ~np.isfinite(weight) | (weight < 0)
+        if bad.any():
+            row = _first_bad(bad)
+            raise CommunityInputError(f"edge weights must be finite and >= 0; edge {row} has {weight[row]}",
+                                      table="edges", column="weight", row=row)
+    top = int(max(src.max(initial=-1), dst.max(initial=-1)))
     if n_nodes is None:
-        n_nodes = int(max(src.max(initial=-1), dst.max(initial=-1))) + 1
+        n_nodes = top + 1
+    if not isinstance(n_nodes, numbers.Integral) or isinstance(n_nodes, bool) or n_nodes < 0:
+        raise CommunityInputError(f"n_nodes must be a non-negative integer, got {n_nodes!r}")
     n_nodes = int(n_nodes)
-    if src.size and (min(src.min(), dst.min()) < 0 or max(src.max(), dst.max()) >= n_nodes):
-        raise ValueError("edge endpoints must lie in 0..n_nodes-1")
-    if np.any(~np.isfinite(weight)) or np.any(weight < 0):
-        raise ValueError("weights must be finite and non-negative")
+    for name, arr in (("src", src), ("dst", dst)):
+        bad = (arr < 0) | (arr >= n_nodes)
+        if bad.any():
+            row = _first_bad(bad)
+            raise CommunityInputError(f"edge endpoints must lie in 0..n_nodes-1 = {n_nodes - 1}; "
+                                      f"edge {row} has {name}={arr[row]}", table="edges", column=name, row=row)
     return src, dst, weight, n_nodes
 
 
-def canonical_csr(src, dst, weight, n_nodes):
-    """Symmetric CSR with duplicate edges summed and a self-loop stored once, rows sorted; the same
-    whatever the order of the input edges. Zero-weight edges are dropped."""
-    keep = weight > 0
-    src, dst, weight = src[keep], dst[keep], weight[keep]
-    a = np.minimum(src, dst)
-    b = np.maximum(src, dst)
-    order = np.lexsort((b, a))
-    a, b, weight = a[order], b[order], weight[order]
-    if a.size:
-        new = np.ones(a.size, bool)
-        new[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
-        groups = np.cumsum(new) - 1
-        weight = np.bincount(groups, weights=weight)
-        a, b = a[new], b[new]
-    loop = a == b
-    rows = np.concatenate([a, b[~loop]])
-    cols = np.concatenate([b, a[~loop]])
-    data = np.concatenate([weight, weight[~loop]])
-    order = np.lexsort((cols, rows))
+def _int_array(values, name: str, table: str | None = "edges") -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise CommunityInputError(f"{name} must be one-dimensional, got shape {arr.shape}",
+                                  table=table, column=name)
+    if arr.size == 0:
+        return np.zeros(0, np.int64)
+    if not np.issubdtype(arr.dtype, np.integer):
+        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            return np.ascontiguousarray(arr, dtype=np.int64)
+        raise CommunityInputError(f"{name} must hold integers, got dtype {arr.dtype}",
+                                  table=table, column=name)
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def membership_array(membership, n_nodes: int) -> np.ndarray:
+    """Validated int64 membership: one non-negative integer label per node."""
+    if membership is None:
+        raise CommunityInputError("membership is required", column="membership")
+    arr = _int_array(membership, "membership", None) if np.size(membership) else np.zeros(0, np.int64)
+    if arr.size != n_nodes:
+        raise CommunityInputError(f"membership must hold one label per node ({n_nodes}), got {arr.size}",
+                                  column="membership")
+    if arr.size and arr.min() < 0:
+        row = _first_bad(arr < 0)
+        raise CommunityInputError(f"membership labels must be >= 0; node {row} has {arr[row]}",
+                                  column="membership", row=row)
+    return arr
+
+
+def canonical_csr(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, n_nodes: int):
+    """Symmetric CSR (indptr, indices, data) with duplicates summed, zero weights dropped, a self-loop
+    stored once in its row, columns sorted: identical bits whatever the order of the input edges."""
+    return _canonical_csr(src, dst, weight, np.int64(n_nodes))
+
+
+@numba.njit(cache=True, nogil=True)
+def _canonical_csr(src, dst, weight, n_nodes):
+    n_in = src.size
+    a = np.empty(n_in, np.int64)
+    b = np.empty(n_in, np.int64)
+    w = np.empty(n_in, np.float64)
+    e = 0
+    for i in range(n_in):
+        if weight[i] > 0.0:
+            x, y = src[i], dst[i]
+            if x > y:
+                x, y = y, x
+            a[e] = x
+            b[e] = y
+            w[e] = weight[i]
+            e += 1
+    # Two stable counting sorts: by b, then by a, give (a, b) order in O(E + n).
+    order_b = _counting_order(b, e, n_nodes)
+    a_by_b = np.empty(e, np.int64)
+    for i in range(e):
+        a_by_b[i] = a[order_b[i]]
+    order_a = _counting_order(a_by_b, e, n_nodes)
+    sa = np.empty(e, np.int64)
+    sb = np.empty(e, np.int64)
+    sw = np.empty(e, np.float64)
+    for i in range(e):
+        k = order_b[order_a[i]]
+        sa[i] = a[k]
+        sb[i] = b[k]
+        sw[i] = w[k]
+    # Merge duplicates; sum each group's weights in sorted order so the float sum is order-free.
+    u = 0
+    i = 0
+    while i < e:
+        j = i + 1
+        while j < e and sa[j] == sa[i] and sb[j] == sb[i]:
+            j += 1
+        if j - i > 1:
+            group = np.sort(sw[i:j])
+            total = 0.0
+            for x in group:
+                total += x
+        else:
+            total = sw[i]
+        sa[u] = sa[i]
+        sb[u] = sb[i]
+        sw[u] = total
+        u += 1
+        i = j
     indptr = np.zeros(n_nodes + 1, np.int64)
-    np.cumsum(np.bincount(rows, minlength=n_nodes), out=indptr[1:])
-    return indptr, cols[order].astype(np.int64), data[order].astype(np.float64)
+    for i in range(u):
+        indptr[sa[i] + 1] += 1
+        if sa[i] != sb[i]:
+            indptr[sb[i] + 1] += 1
+    for r in range(n_nodes):
+        indptr[r + 1] += indptr[r]
+    fill = indptr[:-1].copy()
+    indices = np.empty(indptr[n_nodes], np.int64)
+    data = np.empty(indptr[n_nodes], np.float64)
+    # Lower entries (column < row) first, in increasing column order, then the row's own and higher ones.
+    for i in range(u):
+        if sa[i] != sb[i]:
+            r = sb[i]
+            indices[fill[r]] = sa[i]
+            data[fill[r]] = sw[i]
+            fill[r] += 1
+    for i in range(u):
+        r = sa[i]
+        indices[fill[r]] = sb[i]
+        data[fill[r]] = sw[i]
+        fill[r] += 1
+    return indptr, indices, data
+
+
+@numba.njit(cache=True, nogil=True)
+def _counting_order(keys, size, n_keys):
+    """Stable order of keys[:size] by value (0..n_keys-1)."""
+    start = np.zeros(n_keys + 1, np.int64)
+    for i in range(size):
+        start[keys[i] + 1] += 1
+    for k in range(n_keys):
+        start[k + 1] += start[k]
+    order = np.empty(size, np.int64)
+    for i in range(size):
+        order[start[keys[i]]] = i
+        start[keys[i]] += 1
+    return order
+
+
+@numba.njit(cache=True, nogil=True)
+def strength(indptr, indices, data):
+    """Weighted degree of each node; a self-loop counts twice (as in igraph and networkx)."""
+    n = indptr.size - 1
+    out = np.zeros(n, np.float64)
+    for v in range(n):
+        s = 0.0
+        for j in range(indptr[v], indptr[v + 1]):
+            s += data[j]
+            if indices[j] == v:
+                s += data[j]
+        out[v] = s
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def renumber(labels):
+    """Labels 0..k-1 in order of first appearance, and k."""
+    n = labels.size
+    top = 0
+    for i in range(n):
+        if labels[i] > top:
+            top = labels[i]
+    new_id = np.full(top + 1, -1, np.int64)
+    out = np.empty(n, np.int64)
+    k = 0
+    for i in range(n):
+        c = labels[i]
+        if new_id[c] < 0:
+            new_id[c] = k
+            k += 1
+        out[i] = new_id[c]
+    return out, k
 
 
 def relabel(membership: np.ndarray) -> np.ndarray:
     """Labels 0..k-1 in order of first appearance (deterministic)."""
-    membership = np.asarray(membership, np.int64)
+    membership = np.ascontiguousarray(membership, dtype=np.int64)
     if membership.size == 0:
-        return membership
-    _, first, inverse = np.unique(membership, return_index=True, return_inverse=True)
-    rank = np.empty(first.size, np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
-    return rank[inverse]
+        return membership.copy()
+    return renumber(membership)[0]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -76,7 +247,8 @@ def rand_next(state):
 
 @numba.njit(cache=True, nogil=True)
 def rand_uniform(state):
-    return (rand_next(state) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    """A float in [0, 1) from the state."""
+    return np.float64(rand_next(state) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -90,6 +262,8 @@ def shuffled(n, state):
 
 
 def make_state(seed) -> np.ndarray:
-    """PRNG state array from a seed (None: fresh entropy, non-deterministic)."""
+    """PRNG state array for the kernels from a seed (None: fresh entropy, not reproducible)."""
+    if seed is not None and (not isinstance(seed, numbers.Integral) or isinstance(seed, bool)):
+        raise CommunityInputError(f"seed must be an integer or None, got {seed!r}")
     rng = np.random.default_rng(seed)
     return np.array([rng.integers(0, 2**63)], dtype=np.uint64)

@@ -1,37 +1,46 @@
-"""Connected components by union-find (path halving, union by index), in Numba."""
+"""Connected components of the community stage: union-find in Numba (path halving, smaller root wins)."""
 from __future__ import annotations
 
 import numba
 import numpy as np
 
-from keyfarm.community._graph import relabel, unpack
+from keyfarm.community._graph import edges_from_args, relabel
+
+
+def connected_components(src, dst=None, n_nodes=None) -> np.ndarray:
+    """Component label of each node: 0..k−1, numbered in order of the nodes' first appearance.
+
+    Every given edge connects its endpoints, whatever its weight (so a KeyGraph's zero-weight
+    edges count too). Accepts (src, dst, n_nodes) arrays or a KeyGraph-like object.
+
+    Examples
+    --------
+    >>> connected_components([0, 3], [1, 4], 5)
+    array([0, 0, 1, 2, 2])
+    """
+    src, dst, _, n_nodes = edges_from_args(src, dst, None, n_nodes, weighted=False)
+    return relabel(_union_find(src, dst, np.int64(n_nodes)))
+
+
+@numba.njit(cache=True, nogil=True)
+def _find(parent, a):
+    while parent[a] != a:
+        parent[a] = parent[parent[a]]
+        a = parent[a]
+    return a
 
 
 @numba.njit(cache=True, nogil=True)
 def _union_find(src, dst, n):
+    """Root (smallest node of its component) of each node."""
     parent = np.arange(n)
     for i in range(src.size):
-        a, b = src[i], dst[i]
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        while parent[b] != b:
-            parent[b] = parent[parent[b]]
-            b = parent[b]
-        if a != b:
-            if a < b:
-                parent[b] = a
-            else:
-                parent[a] = b
-    for i in range(n):
-        r = i
-        while parent[r] != r:
-            r = parent[r]
-        parent[i] = r
+        a = _find(parent, src[i])
+        b = _find(parent, dst[i])
+        if a < b:
+            parent[b] = a
+        elif b < a:
+            parent[a] = b
+    for v in range(n):
+        parent[v] = _find(parent, v)
     return parent
-
-
-def connected_components(src, dst=None, n_nodes=None) -> np.ndarray:
-    """Component label per node (0..k−1, in order of first appearance)."""
-    src, dst, _, n_nodes = unpack(src, dst, None, n_nodes) if not hasattr(src, "src") else unpack(src)
-    return relabel(_union_find(src, dst, n_nodes))
