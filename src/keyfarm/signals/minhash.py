@@ -1,15 +1,50 @@
-"""Numba kernels for prompt similarity: shingle hashing, MinHash signatures, LSH band hashes.
+"""Numba kernels of the prompt signal (signals stage): normalisation, shingle hashes, MinHash, LSH bands.
 
-Kernels take flat arrays (UTF-8 bytes of many documents plus offsets) and return arrays; the
-Python-facing functions live in keyfarm.signals.prompt.
+Kernels take flat arrays (UTF-8 bytes of many documents plus int64 offsets) and return arrays; the
+validating wrappers and the definitions users read live in keyfarm.signals.prompt. Each per-document
+kernel exists twice, built from one undecorated body: serial (nogil) and parallel (prange).
+
+Fixed hashes (documented so signatures can be recomputed elsewhere):
+- word hash: FNV-1a 64 over the word's UTF-8 bytes;
+- word n-gram hash: h = 0x9E3779B97F4A7C15, then h = splitmix64(h ^ word_hash) for each word;
+- character n-gram hash: splitmix64(FNV-1a 64 over the n-gram's UTF-8 bytes);
+- permutation p of shingle hash h: x = h >> 33 (31 bits), (a_p * x + b_p) mod (2**31 - 1).
 """
 from __future__ import annotations
+
+import functools
+import unicodedata
 
 import numba
 import numpy as np
 
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 FNV_PRIME = np.uint64(0x100000001B3)
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+PRIME = np.uint64(2**31 - 1)          # Mersenne prime of the permutations a*x + b mod PRIME
+EMPTY = np.uint32(0xFFFFFFFF)         # signature value of a document without shingles
+SEPARATOR, WORD, DIGIT = 0, 1, 2      # character classes of the normalisation table
+TABLE_SIZE = 0x40000                  # planes 0-3 (all assigned letters); above: separators
+WORDS, CHARS = 0, 1                   # shingle kinds
+
+
+@functools.lru_cache(maxsize=1)
+def char_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Per code point: class (letters/marks/numbers → word, Nd digits → digit, else separator)
+    and single-code-point lowercase. Built once per process from unicodedata (about 0.2 s)."""
+    cls = np.zeros(TABLE_SIZE, np.uint8)
+    lower = np.arange(TABLE_SIZE, dtype=np.uint32)
+    for cp in range(TABLE_SIZE):
+        ch = chr(cp)
+        cat = unicodedata.category(ch)
+        if cat == "Nd":
+            cls[cp] = DIGIT
+        elif cat[0] in "LMN":
+            cls[cp] = WORD
+            lo = ch.lower()
+            if len(lo) == 1:
+                lower[cp] = ord(lo)
+    return cls, lower
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -20,7 +55,7 @@ def _mix64(x):
     return x ^ (x >> np.uint64(31))
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _fnv(buf, start, stop):
     h = FNV_OFFSET
     for i in range(start, stop):
@@ -28,75 +63,148 @@ def _fnv(buf, start, stop):
     return h
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _decode(buf, i, stop):
+    """(code point, byte length) of the UTF-8 sequence at buf[i]; truncated sequences → U+FFFD."""
+    c = np.int64(buf[i])
+    if c < 0x80:
+        return c, 1
+    k = 2 if c < 0xE0 else (3 if c < 0xF0 else 4)
+    if i + k > stop:
+        return np.int64(0xFFFD), stop - i
+    cp = c & (0x1F if k == 2 else (0x0F if k == 3 else 0x07))
+    for j in range(1, k):
+        cp = (cp << 6) | (np.int64(buf[i + j]) & 0x3F)
+    return cp, k
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _put(out, pos, cp, write):
+    """Append code point cp as UTF-8 (only counted unless write); returns the new position."""
+    if cp < 0x80:
+        if write:
+            out[pos] = cp
+        return pos + 1
+    if cp < 0x800:
+        if write:
+            out[pos] = 0xC0 | (cp >> 6)
+            out[pos + 1] = 0x80 | (cp & 0x3F)
+        return pos + 2
+    if cp < 0x10000:
+        if write:
+            out[pos] = 0xE0 | (cp >> 12)
+            out[pos + 1] = 0x80 | ((cp >> 6) & 0x3F)
+            out[pos + 2] = 0x80 | (cp & 0x3F)
+        return pos + 3
+    if write:
+        out[pos] = 0xF0 | (cp >> 18)
+        out[pos + 1] = 0x80 | ((cp >> 12) & 0x3F)
+        out[pos + 2] = 0x80 | ((cp >> 6) & 0x3F)
+        out[pos + 3] = 0x80 | (cp & 0x3F)
+    return pos + 4
+
+
 @numba.njit(cache=True, nogil=True)
-def shingle_hashes(buf, offsets, k, char_n):
-    """Hashes of each document's word k-shingles (documents of fewer than k words: character
-    n-grams over the bytes, or the whole text when shorter than n). Returns (indptr, hashes)."""
+def _normalize_doc(buf, start, stop, cls, lower, max_chars, out, pos, write):
+    """Normalise one document's first max_chars code points into out[pos:]; returns the end."""
+    begin = pos
+    pending = False
+    n_chars = 0
+    i = start
+    while i < stop and n_chars < max_chars:
+        cp, k = _decode(buf, i, stop)
+        i += k
+        n_chars += 1
+        c = cls[cp] if cp < cls.size else SEPARATOR
+        if c == SEPARATOR:
+            pending = True
+            continue
+        if pending and pos > begin:
+            if write:
+                out[pos] = 32
+            pos += 1
+        pending = False
+        pos = _put(out, pos, 48 if c == DIGIT else np.int64(lower[cp]), write)
+    return pos
+
+
+def _normalize_body(buf, offsets, cls, lower, max_chars):
+    n = offsets.size - 1
+    lengths = np.empty(n, np.int64)
+    nothing = np.empty(0, np.uint8)
+    for d in numba.prange(n):
+        lengths[d] = _normalize_doc(buf, offsets[d], offsets[d + 1], cls, lower, max_chars, nothing, 0, False)
+    out_offsets = np.zeros(n + 1, np.int64)
+    for d in range(n):
+        out_offsets[d + 1] = out_offsets[d] + lengths[d]
+    out = np.empty(out_offsets[-1], np.uint8)
+    for d in numba.prange(n):
+        _normalize_doc(buf, offsets[d], offsets[d + 1], cls, lower, max_chars, out, out_offsets[d], True)
+    return out, out_offsets
+
+
+normalize_serial = numba.njit(cache=True, nogil=True)(_normalize_body)
+normalize_parallel = numba.njit(cache=True, parallel=True)(_normalize_body)
+
+
+@numba.njit(cache=True, nogil=True)
+def doc_shingles(buf, start, stop, kind, size, out):
+    """Hashes of one normalised document's shingles into out (len >= stop - start + 1); returns
+    their count. Word kind: word `size`-grams; char kind: code-point `size`-grams. A non-empty
+    document shorter than one n-gram is a single shingle (its whole text); empty: none."""
+    if stop <= start:
+        return 0
+    if kind == WORDS:
+        words = np.empty(stop - start + 1, np.uint64)
+        w, begin = 0, start
+        for i in range(start, stop + 1):
+            if i == stop or buf[i] == 32:
+                words[w] = _fnv(buf, begin, i)
+                w += 1
+                begin = i + 1
+        m = w - size + 1 if w >= size else 1
+        span = size if w >= size else w
+        for s in range(m):
+            h = GOLDEN
+            for j in range(span):
+                h = _mix64(h ^ words[s + j])
+            out[s] = h
+        return m
+    starts = np.empty(stop - start + 1, np.int64)
+    c = 0
+    for i in range(start, stop):
+        if buf[i] & 0xC0 != 0x80:  # not a continuation byte: a code point starts here
+            starts[c] = i
+            c += 1
+    starts[c] = stop
+    if c < size:
+        out[0] = _mix64(_fnv(buf, start, stop))
+        return 1
+    m = c - size + 1
+    for s in range(m):
+        out[s] = _mix64(_fnv(buf, starts[s], starts[s + size]))
+    return m
+
+
+def _minhash_body(buf, offsets, kind, size, a, b):
     n_docs = offsets.size - 1
-    counts = np.zeros(n_docs, np.int64)
-    for d in range(n_docs):
-        a, b = offsets[d], offsets[d + 1]
-        if b == a:
-            continue
-        words = 1
-        for i in range(a, b):
-            if buf[i] == 32:
-                words += 1
-        if words >= k:
-            counts[d] = words - k + 1
-        else:
-            counts[d] = max(b - a - char_n + 1, 1)
-    indptr = np.zeros(n_docs + 1, np.int64)
-    for d in range(n_docs):
-        indptr[d + 1] = indptr[d] + counts[d]
-    out = np.empty(indptr[-1], np.uint64)
-    word_hash = np.empty(0, np.uint64)
-    for d in range(n_docs):
-        a, b = offsets[d], offsets[d + 1]
-        if b == a:
-            continue
-        pos = indptr[d]
-        n_sh = counts[d]
-        words = 1
-        for i in range(a, b):
-            if buf[i] == 32:
-                words += 1
-        if words >= k:
-            if word_hash.size < words:
-                word_hash = np.empty(words * 2, np.uint64)
-            w, start = 0, a
-            for i in range(a, b + 1):
-                if i == b or buf[i] == 32:
-                    word_hash[w] = _fnv(buf, start, i)
-                    w += 1
-                    start = i + 1
-            for s in range(n_sh):
-                h = np.uint64(0x9E3779B97F4A7C15)
-                for j in range(k):
-                    h = _mix64(h ^ word_hash[s + j])
-                out[pos + s] = h
-        elif b - a >= char_n:
-            for s in range(n_sh):
-                out[pos + s] = _mix64(_fnv(buf, a + s, a + s + char_n))
-        else:
-            out[pos] = _mix64(_fnv(buf, a, b))
-    return indptr, out
-
-
-def _minhash_body(indptr, hashes, seeds):
-    n_docs = indptr.size - 1
-    num_perm = seeds.size
+    num_perm = a.size
     sig = np.empty((n_docs, num_perm), np.uint32)
     for d in numba.prange(n_docs):
-        a, b = indptr[d], indptr[d + 1]
+        start, stop = offsets[d], offsets[d + 1]
+        hashes = np.empty(stop - start + 1, np.uint64)
+        m = doc_shingles(buf, start, stop, kind, size, hashes)
+        mins = np.full(num_perm, PRIME, np.uint64)
+        for s in range(m):
+            x = hashes[s] >> np.uint64(33)
+            for p in range(num_perm):
+                y = a[p] * x + b[p]                      # < 2**62 + 2**31: no overflow
+                y = (y & PRIME) + (y >> np.uint64(31))   # Mersenne folds: y mod PRIME ...
+                y = (y & PRIME) + (y >> np.uint64(31))
+                y = y - PRIME if y >= PRIME else y      # ... made canonical
+                mins[p] = min(mins[p], y)
         for p in range(num_perm):
-            best = np.uint64(0xFFFFFFFF)
-            s = seeds[p]
-            for i in range(a, b):
-                v = _mix64(hashes[i] ^ s) >> np.uint64(32)
-                if v < best:
-                    best = v
-            sig[d, p] = np.uint32(best)
+            sig[d, p] = EMPTY if m == 0 else np.uint32(mins[p])
     return sig
 
 
@@ -106,12 +214,12 @@ minhash_parallel = numba.njit(cache=True, parallel=True)(_minhash_body)
 
 @numba.njit(cache=True, nogil=True)
 def band_hashes(sig, bands, rows):
-    """One 64-bit hash per (document, band) of the band's `rows` signature values and its index."""
+    """One 64-bit hash per (document, band) of the band's index and its `rows` signature values."""
     n = sig.shape[0]
     out = np.empty((n, bands), np.uint64)
     for d in range(n):
         for j in range(bands):
-            h = _mix64(np.uint64(j + 1) * np.uint64(0x9E3779B97F4A7C15))
+            h = _mix64(np.uint64(j + 1) * GOLDEN)
             for r in range(rows):
                 h = _mix64(h ^ np.uint64(sig[d, j * rows + r]))
             out[d, j] = h

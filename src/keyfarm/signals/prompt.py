@@ -1,173 +1,351 @@
-"""Prompt signal: near-duplicate prompts across accounts, by MinHash + LSH in Numba.
+"""Prompt signal (signals stage): near-duplicate prompts across accounts, by MinHash + LSH in Numba.
 
-Prompts are normalised (case, digits → 0, punctuation → space, whitespace collapsed; cut at
-`max_chars` characters first), de-duplicated (logs repeat), shingled into word 3-grams (prompts of
-fewer words: character 5-grams), MinHashed with `num_perm` seeded hash functions and cut into
-`bands` bands of `rows` values. Two prompts share a band bucket with probability J**rows for
-Jaccard J, so the banding's threshold is about (1/bands)**(1/rows): 0.42 for 32 × 4.
+Pipeline: a prompt's first `max_chars` code points are normalised (lower-case; decimal digits → "0";
+everything that is not a letter, mark or number, including punctuation, "_" and emoji, → a space;
+spaces collapsed and stripped), identical normalised prompts are de-duplicated (logs repeat), each
+distinct prompt is shingled (character 9-grams by default, or word n-grams; a prompt shorter than
+one n-gram is one shingle, its whole text, so short prompts never share a bucket unless equal), MinHashed
+with `num_perm` universal hash functions (a*x + b mod 2**31-1, a and b drawn from
+np.random.default_rng(seed)) and cut into `bands` bands of `rows` values. Two prompts of Jaccard
+similarity J share a given band with probability J**rows, and at least one band with probability
+1 - (1 - J**rows)**bands: a threshold near (1/bands)**(1/rows). The defaults (character 9-grams,
+32 × 4, threshold 0.42) were measured with scripts/measure_shingles.py (see PromptConfig).
 
-Tokens: a prompt used verbatim (after normalisation) by several accounts is one `pdup:` token of
-weight 1; a band bucket holding two or more *different* prompts is an `lsh:<band>:<hash>` token of
-weight 1/bands, so two near-duplicates sharing m of the bands add m/bands (≈ their similarity).
-A key ties to a token once however often it sent the prompt, and a key with more than
-`chatty_prompts` distinct prompts has its ties scaled down by chatty_prompts/n, so one very chatty key
-does not dominate. Popular prompts ("hello") are tokens on thousands of accounts: hubs for the
-graph builder, capped and reported like any other.
+Evidence (the incidence `weight`): one near-duplicate prompt shared by two keys is about one unit.
+- Each band bucket is a token `lsh:<band>:<16 hex>` and a key ties to it with weight tie/bands, so
+  two keys whose prompts share m bands get m/bands: 1 for identical prompts, about J**rows for
+  near-duplicates, 1/bands for a chance collision in one band.
+- A key ties to a token once however often, and with however many of its prompts, it reaches it,
+  so volume is not evidence; `count` keeps the number of requests.
+- tie = min(1, chatty_prompts / distinct prompts of the key): a key with thousands of distinct
+  prompts has thousands of chances to collide with someone, so each of its ties is weaker and it
+  cannot dominate the graph. Farm keys that share a template still share many tokens.
+- Only tokens reached by two or more accounts are emitted (a token on one account links nothing
+  across accounts). The bands of a prompt whose bucket holds no other distinct prompt all link the
+  same keys, so they are emitted as one token `pdup:<16 hex>` (hash of the normalised text) with
+  weight tie × (such bands)/bands: the same evidence in one row instead of up to `bands`.
+Popular prompts ("hello", "Summarize the following text:") become tokens on thousands of accounts:
+the graph builder treats them as hubs (caps.prompt), drops and reports them.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from keyfarm.errors import KeyfarmConfigError
 from keyfarm.signals import make_incidence, ts_ns
-from keyfarm.signals.minhash import band_hashes, minhash_parallel, minhash_serial, shingle_hashes
+from keyfarm.signals.minhash import (CHARS, PRIME, WORDS, band_hashes, char_tables, minhash_parallel,
+                                     minhash_serial, normalize_parallel, normalize_serial)
+
+log = logging.getLogger(__name__)
+
+PARALLEL_MIN_DOCS = 2000   # below this the serial kernels win (thread start-up); measured in bench_prompt
+_NO_LIMIT = np.iinfo(np.int64).max
 
 
 @dataclass(frozen=True)
 class PromptConfig:
-    """Prompt hashing settings (defaults measured on generated worlds; see module docstring)."""
+    """Prompt hashing settings; defaults measured with scripts/measure_shingles.py (seed 0) and on a
+    generated world (keyfarm.synth, 6,000 keys).
 
-    num_perm: int = 128
-    bands: int = 32
-    rows: int = 4
-    shingle_words: int = 3
-    shingle_chars: int = 5
-    max_chars: int = 4000       # prompts are cut here before normalising (100 kB prompts are fine)
-    min_chars: int = 1          # normalised prompts shorter than this are ignored
-    chatty_prompts: int = 100   # keys with more distinct prompts than this have their ties scaled down
+    On paraphrased templates (10 % / 20 % of words edited) against unrelated prompts, character
+    9-grams with 32 bands × 4 rows (threshold 0.42) found 0.69 / 0.21 of paraphrase pairs at a
+    false-positive rate of 0.0027 per unrelated pair; word 3-grams with 32 × 4 found only 0.36 /
+    0.04 (0.0010). Shorter character n-grams found more (char 4-grams, 25 × 5: 0.90 / 0.64) but
+    on the generated world's short benign prompts they put 1,946 units of prompt evidence on
+    pairs outside farms (char 9-grams: 9.2, word 3-grams: 2.4) against about 7,000 inside farms.
+    """
+
+    num_perm: int = 128         # MinHash functions; estimate's standard error sqrt(J(1-J)/num_perm)
+    bands: int = 32             # LSH bands; bands × rows <= num_perm
+    rows: int = 4               # signature values per band; threshold ≈ (1/bands)**(1/rows) = 0.42
+    shingle: str = "char"       # "char": code-point n-grams (spaces included); "word": word n-grams
+    shingle_words: int = 3      # n of word n-grams
+    shingle_chars: int = 9      # n of character n-grams
+    max_chars: int = 4000       # prompts are cut at this many code points before normalising
+    min_chars: int = 1          # normalised prompts shorter than this (code points) emit no tokens
+    chatty_prompts: int = 100   # a key with more distinct prompts has its ties scaled by this / n
     seed: int = 1
 
+    def __post_init__(self):
+        for name in ("num_perm", "bands", "rows", "shingle_words", "shingle_chars", "max_chars",
+                     "chatty_prompts"):
+            if getattr(self, name) < 1:
+                raise KeyfarmConfigError(f"prompt.{name} must be at least 1")
+        if self.bands * self.rows > self.num_perm:
+            raise KeyfarmConfigError(f"prompt.bands × prompt.rows = {self.bands * self.rows} exceeds "
+                                     f"prompt.num_perm = {self.num_perm}")
+        if self.shingle not in ("word", "char"):
+            raise KeyfarmConfigError(f"prompt.shingle must be 'word' or 'char', not {self.shingle!r}")
 
-def normalize(texts) -> pd.Series:
-    """Lower-case, digits to 0, punctuation to space, whitespace collapsed (vectorised)."""
-    s = pd.Series(texts, dtype=object).fillna("").astype(str)
-    s = s.str.lower().str.replace(r"\d", "0", regex=True)
-    s = s.str.replace(r"[^\w\s]|_", " ", regex=True).str.replace(r"\s+", " ", regex=True).str.strip()
-    return s
+    @property
+    def shingle_size(self) -> int:
+        return self.shingle_words if self.shingle == "word" else self.shingle_chars
+
+    @property
+    def threshold(self) -> float:
+        """Jaccard similarity at which a pair becomes an LSH candidate with probability ≈ 1/2."""
+        return (1.0 / self.bands) ** (1.0 / self.rows)
 
 
-def _encode(texts: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    data = [t.encode("utf-8") for t in texts]
-    lengths = np.fromiter((len(b) for b in data), np.int64, len(data))
-    offsets = np.zeros(len(data) + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    buf = np.frombuffer(b"".join(data), np.uint8) if data else np.zeros(0, np.uint8)
-    return buf, offsets
+# ------------------------------------------------------------------ public functions
+
+def normalize(text: str) -> str:
+    """Normalised prompt: lower-case, digits → 0, non-word characters → one space, stripped.
+
+    >>> normalize("Привет, КАК дела 2024?! 😀")
+    'привет как дела 0000'
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"normalize expects a str, not {type(text).__name__}")
+    buf, offsets = _normalized_buffer([text], _NO_LIMIT)
+    return buf.tobytes().decode("utf-8")
 
 
-def _seeds(num_perm: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 2**63, size=num_perm, dtype=np.int64).astype(np.uint64)
+def shingles(text: str, kind: str = "char", size: int = 9) -> list[str]:
+    """The shingles of a prompt as strings (what minhash_signatures hashes), in order.
+
+    Word kind: word `size`-grams of the normalised text; char kind: code-point `size`-grams. A
+    non-empty text shorter than one n-gram is one shingle (itself); an empty text has none.
+    """
+    _check_shingle(kind, size)
+    norm = normalize(text)
+    if not norm:
+        return []
+    units = norm.split(" ") if kind == "word" else list(norm)
+    if len(units) < size:
+        return [norm]
+    sep = " " if kind == "word" else ""
+    return [sep.join(units[i:i + size]) for i in range(len(units) - size + 1)]
 
 
-def minhash_signatures(texts, num_perm: int = 128, seed: int = 1, *, normalized: bool = False,
-                       shingle_words: int = 3, shingle_chars: int = 5,
-                       parallel: bool | None = None) -> np.ndarray:
-    """MinHash signatures (n, num_perm) uint32 of texts' shingles; same seed, same signatures.
+def minhash_signatures(texts, num_perm: int = 128, seed: int = 1, *, shingle: str = "char", size: int = 9,
+                       max_chars: int | None = None, parallel: bool | None = None) -> np.ndarray:
+    """MinHash signatures of texts' shingles: uint32 array (len(texts), num_perm).
 
-    Empty texts get all-0xFFFFFFFF rows (no shingles). `parallel` (default: when n > 2,000) uses
-    Numba's prange over documents.
+    Shingles default to PromptConfig's (character 9-grams). Value p of a row is min over the text's shingles of (a_p * x + b_p) mod (2**31 - 1), x the
+    shingle's 64-bit hash shifted right by 33 (see keyfarm.signals.minhash for the fixed hashes).
+    Same texts, seed and settings → the same signatures on every machine. Texts without shingles
+    (empty after normalisation) get rows of 0xFFFFFFFF. `parallel` (default: from 2,000 texts)
+    spreads documents over Numba threads. texts: a sequence of str (None counts as empty).
+
+    References: Broder, "On the resemblance and containment of documents" (1997).
+
+    >>> sig = minhash_signatures(["the quick brown fox", "The quick, brown fox!"], 64)
+    >>> float(estimate_jaccard(sig[0], sig[1]))
+    1.0
     """
     if num_perm < 1:
         raise ValueError("num_perm must be positive")
-    texts = pd.Series(texts, dtype=object) if normalized else normalize(texts)
-    buf, offsets = _encode(texts)
-    indptr, hashes = shingle_hashes(buf, offsets, shingle_words, shingle_chars)
-    kernel = minhash_parallel if (parallel if parallel is not None else len(texts) > 2000) else minhash_serial
-    return kernel(indptr, hashes, _seeds(num_perm, seed))
+    _check_shingle(shingle, size)
+    texts = _as_text_list(texts)
+    par = len(texts) >= PARALLEL_MIN_DOCS if parallel is None else parallel
+    buf, offsets = _normalized_buffer(texts, _NO_LIMIT if max_chars is None else int(max_chars), par)
+    return _signatures(buf, offsets, num_perm, seed, shingle, size, par)
 
 
 def estimate_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> float | np.ndarray:
-    """Share of equal MinHash values: an unbiased estimate of the shingle sets' Jaccard similarity."""
+    """Share of equal MinHash values: an unbiased estimate of the shingle sets' Jaccard similarity.
+
+    Its standard error is sqrt(J(1-J)/num_perm). Works row-wise on 2-D arrays. Two empty texts
+    (all 0xFFFFFFFF) compare as 1.0.
+    """
     a, b = np.asarray(sig_a), np.asarray(sig_b)
     if a.shape != b.shape:
-        raise ValueError("signatures must have the same shape")
+        raise ValueError(f"signatures must have the same shape ({a.shape} != {b.shape})")
     return (a == b).mean(axis=-1)
 
 
 def lsh_buckets(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """Band bucket hashes (n, bands) uint64; requires bands × rows <= num_perm."""
-    if bands * rows > signatures.shape[1]:
-        raise ValueError(f"bands × rows = {bands * rows} exceeds num_perm = {signatures.shape[1]}")
+    """Band bucket hashes (n, bands) uint64 of signatures; requires bands × rows <= num_perm.
+
+    The hash covers the band index, so equal values mean the same band and the same rows.
+    """
+    signatures = np.asarray(signatures)
+    if signatures.ndim != 2 or signatures.dtype != np.uint32:
+        raise ValueError("signatures must be a 2-D uint32 array from minhash_signatures")
+    if bands < 1 or rows < 1 or bands * rows > signatures.shape[1]:
+        raise ValueError(f"bands × rows = {bands * rows} must be in 1..num_perm = {signatures.shape[1]}")
     return band_hashes(np.ascontiguousarray(signatures), bands, rows)
 
 
 def incidence(tables, config) -> pd.DataFrame:
+    """Prompt incidence: keys × (`lsh:` band buckets, `pdup:` prompts) shared by two or more accounts.
+
+    Reads tables.requests (key, ts, prompt) and tables.keys (account) and config.prompt (a
+    PromptConfig); see the module docstring for the weights. Rows are sorted by (key, token), so
+    the result does not depend on the order of the requests.
+    """
     cfg: PromptConfig = config.prompt
     req = tables.requests
+    if req is None or len(req) == 0 or "prompt" not in req:
+        return make_incidence([], [], "prompt")
     has = req["prompt"].notna().to_numpy()
     if not has.any():
         return make_incidence([], [], "prompt")
-    raw = req.loc[has, "prompt"].astype(str).str.slice(0, cfg.max_chars)
-    raw_codes, raw_uniques = pd.factorize(raw)
-    norm = normalize(raw_uniques)
-    norm_codes, texts = pd.factorize(norm)
-    prompt_of_row = norm_codes[raw_codes]
-    texts = pd.Series(texts, dtype=object)
-    usable = (texts.str.len() >= cfg.min_chars).to_numpy()
+    prompts = req["prompt"].to_numpy(dtype=object)[has]
+    raw_codes, raw_uniques = pd.factorize(prompts)
+    bad = np.flatnonzero([not isinstance(t, str) for t in raw_uniques])
+    if bad.size:
+        from keyfarm.errors import KeyfarmInputError
+        row = int(np.flatnonzero(has)[np.flatnonzero(raw_codes == bad[0])[0]])
+        raise KeyfarmInputError(f"prompt must be text, got {type(raw_uniques[bad[0]]).__name__}",
+                                table="requests", column="prompt", row=row)
 
-    keys = req.loc[has, "key"].to_numpy()
-    pairs = pd.DataFrame({"key": keys, "p": prompt_of_row, "ts": ts_ns(req.loc[has, "ts"])})
+    # normalise each distinct raw prompt once, then de-duplicate the normalised texts
+    par = len(raw_uniques) >= PARALLEL_MIN_DOCS
+    buf, offsets = _normalized_buffer(list(raw_uniques), cfg.max_chars, par)
+    norm_text = np.array([buf[offsets[i]:offsets[i + 1]].tobytes().decode("utf-8")
+                          for i in range(len(raw_uniques))], dtype=object)
+    norm_codes, texts = pd.factorize(norm_text)
+    texts = np.asarray(texts, dtype=object)
+    usable = np.fromiter((len(t) >= max(cfg.min_chars, 1) for t in texts), bool, len(texts))
+
+    # distinct (key, prompt) pairs: requests, first and last seen
+    pairs = pd.DataFrame({"key": req["key"].to_numpy(np.int64)[has], "p": norm_codes[raw_codes],
+                          "ts": ts_ns(req["ts"])[has]})
     pairs = pairs[usable[pairs["p"].to_numpy()]]
-    pairs = pairs.groupby(["key", "p"], sort=True).agg(count=("ts", "size"), first_seen=("ts", "min"),
-                                                       last_seen=("ts", "max")).reset_index()
     if len(pairs) == 0:
         return make_incidence([], [], "prompt")
-    account = tables.keys["account"].to_numpy()
-    pairs["acc"] = account[pairs["key"].to_numpy()]
-    n_distinct = pairs.groupby("key")["p"].transform("size").to_numpy()
-    pairs["tie"] = np.minimum(1.0, cfg.chatty_prompts / n_distinct)
+    pairs = pairs.groupby(["key", "p"], sort=True).agg(count=("ts", "size"), first_seen=("ts", "min"),
+                                                       last_seen=("ts", "max")).reset_index()
+    key = pairs["key"].to_numpy()
+    p_of = pairs["p"].to_numpy()
+    account = tables.keys["account"].to_numpy(np.int64)[key]
+    n_distinct = np.bincount(key)[key]
+    tie = np.minimum(1.0, cfg.chatty_prompts / n_distinct)
 
-    # exact duplicates across accounts: one token per prompt
-    acc_per_prompt = pairs.groupby("p")["acc"].nunique()
-    dup_prompts = acc_per_prompt.index[acc_per_prompt.to_numpy() >= 2].to_numpy()
-    parts = []
-    dup = pairs[pairs["p"].isin(dup_prompts)]
-    if len(dup):
-        sig_id = pd.util.hash_array(texts.to_numpy()[dup["p"].to_numpy()].astype(object))
-        parts.append(pd.DataFrame({"key": dup["key"].to_numpy(),
-                                   "token": "pdup:" + pd.Series(sig_id).map("{:016x}".format).to_numpy(),
-                                   "weight": dup["tie"].to_numpy(), "count": dup["count"].to_numpy(),
-                                   "first_seen": dup["first_seen"].to_numpy(),
-                                   "last_seen": dup["last_seen"].to_numpy()}))
+    # signatures and band buckets of the prompts in use, numbered 0..n_used-1
+    used, local_of_pair = np.unique(p_of, return_inverse=True)
+    ubuf, uoff = _encode([texts[i] for i in used])
+    sig = _signatures(ubuf, uoff, cfg.num_perm, cfg.seed, cfg.shingle, cfg.shingle_size,
+                      len(used) >= PARALLEL_MIN_DOCS)
+    buckets = lsh_buckets(sig, cfg.bands, cfg.rows).ravel()           # (n_used * bands,)
+    bucket_id, bucket_hash = pd.factorize(buckets)
+    bucket_id = bucket_id.astype(np.int64)
+    n_prompts_in = np.bincount(bucket_id, minlength=len(bucket_hash))
+    solo = (n_prompts_in[bucket_id] == 1).reshape(len(used), cfg.bands)
 
-    # near duplicates: band buckets that hold two or more different prompts
-    used = np.unique(pairs["p"].to_numpy())
-    sig = minhash_signatures(texts.to_numpy()[used], cfg.num_perm, cfg.seed, normalized=True,
-                             shingle_words=cfg.shingle_words, shingle_chars=cfg.shingle_chars)
-    buckets = lsh_buckets(sig, cfg.bands, cfg.rows)  # (len(used), bands)
-    local = np.full(len(texts), -1, np.int64)
-    local[used] = np.arange(len(used))
-    for j in range(cfg.bands):
-        h = buckets[:, j]
-        _, inverse, counts = np.unique(h, return_inverse=True, return_counts=True)
-        shared = counts[inverse] >= 2
-        if not shared.any():
-            continue
-        prompt_ids = used[shared]
-        sel = pairs[np.isin(pairs["p"].to_numpy(), prompt_ids)]
-        bh = h[local[sel["p"].to_numpy()]]
-        parts.append(pd.DataFrame({"key": sel["key"].to_numpy(), "bucket": bh, "band": j,
-                                   "weight": sel["tie"].to_numpy() / cfg.bands,
-                                   "count": sel["count"].to_numpy(),
-                                   "first_seen": sel["first_seen"].to_numpy(),
-                                   "last_seen": sel["last_seen"].to_numpy()}))
-    if not parts:
+    frames = [_pdup_rows(pairs, local_of_pair, account, tie, solo, texts[used], cfg.bands),
+              _lsh_rows(pairs, local_of_pair, account, tie, solo, bucket_id, np.asarray(bucket_hash), cfg.bands)]
+    frame = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
+    if frame is None:
         return make_incidence([], [], "prompt")
-    frame = pd.concat(parts, ignore_index=True)
-    if "bucket" in frame:
-        is_band = frame["bucket"].notna().to_numpy()
-        band_part = frame[is_band]
-        # one row per (key, bucket): a key reaches a bucket once, with its strongest tie
-        band_part = band_part.groupby(["band", "bucket", "key"], sort=True).agg(
-            weight=("weight", "max"), count=("count", "sum"), first_seen=("first_seen", "min"),
-            last_seen=("last_seen", "max")).reset_index()
-        band_part["token"] = ("lsh:" + band_part["band"].astype(str) + ":"
-                              + pd.Series(band_part["bucket"].astype(np.uint64)).map("{:016x}".format))
-        frame = pd.concat([frame[~is_band], band_part], ignore_index=True)
     frame = frame.sort_values(["key", "token"], kind="stable").reset_index(drop=True)
     return make_incidence(frame["key"], frame["token"].to_numpy(dtype=object), "prompt",
                           weight=frame["weight"].to_numpy(), count=frame["count"].to_numpy(),
                           first_seen=frame["first_seen"].to_numpy(np.int64),
                           last_seen=frame["last_seen"].to_numpy(np.int64))
+
+
+# ------------------------------------------------------------------ helpers
+
+def _check_shingle(kind: str, size: int) -> None:
+    if kind not in ("word", "char"):
+        raise ValueError(f"shingle kind must be 'word' or 'char', not {kind!r}")
+    if size < 1:
+        raise ValueError("shingle size must be positive")
+
+
+def _as_text_list(texts) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError("texts must be a sequence of str, not a single str")
+    out = list(texts)
+    for i, t in enumerate(out):
+        if t is None:
+            out[i] = ""
+        elif not isinstance(t, str):
+            raise TypeError(f"texts[{i}] is {type(t).__name__}, not str")
+    return out
+
+
+def _encode(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """UTF-8 bytes of all texts end to end and their offsets (lone surrogates pass through)."""
+    data = [t.encode("utf-8", "surrogatepass") for t in texts]
+    offsets = np.zeros(len(data) + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, data), np.int64, len(data)), out=offsets[1:])
+    buf = np.frombuffer(b"".join(data), np.uint8) if offsets[-1] else np.zeros(0, np.uint8)
+    return buf, offsets
+
+
+def _normalized_buffer(texts: list[str], max_chars: int, parallel: bool = False):
+    buf, offsets = _encode(texts)
+    cls, lower = char_tables()
+    kernel = normalize_parallel if parallel else normalize_serial
+    return kernel(buf, offsets, cls, lower, np.int64(max_chars))
+
+
+def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) of the universal hash functions a*x + b mod (2**31 - 1), a >= 1."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(1, int(PRIME), size=num_perm, dtype=np.int64).astype(np.uint64)
+    b = rng.integers(0, int(PRIME), size=num_perm, dtype=np.int64).astype(np.uint64)
+    return a, b
+
+
+def _signatures(buf, offsets, num_perm, seed, shingle, size, parallel) -> np.ndarray:
+    a, b = _permutations(num_perm, seed)
+    kernel = minhash_parallel if parallel else minhash_serial
+    return kernel(buf, offsets, WORDS if shingle == "word" else CHARS, np.int64(size), a, b)
+
+
+def _hex(values: np.ndarray) -> np.ndarray:
+    return np.array([f"{v:016x}" for v in values.astype(np.uint64).tolist()], dtype=object)
+
+
+def _pdup_rows(pairs, local_of_pair, account, tie, solo, used_texts, bands) -> pd.DataFrame:
+    """One `pdup:` token per prompt on 2+ accounts standing for its bands that no other prompt reaches."""
+    n_solo = solo.sum(axis=1)
+    n_acc = pd.Series(account).groupby(local_of_pair).nunique().reindex(range(len(n_solo)), fill_value=0)
+    keep = (n_solo > 0) & (n_acc.to_numpy() >= 2)
+    sel = keep[local_of_pair]
+    if not sel.any():
+        return pd.DataFrame()
+    ids = pd.util.hash_array(used_texts.astype(object), categorize=False)
+    loc = local_of_pair[sel]
+    return pd.DataFrame({"key": pairs["key"].to_numpy()[sel],
+                         "token": "pdup:" + pd.Series(_hex(ids[loc]), dtype=object).to_numpy(),
+                         "weight": tie[sel] * n_solo[loc] / bands,
+                         "count": pairs["count"].to_numpy()[sel],
+                         "first_seen": pairs["first_seen"].to_numpy()[sel],
+                         "last_seen": pairs["last_seen"].to_numpy()[sel]})
+
+
+def _lsh_rows(pairs, local_of_pair, account, tie, solo, bucket_id, bucket_hash, bands) -> pd.DataFrame:
+    """`lsh:` tokens: buckets holding 2+ distinct prompts and reached by 2+ accounts, one row per key."""
+    shared = ~solo.ravel()
+    if not shared.any():
+        return pd.DataFrame()
+    # (prompt, band) entries in shared buckets, expanded to the pairs (keys) that sent the prompt
+    entry = np.flatnonzero(shared)
+    entry_prompt = entry // bands
+    order = np.argsort(local_of_pair, kind="stable")
+    starts = np.searchsorted(local_of_pair[order], np.arange(solo.shape[0] + 1))
+    per = starts[entry_prompt + 1] - starts[entry_prompt]
+    rep = np.repeat(np.arange(entry.size), per)
+    within = np.arange(rep.size) - np.repeat(np.cumsum(per) - per, per)
+    pair_row = order[starts[entry_prompt][rep] + within]
+    rows = pd.DataFrame({"bucket": bucket_id[entry][rep], "key": pairs["key"].to_numpy()[pair_row],
+                         "acc": account[pair_row], "tie": tie[pair_row],
+                         "count": pairs["count"].to_numpy()[pair_row],
+                         "first_seen": pairs["first_seen"].to_numpy()[pair_row],
+                         "last_seen": pairs["last_seen"].to_numpy()[pair_row]})
+    n_acc = rows.groupby("bucket")["acc"].nunique()
+    rows = rows[rows["bucket"].isin(n_acc.index[n_acc.to_numpy() >= 2])]
+    if len(rows) == 0:
+        return pd.DataFrame()
+    # a key reaches a bucket once, whichever and however many of its prompts land there
+    rows = rows.groupby(["bucket", "key"], sort=True).agg(
+        tie=("tie", "max"), count=("count", "sum"), first_seen=("first_seen", "min"),
+        last_seen=("last_seen", "max")).reset_index()
+    b = rows["bucket"].to_numpy()
+    band_of_bucket = np.empty(len(bucket_hash), np.int64)
+    band_of_bucket[bucket_id] = np.arange(bucket_id.size) % bands
+    tokens = pd.Series(_hex(bucket_hash[b]), dtype=object)
+    return pd.DataFrame({"key": rows["key"].to_numpy(),
+                         "token": ("lsh:" + pd.Series(band_of_bucket[b]).astype(str) + ":" + tokens).to_numpy(),
+                         "weight": rows["tie"].to_numpy() / bands, "count": rows["count"].to_numpy(),
+                         "first_seen": rows["first_seen"].to_numpy(), "last_seen": rows["last_seen"].to_numpy()})

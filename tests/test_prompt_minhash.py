@@ -1,0 +1,189 @@
+"""MinHash of prompts: normalisation, shingles, signatures against a pure-Python reference, Jaccard accuracy."""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from keyfarm.errors import KeyfarmConfigError
+from keyfarm.signals.prompt import (PromptConfig, _permutations, estimate_jaccard, lsh_buckets, minhash_signatures,
+                                    normalize, shingles)
+
+M64 = (1 << 64) - 1
+P31 = (1 << 31) - 1
+ODD_TEXTS = ["", "   \t\n ", "hi", "Hello, World!", "你好世界，这是一个测试提示词", "😀😀😀 🚀", "🚀 launch 🚀 now",
+             "Привет, КАК дела 2024?", "नमस्ते दुनिया आज", "ÉCOLE_normale  supérieure — ２０２４年",
+             "a\u0000b", "x" * 50, "one two three four five six seven"]
+
+
+# ------------------------------------------------------------------ pure-Python references
+
+def ref_normalize(text: str) -> str:
+    """The documented normalisation, one character at a time."""
+    out, pending = [], False
+    for ch in text:
+        cat = unicodedata.category(ch) if ord(ch) < 0x40000 else "Cn"
+        if cat == "Nd":
+            ch = "0"
+        elif cat[0] in "LMN":
+            ch = ch.lower() if len(ch.lower()) == 1 else ch
+        else:
+            pending = True
+            continue
+        if pending and out:
+            out.append(" ")
+        pending = False
+        out.append(ch)
+    return "".join(out)
+
+
+def _fnv(data: bytes) -> int:
+    h = 0xCBF29CE484222325
+    for c in data:
+        h = ((h ^ c) * 0x100000001B3) & M64
+    return h
+
+
+def _mix(x: int) -> int:
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & M64
+    return x ^ (x >> 31)
+
+
+def ref_signature(text: str, num_perm: int, seed: int, kind: str, size: int) -> list[int]:
+    norm = ref_normalize(text)
+    if not norm:
+        return [0xFFFFFFFF] * num_perm
+    if kind == "word":
+        words = [_fnv(w.encode()) for w in norm.split(" ")]
+        grams = [words[i:i + size] for i in range(len(words) - size + 1)] or [words]
+        hashes = []
+        for gram in grams:
+            h = 0x9E3779B97F4A7C15
+            for w in gram:
+                h = _mix(h ^ w)
+            hashes.append(h)
+    else:
+        grams = [norm[i:i + size] for i in range(len(norm) - size + 1)] or [norm]
+        hashes = [_mix(_fnv(g.encode())) for g in grams]
+    a, b = _permutations(num_perm, seed)
+    return [min((int(a[p]) * (h >> 33) + int(b[p])) % P31 for h in hashes) for p in range(num_perm)]
+
+
+# ------------------------------------------------------------------ normalisation and shingles
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=80))
+def test_ascii_normalisation_matches_the_regex_definition(text):
+    expected = re.sub(r"\s+", " ", re.sub(r"[^\w\s]|_", " ", re.sub(r"\d", "0", text.lower()))).strip()
+    assert normalize(text) == expected
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(st.text(max_size=60))
+def test_unicode_normalisation_matches_the_reference(text):
+    assert normalize(text) == ref_normalize(text)
+
+
+def test_normalisation_keeps_non_latin_words_and_drops_emoji():
+    assert normalize("Привет, КАК дела 2024?! 😀") == "привет как дела 0000"
+    assert normalize("你好世界，这是一个测试提示词") == "你好世界 这是一个测试提示词"
+    assert normalize("नमस्ते दुनिया") == "नमस्ते दुनिया"   # combining vowel signs stay inside words
+    assert normalize("😀😀😀 🚀") == "" and normalize("  \t\n") == ""
+    assert normalize("２０２４年") == "0000年"
+
+
+def test_shingles_are_ngrams_and_short_texts_are_one_shingle():
+    assert shingles("The quick, brown fox jumps!", kind="word", size=3) == ["the quick brown", "quick brown fox", "brown fox jumps"]
+    assert shingles("Hello there", kind="word", size=3) == ["hello there"]
+    assert shingles("") == [] and shingles("🚀") == []
+    assert shingles("Héllo", kind="char", size=3) == ["hél", "éll", "llo"]
+    assert shingles("ab", kind="char", size=5) == ["ab"]
+
+
+# ------------------------------------------------------------------ signatures
+
+@pytest.mark.parametrize("kind,size", [("word", 3), ("word", 1), ("char", 4)])
+def test_signatures_equal_the_pure_python_reference(kind, size):
+    sig = minhash_signatures(ODD_TEXTS, 32, seed=7, shingle=kind, size=size)
+    assert sig.dtype == np.uint32 and sig.shape == (len(ODD_TEXTS), 32)
+    for text, row in zip(ODD_TEXTS, sig):
+        assert row.tolist() == ref_signature(text, 32, 7, kind, size), text
+
+
+def test_serial_and_parallel_kernels_agree():
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(["alpha", "beta", "гамма", "δέλτα", "数据", "x"], size=rng.integers(0, 30)))
+             for _ in range(300)]
+    for kind in ("word", "char"):
+        np.testing.assert_array_equal(minhash_signatures(texts, 64, shingle=kind, parallel=False),
+                                      minhash_signatures(texts, 64, shingle=kind, parallel=True))
+
+
+@settings(max_examples=60, derandomize=True, deadline=None)
+@given(st.sets(st.integers(0, 400), min_size=1, max_size=120), st.sets(st.integers(0, 400), min_size=1, max_size=120))
+def test_estimated_jaccard_is_within_four_standard_errors_of_exact(a, b):
+    # one word per element and 1-word shingles: the shingle sets are exactly a and b. The estimate
+    # is a binomial share over num_perm functions: standard error sqrt(J(1-J)/num_perm).
+    num_perm = 256
+    word = lambda i: "w" + "".join(chr(97 + int(d)) for d in str(i))  # noqa: E731  (letters only)
+    texts = [" ".join(word(i) for i in sorted(a)), " ".join(word(i) for i in sorted(b))]
+    sig = minhash_signatures(texts, num_perm, seed=3, shingle="word", size=1)
+    exact = len(a & b) / len(a | b)
+    tolerance = 4 * np.sqrt(exact * (1 - exact) / num_perm) + 1e-12
+    assert abs(estimate_jaccard(sig[0], sig[1]) - exact) <= tolerance
+
+
+def test_estimated_jaccard_is_unbiased_over_many_pairs():
+    rng = np.random.default_rng(5)
+    errors = []
+    for k in range(300):
+        a = set(rng.choice(300, size=60, replace=False).tolist())
+        b = set(rng.choice(300, size=60, replace=False).tolist()) | set(list(a)[:30])
+        texts = [" ".join(f"t{chr(97 + i % 26)}{chr(97 + i // 26)}" for i in sorted(s)) for s in (a, b)]
+        sig = minhash_signatures(texts, 128, seed=k, shingle="word", size=1)  # independent hash functions per pair
+        errors.append(estimate_jaccard(sig[0], sig[1]) - len(a & b) / len(a | b))
+    # mean of 300 independent errors, each with sd <= 0.5/sqrt(128): sd of the mean <= 0.0026
+    assert abs(np.mean(errors)) < 4 * 0.0026
+
+
+def test_same_seed_same_signatures_other_seed_other_signatures():
+    texts = ["the quick brown fox jumps over the lazy dog", "The QUICK brown fox, jumps over the lazy dog!"]
+    first = minhash_signatures(texts, 128, seed=1)
+    np.testing.assert_array_equal(first, minhash_signatures(texts, 128, seed=1))
+    assert estimate_jaccard(first[0], first[1]) == 1.0  # equal after normalisation
+    assert not np.array_equal(first, minhash_signatures(texts, 128, seed=2))
+    # a text's signature does not depend on its neighbours
+    np.testing.assert_array_equal(minhash_signatures(texts[::-1] + ["other"], 128)[1], first[0])
+
+
+def test_long_prompts_are_cut_at_max_chars():
+    long = "word " * 25_000 + "tail end"  # 125 kB
+    sig = minhash_signatures([long, "word " * 25_000], 64, max_chars=4000)
+    assert (sig[0] == sig[1]).all()
+    assert not (minhash_signatures([long, "word " * 25_000], 64) == sig[1]).all(axis=1)[0]
+
+
+def test_band_buckets_match_for_equal_bands_only():
+    sig = minhash_signatures(["alpha beta gamma delta", "alpha beta gamma delta", "totally other words here"], 128)
+    buckets = lsh_buckets(sig, 32, 4)
+    assert buckets.shape == (3, 32) and buckets.dtype == np.uint64
+    assert (buckets[0] == buckets[1]).all() and not (buckets[0] == buckets[2]).any()
+    assert len(set(buckets[0].tolist())) == 32  # the band index is part of the hash
+    with pytest.raises(ValueError):
+        lsh_buckets(sig, 33, 4)
+
+
+def test_bad_arguments_are_clear_errors():
+    with pytest.raises(TypeError):
+        minhash_signatures("not a list")
+    with pytest.raises(TypeError):
+        minhash_signatures(["ok", 3])
+    with pytest.raises(ValueError):
+        minhash_signatures(["ok"], shingle="sentence")
+    with pytest.raises(KeyfarmConfigError):
+        PromptConfig(bands=40, rows=4)
+    assert abs(PromptConfig().threshold - (1 / 32) ** 0.25) < 1e-12
