@@ -137,20 +137,30 @@ def evaluate(out_dir, truth, as_json):
 @click.option("--config", "config_path", type=click.Path(), default=None, help="TOML configuration file.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of community detection.")
 @click.option("--no-report", is_flag=True, help="Skip the HTML report.")
+@click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
+              help="local: pandas + Numba on this machine; spark: PySpark (pip install 'keyfarm[spark]').")
+@click.option("--spark-master", default="local[2]", show_default=True, help="Spark master URL.")
 @quiet_option
 @handle_errors
-def link(input_dir, out_dir, config_path, seed, no_report, quiet):
+def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master, quiet):
     """Link the keys in INPUT_DIR into clusters and score them; write OUT_DIR.
 
     \b
     Example:
       keyfarm link world --out out --seed 1
       keyfarm link logs/2026-11-22 --out out --config keyfarm.toml --quiet
+      keyfarm link s3a://lake/requests-day/ --out out --engine spark --spark-master yarn
     """
-    from keyfarm.pipeline import run_link
+    if engine == "spark":
+        from keyfarm.spark import run_link_spark
 
-    result = run_link(input_dir, out_dir, config_path=config_path, seed=seed, quiet=quiet,
-                      report=not no_report)
+        result = run_link_spark(input_dir, out_dir, config_path=config_path, seed=seed, quiet=quiet,
+                                report=not no_report, master=spark_master)
+    else:
+        from keyfarm.pipeline import run_link
+
+        result = run_link(input_dir, out_dir, config_path=config_path, seed=seed, quiet=quiet,
+                          report=not no_report)
     counts = result.run["counts"]
     click.echo(f"{out_dir}: {counts['keys']:,} keys, {counts['clusters']:,} clusters, "
                f"{counts['flagged_clusters']:,} flagged ({counts['flagged_keys']:,} keys)")

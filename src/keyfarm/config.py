@@ -1,13 +1,17 @@
 """Job configuration: signal weights, hub caps, network rules, prompt hashing, communities, scoring.
 
-One typed dataclass per section with documented defaults; `Config.from_toml(path)` reads a TOML file
-whose tables are the sections (see keyfarm.example.toml). Unknown keys and wrong types are errors
-naming the key, so a typo never silently falls back to a default.
+One typed, frozen dataclass per section with documented defaults (keyfarm.example.toml lists them all);
+`Config.from_toml(path)` reads a TOML file whose tables are the sections.
+Unknown keys, wrong types and out-of-range values are KeyfarmConfigError naming the key, so a typo
+never silently falls back to a default. Adding a section is one dataclass and one field of Config.
 """
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,12 +19,30 @@ from keyfarm.errors import KeyfarmConfigError
 from keyfarm.scoring import ScoringConfig
 from keyfarm.signals.prompt import PromptConfig
 
+# Non-routable and shared ranges: many unrelated users sit behind one such address.
+DEFAULT_SPECIAL_CIDRS = (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",   # RFC 1918 private
+    "127.0.0.0/8", "169.254.0.0/16",                    # loopback, link-local
+    "100.64.0.0/10",                                    # carrier-grade NAT (RFC 6598)
+    "0.0.0.0/8", "224.0.0.0/4", "255.255.255.255/32",   # "this network", multicast, broadcast
+    "::1/128", "::/128", "fe80::/10", "fc00::/7", "ff00::/8",  # loopback, unspecified, link-local, ULA, multicast
+)
+
+
+def _at_least(section: str, name: str, value, low, *, inclusive: bool = True) -> None:
+    if value is None:
+        return
+    if value < low or (not inclusive and value == low):
+        bound = f">= {low}" if inclusive else f"> {low}"
+        raise KeyfarmConfigError(f"setting {section}.{name} must be {bound}, got {value!r}")
+
 
 @dataclass(frozen=True)
 class WeightsConfig:
     """Base weight of each token kind: the evidence of two accounts sharing a value nobody else has.
 
-    A token shared by d accounts out of N weighs base × log(N/d)/log(N) (see keyfarm.graph.weighting).
+    A token shared by d of N accounts weighs base × log(N/d)/log(N) (see keyfarm.graph.weighting);
+    a key pair's `w_<signal>` sums its shared tokens' weights (× the weaker key's tie).
     """
 
     account: float = 1.0      # keys of one account (not frequency-weighted)
@@ -30,31 +52,55 @@ class WeightsConfig:
     ip6: float = 0.3          # same IPv6 address (privacy addresses rotate, so rarely shared)
     ip6_64: float = 0.5       # same IPv6 /64 (one household or host)
     ip6_48: float = 0.1       # same IPv6 /48 (one site or ISP pool)
-    ip_window: float = 0.4    # same address within the same time window (added to the above)
+    ip_window: float = 1.0    # same address (IPv6: /64) in the same time window, × share of windows
     device: float = 0.4       # same TLS/device fingerprint
     user_agent: float = 0.05  # same User-Agent string
     prompt: float = 1.0       # near-duplicate prompts (per unit of prompt evidence)
 
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            _at_least("weights", f.name, getattr(self, f.name), 0.0)
+
 
 @dataclass(frozen=True)
 class CapsConfig:
-    """Hub caps: a token shared by more distinct accounts than this is a hub and is never projected."""
+    """Hub caps: a token on more distinct accounts than its signal's cap, or on more keys than
+    `max_keys`, is a hub: never projected (no O(d²) pairs), listed in run.json. None: no cap."""
 
-    payment: int = 50
-    ip: int = 40
-    device: int = 60
-    prompt: int = 60
-    max_keys: int = 2000      # a token on more keys than this is a hub too (bounds any O(d²) work)
+    payment: int | None = 50
+    ip: int | None = 40
+    device: int | None = 60
+    prompt: int | None = 60
+    max_keys: int | None = 2000   # bounds the pairs one token can produce, whatever its accounts
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            _at_least("caps", f.name, getattr(self, f.name), 1)
 
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """How addresses become tokens."""
+    """How addresses become tokens (keyfarm.signals.network)."""
 
-    window_seconds: int = 3600                     # co-occurrence window for `ip_window` tokens
-    special_ranges: str = "ignore"                 # private/loopback/link-local/CGNAT: "ignore" or "weak"
-    weak_factor: float = 0.1                       # weight multiplier for special ranges when "weak"
+    window_seconds: int = 3600                     # co-occurrence window of `ipw:` tokens
+    special_ranges: str = "ignore"                 # special_cidrs and the file: "ignore" or "weak"
+    weak_factor: float = 0.1                       # tie multiplier of special addresses when "weak"
+    special_cidrs: tuple[str, ...] = DEFAULT_SPECIAL_CIDRS
     shared_infrastructure_file: str | None = None  # CIDRs (one per line, # comments) of VPN/cloud egress
+
+    def __post_init__(self):
+        _at_least("network", "window_seconds", self.window_seconds, 1)
+        _at_least("network", "weak_factor", self.weak_factor, 0.0, inclusive=False)
+        if self.weak_factor > 1:
+            raise KeyfarmConfigError(f"setting network.weak_factor must be <= 1, got {self.weak_factor!r}")
+        if self.special_ranges not in ("ignore", "weak"):
+            raise KeyfarmConfigError("setting network.special_ranges must be 'ignore' or 'weak', "
+                                     f"got {self.special_ranges!r}")
+        for text in self.special_cidrs:
+            try:
+                ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                raise KeyfarmConfigError(f"setting network.special_cidrs: {text!r} is not a CIDR") from None
 
 
 @dataclass(frozen=True)
@@ -70,7 +116,7 @@ class CommunityConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """Every setting of a linkage job."""
+    """Every setting of a linkage job: one field per section."""
 
     weights: WeightsConfig = field(default_factory=WeightsConfig)
     caps: CapsConfig = field(default_factory=CapsConfig)
@@ -81,11 +127,17 @@ class Config:
 
     @classmethod
     def default(cls) -> "Config":
+        """Every setting at its documented default."""
         return cls()
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Config":
-        """Build from nested dicts (sections → keys); unknown keys and wrong types are errors."""
+    def from_dict(cls, data: dict, *, base_dir: str | Path | None = None) -> "Config":
+        """Build from nested dicts (section → key → value); missing keys keep their defaults.
+
+        Unknown sections or keys, wrong types and out-of-range values raise KeyfarmConfigError
+        naming the key. A relative `network.shared_infrastructure_file` is taken relative to
+        `base_dir` when given (from_toml passes the file's folder).
+        """
         if not isinstance(data, dict):
             raise KeyfarmConfigError("configuration must be a table of sections")
         sections = {f.name: f for f in dataclasses.fields(cls)}
@@ -95,44 +147,94 @@ class Config:
                 raise KeyfarmConfigError(f"unknown configuration section [{name}] "
                                          f"(known: {', '.join(sections)})")
             kwargs[name] = _section(sections[name].default_factory, name, values)
+        network = kwargs.get("network")
+        if base_dir is not None and network is not None and network.shared_infrastructure_file:
+            path = Path(network.shared_infrastructure_file)
+            if not path.is_absolute():
+                kwargs["network"] = dataclasses.replace(
+                    network, shared_infrastructure_file=str(Path(base_dir) / path))
         return cls(**kwargs)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "Config":
+        """Read a TOML file of sections (see keyfarm.example.toml)."""
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text())
         except FileNotFoundError:
             raise KeyfarmConfigError(f"configuration file {path} not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise KeyfarmConfigError(f"configuration file {path}: {exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise KeyfarmConfigError(f"configuration file {path}: {exc}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(data, base_dir=path.parent)
 
     def to_dict(self) -> dict:
-        """Plain JSON-serialisable dict (for run.json)."""
-        return dataclasses.asdict(self)
+        """Plain JSON-serialisable dict (for run.json); from_dict(to_dict()) gives an equal Config."""
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _section(factory, name: str, values) -> object:
+    """One section from a dict, each value checked against the dataclass's type hints."""
     default = factory()
     if not isinstance(values, dict):
         raise KeyfarmConfigError(f"[{name}] must be a table")
     fields = {f.name: f for f in dataclasses.fields(default)}
+    hints = typing.get_type_hints(type(default))
     checked = {}
     for key, value in values.items():
         if key not in fields:
             raise KeyfarmConfigError(f"unknown setting {name}.{key} (known: {', '.join(fields)})")
-        current = getattr(default, key)
-        ok = (isinstance(value, bool) == isinstance(current, bool)) and (
-            current is None or isinstance(value, type(current))
-            or (isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool)))
-        if not ok:
-            raise KeyfarmConfigError(f"setting {name}.{key} must be {type(current).__name__}, "
-                                     f"got {value!r}")
-        if isinstance(current, dict):
-            unknown = set(value) - set(current)
-            if unknown:
-                raise KeyfarmConfigError(f"unknown key {name}.{key}.{sorted(unknown)[0]}")
+        checked[key] = _checked(f"{name}.{key}", value, hints[key], getattr(default, key))
+    try:
+        return dataclasses.replace(default, **checked)
+    except (TypeError, ValueError) as exc:  # a section's own validation that is not ours
+        raise KeyfarmConfigError(f"[{name}]: {exc}") from None
+
+
+def _checked(key: str, value, hint, current):
+    """`value` converted to the type `hint` (int → float allowed, list → tuple), or an error."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _checked(key, value, inner[0], current)
+    origin = typing.get_origin(hint) or hint
+    if origin is bool:
+        ok = isinstance(value, bool)
+    elif origin is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif origin is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif origin is str:
+        ok = isinstance(value, str)
+    elif origin is tuple:
+        ok = isinstance(value, (list, tuple)) and all(
+            isinstance(v, args[0]) and not isinstance(v, bool) for v in value)
+        value = tuple(value) if ok else value
+    elif origin is dict:
+        ok = isinstance(value, dict)
+        if ok and isinstance(current, dict) and current:
+            for sub, v in value.items():
+                if sub not in current:
+                    raise KeyfarmConfigError(f"unknown key {key}.{sub} (known: {', '.join(current)})")
+                value = {**value, sub: _checked(f"{key}.{sub}", v, type(current[sub]), current[sub])}
             value = {**current, **value}
-        checked[key] = float(value) if isinstance(current, float) else value
-    return dataclasses.replace(default, **checked)
+    else:
+        ok = isinstance(value, origin)
+    if not ok:
+        name = getattr(origin, "__name__", str(hint))
+        if origin is tuple:
+            name = f"a list of {args[0].__name__}"
+        raise KeyfarmConfigError(f"setting {key} must be {name}, got {value!r}")
+    return value

@@ -91,19 +91,25 @@ def read_table_file(path: Path, name: str) -> pd.DataFrame:
 
 def load_tables(folder: str | Path) -> Tables:
     """Read and validate every SCHEMA.md table in `folder` (keys required, others optional)."""
+    frames = read_table_files(folder, schema.TABLES)
+    # hand the frames over without keeping a reference here: the raw requests are large
+    return tables_from_frames(*(frames.pop(name) for name in list(frames)))
+
+
+def read_table_files(folder: str | Path, names) -> dict[str, pd.DataFrame | None]:
+    """The raw tables `names` of `folder` (None where absent); the keys table must be there."""
     folder = Path(folder)
     if not folder.is_dir():
         raise KeyfarmInputError(f"input folder {folder} does not exist or is not a folder")
     frames: dict[str, pd.DataFrame | None] = {}
-    for name in schema.TABLES:
+    for name in names:
         path = find_table_file(folder, name)
         frames[name] = None if path is None else read_table_file(path, name)
-    if frames["keys"] is None:
+    if frames.get("keys") is None:
         raise KeyfarmInputError(
             f"table keys: no keys file in {folder} (expected keys.parquet, keys.csv, keys.csv.gz "
             "or keys.jsonl)", table="keys")
-    # hand the frames over without keeping a reference here: the raw requests are large
-    return tables_from_frames(*(frames.pop(name) for name in list(frames)))
+    return frames
 
 
 # ---------------------------------------------------------------- validation
@@ -263,6 +269,46 @@ def _sort_by_content(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
+REQUEST_ORDER = ["key", "ts", "ip", "device_fingerprint", "user_agent", "prompt", "prompt_tokens",
+                 "completion_tokens"]
+
+
+def sort_requests(requests: pd.DataFrame) -> pd.DataFrame:
+    """Validated requests ordered by content, not arrival: the same logs in another order give the
+    same table."""
+    return _sort_by_content(requests, REQUEST_ORDER)
+
+
+def _attach_keys(requests: pd.DataFrame, key_index: pd.Index, quarantined_keys, q: _Quarantine) -> pd.DataFrame:
+    """Insert `key` (row of the key in the sorted keys table); quarantine rows whose key_id is unknown
+    or whose key row was itself quarantined (`quarantined_keys`: a callable giving those key ids)."""
+    key_pos = key_index.get_indexer(requests["key_id"])
+    unknown = key_pos < 0
+    if unknown.any():
+        was_quarantined = requests["key_id"].isin(quarantined_keys()).to_numpy() & unknown
+        requests = q.add("requests", requests, was_quarantined, REASON_KEY_QUARANTINED)
+        key_pos = key_index.get_indexer(requests["key_id"])
+        requests = q.add("requests", requests, key_pos < 0, schema.REASON_UNKNOWN_KEY)
+        key_pos = key_index.get_indexer(requests["key_id"])
+    requests.insert(0, "key", key_pos.astype(np.int64))
+    return requests
+
+
+def validate_requests(frame: pd.DataFrame, key_index: pd.Index,
+                      quarantined_keys=frozenset()) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Validate one batch of request rows against already validated keys (the loader's code, for a
+    distributed engine to run per partition).
+
+    `key_index` holds the sorted keys' key_id; `quarantined_keys` the key ids rejected by the keys
+    table. Returns the valid rows (with `key`, sorted by content) and the quarantined rows (None if
+    none) whose `source_row` is the batch's index, so give the batch the input row numbers as index.
+    """
+    q = _Quarantine()
+    requests = _validate(frame, schema.REQUESTS, q)
+    requests = _attach_keys(requests, key_index, lambda: set(quarantined_keys), q)
+    return sort_requests(requests), q.frames({"requests": frame}).get("requests")
+
+
 def tables_from_frames(keys: pd.DataFrame, accounts: pd.DataFrame | None = None,
                        payments: pd.DataFrame | None = None,
                        requests: pd.DataFrame | None = None) -> Tables:
@@ -290,24 +336,11 @@ def tables_from_frames(keys: pd.DataFrame, accounts: pd.DataFrame | None = None,
     keys["account"] = pd.factorize(keys["account_id"], sort=True)[0].astype(np.int64)
     keys["daily_token_limit"] = keys["daily_token_limit"].astype("Int64")
 
-    requests = out.pop("requests")
-    key_index = pd.Index(keys["key_id"])
-    key_pos = key_index.get_indexer(requests["key_id"])
-    unknown = key_pos < 0
-    if unknown.any():
-        quarantined_keys = q.rejected_values("keys", originals, "key_id")
-        was_quarantined = requests["key_id"].isin(quarantined_keys).to_numpy() & unknown
-        requests = q.add("requests", requests, was_quarantined, REASON_KEY_QUARANTINED)
-        key_pos = key_index.get_indexer(requests["key_id"])
-        requests = q.add("requests", requests, key_pos < 0, schema.REASON_UNKNOWN_KEY)
-        key_pos = key_index.get_indexer(requests["key_id"])
-    requests.insert(0, "key", key_pos.astype(np.int64))
+    requests = _attach_keys(out.pop("requests"), pd.Index(keys["key_id"]),
+                            lambda: q.rejected_values("keys", originals, "key_id"), q)
     quarantine = q.frames(originals)
     originals.clear()  # the raw tables are no longer needed: free them before sorting
-    # order by content, not arrival, so the same logs in another order give the same tables
-    order_cols = ["key", "ts", "ip", "device_fingerprint", "user_agent", "prompt", "prompt_tokens",
-                  "completion_tokens"]
-    requests = _sort_by_content(requests, order_cols)
+    requests = sort_requests(requests)
 
     for name in ("accounts", "payments"):
         out[name] = out[name].reset_index(drop=True)

@@ -118,9 +118,25 @@ def _signal_of(graph, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return names, tokens
 
 
+def key_totals(requests: pd.DataFrame, activity) -> pd.DataFrame:
+    """Per key with requests (index `key`): total_tokens, peak_daily_tokens, mean_daily_tokens,
+    n_requests. Per key, so a partitioned engine computes it per partition of keys."""
+    per_key = activity.daily.groupby("key")["tokens"].agg(["sum", "max", "mean"])
+    counts = requests["key"].value_counts()
+    index = pd.Index(counts.index.union(per_key.index).sort_values().to_numpy(np.int64), name="key")
+    return pd.DataFrame({"total_tokens": per_key["sum"].reindex(index, fill_value=0).to_numpy(np.int64),
+                         "peak_daily_tokens": per_key["max"].reindex(index, fill_value=0).to_numpy(np.int64),
+                         "mean_daily_tokens": per_key["mean"].reindex(index, fill_value=0).to_numpy(np.float64),
+                         "n_requests": counts.reindex(index, fill_value=0).to_numpy(np.int64)}, index=index)
+
+
 def assemble_outputs(tables: Tables, graph, membership: np.ndarray, scored: pd.DataFrame,
-                     activity, default_limit: int = 100_000) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """members, clusters and edges in SCHEMA.md's columns (plus keyfarm's extras)."""
+                     activity, default_limit: int = 100_000, totals: pd.DataFrame | None = None
+                     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """members, clusters and edges in SCHEMA.md's columns (plus keyfarm's extras).
+
+    `totals` is `key_totals` of the requests (computed from tables.requests when not given).
+    """
     keys = tables.keys
     members = pd.DataFrame({"key_id": keys["key_id"].to_numpy(), "account_id": keys["account_id"].to_numpy(),
                             "cluster_id": membership.astype(np.int64)})
@@ -130,13 +146,11 @@ def assemble_outputs(tables: Tables, graph, membership: np.ndarray, scored: pd.D
         if meta is not None else None
     members["created_at"] = keys["created_at"].to_numpy()
     members["daily_token_limit"] = keys["daily_token_limit"].astype("Int64").to_numpy()
-    daily = activity.daily
-    per_key = daily.groupby("key")["tokens"].agg(["sum", "max", "mean"])
-    members["total_tokens"] = per_key["sum"].reindex(range(len(keys)), fill_value=0).to_numpy(np.int64)
-    members["peak_daily_tokens"] = per_key["max"].reindex(range(len(keys)), fill_value=0).to_numpy(np.int64)
-    members["n_requests"] = np.bincount(tables.requests["key"].to_numpy(), minlength=len(keys)).astype(np.int64)
+    totals = key_totals(tables.requests, activity) if totals is None else totals
+    for col in ("total_tokens", "peak_daily_tokens", "n_requests"):
+        members[col] = totals[col].reindex(range(len(keys)), fill_value=0).to_numpy(np.int64)
     limit = keys["daily_token_limit"].astype("Float64").fillna(default_limit).to_numpy(np.float64)
-    members["usage"] = per_key["mean"].reindex(range(len(keys)), fill_value=0).to_numpy() / limit
+    members["usage"] = totals["mean_daily_tokens"].reindex(range(len(keys)), fill_value=0).to_numpy() / limit
 
     clusters = scored.copy()
     for end, col in (("weakest", "weakest_edge"), ("strongest", "strongest_edge")):
@@ -194,11 +208,22 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
         members, clusters, edges = assemble_outputs(tables, graph, membership, scored, activity,
                                                     config.scoring.default_daily_limit)
         info["counts"] = f"{len(clusters):,} clusters of 2+ accounts, {int(clusters['flagged'].sum()):,} flagged"
-    run = {
+    run = run_record(tables, config, seed, hubs, members, edges, clusters, progress)
+    return LinkResult(members=members, clusters=clusters, edges=edges, run=run, graph=graph,
+                      tables=tables, hubs=hubs)
+
+
+def run_record(tables: Tables, config, seed: int, hubs: pd.DataFrame, members: pd.DataFrame,
+               edges: pd.DataFrame, clusters: pd.DataFrame, progress: Progress, *,
+               n_requests: int | None = None) -> dict:
+    """run.json's content (without run_id and input); `n_requests` counts valid requests when
+    tables.requests does not hold them (a distributed run)."""
+    return {
         "version": __version__, "seed": seed, "config": config.to_dict(),
         "input_rows": tables.input_rows,
         "valid_rows": {"keys": len(tables.keys), "accounts": len(tables.accounts),
-                       "payments": len(tables.payments), "requests": len(tables.requests)},
+                       "payments": len(tables.payments),
+                       "requests": len(tables.requests) if n_requests is None else int(n_requests)},
         "quarantined": tables.quarantine_counts(),
         "n_hubs": {str(k): int(v) for k, v in hubs["signal"].value_counts().sort_index().items()},
         "hubs": hubs.head(200).to_dict("records"),
@@ -208,8 +233,6 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
                    "flagged_keys": int(clusters.loc[clusters["flagged"], "n_keys"].sum())},
         "timings": dict(progress.timings),
     }
-    return LinkResult(members=members, clusters=clusters, edges=edges, run=run, graph=graph,
-                      tables=tables, hubs=hubs)
 
 
 def _run_id(result: LinkResult) -> str:
@@ -244,6 +267,12 @@ def run_link(input_dir, out_dir, *, config_path=None, seed: int = 0, quiet: bool
     config = Config.from_toml(config_path) if config_path else Config.default()
     progress = Progress(quiet)
     result = link(input_dir, config, seed=seed, progress=progress)
+    return finish_run(result, input_dir, out_dir, progress, report=report)
+
+
+def finish_run(result: LinkResult, input_dir, out_dir, progress: Progress, *, report: bool = True) -> LinkResult:
+    """Write OUT_DIR and, unless `report` is false, the report; run.json gets every stage's timing.
+    Shared by the local and the Spark engine."""
     with progress.stage("write"):
         write_outputs(result, out_dir, input_dir=input_dir)
     if report:

@@ -74,8 +74,14 @@ def key_activity(requests: pd.DataFrame, *, bin_seconds: int = 300) -> KeyActivi
         .groupby(["key", "day"], sort=True, as_index=False)["tokens"].sum()
     bins = pd.DataFrame({"key": key, "bin": ts // bin_seconds}).drop_duplicates() \
         .sort_values(["key", "bin"], kind="stable").reset_index(drop=True)
-    span = int(ts.max() // bin_seconds - ts.min() // bin_seconds + 1) if len(ts) else 1
+    span = activity_span(int(ts.min()), int(ts.max()), bin_seconds) if len(ts) else 1
     return KeyActivity(daily=daily, bins=bins, n_bins_total=span)
+
+
+def activity_span(first_second: int, last_second: int, bin_seconds: int) -> int:
+    """Bins spanned by logs from `first_second` to `last_second` (epoch seconds): a partitioned
+    engine computes key_activity per partition and this from the global first and last request."""
+    return int(last_second // bin_seconds - first_second // bin_seconds + 1)
 
 
 # ---------------------------------------------------------------- graph-based evidence

@@ -1,4 +1,5 @@
-"""The weighted key graph: edge arrays (src < dst), per-signal weights, CSR, interop."""
+"""The weighted key graph (graph stage's output): edge arrays (src < dst), per-signal weights,
+per-edge evidence, symmetric CSR, and networkx / igraph interop."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,10 +12,13 @@ from keyfarm.graph.weighting import SIGNALS
 
 @dataclass
 class KeyGraph:
-    """Undirected key–key graph. Node i is the key in row i of tables.keys (sorted by key_id).
+    """Undirected key–key graph. Node i is the key in row i of tables.keys (sorted by key_id, so
+    src < dst also orders the key ids).
 
-    `weight` is the sum of the per-signal weights `w[signal]`; `evidence[signal]` holds, per edge,
-    the id of the strongest shared token of that signal in `tokens` (−1: none).
+    `w[signal]` (also `w_<signal>`) is the signal's evidence on each edge: Σ over shared tokens of
+    token weight × the weaker key's tie (see keyfarm.graph.weighting); `weight` is their plain sum,
+    the per-signal scaling being the base weights of config.weights. `evidence[signal]` holds, per
+    edge, the index in `tokens` of the strongest shared token of that signal (−1: none).
     """
 
     n_nodes: int
@@ -29,9 +33,25 @@ class KeyGraph:
     tokens: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
     _csr: tuple | None = field(default=None, repr=False)
 
+    def __post_init__(self):
+        m = self.src.size
+        if self.dst.size != m or self.weight.size != m or any(v.size != m for v in self.w.values()):
+            raise ValueError("KeyGraph: src, dst, weight and w[...] must have one entry per edge")
+        if self.key_id.size != self.n_nodes or self.account_id.size != self.n_nodes:
+            raise ValueError("KeyGraph: key_id and account_id must have one entry per node")
+
     @property
     def n_edges(self) -> int:
         return int(self.src.size)
+
+    def _signal(self, name: str) -> np.ndarray:
+        return self.w.get(name, np.zeros(self.n_edges))
+
+    w_account = property(lambda self: self._signal("account"), doc="Account evidence per edge.")
+    w_payment = property(lambda self: self._signal("payment"), doc="Payment evidence per edge.")
+    w_ip = property(lambda self: self._signal("ip"), doc="Network evidence per edge.")
+    w_device = property(lambda self: self._signal("device"), doc="Device evidence per edge.")
+    w_prompt = property(lambda self: self._signal("prompt"), doc="Prompt evidence per edge.")
 
     def _build_csr(self):
         n = self.n_nodes
@@ -43,20 +63,23 @@ class KeyGraph:
         np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
         return indptr, cols[order], data[order]
 
-    @property
-    def indptr(self) -> np.ndarray:
-        """Symmetric CSR row pointers (each undirected edge appears in both rows)."""
+    def csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Symmetric CSR (indptr, indices, data): each undirected edge in both rows, columns sorted."""
         if self._csr is None:
             self._csr = self._build_csr()
-        return self._csr[0]
+        return self._csr
+
+    @property
+    def indptr(self) -> np.ndarray:
+        return self.csr()[0]
 
     @property
     def indices(self) -> np.ndarray:
-        return self.indptr is not None and self._csr[1]
+        return self.csr()[1]
 
     @property
     def data(self) -> np.ndarray:
-        return self.indptr is not None and self._csr[2]
+        return self.csr()[2]
 
     def to_networkx(self):
         """networkx.Graph with key_id/account_id node attributes and per-signal edge weights."""
@@ -91,8 +114,10 @@ class KeyGraph:
         table = np.append(self.tokens, None).astype(object)
         return table[np.where(ids >= 0, ids, len(self.tokens))]
 
-    def edges_frame(self) -> pd.DataFrame:
-        """SCHEMA.md edges: key_a < key_b (key ids), weight, w_<signal> (+ evidence_<signal>)."""
+    def edges_frame(self, tables=None) -> pd.DataFrame:
+        """SCHEMA.md edges: key_a < key_b (key ids), weight, w_<signal> (+ evidence_<signal>, the
+        strongest shared token's text). `tables` is accepted for symmetry and not needed: the
+        graph carries the key ids."""
         frame = pd.DataFrame({"key_a": self.key_id[self.src], "key_b": self.key_id[self.dst],
                               "weight": self.weight})
         for s in SIGNALS:

@@ -1,9 +1,11 @@
 """Projection of the key–token incidence onto key pairs (Numba), in the style of Gustavson's SpGEMM.
 
 For each key a, walk its tokens, and for each token the keys b > a after a in the token's sorted
-key list, accumulating token_weight × min(tie_a, tie_b) per signal into a row accumulator. Work is
-linear in the number of (pair, shared token) contributions and output rows come out sorted, with no
-global sort; only the upper triangle is computed. Each contribution is rounded to a multiple of
+key list, accumulating token_weight × min(tie_a, tie_b) per signal into a row accumulator. Two
+passes (count each row's distinct neighbours, allocate exactly, fill): work is linear in the number
+of (pair, shared token) contributions, memory is the output plus O(keys), rows come out sorted with
+no global sort, and only the upper triangle is computed. Hub tokens never reach this module, so no
+token expands to more than caps.max_keys² / 2 contributions. Each contribution is rounded to a multiple of
 2**-32, so sums are exact and the same whatever the order they are added in (a distributed engine
 gets identical weights).
 """
@@ -35,55 +37,57 @@ def _transpose(t_indptr, t_keys, n_keys):
 
 
 @numba.njit(cache=True, nogil=True)
-def _count_rows(k_indptr, k_token, k_pos, t_indptr, t_keys, n_keys, bounds):
-    """Distinct neighbours b > a of every key a (row blocks, each with its own marks)."""
+def _count_rows(k_indptr, k_token, k_pos, t_indptr, t_keys, n_keys):
+    """Output row pointers: the distinct neighbours b > a of every key a (one mark array)."""
     counts = np.zeros(n_keys + 1, np.int64)
-    for chunk in range(bounds.size - 1):
-        mark = np.full(n_keys, -1, np.int64)
-        for a in range(bounds[chunk], bounds[chunk + 1]):
-            c = 0
-            for p in range(k_indptr[a], k_indptr[a + 1]):
-                t = k_token[p]
-                for q in range(k_pos[p] + 1, t_indptr[t + 1]):
-                    b = t_keys[q]
-                    if mark[b] != a:
-                        mark[b] = a
-                        c += 1
-            counts[a + 1] = c
+    mark = np.full(n_keys, -1, np.int64)
+    for a in range(n_keys):
+        c = 0
+        for p in range(k_indptr[a], k_indptr[a + 1]):
+            t = k_token[p]
+            for q in range(k_pos[p] + 1, t_indptr[t + 1]):
+                b = t_keys[q]
+                if mark[b] != a:
+                    mark[b] = a
+                    c += 1
+        counts[a + 1] = c
     return np.cumsum(counts)
 
 
 @numba.njit(cache=True, nogil=True)
 def _fill_rows(k_indptr, k_token, k_pos, t_indptr, t_keys, t_tie, token_weight, token_signal,
-               n_keys, n_signals, out_indptr, bounds):
+               n_keys, n_signals, out_indptr, max_row):
+    """Neighbours, per-signal weights and strongest token of every output row (signal-major
+    (n_signals, nnz) arrays; the strongest contribution of the row being filled is scratch)."""
     nnz = out_indptr[-1]
     dst = np.empty(nnz, np.int64)
-    w = np.zeros((nnz, n_signals), np.float64)
-    best = np.full((nnz, n_signals), -1, np.int64)
-    best_w = np.zeros((nnz, n_signals), np.float64)
-    for chunk in range(bounds.size - 1):
-        slot = np.full(n_keys, -1, np.int64)
-        for a in range(bounds[chunk], bounds[chunk + 1]):
-            start = out_indptr[a]
-            pos = start
-            for p in range(k_indptr[a], k_indptr[a + 1]):
-                t = k_token[p]
-                tw = token_weight[t]
-                s = token_signal[t]
-                tie_a = t_tie[k_pos[p]]
-                for q in range(k_pos[p] + 1, t_indptr[t + 1]):
-                    b = t_keys[q]
-                    if slot[b] < start:
-                        slot[b] = pos
-                        dst[pos] = b
-                        pos += 1
-                    e = slot[b]
-                    c = np.floor(tw * min(tie_a, t_tie[q]) * QUANTUM + 0.5) / QUANTUM
-                    w[e, s] += c
-                    if c > best_w[e, s]:
-                        best_w[e, s] = c
-                        best[e, s] = t
-            _sort_row(dst, w, best, start, pos)
+    w = np.zeros((n_signals, nnz), np.float64)
+    best = np.full((n_signals, nnz), -1, np.int64)
+    best_w = np.zeros((n_signals, max_row), np.float64)
+    slot = np.full(n_keys, -1, np.int64)
+    for a in range(n_keys):
+        start = out_indptr[a]
+        pos = start
+        for p in range(k_indptr[a], k_indptr[a + 1]):
+            t = k_token[p]
+            tw = token_weight[t]
+            s = token_signal[t]
+            tie_a = t_tie[k_pos[p]]
+            for q in range(k_pos[p] + 1, t_indptr[t + 1]):
+                b = t_keys[q]
+                if slot[b] < start:
+                    slot[b] = pos
+                    dst[pos] = b
+                    for r in range(n_signals):
+                        best_w[r, pos - start] = 0.0
+                    pos += 1
+                e = slot[b]
+                c = np.floor(tw * min(tie_a, t_tie[q]) * QUANTUM + 0.5) / QUANTUM
+                w[s, e] += c
+                if c > best_w[s, e - start]:  # ties keep the first token in token order
+                    best_w[s, e - start] = c
+                    best[s, e] = t
+        _sort_row(dst, w, best, start, pos)
     return dst, w, best
 
 
@@ -98,36 +102,54 @@ def _sort_row(dst, w, best, start, stop):
             j = i
             while j > start and dst[j - 1] > dst[j]:
                 dst[j - 1], dst[j] = dst[j], dst[j - 1]
-                for s in range(w.shape[1]):
-                    w[j - 1, s], w[j, s] = w[j, s], w[j - 1, s]
-                    best[j - 1, s], best[j, s] = best[j, s], best[j - 1, s]
+                for s in range(w.shape[0]):
+                    w[s, j - 1], w[s, j] = w[s, j], w[s, j - 1]
+                    best[s, j - 1], best[s, j] = best[s, j], best[s, j - 1]
                 j -= 1
         return
     order = np.argsort(dst[start:stop], kind="mergesort") + start
     dst[start:stop] = dst[order]
-    tmp_w = w[order].copy()
-    tmp_b = best[order].copy()
-    w[start:stop] = tmp_w
-    best[start:stop] = tmp_b
+    for s in range(w.shape[0]):
+        w[s, start:stop] = w[s][order]
+        best[s, start:stop] = best[s][order]
 
 
 def project(t_indptr: np.ndarray, t_keys: np.ndarray, t_tie: np.ndarray, token_weight: np.ndarray,
             token_signal: np.ndarray, n_keys: int, n_signals: int):
-    """Key pairs sharing tokens: (src, dst, per-signal weights (m, n_signals), strongest token
-    per signal (m, n_signals), −1 where none). Token key lists must be sorted and duplicate-free."""
+    """Key pairs sharing tokens, from a token → keys CSR.
+
+    Parameters
+    ----------
+    t_indptr, t_keys : token t's keys are t_keys[t_indptr[t]:t_indptr[t + 1]], sorted, distinct,
+        in 0..n_keys-1.
+    t_tie : float64 per entry, the key's tie to the token (0, 1].
+    token_weight : float64 per token; token_signal : int64 per token in 0..n_signals-1.
+
+    Returns
+    -------
+    src, dst : int64 (m,), src < dst, sorted by (src, dst), each pair once.
+    w : float64 (m, n_signals), Σ over shared tokens of token_weight × min(tie_a, tie_b), each term
+        rounded to a multiple of 2**-32 (so sums are exact in any order).
+    best : int64 (m, n_signals), the token with the largest term per signal (−1: none; ties: the
+        first token). w and best are column-contiguous views, so w[:, s] costs no copy.
+    """
     t_indptr = np.ascontiguousarray(t_indptr, np.int64)
     t_keys = np.ascontiguousarray(t_keys, np.int64)
+    t_tie = np.ascontiguousarray(t_tie, np.float64)
+    token_weight = np.ascontiguousarray(token_weight, np.float64)
+    token_signal = np.ascontiguousarray(token_signal, np.int64)
+    n_tokens = t_indptr.size - 1
+    if t_indptr[0] != 0 or t_indptr[-1] != t_keys.size or t_tie.size != t_keys.size \
+            or token_weight.size != n_tokens or token_signal.size != n_tokens:
+        raise ValueError("project: inconsistent CSR (t_indptr, t_keys, t_tie, token_weight, token_signal)")
+    if t_keys.size and (t_keys.min() < 0 or t_keys.max() >= n_keys):
+        raise ValueError(f"project: key index outside 0..{n_keys - 1}")
+    if n_tokens and (token_signal.min() < 0 or token_signal.max() >= n_signals):
+        raise ValueError(f"project: token_signal outside 0..{n_signals - 1}")
     k_indptr, k_token, k_pos = _transpose(t_indptr, t_keys, n_keys)
-    # row blocks of about equal work (a prange over these blocks measured slower on 2 busy cores)
-    work = np.cumsum(np.diff(k_indptr)).astype(np.float64)
-    n_blocks = max(1, min(n_keys, 4 * numba.get_num_threads()))
-    cuts = np.searchsorted(work, np.linspace(0, work[-1] if work.size else 0, n_blocks + 1)[1:-1])
-    bounds = np.unique(np.concatenate([[0], cuts, [n_keys]])).astype(np.int64)
-    out_indptr = _count_rows(k_indptr, k_token, k_pos, t_indptr, t_keys, n_keys, bounds)
-    dst, w, best = _fill_rows(k_indptr, k_token, k_pos, t_indptr, t_keys,
-                              np.ascontiguousarray(t_tie, np.float64),
-                              np.ascontiguousarray(token_weight, np.float64),
-                              np.ascontiguousarray(token_signal, np.int64), n_keys, n_signals,
-                              out_indptr, bounds)
+    out_indptr = _count_rows(k_indptr, k_token, k_pos, t_indptr, t_keys, n_keys)
+    max_row = int(np.diff(out_indptr).max()) if n_keys else 0
+    dst, w, best = _fill_rows(k_indptr, k_token, k_pos, t_indptr, t_keys, t_tie, token_weight,
+                              token_signal, n_keys, n_signals, out_indptr, max_row)
     src = np.repeat(np.arange(n_keys, dtype=np.int64), np.diff(out_indptr))
-    return src, dst, w, best
+    return src, dst, w.T, best.T

@@ -1,11 +1,22 @@
-"""Token weighting and hubs: a shared value is evidence in proportion to how rare it is.
+"""Token weighting and hubs (graph stage): a shared value is evidence in proportion to how rare it is.
 
-A token shared by d distinct accounts out of N weighs base[kind] × log(N/d) / log(N). log(N/d) is
-the log-likelihood ratio of the Fellegi–Sunter model for agreement on a value of frequency d/N
-(the chance that two unrelated accounts share it is about d/N); dividing by log(N) scales a value
-unique to one pair of accounts to ≈ base. Tokens on more accounts than the kind's cap, or on more
-keys than `caps.max_keys`, are hubs: never projected (their d² pairs would swamp the graph), and
-reported. Tokens on a single account link nothing beyond the account signal and are dropped.
+Choice: an inverse document frequency over accounts, read as a Fellegi–Sunter match weight. A token
+shared by d distinct accounts out of N weighs
+
+    base[kind] × log(N / d) / log(N)        (clipped to [0, base])
+
+log(N/d) is the log-likelihood ratio of agreement on a value of frequency d/N: two unrelated
+accounts share it with probability about d/N, a single actor's accounts share it whatever d is.
+Dividing by log(N) makes a value unique to one pair of accounts weigh ≈ base, so base[kind] (one
+per token kind in config.weights: exact IPv4, /24, IPv6, /64, /48, window, device, user agent,
+payment, prompt) says how much one such agreement is worth against the others. Degrees count
+*accounts*, not keys: an account's many keys are one actor, not many coincidences.
+
+Hubs: a token on more accounts than its signal's cap (config.caps.<signal>) or on more keys than
+caps.max_keys is never projected, since its d² pairs would swamp the graph and carry ≈ no evidence
+(a campus NAT, the default SDK fingerprint, "hello"); hubs are reported with their degrees. Tokens
+on one account link nothing beyond the account signal and are not projected either. The account
+token (`acct:`) always weighs weights.account: the keys of one account are one actor by definition.
 """
 from __future__ import annotations
 
@@ -14,7 +25,7 @@ import math
 import numpy as np
 import pandas as pd
 
-# token prefix → (weight name in WeightsConfig, cap name in CapsConfig or None, signal column)
+# token kind (text before the first ':') → (weight in WeightsConfig, cap in CapsConfig or None, signal)
 TOKEN_KINDS = {
     "acct": ("account", None, "account"),
     "pay": ("payment", "payment", "payment"),
@@ -29,38 +40,72 @@ TOKEN_KINDS = {
     "pdup": ("prompt", "prompt", "prompt"),
     "lsh": ("prompt", "prompt", "prompt"),
 }
+KINDS = tuple(TOKEN_KINDS)
 SIGNALS = ("account", "payment", "ip", "device", "prompt")
+_NO_CAP = np.iinfo(np.int64).max
 
 
-def token_kind(tokens: pd.Series) -> pd.Series:
-    """The kind prefix of each token (text before the first ':')."""
-    return tokens.str.split(":", n=1).str[0]
+def kind_codes(tokens) -> np.ndarray:
+    """Index into KINDS of each token's kind; ValueError naming the first unknown kind.
+
+    Tokens sharing the prefix "kind:" are one contiguous run in sorted order, so after one sort
+    (none if already sorted) each kind is two binary searches instead of a string split per token.
+    """
+    values = np.asarray(tokens, dtype=object)
+    index = pd.Index(values)
+    order = None if index.is_monotonic_increasing else np.argsort(values, kind="stable")
+    ordered = values if order is None else values[order]
+    codes = np.full(values.size, -1, np.int64)
+    for k, kind in enumerate(KINDS):
+        lo = np.searchsorted(ordered, kind + ":", side="left")
+        hi = np.searchsorted(ordered, kind + ";", side="left")  # ';' follows ':'
+        codes[lo:hi] = k
+    if order is not None:
+        codes[order] = codes.copy()
+    if (codes < 0).any():
+        bad = str(values[np.flatnonzero(codes < 0)[0]])
+        raise ValueError(f"unknown token kind {bad.split(':', 1)[0]!r} (token {bad!r}); "
+                         f"known kinds: {', '.join(KINDS)}")
+    return codes
+
+
+def token_weights(kind: np.ndarray, n_accounts: np.ndarray, n_keys: np.ndarray, n_total_accounts: int,
+                  config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per token, from its kind code and degrees: (weight, is_hub, projected) arrays."""
+    base = np.array([getattr(config.weights, TOKEN_KINDS[k][0]) for k in KINDS], np.float64)[kind]
+    caps = [getattr(config.caps, TOKEN_KINDS[k][1]) if TOKEN_KINDS[k][1] else None for k in KINDS]
+    cap = np.array([_NO_CAP if c is None else c for c in caps], np.int64)[kind]
+    max_keys = _NO_CAP if config.caps.max_keys is None else config.caps.max_keys
+    d = np.asarray(n_accounts, np.int64)
+    n_keys = np.asarray(n_keys, np.int64)
+    is_account = kind == KINDS.index("acct")
+    n = max(int(n_total_accounts), 2)
+    idf = np.clip(np.log(n / np.maximum(d, 1)) / math.log(n), 0.0, 1.0)
+    weight = np.where(is_account, base, base * idf)
+    is_hub = (d > cap) | (n_keys > max_keys)
+    projected = ~is_hub & ((d >= 2) | is_account) & (n_keys >= 2) & (weight > 0)
+    return weight, is_hub, projected
 
 
 def weigh_tokens(tokens: pd.DataFrame, n_accounts: int, config) -> pd.DataFrame:
-    """Per token (columns token, n_accounts, n_keys): kind, signal, weight, is_hub.
+    """Per token (columns token, n_accounts, n_keys): adds kind, signal, weight, is_hub, projected.
 
-    Unknown token kinds are an error: a signal must register its kind here.
+    `n_accounts` is N, the number of accounts in the job. Unknown token kinds are an error: a
+    signal registers its kinds in TOKEN_KINDS.
     """
-    kind = token_kind(tokens["token"])
-    unknown = ~kind.isin(list(TOKEN_KINDS))
-    if unknown.any():
-        raise ValueError(f"unknown token kind {kind[unknown].iloc[0]!r} "
-                         f"(token {tokens['token'][unknown].iloc[0]!r})")
-    spec = kind.map(TOKEN_KINDS)
-    base = spec.map(lambda s: getattr(config.weights, s[0])).to_numpy(np.float64)
-    cap = spec.map(lambda s: getattr(config.caps, s[1]) if s[1] else np.iinfo(np.int64).max) \
-        .to_numpy(np.int64)
-    d = tokens["n_accounts"].to_numpy(np.int64)
-    is_account = (kind == "acct").to_numpy()
-    log_n = math.log(max(n_accounts, 2))
-    idf = np.clip(np.log(max(n_accounts, 2) / np.maximum(d, 1)) / log_n, 0.0, 1.0)
-    weight = np.where(is_account, base, base * idf)
-    is_hub = (d > cap) | (tokens["n_keys"].to_numpy() > config.caps.max_keys)
+    kind = kind_codes(tokens["token"].to_numpy(dtype=object))
+    weight, is_hub, projected = token_weights(kind, tokens["n_accounts"].to_numpy(),
+                                              tokens["n_keys"].to_numpy(), n_accounts, config)
     out = tokens.copy()
-    out["kind"] = kind.to_numpy()
-    out["signal"] = spec.map(lambda s: s[2]).to_numpy()
+    out["kind"] = np.asarray(KINDS, dtype=object)[kind]
+    out["signal"] = np.asarray([TOKEN_KINDS[k][2] for k in KINDS], dtype=object)[kind]
     out["weight"] = weight
     out["is_hub"] = is_hub
-    out["projected"] = ~is_hub & ((d >= 2) | is_account) & (out["n_keys"].to_numpy() >= 2) & (weight > 0)
+    out["projected"] = projected
     return out
+
+
+def token_kind(tokens: pd.Series) -> pd.Series:
+    """The kind of each token (text before the first ':'), for known kinds."""
+    return pd.Series(np.asarray(KINDS, dtype=object)[kind_codes(tokens.to_numpy(dtype=object))],
+                     index=tokens.index)

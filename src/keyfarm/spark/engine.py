@@ -1,0 +1,390 @@
+"""The linkage job on Spark (`keyfarm link --engine spark`): the local stages, run per partition.
+
+The driver loads and validates the small tables (keys, accounts, payments). Spark reads requests and
+validates them per batch with io.validate_requests; the driver gets counts and quarantined rows only.
+Signals run where their incidence is unchanged by the cut: account and payment (no requests) on the
+driver; device per group of keys; network per group of address blocks (every network token and count
+lives inside one IPv4 /24 or IPv6 /48); prompt, whose LSH buckets, exact duplicates and chatty-key
+ties are global, in one group fed the distinct (key, prompt) rows. Tokens are then grouped: degrees,
+weights, hubs and the projection (graph.build's functions) run per token group; pair evidence is
+summed in Spark (contributions are multiples of 2**-32, so sums are exact in any order) and the
+strongest token per (pair, signal) is the largest contribution, smallest token on ties, as in the
+local kernel. The driver collects the edges, detects communities (Numba), collects per-key
+aggregates (all keys' totals; daily tokens and active bins of keys in multi-key clusters only) and
+scores clusters with scoring.py. Outputs are identical to pipeline.link's for the same input and seed.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from keyfarm.errors import KeyfarmError, KeyfarmInputError
+from keyfarm.progress import Progress
+from keyfarm.spark import stages
+from keyfarm.spark.stages import SIGNAL_PARTITIONING, WorkerContext
+
+log = logging.getLogger(__name__)
+
+PIP_HINT = "pip install 'keyfarm[spark]'"
+_REQUEST_NAMES = ("requests.parquet", "requests.csv.gz", "requests.csv", "requests.jsonl", "requests")
+
+
+# ---------------------------------------------------------------- session
+
+def require_spark() -> None:
+    """Fail in one line, before starting anything, when PySpark or Java 17+ is missing."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise KeyfarmError(f"the Spark engine needs PySpark: {PIP_HINT}") from None
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home and (Path(home) / "bin" / "java").exists() \
+        else shutil.which("java")
+    if not java:
+        raise KeyfarmError("the Spark engine needs Java 17 or newer: install a JDK/JRE 17+ "
+                           "(java not found on PATH or in JAVA_HOME)")
+    try:
+        text = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60).stderr
+    except (OSError, subprocess.SubprocessError):
+        text = ""
+    found = re.search(r'version "(\d+)(?:\.(\d+))?', text)
+    if found:
+        major = int(found.group(2)) if found.group(1) == "1" else int(found.group(1))
+        if major < 17:
+            raise KeyfarmError(f"the Spark engine needs Java 17 or newer; {java} is Java {major}")
+
+
+def spark_session(master: str = "local[2]", *, shuffle_partitions: int = 4, driver_memory: str = "2g",
+                  conf: dict | None = None):
+    """A SparkSession for keyfarm: UTC session time, Arrow transfers, no UI; local masters bind to
+    127.0.0.1 only. `conf` adds or overrides Spark settings."""
+    require_spark()
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    settings = {
+        "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false",
+        "spark.sql.shuffle.partitions": str(shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.legacy.parquet.nanosAsLong": "true",
+        "spark.driver.memory": driver_memory,
+    }
+    if master.startswith("local"):
+        settings.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
+    settings.update(conf or {})
+    builder = SparkSession.builder.master(master).appName("keyfarm")
+    for k, v in settings.items():
+        builder = builder.config(k, v)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+# ---------------------------------------------------------------- reading
+
+def _load_small_tables(folder: Path):
+    """keys, accounts and payments validated on the driver, exactly as io.load_tables does."""
+    from keyfarm.io import read_table_files, tables_from_frames
+
+    frames = read_table_files(folder, ("keys", "accounts", "payments"))
+    return tables_from_frames(frames["keys"], frames["accounts"], frames["payments"], None)
+
+
+def _requests_path(folder: Path) -> Path | None:
+    found = [folder / n for n in _REQUEST_NAMES if (folder / n).exists()]
+    if len(found) > 1:
+        raise KeyfarmInputError(f"table requests: found {', '.join(p.name for p in found)}; keep one",
+                                table="requests")
+    return found[0] if found else None
+
+
+def _read_requests(spark, path: Path):
+    """Raw requests as Spark reads them, plus `source_row` (row number in read order) and the
+    Parquet columns Spark gives as int64 nanoseconds."""
+    from pyspark.sql import functions as F
+
+    name = path.name
+    nanos: tuple = ()
+    if name.endswith(".csv") or name.endswith(".csv.gz"):
+        raw = spark.read.option("header", True).option("multiLine", True).option("escape", '"').csv(str(path))
+    elif name.endswith(".jsonl"):
+        raw = spark.read.json(str(path))
+    else:
+        raw = spark.read.parquet(str(path))
+        nanos = _nanos_columns(path)
+    raw = raw.withColumn("_pid", F.spark_partition_id()).withColumn("_mid", F.monotonically_increasing_id())
+    counts = dict(raw.groupBy("_pid").count().collect())
+    n_parts = max(counts) + 1 if counts else 0
+    offsets = np.zeros(n_parts + 1, np.int64)
+    for pid, n in counts.items():
+        offsets[pid + 1] = n
+    offsets = np.cumsum(offsets)
+    offset_col = F.element_at(F.array(*[F.lit(int(o)) for o in offsets[:-1]]), F.col("_pid") + 1) \
+        if n_parts else F.lit(0)
+    raw = raw.withColumn("source_row", offset_col + F.col("_mid") - F.shiftleft(F.col("_pid").cast("long"), 33))
+    return raw.drop("_pid", "_mid"), nanos, int(offsets[-1])
+
+
+def _nanos_columns(path: Path) -> tuple:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
+    if not files:
+        return ()
+    schema = pq.read_schema(files[0])
+    return tuple(f.name for f in schema if pa.types.is_timestamp(f.type) and f.type.unit == "ns")
+
+
+def _quarantine_frame(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Quarantined request rows collected from Spark, as io.py lays them out (values as text)."""
+    if len(rows) == 0:
+        return pd.DataFrame()
+    rows = rows.sort_values("source_row", kind="stable").reset_index(drop=True)
+    values = pd.DataFrame([json.loads(r) for r in rows["raw"]])
+    values = values.reindex(columns=[c for c in columns if c in values.columns] +
+                            [c for c in values.columns if c not in columns])
+    values.insert(0, "source_row", rows["source_row"].to_numpy(np.int64))
+    values["reason"] = rows["reason"].to_numpy(dtype=object)
+    return values
+
+
+# ---------------------------------------------------------------- the job
+
+def link_spark(input_path, config=None, *, seed: int = 0, master: str = "local[2]",
+               progress: Progress | None = None, spark=None, groups: int | None = None):
+    """Run the linkage job on Spark; same outputs as pipeline.link for the same input and seed.
+
+    `input_path` is a folder with keys/accounts/payments files (read on the driver) and requests as a
+    file or a folder of Parquet parts (read by Spark). `spark` reuses a session (else one is started
+    on `master` and stopped at the end); `groups` is the number of key, block and token groups
+    (default: spark.sql.shuffle.partitions).
+    """
+    from keyfarm.config import Config
+
+    require_spark()
+    config = config or Config.default()
+    progress = progress or Progress(quiet=True)
+    own = spark is None
+    if own:
+        spark = spark_session(master)
+    try:
+        return _link(spark, Path(input_path), config, seed, progress, groups)
+    finally:
+        if own:
+            spark.stop()
+
+
+def _link(spark, folder: Path, config, seed: int, progress: Progress, groups: int | None):
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from keyfarm import schema
+    from keyfarm.graph.build import hub_table
+    from keyfarm.pipeline import LinkResult, assemble_outputs, detect_communities, run_record
+    from keyfarm.scoring import KeyActivity, activity_span, cluster_features, score_clusters
+    from keyfarm.signals import registry
+
+    groups = groups or int(spark.conf.get("spark.sql.shuffle.partitions"))
+    persisted = []
+
+    def keep(frame):
+        frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+        persisted.append(frame)
+        return frame
+
+    try:
+        with progress.stage("load") as info:
+            tables = _load_small_tables(folder)
+            q_keys = tables.quarantine.get("keys")
+            ctx = WorkerContext(
+                key_id=pd.Index(tables.keys["key_id"]), account=tables.keys["account"].to_numpy(np.int64),
+                account_id=tables.keys["account_id"].to_numpy(dtype=object),
+                quarantined_keys=frozenset(q_keys["key_id"].astype(str)) if q_keys is not None and len(q_keys)
+                else frozenset(), config=config)
+            path = _requests_path(folder)
+            n_input = 0
+            raw_columns: list[str] = []
+            if path is not None:
+                raw, ctx.nanos_columns, n_input = _read_requests(spark, path)
+                raw_columns = [c for c in raw.columns if c != "source_row"]
+                from keyfarm.io import _check_columns
+                _check_columns(pd.DataFrame(columns=raw_columns), schema.REQUESTS)
+            bc = spark.sparkContext.broadcast(ctx)
+            if path is None:
+                ok = spark.createDataFrame(stages.conform(pd.DataFrame(), stages.VALID_SCHEMA),
+                                           schema=stages.VALID_SCHEMA)
+                q_rows = pd.DataFrame(columns=["source_row", "reason", "raw"])
+            else:
+                checked = keep(raw.mapInPandas(_per_batch(stages.check_batch, bc), stages.CHECKED_SCHEMA))
+                ok = checked.filter(F.col("kind") == "ok").select(*stages._VALID_COLUMNS)
+                q_rows = checked.filter(F.col("kind") == "q").select("source_row", "reason", "raw").toPandas()
+                tables.input_rows["requests"] = n_input
+            if len(q_rows):
+                tables.quarantine["requests"] = _quarantine_frame(q_rows, raw_columns)
+            n_valid = ok.count()
+            info["counts"] = f"{len(tables.keys):,} keys, {n_valid:,} requests, " \
+                             f"{sum(sum(r.values()) for r in tables.quarantine_counts().values()):,} quarantined"
+
+        with progress.stage("signals") as info:
+            fns = registry()
+            where = {n: SIGNAL_PARTITIONING.get(n, "global") for n in fns}
+            for n, w in where.items():
+                if n not in SIGNAL_PARTITIONING:
+                    log.warning("signal %s has no declared partitioning: it runs in one Spark group", n)
+            names = {kind: tuple(n for n in fns if where[n] == kind) for kind in ("driver", "key", "block", "global")}
+            driver_inc = stages._incidence_rows(fns[n](tables, config) for n in names["driver"])
+            parts = [spark.createDataFrame(driver_inc, schema=stages.INCIDENCE_SCHEMA)]
+            by_key = ok.withColumn("g", F.pmod(F.hash("key"), F.lit(groups)))
+            keyed = keep(by_key.groupBy("g").applyInPandas(
+                _per_group(stages.key_stage, bc, names["key"]), stages.KEY_STAGE_SCHEMA))
+            parts.append(keyed.filter(F.col("kind") == "inc").select("key", "token", "weight"))
+            if names["block"]:
+                block = F.when(F.col("ip_version") == 4, F.col("ip_lo").bitwiseAND(F.lit(0xFFFFFF00))) \
+                    .otherwise(F.col("ip_hi").bitwiseAND(F.lit(-65536)))  # /24 of IPv4, /48 of IPv6
+                by_block = ok.withColumn("g", F.pmod(F.hash("ip_version", block), F.lit(groups)))
+                parts.append(by_block.groupBy("g").applyInPandas(
+                    _per_group(stages.signal_stage, bc, names["block"]), stages.INCIDENCE_SCHEMA))
+            for n in names["global"]:
+                src = ok
+                if n == "prompt":  # the prompt signal reads key, ts and prompt of distinct (key, prompt)
+                    src = ok.filter(F.col("prompt").isNotNull()).groupBy("key", "prompt") \
+                        .agg(F.min("ts_ns").alias("ts_ns"))
+                parts.append(src.withColumn("g", F.lit(0)).groupBy("g").applyInPandas(
+                    _per_group(stages.signal_stage, bc, (n,)), stages.INCIDENCE_SCHEMA))
+            incidence = parts[0]
+            for p in parts[1:]:
+                incidence = incidence.unionByName(p)
+            incidence = keep(incidence)
+            n_inc = incidence.count()
+            info["counts"] = f"{n_inc:,} incidence rows ({len(driver_inc):,} from the driver)"
+
+        with progress.stage("graph") as info:
+            tok = keep(incidence.withColumn("g", F.pmod(F.hash("token"), F.lit(groups))).groupBy("g")
+                       .applyInPandas(_per_group(stages.token_stage, bc), stages.TOKEN_STAGE_SCHEMA))
+            hubs = tok.filter(F.col("kind") == "hub").select("token", "signal", "n_accounts", "n_keys").toPandas()
+            hubs = hub_table(hubs.assign(is_hub=True))
+            graph = _collect_graph(tok, tables)
+            info["counts"] = f"{graph.n_edges:,} edges, {len(hubs):,} hub tokens"
+
+        with progress.stage("communities") as info:
+            membership = detect_communities(graph, tables, config, seed)
+            info["counts"] = f"{int(membership.max()) + 1 if membership.size else 0:,} clusters"
+
+        with progress.stage("scores") as info:
+            sizes = np.bincount(membership, minlength=1) if membership.size else np.zeros(1, np.int64)
+            in_scope = np.flatnonzero(sizes[membership] >= 2).astype(np.int64)
+            scope = spark.createDataFrame(pd.DataFrame({"key": in_scope}), schema="key long")
+            per_key = keyed.filter(F.col("kind").isin("daily", "bin")).join(F.broadcast(scope), "key", "left_semi") \
+                .select("kind", "key", "t", "v1").toPandas()
+            totals = keyed.filter(F.col("kind") == "total").select("key", "v1", "v2", "v3", "v4").toPandas()
+            span = ok.agg(F.min("ts_ns").alias("lo"), F.max("ts_ns").alias("hi")).collect()[0]
+            activity = _activity(per_key, span, config, KeyActivity, activity_span)
+            totals = pd.DataFrame({"total_tokens": totals["v1"].to_numpy(np.int64),
+                                   "peak_daily_tokens": totals["v2"].to_numpy(np.int64),
+                                   "mean_daily_tokens": totals["v3"].to_numpy(np.float64),
+                                   "n_requests": totals["v4"].to_numpy(np.int64)},
+                                  index=pd.Index(totals["key"].to_numpy(np.int64), name="key")).sort_index()
+            feats = cluster_features(tables.keys, tables.accounts, activity, membership, graph.src,
+                                     graph.dst, graph.weight, graph.w, config.scoring)
+            scored = score_clusters(feats, config.scoring)
+            members, clusters, edges = assemble_outputs(tables, graph, membership, scored, activity,
+                                                        config.scoring.default_daily_limit, totals=totals)
+            info["counts"] = f"{len(clusters):,} clusters of 2+ accounts, {int(clusters['flagged'].sum()):,} flagged"
+    finally:
+        for frame in persisted:
+            frame.unpersist()
+    run = run_record(tables, config, seed, hubs, members, edges, clusters, progress, n_requests=n_valid)
+    run["engine"] = {"name": "spark", "master": spark.sparkContext.master, "groups": groups,
+                     "signals": where, "edges_collected": int(graph.n_edges),
+                     "per_key_rows_collected": int(len(per_key) + len(totals))}
+    return LinkResult(members=members, clusters=clusters, edges=edges, run=run, graph=graph,
+                      tables=tables, hubs=hubs)
+
+
+def _per_batch(fn, bc):
+    """mapInPandas body: `fn(batch, context)` on every Arrow batch of a partition."""
+    def run(batches):
+        for batch in batches:
+            yield fn(batch, bc.value)
+    return run
+
+
+def _per_group(fn, bc, *args):
+    """applyInPandas body (one argument: the group's rows): `fn(rows, context, *args)`."""
+    def run(pdf):
+        return fn(pdf, bc.value, *args)
+    return run
+
+
+def _collect_graph(tok, tables):
+    """Sum pair evidence over token groups in Spark, collect the edges, build the KeyGraph."""
+    from pyspark.sql import functions as F
+
+    from keyfarm.graph.keygraph import KeyGraph
+    from keyfarm.graph.weighting import SIGNALS
+
+    aggs = []
+    for i in range(len(SIGNALS)):
+        aggs.append(F.sum(f"w{i}").alias(f"w{i}"))
+        best = F.when(F.col(f"c{i}") > 0, F.struct((-F.col(f"c{i}")).alias("c"), F.col(f"t{i}").alias("t")))
+        aggs.append(F.min(best).alias(f"e{i}"))
+    pairs = tok.filter(F.col("kind") == "edge").groupBy("a", "b").agg(*aggs)
+    frame = pairs.select("a", "b", *[f"w{i}" for i in range(len(SIGNALS))],
+                         *[F.col(f"e{i}.t").alias(f"t{i}") for i in range(len(SIGNALS))]).toPandas()
+    frame = frame.sort_values(["a", "b"], kind="stable").reset_index(drop=True)
+    w = frame[[f"w{i}" for i in range(len(SIGNALS))]].to_numpy(np.float64).reshape(len(frame), len(SIGNALS))
+    text = frame[[f"t{i}" for i in range(len(SIGNALS))]].to_numpy(dtype=object)
+    present = pd.notna(text)
+    codes, tokens = pd.factorize(pd.Series(text[present], dtype=object), sort=True)
+    ids = np.full(text.shape, -1, np.int64)
+    ids[present] = codes
+    evidence = {s: ids[:, i].copy() for i, s in enumerate(SIGNALS)}
+    tokens = np.asarray(tokens, dtype=object)
+    keys = tables.keys
+    return KeyGraph(n_nodes=len(keys), src=frame["a"].to_numpy(np.int64), dst=frame["b"].to_numpy(np.int64),
+                    weight=w.sum(axis=1), w={s: w[:, i].copy() for i, s in enumerate(SIGNALS)},
+                    key_id=keys["key_id"].to_numpy(dtype=object),
+                    account_id=keys["account_id"].to_numpy(dtype=object),
+                    account=keys["account"].to_numpy(np.int64), evidence=evidence, tokens=tokens)
+
+
+def _activity(per_key: pd.DataFrame, span, config, KeyActivity, activity_span):
+    """KeyActivity of the keys in multi-key clusters (what cluster_features reads), in key_activity's
+    order and dtypes; the bin span comes from the first and last request of all the logs."""
+    daily = per_key[per_key["kind"] == "daily"]
+    daily = pd.DataFrame({"key": daily["key"].to_numpy(np.int64), "day": daily["t"].to_numpy(np.int64),
+                          "tokens": daily["v1"].to_numpy(np.int64)}) \
+        .sort_values(["key", "day"], kind="stable").reset_index(drop=True)
+    bins = per_key[per_key["kind"] == "bin"]
+    bins = pd.DataFrame({"key": bins["key"].to_numpy(np.int64), "bin": bins["t"].to_numpy(np.int64)}) \
+        .sort_values(["key", "bin"], kind="stable").reset_index(drop=True)
+    if span["lo"] is None:
+        n_bins = 1
+    else:
+        n_bins = activity_span(int(span["lo"]) // 10**9, int(span["hi"]) // 10**9,
+                               config.scoring.sync_bin_seconds)
+    return KeyActivity(daily=daily, bins=bins, n_bins_total=n_bins)
+
+
+def run_link_spark(input_dir, out_dir, *, config_path=None, seed: int = 0, quiet: bool = False,
+                   report: bool = True, master: str = "local[2]", spark=None):
+    """`keyfarm link --engine spark`: link on Spark, write OUT_DIR, then the report (as run_link)."""
+    from keyfarm.config import Config
+    from keyfarm.pipeline import finish_run
+
+    require_spark()
+    config = Config.from_toml(config_path) if config_path else Config.default()
+    progress = Progress(quiet)
+    result = link_spark(input_dir, config, seed=seed, master=master, progress=progress, spark=spark)
+    return finish_run(result, input_dir, out_dir, progress, report=report)
