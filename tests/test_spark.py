@@ -85,6 +85,24 @@ def test_spark_engine_ignores_row_order_and_reads_a_folder_of_parts(spark, world
     _same_outputs(local_out, out)
 
 
+@pytest.mark.spark
+def test_spark_engine_reads_a_uri_as_spark_does(spark, world_dir, local_out, tmp_path):
+    """A lakehouse path (here file://) is read by Spark, small tables included, with the same result."""
+    from keyfarm.spark import run_link_spark
+
+    out = tmp_path / "spark"
+    result = run_link_spark(world_dir.resolve().as_uri(), out, seed=SEED, quiet=True, report=False, spark=spark)
+    _same_outputs(local_out, out)
+    assert result.run["quarantined"] == json.loads((local_out / "run.json").read_text())["quarantined"]
+
+
+def test_spark_engine_names_a_uri_without_keys(spark, tmp_path):
+    from keyfarm.spark import run_link_spark
+
+    with pytest.raises(KeyfarmError, match="table keys: no keys file under file://"):
+        run_link_spark(tmp_path.as_uri(), tmp_path / "out", quiet=True, report=False, spark=spark)
+
+
 def test_missing_java_is_a_one_line_error(monkeypatch):
     pytest.importorskip("pyspark")
     from keyfarm.spark import engine

@@ -92,36 +92,74 @@ def spark_session(master: str = "local[2]", *, shuffle_partitions: int = 4, driv
 
 # ---------------------------------------------------------------- reading
 
-def _load_small_tables(folder: Path):
-    """keys, accounts and payments validated on the driver, exactly as io.load_tables does."""
+def is_uri(location) -> bool:
+    """True for a Spark/Hadoop URI (s3a://, hdfs://, abfss://, file://…), false for a local path."""
+    return "://" in str(location)
+
+
+def _load_small_tables(spark, location: str):
+    """keys, accounts and payments validated on the driver, exactly as io.load_tables does: read
+    with pandas from a local folder, or by Spark (then collected) from a URI."""
     from keyfarm.io import read_table_files, tables_from_frames
 
-    frames = read_table_files(folder, ("keys", "accounts", "payments"))
+    if is_uri(location):
+        frames = {name: _read_uri_table(spark, location, name) for name in ("keys", "accounts", "payments")}
+        if frames["keys"] is None:
+            raise KeyfarmInputError(f"table keys: no keys file under {location} (expected keys.parquet, "
+                                    "keys.csv, keys.csv.gz or keys.jsonl)", table="keys")
+    else:
+        frames = read_table_files(Path(location), ("keys", "accounts", "payments"))
     return tables_from_frames(frames["keys"], frames["accounts"], frames["payments"], None)
 
 
-def _requests_path(folder: Path) -> Path | None:
-    found = [folder / n for n in _REQUEST_NAMES if (folder / n).exists()]
+def _exists(spark, location: str) -> bool:
+    if not is_uri(location):
+        return Path(location).exists()
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(location)
+    return bool(path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(path))
+
+
+def _find(spark, location: str, name: str, candidates) -> str | None:
+    """The one file or folder `location`/<candidate> that holds table `name`, or None."""
+    found = [f"{str(location).rstrip('/')}/{c}" for c in candidates]
+    found = [f for f in found if _exists(spark, f)]
     if len(found) > 1:
-        raise KeyfarmInputError(f"table requests: found {', '.join(p.name for p in found)}; keep one",
-                                table="requests")
+        raise KeyfarmInputError(f"table {name}: found {', '.join(f.rsplit('/', 1)[1] for f in found)}; "
+                                "keep one", table=name)
     return found[0] if found else None
 
 
-def _read_requests(spark, path: Path):
+def _read_uri_table(spark, location: str, name: str) -> pd.DataFrame | None:
+    """A small table under a URI read by Spark and collected, in the types io.py's loader reads."""
+    from keyfarm import schema
+
+    found = _find(spark, location, name, [f"{name}{ext}" for ext in schema.FORMATS])
+    if found is None:
+        return None
+    raw, nanos = _spark_read(spark, found)
+    frame = raw.toPandas()
+    for col in nanos:
+        frame[col] = pd.to_datetime(frame[col], unit="ns", utc=True)
+    return frame
+
+
+def _spark_read(spark, location: str):
+    """(DataFrame as Spark reads it, the Parquet columns it gives as int64 nanoseconds)."""
+    if location.endswith(".csv") or location.endswith(".csv.gz"):
+        return spark.read.option("header", True).option("multiLine", True).option("escape", '"') \
+            .csv(location), ()
+    if location.endswith(".jsonl"):
+        return spark.read.json(location), ()
+    return spark.read.parquet(location), _nanos_columns(location)
+
+
+def _read_requests(spark, location: str):
     """Raw requests as Spark reads them, plus `source_row` (row number in read order) and the
     Parquet columns Spark gives as int64 nanoseconds."""
     from pyspark.sql import functions as F
 
-    name = path.name
-    nanos: tuple = ()
-    if name.endswith(".csv") or name.endswith(".csv.gz"):
-        raw = spark.read.option("header", True).option("multiLine", True).option("escape", '"').csv(str(path))
-    elif name.endswith(".jsonl"):
-        raw = spark.read.json(str(path))
-    else:
-        raw = spark.read.parquet(str(path))
-        nanos = _nanos_columns(path)
+    raw, nanos = _spark_read(spark, location)
     raw = raw.withColumn("_pid", F.spark_partition_id()).withColumn("_mid", F.monotonically_increasing_id())
     counts = dict(raw.groupBy("_pid").count().collect())
     n_parts = max(counts) + 1 if counts else 0
@@ -135,14 +173,31 @@ def _read_requests(spark, path: Path):
     return raw.drop("_pid", "_mid"), nanos, int(offsets[-1])
 
 
-def _nanos_columns(path: Path) -> tuple:
+def _nanos_columns(location: str) -> tuple:
+    """Timestamp columns stored as Parquet TIMESTAMP(NANOS) (pandas writes these; Spark then reads
+    them as int64). Read from the first part's footer with pyarrow's file systems; a scheme pyarrow
+    cannot open (s3a://, wasbs://) is Spark-written Parquet, whose micro/INT96 timestamps Spark
+    reads as timestamps, so none."""
     import pyarrow as pa
+    import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
-    files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
-    if not files:
+    try:
+        if is_uri(location):
+            fs, path = pafs.FileSystem.from_uri(location)
+        else:
+            fs, path = pafs.LocalFileSystem(), str(Path(location).resolve())
+        if fs.get_file_info(path).type == pafs.FileType.Directory:
+            parts = fs.get_file_info(pafs.FileSelector(path, recursive=True))
+            files = sorted(f.path for f in parts if f.path.endswith(".parquet"))
+        else:
+            files = [path]
+        if not files:
+            return ()
+        schema = pq.read_schema(files[0], filesystem=fs)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        log.info("no Parquet footer read for %s (%s): assuming Spark-readable timestamps", location, exc)
         return ()
-    schema = pq.read_schema(files[0])
     return tuple(f.name for f in schema if pa.types.is_timestamp(f.type) and f.type.unit == "ns")
 
 
@@ -165,8 +220,9 @@ def link_spark(input_path, config=None, *, seed: int = 0, master: str = "local[2
                progress: Progress | None = None, spark=None, groups: int | None = None):
     """Run the linkage job on Spark; same outputs as pipeline.link for the same input and seed.
 
-    `input_path` is a folder with keys/accounts/payments files (read on the driver) and requests as a
-    file or a folder of Parquet parts (read by Spark). `spark` reuses a session (else one is started
+    `input_path` is a local folder or a Spark/Hadoop URI (file://, s3a://, hdfs://…) holding
+    keys/accounts/payments files (validated on the driver) and requests as a file or a folder of
+    Parquet parts (read by Spark). `spark` reuses a session (else one is started
     on `master` and stopped at the end); `groups` is the number of key, block and token groups
     (default: spark.sql.shuffle.partitions).
     """
@@ -179,13 +235,13 @@ def link_spark(input_path, config=None, *, seed: int = 0, master: str = "local[2
     if own:
         spark = spark_session(master)
     try:
-        return _link(spark, Path(input_path), config, seed, progress, groups)
+        return _link(spark, str(input_path), config, seed, progress, groups)
     finally:
         if own:
             spark.stop()
 
 
-def _link(spark, folder: Path, config, seed: int, progress: Progress, groups: int | None):
+def _link(spark, location: str, config, seed: int, progress: Progress, groups: int | None):
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -205,14 +261,14 @@ def _link(spark, folder: Path, config, seed: int, progress: Progress, groups: in
 
     try:
         with progress.stage("load") as info:
-            tables = _load_small_tables(folder)
+            tables = _load_small_tables(spark, location)
             q_keys = tables.quarantine.get("keys")
             ctx = WorkerContext(
                 key_id=pd.Index(tables.keys["key_id"]), account=tables.keys["account"].to_numpy(np.int64),
                 account_id=tables.keys["account_id"].to_numpy(dtype=object),
                 quarantined_keys=frozenset(q_keys["key_id"].astype(str)) if q_keys is not None and len(q_keys)
                 else frozenset(), config=config)
-            path = _requests_path(folder)
+            path = _find(spark, location, "requests", _REQUEST_NAMES)
             n_input = 0
             raw_columns: list[str] = []
             if path is not None:
