@@ -153,3 +153,17 @@ def test_row_order_does_not_change_the_tables():
     b = tables_from_frames(KEYS.iloc[::-1], requests=REQUESTS.iloc[::-1])
     pd.testing.assert_frame_equal(a.keys, b.keys)
     pd.testing.assert_frame_equal(a.requests.drop(columns=[]), b.requests)
+
+
+def test_payments_of_unknown_accounts_and_repeated_rows_are_quarantined_not_dropped():
+    accounts_of_keys = sorted(set(KEYS["account_id"]))
+    payments = pd.DataFrame({
+        "account_id": [accounts_of_keys[0], accounts_of_keys[0], "ghost", accounts_of_keys[-1]],
+        "payment_fingerprint": ["pf1", "pf1", "pf2", "pf3"],
+    })
+    tables = tables_from_frames(KEYS, payments=payments)
+    assert tables.quarantine_counts() == {"payments": {"duplicate_row": 1, "unknown_account_id": 1}}
+    q = tables.quarantine["payments"].sort_values("source_row")
+    assert q["source_row"].tolist() == [1, 2] and q["account_id"].tolist() == [accounts_of_keys[0], "ghost"]
+    assert tables.payments["payment_fingerprint"].tolist() == ["pf1", "pf3"]
+    assert len(tables.payments) + len(q) == len(payments)

@@ -115,3 +115,23 @@ def test_link_command_reports_a_bad_config_in_one_line(small_world_dir, tmp_path
     result = CliRunner().invoke(main, ["link", str(small_world_dir), "--out", str(tmp_path / "o"),
                                        "--config", str(bad), "--quiet"])
     assert result.exit_code == 2 and "caps.ip" in result.output
+
+
+def test_prompt_links_in_clusters_carry_an_example_prompt_of_each_key(linked, small_world):
+    result, out = linked
+    edges = pd.read_parquet(out / "edges.parquet")
+    clusters = pd.read_parquet(out / "clusters.parquet")
+    shown = edges[edges["evidence_prompt"].notna() & edges["cluster_id"].isin(clusters["cluster_id"])]
+    assert len(shown) > 0
+    assert shown["prompt_example_a"].notna().all() and shown["prompt_example_b"].notna().all()
+    # each example is a prompt its own key sent (cut at 500 characters), and the pair is near-duplicate
+    requests = small_world["requests"]
+    sent = requests.dropna(subset=["prompt"]).groupby("key_id")["prompt"].agg(lambda p: set(s[:500] for s in p))
+    for row in shown.head(50).itertuples():
+        assert row.prompt_example_a in sent[row.key_a] and row.prompt_example_b in sent[row.key_b]
+    from keyfarm.signals.prompt import minhash_signatures, estimate_jaccard
+    sig = minhash_signatures(list(shown["prompt_example_a"].head(50)) + list(shown["prompt_example_b"].head(50)))
+    assert np.median(estimate_jaccard(sig[:len(sig) // 2], sig[len(sig) // 2:])) > 0.4
+    # edges a report never draws carry none
+    hidden = edges[~edges.index.isin(shown.index)]
+    assert hidden["prompt_example_a"].isna().all()

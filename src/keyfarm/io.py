@@ -20,7 +20,6 @@ from keyfarm.ipaddr import parse_ips
 log = logging.getLogger(__name__)
 
 REASON_KEY_QUARANTINED = "key_quarantined"
-REASON_MISSING = "missing_value"
 
 
 @dataclass
@@ -294,6 +293,15 @@ def _attach_keys(requests: pd.DataFrame, key_index: pd.Index, quarantined_keys, 
     return requests
 
 
+def _check_payments(payments: pd.DataFrame, account_id: pd.Series, q: _Quarantine) -> pd.DataFrame:
+    """Quarantine payment rows of accounts that own no key (they link nothing) and repeats of an
+    (account, instrument) row already seen (the first is kept)."""
+    unknown = ~payments["account_id"].isin(pd.Index(account_id.unique())).to_numpy()
+    payments = q.add("payments", payments, unknown, schema.REASON_UNKNOWN_ACCOUNT)
+    repeated = payments.duplicated(["account_id", "payment_fingerprint"], keep="first").to_numpy()
+    return q.add("payments", payments, repeated, schema.REASON_DUPLICATE_ROW)
+
+
 def validate_requests(frame: pd.DataFrame, key_index: pd.Index,
                       quarantined_keys=frozenset()) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Validate one batch of request rows against already validated keys (the loader's code, for a
@@ -338,14 +346,14 @@ def tables_from_frames(keys: pd.DataFrame, accounts: pd.DataFrame | None = None,
 
     requests = _attach_keys(out.pop("requests"), pd.Index(keys["key_id"]),
                             lambda: q.rejected_values("keys", originals, "key_id"), q)
+    out["payments"] = _check_payments(out["payments"], keys["account_id"], q)
     quarantine = q.frames(originals)
     originals.clear()  # the raw tables are no longer needed: free them before sorting
     requests = sort_requests(requests)
 
     for name in ("accounts", "payments"):
         out[name] = out[name].reset_index(drop=True)
-    payments = out["payments"].drop_duplicates(["account_id", "payment_fingerprint"]) \
-        .sort_values(["account_id", "payment_fingerprint"], kind="stable").reset_index(drop=True)
+    payments = out["payments"].sort_values(["account_id", "payment_fingerprint"], kind="stable").reset_index(drop=True)
     accounts = out["accounts"].sort_values("account_id", kind="stable").reset_index(drop=True)
     return Tables(keys=keys, accounts=accounts, payments=payments, requests=requests,
                   quarantine=quarantine, input_rows=input_rows)

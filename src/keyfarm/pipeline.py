@@ -176,12 +176,39 @@ def assemble_outputs(tables: Tables, graph, membership: np.ndarray, scored: pd.D
     return members, clusters, edges
 
 
+def prompt_example_scope(graph, membership: np.ndarray, clusters: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(edge mask, key indices): the edges with prompt evidence inside a cluster of 2+ accounts (the
+    ones reports draw) and their keys, for which example prompts are looked up."""
+    ids = graph.evidence.get("prompt")
+    if ids is None or graph.n_edges == 0:
+        return np.zeros(graph.n_edges, bool), np.zeros(0, np.int64)
+    cluster = membership[graph.src]
+    mask = (ids >= 0) & (cluster == membership[graph.dst]) & \
+        np.isin(cluster, clusters["cluster_id"].to_numpy(np.int64))
+    return mask, np.union1d(graph.src[mask], graph.dst[mask]).astype(np.int64)
+
+
+def attach_prompt_examples(edges: pd.DataFrame, graph, mask: np.ndarray, examples: pd.DataFrame) -> pd.DataFrame:
+    """prompt_example_a/b on the edges of `mask`: a prompt of each key reaching the edge's strongest
+    prompt token (`examples` from signals.prompt_examples.token_examples; null elsewhere)."""
+    lookup = examples.set_index(["key", "token"])["prompt"]
+    token = graph.evidence_text("prompt")[mask]
+    for end, keys in (("a", graph.src), ("b", graph.dst)):
+        column = np.full(graph.n_edges, None, dtype=object)
+        if mask.any():
+            found = lookup.reindex(pd.MultiIndex.from_arrays([keys[mask], token])).to_numpy(dtype=object)
+            column[mask] = np.where(pd.isna(found), None, found)
+        edges[f"prompt_example_{end}"] = column
+    return edges
+
+
 def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None = None) -> LinkResult:
     """Run the linkage job on a folder of tables (or loaded `Tables`) and return its outputs."""
     from keyfarm.config import Config
     from keyfarm.graph import build_graph
     from keyfarm.scoring import cluster_features, key_activity, score_clusters
     from keyfarm.signals import registry
+    from keyfarm.signals.prompt_examples import token_examples
 
     config = config or Config.default()
     progress = progress or Progress(quiet=True)
@@ -207,6 +234,11 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
         scored = score_clusters(feats, config.scoring)
         members, clusters, edges = assemble_outputs(tables, graph, membership, scored, activity,
                                                     config.scoring.default_daily_limit)
+        mask, scope = prompt_example_scope(graph, membership, clusters)
+        req = tables.requests
+        in_scope = req.loc[np.isin(req["key"].to_numpy(np.int64), scope), ["key", "prompt"]] \
+            if "prompt" in req else pd.DataFrame({"key": [], "prompt": []})
+        edges = attach_prompt_examples(edges, graph, mask, token_examples(in_scope, config))
         info["counts"] = f"{len(clusters):,} clusters of 2+ accounts, {int(clusters['flagged'].sum()):,} flagged"
     run = run_record(tables, config, seed, hubs, members, edges, clusters, progress)
     return LinkResult(members=members, clusters=clusters, edges=edges, run=run, graph=graph,

@@ -114,10 +114,9 @@ class KeyGraph:
         table = np.append(self.tokens, None).astype(object)
         return table[np.where(ids >= 0, ids, len(self.tokens))]
 
-    def edges_frame(self, tables=None) -> pd.DataFrame:
+    def edges_frame(self) -> pd.DataFrame:
         """SCHEMA.md edges: key_a < key_b (key ids), weight, w_<signal> (+ evidence_<signal>, the
-        strongest shared token's text). `tables` is accepted for symmetry and not needed: the
-        graph carries the key ids."""
+        strongest shared token's text)."""
         frame = pd.DataFrame({"key_a": self.key_id[self.src], "key_b": self.key_id[self.dst],
                               "weight": self.weight})
         for s in SIGNALS:

@@ -247,7 +247,8 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
 
     from keyfarm import schema
     from keyfarm.graph.build import hub_table
-    from keyfarm.pipeline import LinkResult, assemble_outputs, detect_communities, run_record
+    from keyfarm.pipeline import (LinkResult, assemble_outputs, attach_prompt_examples, detect_communities,
+                                  prompt_example_scope, run_record)
     from keyfarm.scoring import KeyActivity, activity_span, cluster_features, score_clusters
     from keyfarm.signals import registry
 
@@ -356,6 +357,14 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
             scored = score_clusters(feats, config.scoring)
             members, clusters, edges = assemble_outputs(tables, graph, membership, scored, activity,
                                                         config.scoring.default_daily_limit, totals=totals)
+            mask, scope_keys = prompt_example_scope(graph, membership, clusters)
+            example_keys = spark.createDataFrame(pd.DataFrame({"key": scope_keys}), schema="key long")
+            examples = ok.filter(F.col("prompt").isNotNull()).select("key", "prompt") \
+                .join(F.broadcast(example_keys), "key", "left_semi").dropDuplicates() \
+                .withColumn("g", F.pmod(F.hash("key"), F.lit(groups))).groupBy("g") \
+                .applyInPandas(_per_group(stages.example_stage, bc), stages.EXAMPLE_SCHEMA).toPandas()
+            examples = examples.sort_values(["key", "token"], kind="stable").reset_index(drop=True)
+            edges = attach_prompt_examples(edges, graph, mask, examples)
             info["counts"] = f"{len(clusters):,} clusters of 2+ accounts, {int(clusters['flagged'].sum()):,} flagged"
     finally:
         for frame in persisted:

@@ -26,6 +26,7 @@ CHECKED_SCHEMA = "kind string, " + VALID_SCHEMA + ", source_row long, reason str
 INCIDENCE_SCHEMA = "key long, token string, weight double"
 KEY_STAGE_SCHEMA = ("kind string, key long, token string, weight double, t long, v1 long, v2 long, "
                     "v3 double, v4 long")
+EXAMPLE_SCHEMA = "key long, token string, prompt string"
 TOKEN_STAGE_SCHEMA = ("kind string, a long, b long, token string, signal string, n_accounts long, "
                       "n_keys long, " + ", ".join(f"w{i} double, c{i} double, t{i} string"
                                                    for i in range(len(SIGNALS))))
@@ -205,6 +206,14 @@ def key_stage(pdf: pd.DataFrame, ctx: WorkerContext, names: tuple[str, ...]) -> 
 
 
 # ---------------------------------------------------------------- tokens: degrees, weights, projection
+
+def example_stage(pdf: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
+    """One group of keys' distinct (key, prompt) rows → signals.prompt_examples.token_examples."""
+    from keyfarm.signals.prompt_examples import token_examples
+
+    pairs = pd.DataFrame({"key": pdf["key"].to_numpy(np.int64), "prompt": pdf["prompt"].to_numpy(dtype=object)})
+    return conform(token_examples(pairs, ctx.config), EXAMPLE_SCHEMA)
+
 
 def token_stage(pdf: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
     """One group of tokens (all their incidences): degrees, weights and hubs, then the projection.
