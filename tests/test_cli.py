@@ -43,3 +43,27 @@ def test_input_error_is_one_line_with_exit_code_2(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "does not exist" in proc.stderr
+
+
+def test_duplicate_key_id_through_the_cli_is_one_line_naming_table_column_and_rows(tmp_path):
+    (tmp_path / "keys.csv").write_text("key_id,account_id,created_at\nk1,a1,2026-11-01\nk1,a2,2026-11-02\n")
+    proc = subprocess.run([sys.executable, "-m", "keyfarm", "link", str(tmp_path), "--out", str(tmp_path / "out"),
+                           "--quiet"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    line = proc.stderr.strip()
+    assert "\n" not in line and "table keys" in line and "'key_id'" in line and "'k1'" in line
+    assert not (tmp_path / "out" / "members.parquet").exists()
+
+
+def test_evaluate_as_json_gives_the_metrics_of_the_table(tmp_path):
+    runner = CliRunner()
+    world = tmp_path / "world"
+    assert runner.invoke(main, ["generate", str(world), "--keys", "2000", "--seed", "2", "--quiet"]).exit_code == 0
+    linked = runner.invoke(main, ["link", str(world), "--out", str(tmp_path / "out"), "--no-report", "--quiet"])
+    assert linked.exit_code == 0, linked.output
+    result = runner.invoke(main, ["evaluate", str(tmp_path / "out"), "--truth", str(world / "truth.parquet"), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    from keyfarm.evaluate import evaluate
+    assert doc == json.loads(json.dumps(evaluate(tmp_path / "out", world / "truth.parquet"), default=str))
+    assert 0 <= doc["precision"] <= 1 and 0 <= doc["recall"] <= 1

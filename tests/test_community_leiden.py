@@ -124,6 +124,23 @@ def test_cpm_is_as_good_as_igraph_community_leiden(resolution):
     assert abs(np.mean(our_k) - np.mean(their_k)) <= 0.15 * np.mean(their_k)
 
 
+@pytest.mark.parametrize("resolution", [0.5, 2.0])
+def test_modularity_at_other_resolutions_is_as_good_as_igraph_community_leiden(resolution):
+    """Generalised modularity Q_γ: mean over four seeds ≥ igraph's mean − 0.002, both measured by
+    igraph's own modularity(resolution=γ)."""
+    src, dst, _ = lfr(1000, 0.3, 2)
+    g = ig.Graph(n=1000, edges=np.column_stack([src, dst]).tolist())
+    ours, theirs = [], []
+    for seed in range(4):
+        random.seed(seed)
+        ref = g.community_leiden(objective_function="modularity", resolution=resolution, n_iterations=-1)
+        found = leiden(src, dst, None, 1000, resolution=resolution, seed=seed)
+        ours.append(g.modularity(list(found), resolution=resolution))
+        theirs.append(g.modularity(ref.membership, resolution=resolution))
+        assert modularity(src, dst, None, found, resolution=resolution) == pytest.approx(ours[-1], abs=1e-9)
+    assert np.mean(ours) >= np.mean(theirs) - 0.002
+
+
 def test_cpm_with_weights_finds_dense_groups_that_modularity_merges():
     """Many small cliques in a ring: modularity merges them (resolution limit), CPM does not."""
     g = nx.ring_of_cliques(60, 6)

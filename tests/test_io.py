@@ -167,3 +167,42 @@ def test_payments_of_unknown_accounts_and_repeated_rows_are_quarantined_not_drop
     assert q["source_row"].tolist() == [1, 2] and q["account_id"].tolist() == [accounts_of_keys[0], "ghost"]
     assert tables.payments["payment_fingerprint"].tolist() == ["pf1", "pf3"]
     assert len(tables.payments) + len(q) == len(payments)
+
+
+ACCOUNTS = pd.DataFrame({"account_id": ["a2", "a1"], "created_at": ["2026-10-01", "2026-10-02T12:00:00Z"],
+                         "email_domain": ["example.edu", None], "org_id": [None, "org-1"]})
+PAYMENTS = pd.DataFrame({"account_id": ["a1", "a2"], "payment_fingerprint": ["pf-x", "pf-y"]})
+
+
+@pytest.mark.parametrize("fmt", [".parquet", ".csv", ".csv.gz", ".jsonl"])
+def test_accounts_and_payments_load_from_every_format(tmp_path, fmt):
+    for name, frame in (("keys", KEYS), ("accounts", ACCOUNTS), ("payments", PAYMENTS)):
+        _write(tmp_path, name, frame, fmt)
+    tables = load_tables(tmp_path)
+    assert tables.accounts["account_id"].tolist() == ["a1", "a2"]
+    assert tables.accounts["created_at"].tolist() == [pd.Timestamp("2026-10-02T12:00:00Z"),
+                                                      pd.Timestamp("2026-10-01T00:00:00Z")]
+    assert tables.accounts.set_index("account_id").loc["a1", "org_id"] == "org-1"
+    assert pd.isna(tables.accounts.set_index("account_id").loc["a1", "email_domain"])
+    assert tables.payments.values.tolist() == [["a1", "pf-x"], ["a2", "pf-y"]]
+    assert not tables.quarantine_counts()
+
+
+def test_duplicate_account_id_is_a_structural_error():
+    accounts = pd.concat([ACCOUNTS, ACCOUNTS.iloc[[1]]], ignore_index=True)
+    with pytest.raises(KeyfarmInputError, match=r"table accounts: column 'account_id' must be unique.*'a1'"):
+        tables_from_frames(KEYS, accounts=accounts)
+
+
+@pytest.mark.parametrize("table, frame, column", [
+    ("payments", PAYMENTS.drop(columns=["payment_fingerprint"]), "payment_fingerprint"),
+    ("requests", REQUESTS.drop(columns=["ip"]), "ip"),
+    ("requests", REQUESTS.drop(columns=["ts"]), "ts"),
+])
+def test_a_missing_column_of_any_table_names_table_and_column(tmp_path, table, frame, column):
+    _write(tmp_path, "keys", KEYS, ".csv")
+    _write(tmp_path, table, frame, ".csv")
+    with pytest.raises(KeyfarmInputError) as err:
+        load_tables(tmp_path)
+    assert f"table {table}" in str(err.value) and f"'{column}'" in str(err.value)
+    assert err.value.table == table and err.value.column == column

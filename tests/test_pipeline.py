@@ -135,3 +135,22 @@ def test_prompt_links_in_clusters_carry_an_example_prompt_of_each_key(linked, sm
     # edges a report never draws carry none
     hidden = edges[~edges.index.isin(shown.index)]
     assert hidden["prompt_example_a"].isna().all()
+
+
+def test_every_hub_is_listed_with_its_degree_and_signal(linked):
+    result, out = linked
+    hubs = pd.read_parquet(out / "hubs.parquet")
+    run = json.loads((out / "run.json").read_text())
+    assert list(hubs.columns) == ["token", "signal", "n_accounts", "n_keys"] and len(hubs) > 0
+    assert run["n_hubs"] == {k: int(v) for k, v in hubs["signal"].value_counts().sort_index().items()}
+    assert run["hubs"] == hubs.head(len(run["hubs"])).to_dict("records")
+    assert hubs["n_accounts"].is_monotonic_decreasing
+    # each is over its signal's cap: recount one hub's accounts from the inputs
+    cfg = result.run["config"]["caps"]
+    assert ((hubs["n_accounts"] > hubs["signal"].map(cfg)) | (hubs["n_keys"] > cfg["max_keys"])).all()
+    req = result.tables.requests
+    top_ip = hubs[hubs["token"].str.startswith("ip4:")].iloc[0]
+    ip = top_ip["token"].split(":", 1)[1]
+    keys = req.loc[req["ip"] == ip, "key"].unique()
+    assert keys.size == top_ip["n_keys"] > 0
+    assert np.unique(result.tables.keys["account"].to_numpy()[keys]).size == top_ip["n_accounts"]

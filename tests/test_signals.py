@@ -134,3 +134,60 @@ def test_registry_runs_every_signal(small_world):
         assert list(inc.columns) == ["key", "token", "signal", "weight", "count", "first_seen", "last_seen"], name
         assert inc["weight"].between(0, 1, inclusive="right").all(), name
         assert not inc.duplicated(["key", "token"]).any(), name
+
+
+def _ip_token_address(token: str):
+    """The address or network a network token names (ip4:, ip4/24:, ip6…:, ipw:<addr>[/64]@<w>)."""
+    text = token.split(":", 1)[1]
+    if token.startswith("ipw:"):
+        text = text.rsplit("@", 1)[0]
+    return ipaddress.ip_network(text.split("/")[0] if "/64" in text else text, strict=False)
+
+
+def test_no_network_token_names_a_cgnat_or_private_address(world_graph, small_world):
+    tables, graph, hubs, tokens, truth = world_graph
+    special = [ipaddress.ip_network(c) for c in ("100.64.0.0/10", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
+    ip_tokens = tokens.loc[tokens["signal"] == "ip", "token"]
+    assert len(ip_tokens) > 0
+    named = [_ip_token_address(t) for t in ip_tokens]
+    assert not any(n.version == 4 and any(n.subnet_of(s) for s in special) for n in named)
+    # the generated mobile users really sit in CGNAT, and no two of their accounts link by IP
+    cgnat_ips = small_world["requests"].merge(truth, on="key_id").query("pattern == 'cgnat_mobile'")["ip"]
+    assert all(ipaddress.ip_address(ip) in special[0] for ip in cgnat_ips.head(200))
+    pattern = truth.set_index("key_id").loc[graph.key_id, "pattern"].to_numpy()
+    both = (pattern[graph.src] == "cgnat_mobile") & (pattern[graph.dst] == "cgnat_mobile") & \
+        (graph.account[graph.src] != graph.account[graph.dst])
+    assert graph.w["ip"][both].max(initial=0) == 0
+
+
+def _farm_pairs(graph, truth, tactic):
+    farm = truth.set_index("key_id").loc[graph.key_id]
+    tac = farm["pattern"].to_numpy() == tactic
+    fid = farm["farm_id"].to_numpy()
+    pair = tac[graph.src] & tac[graph.dst] & (fid[graph.src] == fid[graph.dst]) & \
+        (graph.account[graph.src] != graph.account[graph.dst])
+    return pair
+
+
+@pytest.mark.parametrize("tactic, signal, floor", [
+    ("card_rotation", "ip", 0.5),      # new cards, same egress
+    ("proxy_rotation", "device", 0.1),  # rotating IPs, same client
+    ("ipv6_rotation", "ip", 0.03),     # a new /64 each, one /48: weak but present
+    ("prompt_only", "prompt", 0.5),
+    ("mixed_prompts", "prompt", 0.5),
+])
+def test_camouflaged_farm_accounts_link_through_what_they_still_share(world_graph, tactic, signal, floor):
+    tables, graph, hubs, tokens, truth = world_graph
+    pair = _farm_pairs(graph, truth, tactic)
+    farm_accounts = truth.loc[truth["pattern"] == tactic].merge(
+        tables.keys[["key_id", "account_id"]], on="key_id").groupby("farm_id")["account_id"].nunique()
+    assert pair.sum() >= farm_accounts.sum() - len(farm_accounts)   # at least a spanning tree's worth
+    assert np.median(graph.w[signal][pair]) > floor
+
+
+def test_prompt_only_farms_share_nothing_but_prompts(world_graph):
+    tables, graph, hubs, tokens, truth = world_graph
+    pair = _farm_pairs(graph, truth, "prompt_only")
+    assert pair.any()
+    assert graph.w["payment"][pair].max() == 0 and graph.w["device"][pair].max() < 0.05
+    assert np.median(graph.w["prompt"][pair]) > 0.5

@@ -21,6 +21,7 @@ from keyfarm.progress import Progress
 
 log = logging.getLogger(__name__)
 SIGNAL_COLUMNS = ("w_account", "w_payment", "w_ip", "w_device", "w_prompt")
+RUN_JSON_HUBS = 200   # run.json lists the largest hubs; hubs.parquet lists them all
 
 
 @dataclass
@@ -258,7 +259,7 @@ def run_record(tables: Tables, config, seed: int, hubs: pd.DataFrame, members: p
                        "requests": len(tables.requests) if n_requests is None else int(n_requests)},
         "quarantined": tables.quarantine_counts(),
         "n_hubs": {str(k): int(v) for k, v in hubs["signal"].value_counts().sort_index().items()},
-        "hubs": hubs.head(200).to_dict("records"),
+        "hubs": hubs.head(RUN_JSON_HUBS).to_dict("records"),   # all of them: hubs.parquet
         "counts": {"keys": len(members), "accounts": int(tables.keys["account"].max()) + 1 if len(members) else 0,
                    "edges": len(edges), "clusters": len(clusters),
                    "flagged_clusters": int(clusters["flagged"].sum()),
@@ -277,11 +278,14 @@ def _run_id(result: LinkResult) -> str:
 
 
 def write_outputs(result: LinkResult, out_dir: str | Path, *, input_dir: str | None = None) -> Path:
-    """Write OUT_DIR as SCHEMA.md defines it: members, clusters, edges, run.json, quarantine/."""
+    """Write OUT_DIR as SCHEMA.md defines it: members, clusters, edges, run.json, quarantine/; and
+    hubs.parquet, every hub token (token, signal, n_accounts, n_keys), most accounts first."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in (("members", result.members), ("clusters", result.clusters), ("edges", result.edges)):
         frame.to_parquet(out / f"{name}.parquet", index=False)
+    if result.hubs is not None:
+        result.hubs.to_parquet(out / "hubs.parquet", index=False)
     if result.tables is not None:
         result.tables.write_quarantine(out)
     run = dict(result.run)

@@ -11,6 +11,7 @@ import json
 import random
 import threading
 import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -37,8 +38,8 @@ class Receiver:
         self.reject = set(reject)
         self._rng = random.Random(seed)
         self.lock = threading.Lock()
-        self.applied: dict[str, int] = {}     # idempotency key -> times applied (must stay 1)
-        self.landed: list[dict] = []          # actions in the order they were applied
+        self.applied: dict[str, int] = {}     # idempotency key -> deliveries (a resend counts again)
+        self.landed: list[dict] = []          # actions in the order they took effect
         self.requests = 0
         self.faults = {"500": 0, "stall": 0, "409": 0}
         self.state = {"banned": set(), "suspended": set(), "revoked": set()}
@@ -88,10 +89,11 @@ class Receiver:
                 if a["action"] in self.reject:
                     results.append({"idempotency_key": key, "status": 422, "detail": "rejected"})
                 elif key in self.applied:
+                    self.applied[key] += 1
                     self.faults["409"] += 1
                     results.append({"idempotency_key": key, "status": 409, "detail": "already applied"})
                 else:
-                    self.applied[key] = self.applied.get(key, 0) + 1
+                    self.applied[key] = 1
                     self.landed.append(a)
                     name, field, on = EFFECT[a["action"]]
                     (self.state[name].add if on else self.state[name].discard)(a[field])
@@ -108,6 +110,12 @@ class Receiver:
             self._reply(h, code, {"results": results})
         except OSError:  # the client gave up waiting; it will resend
             pass
+
+    def repeated_effects(self) -> list[tuple[str, str]]:
+        """(action, target) pairs that took effect more than once: a sink that sent one action under
+        two idempotency keys would show here, where the receiver's own de-duplication cannot hide it."""
+        seen = Counter((a["action"], a[EFFECT[a["action"]][1]]) for a in self.landed)
+        return sorted(k for k, n in seen.items() if n > 1)
 
     @staticmethod
     def _reply(h, code: int, doc: dict) -> None:
