@@ -177,16 +177,19 @@ def assemble_outputs(tables: Tables, graph, membership: np.ndarray, scored: pd.D
     return members, clusters, edges
 
 
-def prompt_example_scope(graph, membership: np.ndarray, clusters: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(edge mask, key indices): the edges with prompt evidence inside a cluster of 2+ accounts (the
-    ones reports draw) and their keys, for which example prompts are looked up."""
+def prompt_examples_needed(graph, membership: np.ndarray, clusters: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """(edge mask, (key, token) rows): the edges with prompt evidence inside a cluster of 2+ accounts
+    (the ones reports draw), and for each end the strongest prompt token to find an example of."""
     ids = graph.evidence.get("prompt")
     if ids is None or graph.n_edges == 0:
-        return np.zeros(graph.n_edges, bool), np.zeros(0, np.int64)
+        return np.zeros(graph.n_edges, bool), pd.DataFrame({"key": np.zeros(0, np.int64), "token": []})
     cluster = membership[graph.src]
     mask = (ids >= 0) & (cluster == membership[graph.dst]) & \
         np.isin(cluster, clusters["cluster_id"].to_numpy(np.int64))
-    return mask, np.union1d(graph.src[mask], graph.dst[mask]).astype(np.int64)
+    token = graph.evidence_text("prompt")[mask]
+    needed = pd.DataFrame({"key": np.concatenate([graph.src[mask], graph.dst[mask]]).astype(np.int64),
+                           "token": np.concatenate([token, token])})
+    return mask, needed.drop_duplicates().sort_values(["key", "token"], kind="stable").reset_index(drop=True)
 
 
 def attach_prompt_examples(edges: pd.DataFrame, graph, mask: np.ndarray, examples: pd.DataFrame) -> pd.DataFrame:
@@ -235,11 +238,11 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
         scored = score_clusters(feats, config.scoring)
         members, clusters, edges = assemble_outputs(tables, graph, membership, scored, activity,
                                                     config.scoring.default_daily_limit)
-        mask, scope = prompt_example_scope(graph, membership, clusters)
+        mask, needed = prompt_examples_needed(graph, membership, clusters)
         req = tables.requests
-        in_scope = req.loc[np.isin(req["key"].to_numpy(np.int64), scope), ["key", "prompt"]] \
+        in_scope = req.loc[np.isin(req["key"].to_numpy(np.int64), needed["key"].unique()), ["key", "prompt"]] \
             if "prompt" in req else pd.DataFrame({"key": [], "prompt": []})
-        edges = attach_prompt_examples(edges, graph, mask, token_examples(in_scope, config))
+        edges = attach_prompt_examples(edges, graph, mask, token_examples(in_scope, needed, config))
         info["counts"] = f"{len(clusters):,} clusters of 2+ accounts, {int(clusters['flagged'].sum()):,} flagged"
     run = run_record(tables, config, seed, hubs, members, edges, clusters, progress)
     return LinkResult(members=members, clusters=clusters, edges=edges, run=run, graph=graph,
@@ -265,6 +268,7 @@ def run_record(tables: Tables, config, seed: int, hubs: pd.DataFrame, members: p
                    "flagged_clusters": int(clusters["flagged"].sum()),
                    "flagged_keys": int(clusters.loc[clusters["flagged"], "n_keys"].sum())},
         "timings": dict(progress.timings),
+        "peak_rss_gib": dict(progress.peaks),
     }
 
 
@@ -323,5 +327,6 @@ def finish_run(result: LinkResult, input_dir, out_dir, progress: Progress, *, re
     run_path = Path(out_dir) / "run.json"
     run = json.loads(run_path.read_text())
     run["timings"] = dict(progress.timings)
+    run["peak_rss_gib"] = dict(progress.peaks)
     run_path.write_text(json.dumps(run, indent=2, sort_keys=True, default=str) + "\n")
     return result

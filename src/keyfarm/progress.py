@@ -4,6 +4,7 @@ Uses tqdm's writer so lines interleave cleanly with any bars; silent when quiet.
 """
 from __future__ import annotations
 
+import resource
 import sys
 import time
 from contextlib import contextmanager
@@ -11,14 +12,21 @@ from contextlib import contextmanager
 from tqdm import tqdm
 
 
+def peak_rss_gib() -> float:
+    """This process's peak resident memory so far, in GiB (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 class Progress:
-    """Reports stages of a job and records their wall time (seconds) in `timings`."""
+    """Reports stages of a job and records their wall time (seconds) in `timings` and the process's
+    peak memory when each ended (GiB) in `peaks`, so the stage that raised it is plain."""
 
     def __init__(self, quiet: bool = False, file=None):
         self.quiet = quiet
         self.file = file if file is not None else sys.stderr
         self.start = time.perf_counter()
         self.timings: dict[str, float] = {}
+        self.peaks: dict[str, float] = {}
 
     def say(self, message: str) -> None:
         if not self.quiet:
@@ -33,8 +41,9 @@ class Progress:
         yield info
         elapsed = time.perf_counter() - begin
         self.timings[name] = round(elapsed, 3)
+        self.peaks[name] = round(peak_rss_gib(), 2)
         counts = f": {info['counts']}" if info.get("counts") else ""
-        self.say(f"{name} done in {elapsed:.1f}s{counts}")
+        self.say(f"{name} done in {elapsed:.1f}s, peak {self.peaks[name]:.1f} GiB{counts}")
 
     def bar(self, iterable=None, total=None, desc: str = ""):
         """A tqdm bar on stderr (disabled when quiet) for loops within a stage."""

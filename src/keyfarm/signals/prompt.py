@@ -221,11 +221,8 @@ def incidence(tables, config) -> pd.DataFrame:
     # signatures and band buckets of the prompts in use, numbered 0..n_used-1
     used, local_of_pair = np.unique(p_of, return_inverse=True)
     ubuf, uoff = _encode([texts[i] for i in used])
-    sig = _signatures(ubuf, uoff, cfg.num_perm, cfg.seed, cfg.shingle, cfg.shingle_size,
-                      len(used) >= PARALLEL_MIN_DOCS)
-    buckets = lsh_buckets(sig, cfg.bands, cfg.rows).ravel()           # (n_used * bands,)
-    bucket_id, bucket_hash = pd.factorize(buckets)
-    bucket_id = bucket_id.astype(np.int64)
+    bucket_id, bucket_hash = bucket_ids(band_buckets(ubuf, uoff, cfg))   # (n_used * bands,), row-major
+    del ubuf, uoff
     n_prompts_in = np.bincount(bucket_id, minlength=len(bucket_hash))
     solo = (n_prompts_in[bucket_id] == 1).reshape(len(used), cfg.bands)
 
@@ -290,6 +287,38 @@ def _signatures(buf, offsets, num_perm, seed, shingle, size, parallel) -> np.nda
     a, b = _permutations(num_perm, seed)
     kernel = minhash_parallel if parallel else minhash_serial
     return kernel(buf, offsets, WORDS if shingle == "word" else CHARS, np.int64(size), a, b)
+
+
+SIGNATURE_CHUNK = 100_000   # prompts hashed at a time: signatures are 4 × num_perm bytes each
+
+
+def band_buckets(buf: np.ndarray, offsets: np.ndarray, cfg: PromptConfig) -> np.ndarray:
+    """LSH band bucket hashes (n, bands) uint64 of the normalised texts in `buf` (UTF-8, `offsets`),
+    in chunks so that only SIGNATURE_CHUNK signatures are alive at once."""
+    n = offsets.size - 1
+    out = np.empty((n, cfg.bands), np.uint64)
+    for lo in range(0, n, SIGNATURE_CHUNK):
+        hi = min(n, lo + SIGNATURE_CHUNK)
+        off = offsets[lo:hi + 1]
+        sig = _signatures(buf[off[0]:off[-1]], off - off[0], cfg.num_perm, cfg.seed, cfg.shingle,
+                          cfg.shingle_size, hi - lo >= PARALLEL_MIN_DOCS)
+        out[lo:hi] = lsh_buckets(sig, cfg.bands, cfg.rows)
+    return out
+
+
+def bucket_ids(buckets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(bucket id per entry of buckets.ravel(), hash of each bucket id). A bucket hash covers its
+    band, so buckets are numbered band by band: one small hash table per band, not one for all."""
+    n, bands = buckets.shape
+    ids = np.empty((n, bands), np.int64)
+    hashes = []
+    start = 0
+    for band in range(bands):
+        codes, uniques = pd.factorize(buckets[:, band])
+        ids[:, band] = codes + start
+        hashes.append(np.asarray(uniques, np.uint64))
+        start += len(uniques)
+    return ids.ravel(), (np.concatenate(hashes) if hashes else np.zeros(0, np.uint64))
 
 
 def _hex(values: np.ndarray) -> np.ndarray:

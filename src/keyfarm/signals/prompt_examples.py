@@ -1,55 +1,70 @@
 """Example prompts behind prompt links (evidence for analysts, after the signals stage).
 
-For a key and each prompt token (`pdup:`, `lsh:<band>:`) its prompts reach, the first of its prompts
-(in text order) that reaches it. The report shows, beside an edge linked by prompts, one such prompt
-of each key: the near-duplicates an analyst can read side by side. Tokens are computed exactly as
-keyfarm.signals.prompt computes them, per key, so a distributed engine runs this per group of keys.
+For a key and a prompt token (`pdup:`, `lsh:<band>:`) that its prompts reach, one of those prompts.
+The report shows, beside an edge linked by prompts, one such prompt of each key: the near-duplicates
+an analyst can read side by side. Tokens are computed exactly as keyfarm.signals.prompt computes
+them, per key, so a distributed engine runs this per group of keys. Of several prompts of a key
+reaching a token the one with the smallest 64-bit hash of its text is shown: a choice that does
+not depend on the order of the logs.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from keyfarm.signals.prompt import (PARALLEL_MIN_DOCS, _encode, _hex, _normalized_buffer, _signatures,
-                                    lsh_buckets)
+from keyfarm.signals.prompt import PARALLEL_MIN_DOCS, _encode, _normalized_buffer, band_buckets
 
 EXAMPLE_CHARS = 500   # an example is cut here: enough to compare, small enough for edges.parquet
 
 
-def token_examples(pairs: pd.DataFrame, config) -> pd.DataFrame:
-    """(key, token, prompt) for the keys of `pairs` (columns key, prompt), one row per key and token
-    of its prompts, sorted by key and token; prompts cut at EXAMPLE_CHARS characters."""
+def token_examples(pairs: pd.DataFrame, needed: pd.DataFrame, config) -> pd.DataFrame:
+    """(key, token, prompt) for the rows of `needed` (columns key, token) that the key's prompts in
+    `pairs` (columns key, prompt) reach, sorted by key and token; prompts cut at EXAMPLE_CHARS."""
     cfg = config.prompt
-    empty = pd.DataFrame({"key": np.zeros(0, np.int64), "token": np.zeros(0, object),
-                          "prompt": np.zeros(0, object)})
-    pairs = pairs.loc[pairs["prompt"].notna(), ["key", "prompt"]]
-    if len(pairs) == 0:
-        return empty
+    out = pd.DataFrame({"key": np.zeros(0, np.int64), "token": np.zeros(0, object), "prompt": np.zeros(0, object)})
+    pairs = pairs.loc[pairs["prompt"].notna() & pairs["key"].isin(needed["key"]), ["key", "prompt"]]
+    if len(pairs) == 0 or len(needed) == 0:
+        return out
     raw_codes, raw = pd.factorize(pairs["prompt"].to_numpy(dtype=object))
     buf, off = _normalized_buffer(list(raw), cfg.max_chars, len(raw) >= PARALLEL_MIN_DOCS)
     norm = np.array([buf[off[i]:off[i + 1]].tobytes().decode("utf-8") for i in range(len(raw))], dtype=object)
     norm_codes, texts = pd.factorize(norm)
     texts = np.asarray(texts, dtype=object)
     usable = np.fromiter((len(t) >= max(cfg.min_chars, 1) for t in texts), bool, len(texts))
-    ubuf, uoff = _encode(list(texts))
-    sig = _signatures(ubuf, uoff, cfg.num_perm, cfg.seed, cfg.shingle, cfg.shingle_size,
-                      len(texts) >= PARALLEL_MIN_DOCS)
-    buckets = lsh_buckets(sig, cfg.bands, cfg.rows)                       # (texts, bands)
-    tokens = np.empty((len(texts), cfg.bands + 1), dtype=object)
-    tokens[:, 0] = "pdup:" + _hex(pd.util.hash_array(texts, categorize=False))
-    for band in range(cfg.bands):
-        tokens[:, band + 1] = f"lsh:{band}:" + _hex(buckets[:, band])
+    # column 0: the pdup hash of the text; column 1 + b: its bucket in band b
+    values = np.empty((len(texts), cfg.bands + 1), np.uint64)
+    values[:, 0] = pd.util.hash_array(texts, categorize=False)
+    values[:, 1:] = band_buckets(*_encode(list(texts)), cfg)
 
     text_of_pair = norm_codes[raw_codes]
     keep = usable[text_of_pair]
-    if not keep.any():
-        return empty
-    width = cfg.bands + 1
-    key = np.repeat(pairs["key"].to_numpy(np.int64)[keep], width)
-    prompt = np.repeat(pairs["prompt"].to_numpy(dtype=object)[keep], width)
-    token = tokens[text_of_pair[keep]].ravel()
-    rows = pd.DataFrame({"key": key, "token": token, "prompt": prompt}) \
-        .sort_values(["key", "token", "prompt"], kind="stable") \
-        .drop_duplicates(["key", "token"], keep="first").reset_index(drop=True)
-    rows["prompt"] = rows["prompt"].str.slice(0, EXAMPLE_CHARS).to_numpy(dtype=object)
-    return rows
+    cand = pd.DataFrame({"key": pairs["key"].to_numpy(np.int64)[keep], "raw": raw_codes[keep],
+                         "rank": pd.util.hash_array(np.asarray(raw, dtype=object), categorize=False)[raw_codes[keep]]})
+    text_of_cand = text_of_pair[keep]
+    want = _parse_tokens(needed.drop_duplicates(["key", "token"]), cfg.bands)
+    found = []
+    for column, rows in want.groupby("column", sort=True):
+        per = cand.assign(value=values[text_of_cand, column])
+        hit = rows.merge(per, on=["key", "value"], how="inner")
+        found.append(hit.sort_values(["key", "token", "rank"], kind="stable")
+                     .drop_duplicates(["key", "token"], keep="first")[["key", "token", "raw"]])
+    if not found:
+        return out
+    rows = pd.concat(found, ignore_index=True).sort_values(["key", "token"], kind="stable").reset_index(drop=True)
+    prompt = pd.Series(np.asarray(raw, dtype=object)[rows["raw"].to_numpy()], dtype=object).str.slice(0, EXAMPLE_CHARS)
+    return pd.DataFrame({"key": rows["key"].to_numpy(np.int64), "token": rows["token"].to_numpy(dtype=object),
+                         "prompt": prompt.to_numpy(dtype=object)})
+
+
+def _parse_tokens(needed: pd.DataFrame, bands: int) -> pd.DataFrame:
+    """(key, token, column, value) of prompt tokens: pdup:<hex> → column 0, lsh:<b>:<hex> → 1 + b."""
+    token = needed["token"].astype(str)
+    parts = token.str.split(":", expand=False)
+    kind = parts.str[0].to_numpy(dtype=object)
+    is_lsh = kind == "lsh"
+    column = np.where(is_lsh, pd.to_numeric(parts.str[1].where(is_lsh, "-1")).to_numpy(np.int64) + 1, 0)
+    value = np.array([int(h, 16) for h in parts.str[-1]], dtype=np.uint64)
+    ok = ((kind == "pdup") | is_lsh) & (column <= bands)
+    return pd.DataFrame({"key": needed["key"].to_numpy(np.int64)[ok], "token": token.to_numpy(dtype=object)[ok],
+                         "column": column[ok], "value": value[ok]})
+

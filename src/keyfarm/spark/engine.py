@@ -248,7 +248,7 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
     from keyfarm import schema
     from keyfarm.graph.build import hub_table
     from keyfarm.pipeline import (LinkResult, assemble_outputs, attach_prompt_examples, detect_communities,
-                                  prompt_example_scope, run_record)
+                                  prompt_examples_needed, run_record)
     from keyfarm.scoring import KeyActivity, activity_span, cluster_features, score_clusters
     from keyfarm.signals import registry
 
@@ -357,12 +357,15 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
             scored = score_clusters(feats, config.scoring)
             members, clusters, edges = assemble_outputs(tables, graph, membership, scored, activity,
                                                         config.scoring.default_daily_limit, totals=totals)
-            mask, scope_keys = prompt_example_scope(graph, membership, clusters)
-            example_keys = spark.createDataFrame(pd.DataFrame({"key": scope_keys}), schema="key long")
-            examples = ok.filter(F.col("prompt").isNotNull()).select("key", "prompt") \
-                .join(F.broadcast(example_keys), "key", "left_semi").dropDuplicates() \
-                .withColumn("g", F.pmod(F.hash("key"), F.lit(groups))).groupBy("g") \
-                .applyInPandas(_per_group(stages.example_stage, bc), stages.EXAMPLE_SCHEMA).toPandas()
+            mask, needed = prompt_examples_needed(graph, membership, clusters)
+            by_key = F.pmod(F.hash("key"), F.lit(groups))
+            wanted = spark.createDataFrame(needed, schema="key long, token string").withColumn("g", by_key)
+            sent = ok.filter(F.col("prompt").isNotNull()).select("key", "prompt") \
+                .join(F.broadcast(wanted.select("key").distinct()), "key", "left_semi").dropDuplicates() \
+                .withColumn("g", by_key)
+            examples = sent.groupBy("g").cogroup(wanted.groupBy("g")).applyInPandas(
+                _per_cogroup(stages.example_stage, bc), stages.EXAMPLE_SCHEMA).toPandas() if len(needed) \
+                else pd.DataFrame({"key": np.zeros(0, np.int64), "token": [], "prompt": []})
             examples = examples.sort_values(["key", "token"], kind="stable").reset_index(drop=True)
             edges = attach_prompt_examples(edges, graph, mask, examples)
             info["counts"] = f"{len(clusters):,} clusters of 2+ accounts, {int(clusters['flagged'].sum()):,} flagged"
@@ -389,6 +392,13 @@ def _per_group(fn, bc, *args):
     """applyInPandas body (one argument: the group's rows): `fn(rows, context, *args)`."""
     def run(pdf):
         return fn(pdf, bc.value, *args)
+    return run
+
+
+def _per_cogroup(fn, bc):
+    """cogroup applyInPandas body (two arguments: the groups' rows): `fn(left, right, context)`."""
+    def run(left, right):
+        return fn(left, right, bc.value)
     return run
 
 

@@ -207,12 +207,14 @@ def key_stage(pdf: pd.DataFrame, ctx: WorkerContext, names: tuple[str, ...]) -> 
 
 # ---------------------------------------------------------------- tokens: degrees, weights, projection
 
-def example_stage(pdf: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
-    """One group of keys' distinct (key, prompt) rows → signals.prompt_examples.token_examples."""
+def example_stage(pairs: pd.DataFrame, needed: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
+    """One group of keys: their distinct (key, prompt) rows and the (key, token) rows to find an
+    example prompt of → signals.prompt_examples.token_examples."""
     from keyfarm.signals.prompt_examples import token_examples
 
-    pairs = pd.DataFrame({"key": pdf["key"].to_numpy(np.int64), "prompt": pdf["prompt"].to_numpy(dtype=object)})
-    return conform(token_examples(pairs, ctx.config), EXAMPLE_SCHEMA)
+    pairs = pd.DataFrame({"key": pairs["key"].to_numpy(np.int64), "prompt": pairs["prompt"].to_numpy(dtype=object)})
+    needed = pd.DataFrame({"key": needed["key"].to_numpy(np.int64), "token": needed["token"].to_numpy(dtype=object)})
+    return conform(token_examples(pairs, needed, ctx.config), EXAMPLE_SCHEMA)
 
 
 def token_stage(pdf: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
