@@ -55,8 +55,11 @@ def parse_ips(ips: pd.Series) -> pd.DataFrame:
 
     Leading/trailing whitespace is ignored; null and unparsable values get version 0.
     """
-    stripped = ips.astype("string").str.strip()
-    codes, uniques = pd.factorize(stripped, use_na_sentinel=True)
+    # strip and parse distinct values only: logs repeat addresses
+    raw_codes, raw = pd.factorize(ips, use_na_sentinel=True)
+    stripped = pd.Series(raw, dtype=object).astype("string").str.strip()
+    strip_codes, uniques = pd.factorize(stripped, use_na_sentinel=True)
+    codes = np.where(raw_codes >= 0, np.append(strip_codes, -1)[raw_codes], -1)
     version, hi, lo, canon = _parse_unique(pd.Series(uniques, dtype="string"))
     valid = codes >= 0
     safe = np.where(valid, codes, 0)
