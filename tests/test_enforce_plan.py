@@ -181,3 +181,26 @@ def test_plan_id_changes_with_decisions_not_with_the_day(tmp_path):
     ids = [plan(out, Policy(as_of=day, allowlist=(entry,))).plan_id
            for day in (date(2025, 6, 1), date(2025, 6, 2), date(2025, 7, 1))]
     assert ids[0] == ids[1] != ids[2]   # on July 1 the entry has expired: facc0 is now acted on
+
+
+def test_a_real_linkage_run_plans_exactly_its_flagged_clusters(tmp_path):
+    """The plan reads what `keyfarm link` writes, not only hand-made OUT_DIRs."""
+    from pathlib import Path
+
+    from keyfarm.pipeline import run_link
+
+    sample = Path(__file__).resolve().parent.parent / "datasets" / "sample"
+    out = tmp_path / "out"
+    run_link(sample, out, seed=0, quiet=True, report=False)
+    members = pd.read_parquet(out / "members.parquet")
+    clusters = pd.read_parquet(out / "clusters.parquet")
+    p = plan(out, Policy(as_of=TODAY, max_accounts=10_000, max_total_accounts=1_000_000))
+    flagged = clusters.loc[clusters["flagged"], "cluster_id"]
+    acted = {c["cluster_id"] for c in p.clusters}
+    assert len(flagged) > 0 and acted | {e["cluster_id"] for e in p.exclusions} >= set(flagged)
+    assert acted and acted <= set(flagged)
+    in_flagged = members[members["cluster_id"].isin(acted)]
+    touched = {a["account_id"] for a in p.actions if a["account_id"] is not None} | \
+        {a["key_id"] for a in p.actions if a["key_id"] is not None}
+    assert set(in_flagged["key_id"]) <= touched or set(in_flagged["account_id"]) <= touched
+    assert p.source["run_id"] == json.loads((out / "run.json").read_text())["run_id"]

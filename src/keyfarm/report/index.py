@@ -1,7 +1,8 @@
 """The report's front page: the run summary and a sortable, filterable table of clusters.
 
-Stage: report. `index_page` returns `report/index.html`: inputs, counts, quarantine, hubs and
-timings from run.json, then one row per cluster (≥ 2 accounts) linking to its page.
+Stage: report. `index_page` returns `report/index.html`: inputs, counts, quarantine and timings
+from run.json, one row per cluster (≥ 2 accounts) linking to its page, then the largest hubs
+(all of them are in hubs.parquet).
 """
 from __future__ import annotations
 
@@ -33,11 +34,6 @@ def _summary(run: dict, quarantined: dict) -> str:
     quarantine = "".join(f'<tr><td>{esc(t)}</td><td>{esc(reason)}</td><td class=num>{fmt_int(n)}</td></tr>'
                          for t, reasons in sorted(quarantined.items()) if isinstance(reasons, dict)
                          for reason, n in sorted(reasons.items()))
-    hubs = run.get("hubs") if isinstance(run.get("hubs"), list) else []
-    hub_rows = "".join(f'<tr><td class="mono">{esc(h.get("token"))}</td><td>{esc(h.get("signal"))}</td>'
-                       f'<td class=num>{fmt_int(h.get("n_accounts"))}</td><td class=num>{fmt_int(h.get("n_keys"))}</td></tr>'
-                       for h in hubs[:TOP_HUBS] if isinstance(h, dict))
-    n_hubs = run.get("n_hubs") if isinstance(run.get("n_hubs"), dict) else {}
     timings = run.get("timings") if isinstance(run.get("timings"), dict) else {}
     return f"""<div class="grid" style="grid-template-columns: repeat(auto-fit, minmax(260px, 1fr));">
 <section><h2>Counts</h2>{_kv_table((k, fmt_int(v)) for k, v in counts.items())}</section>
@@ -46,8 +42,17 @@ def _summary(run: dict, quarantined: dict) -> str:
 <section><h2>Quarantined rows</h2>{'<table><tr><th>table</th><th>reason</th><th class=num>rows</th></tr>'
                                    + quarantine + '</table>' if quarantine else '<p class="muted">none</p>'}</section>
 <section><h2>Timings (s)</h2>{_kv_table((k, fmt_float(v, 2)) for k, v in timings.items())}</section>
-</div>
-<h2>Hub tokens (shared too widely to count as evidence; not projected)</h2>
+</div>"""
+
+
+def _hubs(run: dict) -> str:
+    """The largest hub tokens (below the clusters: an analyst comes for the clusters first)."""
+    hubs = run.get("hubs") if isinstance(run.get("hubs"), list) else []
+    hub_rows = "".join(f'<tr><td class="mono">{esc(h.get("token"))}</td><td>{esc(h.get("signal"))}</td>'
+                       f'<td class=num>{fmt_int(h.get("n_accounts"))}</td><td class=num>{fmt_int(h.get("n_keys"))}</td></tr>'
+                       for h in hubs[:TOP_HUBS] if isinstance(h, dict))
+    n_hubs = run.get("n_hubs") if isinstance(run.get("n_hubs"), dict) else {}
+    return f"""<h2>Hub tokens (shared too widely to count as evidence; not projected)</h2>
 <p class="muted">Per signal: {esc(", ".join(f"{k} {v}" for k, v in sorted(n_hubs.items()))) or "none"}</p>
 {'<div class="scroll"><table><tr><th>token</th><th>signal</th><th class=num>accounts</th><th class=num>keys</th></tr>'
  + hub_rows + '</table></div>' if hub_rows else ''}"""
@@ -90,5 +95,6 @@ seed {esc(run.get("seed"))} · input <span class="mono">{esc(run.get("input"))}<
 <label><input type="checkbox" id="flagged-only"> flagged only</label>
 <span id="shown" class="muted"></span><span class="muted">Click a column header to sort.</span></div>
 {_clusters_table(clusters)}
+{_hubs(run)}
 </main>"""
     return html_page("keyfarm report", body, scripts=[asset("index.js")])
