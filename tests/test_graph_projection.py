@@ -90,3 +90,19 @@ def test_unknown_token_kind_is_an_error():
     tokens = pd.DataFrame({"token": ["zzz:1"], "n_accounts": [2], "n_keys": [2]})
     with pytest.raises(ValueError, match="unknown token kind 'zzz'"):
         weigh_tokens(tokens, 100, Config.default())
+
+
+def test_parallel_projection_equals_serial_bit_for_bit():
+    rng = np.random.default_rng(7)
+    n_keys, n_tokens = 3000, 2500
+    sizes = rng.integers(1, 12, n_tokens)
+    t_keys = np.concatenate([np.sort(rng.choice(n_keys, s, replace=False)) for s in sizes]).astype(np.int64)
+    t_indptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    t_tie = rng.uniform(0.05, 1.0, t_keys.size)
+    weight = rng.uniform(0.0, 1.0, n_tokens)
+    signal = rng.integers(0, len(SIGNALS), n_tokens)
+    serial = project(t_indptr, t_keys, t_tie, weight, signal, n_keys, len(SIGNALS), parallel=False)
+    parallel = project(t_indptr, t_keys, t_tie, weight, signal, n_keys, len(SIGNALS), parallel=True)
+    assert serial[0].size > 10_000
+    for a, b in zip(serial, parallel):
+        assert a.dtype == b.dtype and np.array_equal(a, b)

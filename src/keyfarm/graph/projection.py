@@ -3,8 +3,9 @@
 For each key a, walk its tokens, and for each token the keys b > a after a in the token's sorted
 key list, accumulating token_weight × min(tie_a, tie_b) per signal into a row accumulator. Two
 passes (count each row's distinct neighbours, allocate exactly, fill): work is linear in the number
-of (pair, shared token) contributions, memory is the output plus O(keys), rows come out sorted with
-no global sort, and only the upper triangle is computed. Hub tokens never reach this module, so no
+of (pair, shared token) contributions, memory is the output plus O(keys) per block of rows, rows
+come out sorted with no global sort, and only the upper triangle is computed. Blocks of rows run
+in parallel on large graphs (each row is computed alone, so the result is the same). Hub tokens never reach this module, so no
 token expands to more than caps.max_keys² / 2 contributions. Each contribution is rounded to a multiple of
 2**-32, so sums are exact and the same whatever the order they are added in (a distributed engine
 gets identical weights).
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+
+from keyfarm.kernels import serial_and_parallel
 
 QUANTUM = 2.0 ** 32
 
@@ -36,58 +39,60 @@ def _transpose(t_indptr, t_keys, n_keys):
     return k_indptr, k_token, k_pos
 
 
-@numba.njit(cache=True, nogil=True)
-def _count_rows(k_indptr, k_token, k_pos, t_indptr, t_keys, n_keys):
-    """Output row pointers: the distinct neighbours b > a of every key a (one mark array)."""
+def _count_body(k_indptr, k_token, k_pos, t_indptr, t_keys, n_keys, bounds):
+    """Output row pointers: the distinct neighbours b > a of every key a (blocks of rows, each
+    block with its own mark array, so blocks run in parallel)."""
     counts = np.zeros(n_keys + 1, np.int64)
-    mark = np.full(n_keys, -1, np.int64)
-    for a in range(n_keys):
-        c = 0
-        for p in range(k_indptr[a], k_indptr[a + 1]):
-            t = k_token[p]
-            for q in range(k_pos[p] + 1, t_indptr[t + 1]):
-                b = t_keys[q]
-                if mark[b] != a:
-                    mark[b] = a
-                    c += 1
-        counts[a + 1] = c
+    for blk in numba.prange(bounds.size - 1):
+        mark = np.full(n_keys, -1, np.int64)
+        for a in range(bounds[blk], bounds[blk + 1]):
+            c = 0
+            for p in range(k_indptr[a], k_indptr[a + 1]):
+                t = k_token[p]
+                for q in range(k_pos[p] + 1, t_indptr[t + 1]):
+                    b = t_keys[q]
+                    if mark[b] != a:
+                        mark[b] = a
+                        c += 1
+            counts[a + 1] = c
     return np.cumsum(counts)
 
 
-@numba.njit(cache=True, nogil=True)
-def _fill_rows(k_indptr, k_token, k_pos, t_indptr, t_keys, t_tie, token_weight, token_signal,
-               n_keys, n_signals, out_indptr, max_row):
+def _fill_body(k_indptr, k_token, k_pos, t_indptr, t_keys, t_tie, token_weight, token_signal,
+               n_keys, n_signals, out_indptr, max_row, bounds):
     """Neighbours, per-signal weights and strongest token of every output row (signal-major
-    (n_signals, nnz) arrays; the strongest contribution of the row being filled is scratch)."""
+    (n_signals, nnz) arrays). Rows write disjoint slices, so blocks of rows run in parallel, each
+    with its own slot array and scratch for the strongest contribution of the row being filled."""
     nnz = out_indptr[-1]
     dst = np.empty(nnz, np.int64)
     w = np.zeros((n_signals, nnz), np.float64)
     best = np.full((n_signals, nnz), -1, np.int64)
-    best_w = np.zeros((n_signals, max_row), np.float64)
-    slot = np.full(n_keys, -1, np.int64)
-    for a in range(n_keys):
-        start = out_indptr[a]
-        pos = start
-        for p in range(k_indptr[a], k_indptr[a + 1]):
-            t = k_token[p]
-            tw = token_weight[t]
-            s = token_signal[t]
-            tie_a = t_tie[k_pos[p]]
-            for q in range(k_pos[p] + 1, t_indptr[t + 1]):
-                b = t_keys[q]
-                if slot[b] < start:
-                    slot[b] = pos
-                    dst[pos] = b
-                    for r in range(n_signals):
-                        best_w[r, pos - start] = 0.0
-                    pos += 1
-                e = slot[b]
-                c = np.floor(tw * min(tie_a, t_tie[q]) * QUANTUM + 0.5) / QUANTUM
-                w[s, e] += c
-                if c > best_w[s, e - start]:  # ties keep the first token in token order
-                    best_w[s, e - start] = c
-                    best[s, e] = t
-        _sort_row(dst, w, best, start, pos)
+    for blk in numba.prange(bounds.size - 1):
+        best_w = np.zeros((n_signals, max_row), np.float64)
+        slot = np.full(n_keys, -1, np.int64)
+        for a in range(bounds[blk], bounds[blk + 1]):
+            start = out_indptr[a]
+            pos = start
+            for p in range(k_indptr[a], k_indptr[a + 1]):
+                t = k_token[p]
+                tw = token_weight[t]
+                s = token_signal[t]
+                tie_a = t_tie[k_pos[p]]
+                for q in range(k_pos[p] + 1, t_indptr[t + 1]):
+                    b = t_keys[q]
+                    if slot[b] < start:
+                        slot[b] = pos
+                        dst[pos] = b
+                        for r in range(n_signals):
+                            best_w[r, pos - start] = 0.0
+                        pos += 1
+                    e = slot[b]
+                    c = np.floor(tw * min(tie_a, t_tie[q]) * QUANTUM + 0.5) / QUANTUM
+                    w[s, e] += c
+                    if c > best_w[s, e - start]:  # ties keep the first token in token order
+                        best_w[s, e - start] = c
+                        best[s, e] = t
+            _sort_row(dst, w, best, start, pos)
     return dst, w, best
 
 
@@ -114,8 +119,20 @@ def _sort_row(dst, w, best, start, stop):
         best[s, start:stop] = best[s][order]
 
 
+# one body each, compiled serial (small graphs: no thread start-up) and parallel (blocks of rows)
+_count_rows, _count_rows_parallel = serial_and_parallel(_count_body)
+_fill_rows, _fill_rows_parallel = serial_and_parallel(_fill_body)
+PARALLEL_MIN_KEYS = 50_000    # below this the serial kernels win (measured in scripts/bench_graph.py)
+BLOCKS_PER_THREAD = 8         # rows are uneven: several blocks per thread even out the load
+
+
+def _row_blocks(n_keys: int, parallel: bool) -> np.ndarray:
+    n_blocks = numba.get_num_threads() * BLOCKS_PER_THREAD if parallel else 1
+    return np.unique(np.linspace(0, n_keys, max(n_blocks, 1) + 1).astype(np.int64))
+
+
 def project(t_indptr: np.ndarray, t_keys: np.ndarray, t_tie: np.ndarray, token_weight: np.ndarray,
-            token_signal: np.ndarray, n_keys: int, n_signals: int):
+            token_signal: np.ndarray, n_keys: int, n_signals: int, *, parallel: bool | None = None):
     """Key pairs sharing tokens, from a token → keys CSR.
 
     Parameters
@@ -124,6 +141,8 @@ def project(t_indptr: np.ndarray, t_keys: np.ndarray, t_tie: np.ndarray, token_w
         in 0..n_keys-1.
     t_tie : float64 per entry, the key's tie to the token (0, 1].
     token_weight : float64 per token; token_signal : int64 per token in 0..n_signals-1.
+    parallel : run blocks of rows on all Numba threads; None: when n_keys >= PARALLEL_MIN_KEYS.
+        The result is the same either way (each row is computed alone).
 
     Returns
     -------
@@ -147,9 +166,12 @@ def project(t_indptr: np.ndarray, t_keys: np.ndarray, t_tie: np.ndarray, token_w
     if n_tokens and (token_signal.min() < 0 or token_signal.max() >= n_signals):
         raise ValueError(f"project: token_signal outside 0..{n_signals - 1}")
     k_indptr, k_token, k_pos = _transpose(t_indptr, t_keys, n_keys)
-    out_indptr = _count_rows(k_indptr, k_token, k_pos, t_indptr, t_keys, n_keys)
+    parallel = n_keys >= PARALLEL_MIN_KEYS if parallel is None else parallel
+    bounds = _row_blocks(n_keys, parallel)
+    count, fill = (_count_rows_parallel, _fill_rows_parallel) if parallel else (_count_rows, _fill_rows)
+    out_indptr = count(k_indptr, k_token, k_pos, t_indptr, t_keys, n_keys, bounds)
     max_row = int(np.diff(out_indptr).max()) if n_keys else 0
-    dst, w, best = _fill_rows(k_indptr, k_token, k_pos, t_indptr, t_keys, t_tie, token_weight,
-                              token_signal, n_keys, n_signals, out_indptr, max_row)
+    dst, w, best = fill(k_indptr, k_token, k_pos, t_indptr, t_keys, t_tie, token_weight,
+                        token_signal, n_keys, n_signals, out_indptr, max_row, bounds)
     src = np.repeat(np.arange(n_keys, dtype=np.int64), np.diff(out_indptr))
     return src, dst, w.T, best.T

@@ -2,7 +2,7 @@
 
 Kernels take flat arrays (UTF-8 bytes of many documents plus int64 offsets) and return arrays; the
 validating wrappers and the definitions users read live in keyfarm.signals.prompt. Each per-document
-kernel exists twice, built from one undecorated body: serial (nogil) and parallel (prange).
+kernel exists twice, built from one undecorated body by keyfarm.kernels.serial_and_parallel.
 
 Fixed hashes (documented so signatures can be recomputed elsewhere):
 - word hash: FNV-1a 64 over the word's UTF-8 bytes;
@@ -17,6 +17,8 @@ import unicodedata
 
 import numba
 import numpy as np
+
+from keyfarm.kernels import serial_and_parallel
 
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 FNV_PRIME = np.uint64(0x100000001B3)
@@ -143,8 +145,7 @@ def _normalize_body(buf, offsets, cls, lower, max_chars):
     return out, out_offsets
 
 
-normalize_serial = numba.njit(cache=True, nogil=True)(_normalize_body)
-normalize_parallel = numba.njit(cache=True, parallel=True)(_normalize_body)
+normalize_serial, normalize_parallel = serial_and_parallel(_normalize_body)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -186,30 +187,38 @@ def doc_shingles(buf, start, stop, kind, size, out):
     return m
 
 
-def _minhash_body(buf, offsets, kind, size, a, b):
+def _minhash_body(buf, offsets, kind, size, a, b, bounds):
+    """Signatures of the documents, block by block of `bounds` (blocks run in parallel). Scratch
+    is allocated once per block: per-document allocations inside prange made the parallel kernel
+    no faster than the serial one (measured: 20k prompts, 0.75 s both; per block 0.37 s)."""
     n_docs = offsets.size - 1
     num_perm = a.size
     sig = np.empty((n_docs, num_perm), np.uint32)
-    for d in numba.prange(n_docs):
-        start, stop = offsets[d], offsets[d + 1]
-        hashes = np.empty(stop - start + 1, np.uint64)
-        m = doc_shingles(buf, start, stop, kind, size, hashes)
-        mins = np.full(num_perm, PRIME, np.uint64)
-        for s in range(m):
-            x = hashes[s] >> np.uint64(33)
+    for blk in numba.prange(bounds.size - 1):
+        lo, hi = bounds[blk], bounds[blk + 1]
+        longest = 0
+        for d in range(lo, hi):
+            longest = max(longest, offsets[d + 1] - offsets[d])
+        hashes = np.empty(longest + 1, np.uint64)
+        mins = np.empty(num_perm, np.uint64)
+        for d in range(lo, hi):
+            m = doc_shingles(buf, offsets[d], offsets[d + 1], kind, size, hashes)
             for p in range(num_perm):
-                y = a[p] * x + b[p]                      # < 2**62 + 2**31: no overflow
-                y = (y & PRIME) + (y >> np.uint64(31))   # Mersenne folds: y mod PRIME ...
-                y = (y & PRIME) + (y >> np.uint64(31))
-                y = y - PRIME if y >= PRIME else y      # ... made canonical
-                mins[p] = min(mins[p], y)
-        for p in range(num_perm):
-            sig[d, p] = EMPTY if m == 0 else np.uint32(mins[p])
+                mins[p] = PRIME
+            for s in range(m):
+                x = hashes[s] >> np.uint64(33)
+                for p in range(num_perm):
+                    y = a[p] * x + b[p]                      # < 2**62 + 2**31: no overflow
+                    y = (y & PRIME) + (y >> np.uint64(31))   # Mersenne folds: y mod PRIME ...
+                    y = (y & PRIME) + (y >> np.uint64(31))
+                    y = y - PRIME if y >= PRIME else y      # ... made canonical
+                    mins[p] = min(mins[p], y)
+            for p in range(num_perm):
+                sig[d, p] = EMPTY if m == 0 else np.uint32(mins[p])
     return sig
 
 
-minhash_serial = numba.njit(cache=True, nogil=True)(_minhash_body)
-minhash_parallel = numba.njit(cache=True, parallel=True)(_minhash_body)
+minhash_serial, minhash_parallel = serial_and_parallel(_minhash_body)
 
 
 @numba.njit(cache=True, nogil=True)

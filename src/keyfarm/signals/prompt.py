@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -286,7 +287,10 @@ def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def _signatures(buf, offsets, num_perm, seed, shingle, size, parallel) -> np.ndarray:
     a, b = _permutations(num_perm, seed)
     kernel = minhash_parallel if parallel else minhash_serial
-    return kernel(buf, offsets, WORDS if shingle == "word" else CHARS, np.int64(size), a, b)
+    n = offsets.size - 1
+    blocks = numba.get_num_threads() * 8 if parallel else 1   # several per thread: prompts vary in length
+    bounds = np.unique(np.linspace(0, n, blocks + 1).astype(np.int64))
+    return kernel(buf, offsets, WORDS if shingle == "word" else CHARS, np.int64(size), a, b, bounds)
 
 
 SIGNATURE_CHUNK = 100_000   # prompts hashed at a time: signatures are 4 × num_perm bytes each

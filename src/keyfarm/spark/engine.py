@@ -81,6 +81,7 @@ def spark_session(master: str = "local[2]", *, shuffle_partitions: int = 4, driv
     }
     if master.startswith("local"):
         settings.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")   # never look up or bind another interface
     settings.update(conf or {})
     builder = SparkSession.builder.master(master).appName("keyfarm")
     for k, v in settings.items():
