@@ -74,11 +74,14 @@ def main() -> None:
     tw = projected["weight"].to_numpy()
     n = len(tables.keys)
 
-    kf_times, sp_times = [], []
+    kf_times, serial_times, sp_times = [], [], []
     for _ in range(args.repeat):
         t = time.perf_counter()
-        src, dst, w, _ = project(indptr, keys, ties, tw, signal, n, len(SIGNALS))
+        src, dst, w, _ = project(indptr, keys, ties, tw, signal, n, len(SIGNALS), parallel=True)
         kf_times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        project(indptr, keys, ties, tw, signal, n, len(SIGNALS), parallel=False)
+        serial_times.append(time.perf_counter() - t)
         t = time.perf_counter()
         nnz = 0
         for s in range(len(SIGNALS)):
@@ -94,7 +97,8 @@ def main() -> None:
     for name, secs in stages.items():
         print(f"  {name:<26}{secs:8.1f} s")
     kf, sp = statistics.median(kf_times), statistics.median(sp_times)
-    print(f"projection  keyfarm (Numba, all signals, evidence) median {kf:.2f} s over {args.repeat}")
+    print(f"projection  keyfarm (Numba, all signals, evidence) median {kf:.2f} s over {args.repeat} "
+          f"(serial kernel {statistics.median(serial_times):.2f} s)")
     print(f"            scipy B·Bᵀ (one product per signal)    median {sp:.2f} s")
     print(f"            ratio keyfarm/scipy {kf / sp:.2f}  (scipy pairs summed over signals: {nnz:,})")
     print(f"peak RSS {peak_gib():.2f} GiB")

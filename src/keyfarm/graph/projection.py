@@ -122,7 +122,7 @@ def _sort_row(dst, w, best, start, stop):
 # one body each, compiled serial (small graphs: no thread start-up) and parallel (blocks of rows)
 _count_rows, _count_rows_parallel = serial_and_parallel(_count_body)
 _fill_rows, _fill_rows_parallel = serial_and_parallel(_fill_body)
-PARALLEL_MIN_KEYS = 50_000    # below this the serial kernels win (measured in scripts/bench_graph.py)
+PARALLEL_MIN_KEYS = 50_000    # smaller graphs project in milliseconds: threads buy little there
 BLOCKS_PER_THREAD = 8         # rows are uneven: several blocks per thread even out the load
 
 
