@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import numpy as np
@@ -120,3 +121,12 @@ def test_missing_pyspark_names_the_extra_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyspark", None)
     with pytest.raises(KeyfarmError, match=r"pip install 'keyfarm\[spark\]'"):
         engine.require_spark()
+
+
+@pytest.mark.parametrize("master, threads", [("local", 1), ("local[2]", 2), ("local[8, 3]", 8),
+                                             ("local[*]", os.cpu_count()), ("yarn", None),
+                                             ("spark://10.0.0.1:7077", None), ("k8s://https://api:443", None)])
+def test_local_masters_get_two_shuffle_partitions_per_thread_clusters_keep_their_own(master, threads):
+    from keyfarm.spark.engine import local_threads
+
+    assert local_threads(master) == threads

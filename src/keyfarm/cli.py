@@ -140,9 +140,12 @@ def evaluate(out_dir, truth, as_json):
 @click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
               help="local: pandas + Numba on this machine; spark: PySpark (pip install 'keyfarm[spark]').")
 @click.option("--spark-master", default="local[2]", show_default=True, help="Spark master URL.")
+@click.option("--spark-partitions", type=click.IntRange(min=1), default=None,
+              help="Spark shuffle partitions (key, block and token groups); default: 2 per local thread, "
+                   "else the cluster's spark.sql.shuffle.partitions.")
 @quiet_option
 @handle_errors
-def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master, quiet):
+def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master, spark_partitions, quiet):
     """Link the keys in INPUT_DIR into clusters and score them; write OUT_DIR.
 
     \b
@@ -155,7 +158,7 @@ def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master,
         from keyfarm.spark import run_link_spark
 
         result = run_link_spark(input_dir, out_dir, config_path=config_path, seed=seed, quiet=quiet,
-                                report=not no_report, master=spark_master)
+                                report=not no_report, master=spark_master, partitions=spark_partitions)
     else:
         from keyfarm.pipeline import run_link
 

@@ -63,23 +63,41 @@ def require_spark() -> None:
             raise KeyfarmError(f"the Spark engine needs Java 17 or newer; {java} is Java {major}")
 
 
-def spark_session(master: str = "local[2]", *, shuffle_partitions: int = 4, driver_memory: str = "2g",
-                  conf: dict | None = None):
+def local_threads(master: str) -> int | None:
+    """Worker threads of a local master (local, local[4], local[*]); None for a cluster master."""
+    found = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\s*\d+)?\])?", master.strip())
+    if not found:
+        return None
+    n = found.group(1)
+    return (os.cpu_count() or 1) if n == "*" else int(n or 1)
+
+
+def spark_session(master: str = "local[2]", *, shuffle_partitions: int | None = None,
+                  driver_memory: str = "2g", conf: dict | None = None):
     """A SparkSession for keyfarm: UTC session time, Arrow transfers, no UI; local masters bind to
-    127.0.0.1 only. `conf` adds or overrides Spark settings."""
+    127.0.0.1 only. `shuffle_partitions` sets the key, block and token groups; None: twice the
+    threads of a local master, and the cluster's own setting otherwise (size it to 2–4× the
+    executor cores). `conf` adds or overrides Spark settings."""
     require_spark()
     from pyspark.sql import SparkSession
+
+    threads = local_threads(master)
+    if shuffle_partitions is None and threads is not None:
+        shuffle_partitions = 2 * threads
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     settings = {
         "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false",
-        "spark.sql.shuffle.partitions": str(shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.legacy.parquet.nanosAsLong": "true",
         "spark.driver.memory": driver_memory,
     }
-    if master.startswith("local"):
+    if shuffle_partitions is not None:
+        if shuffle_partitions < 1:
+            raise KeyfarmError(f"Spark shuffle partitions must be at least 1, got {shuffle_partitions}")
+        settings["spark.sql.shuffle.partitions"] = str(int(shuffle_partitions))
+    if threads is not None:
         settings.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")   # never look up or bind another interface
     settings.update(conf or {})
@@ -218,14 +236,15 @@ def _quarantine_frame(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 # ---------------------------------------------------------------- the job
 
 def link_spark(input_path, config=None, *, seed: int = 0, master: str = "local[2]",
-               progress: Progress | None = None, spark=None, groups: int | None = None):
+               progress: Progress | None = None, spark=None, groups: int | None = None,
+               partitions: int | None = None):
     """Run the linkage job on Spark; same outputs as pipeline.link for the same input and seed.
 
     `input_path` is a local folder or a Spark/Hadoop URI (file://, s3a://, hdfs://…) holding
     keys/accounts/payments files (validated on the driver) and requests as a file or a folder of
     Parquet parts (read by Spark). `spark` reuses a session (else one is started
-    on `master` and stopped at the end); `groups` is the number of key, block and token groups
-    (default: spark.sql.shuffle.partitions).
+    on `master` with `partitions` shuffle partitions, see spark_session, and stopped at the end);
+    `groups` is the number of key, block and token groups (default: spark.sql.shuffle.partitions).
     """
     from keyfarm.config import Config
 
@@ -234,7 +253,7 @@ def link_spark(input_path, config=None, *, seed: int = 0, master: str = "local[2
     progress = progress or Progress(quiet=True)
     own = spark is None
     if own:
-        spark = spark_session(master)
+        spark = spark_session(master, shuffle_partitions=partitions)
     try:
         return _link(spark, str(input_path), config, seed, progress, groups)
     finally:
@@ -454,7 +473,7 @@ def _activity(per_key: pd.DataFrame, span, config, KeyActivity, activity_span):
 
 
 def run_link_spark(input_dir, out_dir, *, config_path=None, seed: int = 0, quiet: bool = False,
-                   report: bool = True, master: str = "local[2]", spark=None):
+                   report: bool = True, master: str = "local[2]", spark=None, partitions: int | None = None):
     """`keyfarm link --engine spark`: link on Spark, write OUT_DIR, then the report (as run_link)."""
     from keyfarm.config import Config
     from keyfarm.pipeline import finish_run
@@ -462,5 +481,6 @@ def run_link_spark(input_dir, out_dir, *, config_path=None, seed: int = 0, quiet
     require_spark()
     config = Config.from_toml(config_path) if config_path else Config.default()
     progress = Progress(quiet)
-    result = link_spark(input_dir, config, seed=seed, master=master, progress=progress, spark=spark)
+    result = link_spark(input_dir, config, seed=seed, master=master, progress=progress, spark=spark,
+                        partitions=partitions)
     return finish_run(result, input_dir, out_dir, progress, report=report)
