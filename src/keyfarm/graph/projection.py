@@ -65,8 +65,8 @@ def _fill_body(k_indptr, k_token, k_pos, t_indptr, t_keys, t_tie, token_weight, 
     with its own slot array and scratch for the strongest contribution of the row being filled."""
     nnz = out_indptr[-1]
     dst = np.empty(nnz, np.int64)
-    w = np.zeros((n_signals, nnz), np.float64)
-    best = np.full((n_signals, nnz), -1, np.int64)
+    w = np.empty((n_signals, nnz), np.float64)      # each entry is set when its row meets the pair
+    best = np.empty((n_signals, nnz), np.int64)
     for blk in numba.prange(bounds.size - 1):
         best_w = np.zeros((n_signals, max_row), np.float64)
         slot = np.full(n_keys, -1, np.int64)
@@ -85,6 +85,8 @@ def _fill_body(k_indptr, k_token, k_pos, t_indptr, t_keys, t_tie, token_weight, 
                         dst[pos] = b
                         for r in range(n_signals):
                             best_w[r, pos - start] = 0.0
+                            w[r, pos] = 0.0
+                            best[r, pos] = -1
                         pos += 1
                     e = slot[b]
                     c = np.floor(tw * min(tie_a, t_tie[q]) * QUANTUM + 0.5) / QUANTUM
