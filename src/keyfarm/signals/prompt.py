@@ -196,14 +196,7 @@ def incidence(tables, config) -> pd.DataFrame:
         raise KeyfarmInputError(f"prompt must be text, got {type(raw_uniques[bad[0]]).__name__}",
                                 table="requests", column="prompt", row=row)
 
-    # normalise each distinct raw prompt once, then de-duplicate the normalised texts
-    par = len(raw_uniques) >= PARALLEL_MIN_DOCS
-    buf, offsets = _normalized_buffer(list(raw_uniques), cfg.max_chars, par)
-    norm_text = np.array([buf[offsets[i]:offsets[i + 1]].tobytes().decode("utf-8")
-                          for i in range(len(raw_uniques))], dtype=object)
-    norm_codes, texts = pd.factorize(norm_text)
-    texts = np.asarray(texts, dtype=object)
-    usable = np.fromiter((len(t) >= max(cfg.min_chars, 1) for t in texts), bool, len(texts))
+    norm_codes, texts, usable = distinct_normalized(raw_uniques, cfg)
 
     # distinct (key, prompt) pairs: requests, first and last seen
     pairs = pd.DataFrame({"key": req["key"].to_numpy(np.int64)[has], "p": norm_codes[raw_codes],
@@ -240,6 +233,18 @@ def incidence(tables, config) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------ helpers
+
+def distinct_normalized(raw_uniques, cfg: PromptConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Normalise each distinct raw prompt once, then de-duplicate the normalised texts: (code of
+    each raw prompt's text, the texts, whether each text is long enough to hash)."""
+    buf, offsets = _normalized_buffer(list(raw_uniques), cfg.max_chars, len(raw_uniques) >= PARALLEL_MIN_DOCS)
+    norm_text = np.array([buf[offsets[i]:offsets[i + 1]].tobytes().decode("utf-8")
+                          for i in range(len(raw_uniques))], dtype=object)
+    norm_codes, texts = pd.factorize(norm_text)
+    texts = np.asarray(texts, dtype=object)
+    usable = np.fromiter((len(t) >= max(cfg.min_chars, 1) for t in texts), bool, len(texts))
+    return norm_codes, texts, usable
+
 
 def _check_shingle(kind: str, size: int) -> None:
     if kind not in ("word", "char"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from keyfarm.signals.prompt import PARALLEL_MIN_DOCS, _encode, _normalized_buffer, band_buckets
+from keyfarm.signals.prompt import _encode, band_buckets, distinct_normalized
 
 EXAMPLE_CHARS = 500   # an example is cut here: enough to compare, small enough for edges.parquet
 
@@ -26,11 +26,7 @@ def token_examples(pairs: pd.DataFrame, needed: pd.DataFrame, config) -> pd.Data
     if len(pairs) == 0 or len(needed) == 0:
         return out
     raw_codes, raw = pd.factorize(pairs["prompt"].to_numpy(dtype=object))
-    buf, off = _normalized_buffer(list(raw), cfg.max_chars, len(raw) >= PARALLEL_MIN_DOCS)
-    norm = np.array([buf[off[i]:off[i + 1]].tobytes().decode("utf-8") for i in range(len(raw))], dtype=object)
-    norm_codes, texts = pd.factorize(norm)
-    texts = np.asarray(texts, dtype=object)
-    usable = np.fromiter((len(t) >= max(cfg.min_chars, 1) for t in texts), bool, len(texts))
+    norm_codes, texts, usable = distinct_normalized(raw, cfg)
     # column 0: the pdup hash of the text; column 1 + b: its bucket in band b
     values = np.empty((len(texts), cfg.bands + 1), np.uint64)
     values[:, 0] = pd.util.hash_array(texts, categorize=False)
