@@ -273,6 +273,7 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
     from keyfarm.signals import registry
 
     groups = groups or int(spark.conf.get("spark.sql.shuffle.partitions"))
+    key_group = F.pmod(F.hash("key"), F.lit(groups))   # a key's rows meet in one group, in every stage
     persisted = []
 
     def keep(frame):
@@ -322,8 +323,7 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
             names = {kind: tuple(n for n in fns if where[n] == kind) for kind in ("driver", "key", "block", "global")}
             driver_inc = stages._incidence_rows(fns[n](tables, config) for n in names["driver"])
             parts = [spark.createDataFrame(driver_inc, schema=stages.INCIDENCE_SCHEMA)]
-            by_key = ok.withColumn("g", F.pmod(F.hash("key"), F.lit(groups)))
-            keyed = keep(by_key.groupBy("g").applyInPandas(
+            keyed = keep(ok.withColumn("g", key_group).groupBy("g").applyInPandas(
                 _per_group(stages.key_stage, bc, names["key"]), stages.KEY_STAGE_SCHEMA))
             parts.append(keyed.filter(F.col("kind") == "inc").select("key", "token", "weight"))
             if names["block"]:
@@ -378,11 +378,10 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
             members, clusters, edges = assemble_outputs(tables, graph, membership, scored, activity,
                                                         config.scoring.default_daily_limit, totals=totals)
             mask, needed = prompt_examples_needed(graph, membership, clusters)
-            by_key = F.pmod(F.hash("key"), F.lit(groups))
-            wanted = spark.createDataFrame(needed, schema="key long, token string").withColumn("g", by_key)
+            wanted = spark.createDataFrame(needed, schema="key long, token string").withColumn("g", key_group)
             sent = ok.filter(F.col("prompt").isNotNull()).select("key", "prompt") \
                 .join(F.broadcast(wanted.select("key").distinct()), "key", "left_semi").dropDuplicates() \
-                .withColumn("g", by_key)
+                .withColumn("g", key_group)
             examples = sent.groupBy("g").cogroup(wanted.groupBy("g")).applyInPandas(
                 _per_cogroup(stages.example_stage, bc), stages.EXAMPLE_SCHEMA).toPandas() if len(needed) \
                 else pd.DataFrame({"key": np.zeros(0, np.int64), "token": [], "prompt": []})
