@@ -103,9 +103,3 @@ def weigh_tokens(tokens: pd.DataFrame, n_accounts: int, config) -> pd.DataFrame:
     out["is_hub"] = is_hub
     out["projected"] = projected
     return out
-
-
-def token_kind(tokens: pd.Series) -> pd.Series:
-    """The kind of each token (text before the first ':'), for known kinds."""
-    return pd.Series(np.asarray(KINDS, dtype=object)[kind_codes(tokens.to_numpy(dtype=object))],
-                     index=tokens.index)
