@@ -80,10 +80,35 @@ def test_weight_falls_with_account_degree_and_hubs_are_capped():
                            "n_accounts": [2, 10, 51, 41, 1], "n_keys": [2, 10, 60, 41, 3]})
     out = weigh_tokens(tokens, 10_000, config).set_index("token")
     assert out.loc["pay:a", "weight"] > out.loc["pay:b", "weight"] > out.loc["pay:c", "weight"] > 0
-    assert out.loc["pay:a", "weight"] == pytest.approx(np.log(10_000 / 2) / np.log(10_000))
+    ref = config.weights.reference_accounts
+    assert out.loc["pay:a", "weight"] == pytest.approx(np.log(ref / 2) / np.log(ref))
     assert bool(out.loc["pay:c", "is_hub"]) and bool(out.loc["ip4:1.2.3.4", "is_hub"])
     assert not out.loc["pay:c", "projected"]
     assert out.loc["acct:x", "weight"] == 1.0 and bool(out.loc["acct:x", "projected"])
+
+
+def test_token_weights_do_not_move_with_the_jobs_size():
+    config = Config.default()
+    tokens = pd.DataFrame({"token": ["pay:a", "ip4:1.2.3.4", "dev:x", "lsh:1:ab", "slot:99"],
+                           "n_accounts": [2, 7, 30, 12, 40], "n_keys": [2, 9, 30, 20, 45]})
+    small = weigh_tokens(tokens, 50_000, config)["weight"].to_numpy()
+    large = weigh_tokens(tokens, 1_000_000, config)["weight"].to_numpy()
+    np.testing.assert_array_equal(small, large)
+
+
+def test_evidence_of_one_signal_saturates_below_its_cap():
+    from keyfarm.graph.weighting import saturate
+
+    config = Config.default()
+    one_card = saturate({"payment": np.array([weigh_tokens(pd.DataFrame(
+        {"token": ["pay:a"], "n_accounts": [2], "n_keys": [2]}), 10, config)["weight"].iloc[0]])}, config)
+    # 300 public benchmark prompts shared verbatim by two labs (each prompt on 20 accounts)
+    bench = weigh_tokens(pd.DataFrame({"token": [f"pdup:{i:04x}" for i in range(300)],
+                                       "n_accounts": 20, "n_keys": 20}), 10, config)["weight"].sum()
+    prompts = saturate({"prompt": np.array([1.0, 10.0, bench])}, config)["prompt"]
+    assert np.all(np.diff(prompts) > 0) and prompts[-1] <= config.saturation.prompt
+    assert prompts[-1] < one_card["payment"][0]
+    assert prompts[1] < 10 * prompts[0]   # sub-linear in the number of shared tokens
 
 
 def test_unknown_token_kind_is_an_error():

@@ -56,10 +56,31 @@ class WeightsConfig:
     device: float = 0.4       # same TLS/device fingerprint
     user_agent: float = 0.05  # same User-Agent string
     prompt: float = 1.0       # near-duplicate prompts (per unit of prompt evidence)
+    timing: float = 0.25      # one shared anomalous time slot (keyfarm.signals.timing)
+    reference_accounts: int = 1_000_000  # R of log(R/d)/log(R): fixed, so weights do not move with N
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
             _at_least("weights", f.name, getattr(self, f.name), 0.0)
+        _at_least("weights", "reference_accounts", self.reference_accounts, 2)
+
+
+@dataclass(frozen=True)
+class SaturationConfig:
+    """Cap of each signal's evidence on one pair: cap × (1 − exp(−s/cap)) (keyfarm.graph.weighting).
+
+    Prompt evidence is capped below one shared card (payment's single-token weight, ≈0.76 here):
+    any number of shared prompts, public or not, is one line of evidence of common interest."""
+
+    payment: float = 2.0
+    ip: float = 1.5
+    device: float = 0.8
+    prompt: float = 0.6
+    timing: float = 1.5
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            _at_least("saturation", f.name, getattr(self, f.name), 0.0, inclusive=False)
 
 
 @dataclass(frozen=True)
@@ -71,6 +92,7 @@ class CapsConfig:
     ip: int | None = 40
     device: int | None = 60
     prompt: int | None = 60
+    timing: int | None = 200
     max_keys: int | None = 2000   # bounds the pairs one token can produce, whatever its accounts
 
     def __post_init__(self):
@@ -120,6 +142,7 @@ class Config:
 
     weights: WeightsConfig = field(default_factory=WeightsConfig)
     caps: CapsConfig = field(default_factory=CapsConfig)
+    saturation: SaturationConfig = field(default_factory=SaturationConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     community: CommunityConfig = field(default_factory=CommunityConfig)

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from keyfarm.graph.keygraph import KeyGraph
 from keyfarm.graph.projection import project
-from keyfarm.graph.weighting import KINDS, SIGNALS, TOKEN_KINDS, kind_codes, token_weights
+from keyfarm.graph.weighting import KINDS, SIGNALS, TOKEN_KINDS, kind_codes, saturate, token_weights
 
 _SIGNAL_OF_KIND = np.array([SIGNALS.index(TOKEN_KINDS[k][2]) for k in KINDS], np.int64)
 
@@ -144,13 +144,29 @@ def build_graph(tables, config, incidences: dict[str, pd.DataFrame] | None = Non
     sub = inc.subset(projected)
     src, dst, w, best = project(sub.indptr, sub.keys, sub.ties, weight[projected],
                                 _SIGNAL_OF_KIND[kind[projected]], n_keys, len(SIGNALS))
-    graph = KeyGraph(n_nodes=n_keys, src=src, dst=dst, weight=w.sum(axis=1),
-                     w={s: np.ascontiguousarray(w[:, i]) for i, s in enumerate(SIGNALS)},
-                     key_id=keys["key_id"].to_numpy(dtype=object),
-                     account_id=keys["account_id"].to_numpy(dtype=object), account=account,
-                     evidence={s: np.ascontiguousarray(best[:, i]) for i, s in enumerate(SIGNALS)},
-                     tokens=sub.tokens)
+    graph = graph_from_pairs(src, dst, w, best, sub.tokens, keys, config)
     return graph, hub_table(tokens), tokens
+
+
+def _total(per_signal: dict[str, np.ndarray], n_edges: int) -> np.ndarray:
+    """An edge's weight: the sum of its signals' (saturated) evidence, in SIGNALS order."""
+    total = np.zeros(n_edges)
+    for s in SIGNALS:
+        total = total + per_signal[s]
+    return total
+
+
+def graph_from_pairs(src, dst, w: np.ndarray, evidence: np.ndarray, tokens, keys, config) -> KeyGraph:
+    """KeyGraph from projected pairs (w: raw per-signal sums, one column per SIGNALS entry;
+    evidence: strongest token index per signal), with saturation applied: both engines end here."""
+    per_signal = saturate({s: np.ascontiguousarray(w[:, i], np.float64) for i, s in enumerate(SIGNALS)}, config)
+    return KeyGraph(n_nodes=len(keys), src=np.asarray(src, np.int64), dst=np.asarray(dst, np.int64),
+                    weight=_total(per_signal, len(src)), w=per_signal,
+                    key_id=keys["key_id"].to_numpy(dtype=object),
+                    account_id=keys["account_id"].to_numpy(dtype=object),
+                    account=keys["account"].to_numpy(np.int64),
+                    evidence={s: np.ascontiguousarray(evidence[:, i]) for i, s in enumerate(SIGNALS)},
+                    tokens=tokens)
 
 
 # ---------------------------------------------------------------- the same steps on tables

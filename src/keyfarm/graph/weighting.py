@@ -17,6 +17,11 @@ caps.max_keys is never projected, since its d² pairs would swamp the graph and 
 (a campus NAT, the default SDK fingerprint, "hello"); hubs are reported with their degrees. Tokens
 on one account link nothing beyond the account signal and are not projected either. The account
 token (`acct:`) always weighs weights.account: the keys of one account are one actor by definition.
+
+Saturation: after projection a pair's evidence from one signal, s = Σ token weight × tie, becomes
+cap × (1 − exp(−s / cap)) with cap = config.saturation.<signal>: it grows sub-linearly in the number
+of shared tokens and never exceeds cap, so 300 shared public benchmark prompts are not 300 proofs
+and weigh less than one shared card.
 """
 from __future__ import annotations
 
@@ -39,9 +44,10 @@ TOKEN_KINDS = {
     "ua": ("user_agent", "device", "device"),
     "pdup": ("prompt", "prompt", "prompt"),
     "lsh": ("prompt", "prompt", "prompt"),
+    "slot": ("timing", "timing", "timing"),
 }
 KINDS = tuple(TOKEN_KINDS)
-SIGNALS = ("account", "payment", "ip", "device", "prompt")
+SIGNALS = ("account", "payment", "ip", "device", "prompt", "timing")
 _NO_CAP = np.iinfo(np.int64).max
 
 
@@ -79,12 +85,28 @@ def token_weights(kind: np.ndarray, n_accounts: np.ndarray, n_keys: np.ndarray, 
     d = np.asarray(n_accounts, np.int64)
     n_keys = np.asarray(n_keys, np.int64)
     is_account = kind == KINDS.index("acct")
-    n = max(int(n_total_accounts), 2)
+    # a fixed reference population, not the job's N: the same evidence weighs the same in a 5k and a
+    # 1M run (n_total_accounts is kept in the signature for callers that pass it)
+    n = max(int(config.weights.reference_accounts), 2)
     idf = np.clip(np.log(n / np.maximum(d, 1)) / math.log(n), 0.0, 1.0)
     weight = np.where(is_account, base, base * idf)
     is_hub = (d > cap) | (n_keys > max_keys)
     projected = ~is_hub & ((d >= 2) | is_account) & (n_keys >= 2) & (weight > 0)
     return weight, is_hub, projected
+
+
+def saturate(w: dict[str, np.ndarray], config) -> dict[str, np.ndarray]:
+    """Per-signal pair evidence made sub-linear and capped: cap × (1 − exp(−s/cap)), rounded to a
+    multiple of 2**-32 so both engines give identical bits. Signals without a cap pass unchanged."""
+    out = {}
+    for signal, values in w.items():
+        cap = getattr(config.saturation, signal, None)
+        if cap is None or signal == "account":
+            out[signal] = values
+            continue
+        sat = cap * -np.expm1(-np.asarray(values, np.float64) / cap)
+        out[signal] = np.floor(sat * 2.0 ** 32) / 2.0 ** 32   # floor: never above cap
+    return out
 
 
 def weigh_tokens(tokens: pd.DataFrame, n_accounts: int, config) -> pd.DataFrame:

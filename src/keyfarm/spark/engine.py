@@ -351,7 +351,7 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                        .applyInPandas(_per_group(stages.token_stage, bc), stages.TOKEN_STAGE_SCHEMA))
             hubs = tok.filter(F.col("kind") == "hub").select("token", "signal", "n_accounts", "n_keys").toPandas()
             hubs = hub_table(hubs.assign(is_hub=True))
-            graph = _collect_graph(tok, tables)
+            graph = _collect_graph(tok, tables, config)
             info["counts"] = f"{graph.n_edges:,} edges, {len(hubs):,} hub tokens"
 
         with progress.stage("communities") as info:
@@ -421,11 +421,11 @@ def _per_cogroup(fn, bc):
     return run
 
 
-def _collect_graph(tok, tables):
+def _collect_graph(tok, tables, config):
     """Sum pair evidence over token groups in Spark, collect the edges, build the KeyGraph."""
     from pyspark.sql import functions as F
 
-    from keyfarm.graph.keygraph import KeyGraph
+    from keyfarm.graph.build import graph_from_pairs
     from keyfarm.graph.weighting import SIGNALS
 
     aggs = []
@@ -443,14 +443,8 @@ def _collect_graph(tok, tables):
     codes, tokens = pd.factorize(pd.Series(text[present], dtype=object), sort=True)
     ids = np.full(text.shape, -1, np.int64)
     ids[present] = codes
-    evidence = {s: ids[:, i].copy() for i, s in enumerate(SIGNALS)}
-    tokens = np.asarray(tokens, dtype=object)
-    keys = tables.keys
-    return KeyGraph(n_nodes=len(keys), src=frame["a"].to_numpy(np.int64), dst=frame["b"].to_numpy(np.int64),
-                    weight=w.sum(axis=1), w={s: w[:, i].copy() for i, s in enumerate(SIGNALS)},
-                    key_id=keys["key_id"].to_numpy(dtype=object),
-                    account_id=keys["account_id"].to_numpy(dtype=object),
-                    account=keys["account"].to_numpy(np.int64), evidence=evidence, tokens=tokens)
+    return graph_from_pairs(frame["a"].to_numpy(np.int64), frame["b"].to_numpy(np.int64), w, ids,
+                            np.asarray(tokens, dtype=object), tables.keys, config)
 
 
 def _activity(per_key: pd.DataFrame, span, config, KeyActivity, activity_span):
