@@ -1,4 +1,4 @@
-"""Job configuration: signal weights, hub caps, network rules, prompt hashing, communities, scoring.
+"""Job configuration: signal weights, hub caps, network rules, prompt hashing, timing, communities, scoring.
 
 One typed, frozen dataclass per section with documented defaults (keyfarm.example.toml lists them all);
 `Config.from_toml(path)` reads a TOML file whose tables are the sections.
@@ -126,6 +126,34 @@ class NetworkConfig:
 
 
 @dataclass(frozen=True)
+class TimingConfig:
+    """Which time slots are anomalous, and how accounts tie to them (keyfarm.signals.timing).
+
+    A slot's expected account count is the largest of its hour's baseline, its clock position's
+    popularity, its daily and weekly recurrence and `min_expected`; it is anomalous when the count
+    exceeds it by `min_excess` accounts and by `z_min` × sqrt(expected + 1)."""
+
+    slot_seconds: int = 60        # slot width; divides 3600 so slots have clock positions
+    z_min: float = 4.0            # (c − e)/sqrt(e + 1) of an anomalous slot
+    min_excess: float = 4.0       # accounts above expectation in an anomalous slot
+    min_expected: float = 1.0     # floor of the expected count (a quiet night is not empty)
+    min_slots: int = 2            # anomalous slots an account needs before it ties to any
+    busy_share: float = 0.05      # accounts active in a larger share of slots tie × busy_share / share
+
+    def __post_init__(self):
+        _at_least("timing", "slot_seconds", self.slot_seconds, 1)
+        if 3600 % self.slot_seconds:
+            raise KeyfarmConfigError(f"setting timing.slot_seconds must divide 3600, got {self.slot_seconds!r}")
+        _at_least("timing", "z_min", self.z_min, 0.0)
+        _at_least("timing", "min_excess", self.min_excess, 1.0)
+        _at_least("timing", "min_expected", self.min_expected, 0.0)
+        _at_least("timing", "min_slots", self.min_slots, 1)
+        _at_least("timing", "busy_share", self.busy_share, 0.0, inclusive=False)
+        if self.busy_share > 1:
+            raise KeyfarmConfigError(f"setting timing.busy_share must be <= 1, got {self.busy_share!r}")
+
+
+@dataclass(frozen=True)
 class CommunityConfig:
     """Community detection on the account graph (see keyfarm.pipeline)."""
 
@@ -145,6 +173,7 @@ class Config:
     saturation: SaturationConfig = field(default_factory=SaturationConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
+    timing: TimingConfig = field(default_factory=TimingConfig)
     community: CommunityConfig = field(default_factory=CommunityConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
 

@@ -49,9 +49,9 @@ def aggregate_pairs(key: np.ndarray, value_codes: np.ndarray, ts: pd.Series) -> 
 
 
 def _registry():
-    from keyfarm.signals import account, device, network, payment, prompt
+    from keyfarm.signals import account, device, network, payment, prompt, timing
     return {"account": account.incidence, "payment": payment.incidence, "network": network.incidence,
-            "device": device.incidence, "prompt": prompt.incidence}
+            "device": device.incidence, "prompt": prompt.incidence, "timing": timing.incidence}
 
 
 def registry() -> dict:

@@ -1,0 +1,207 @@
+"""Timing signal: a scheduler's irregular slots link its accounts; cron minutes and diurnal crowds do not."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from keyfarm.config import Config, TimingConfig
+from keyfarm.errors import KeyfarmConfigError
+from keyfarm.graph import build_graph
+from keyfarm.io import tables_from_frames
+from keyfarm.signals import registry, timing
+
+START = pd.Timestamp("2026-11-02T00:00:00Z")   # a Monday
+N_BACKGROUND = 300
+N_FARM = 12
+ONE_CARD = 0.76       # a pair of accounts sharing one card: payment's saturated single-token weight
+
+
+def _background(rng, n_accounts: int, days: int, per_account: int = 50) -> list[tuple[int, float]]:
+    """(account, seconds since START) of diurnal traffic: hours around 14:00 UTC, any second."""
+    acc = np.repeat(np.arange(n_accounts), per_account)
+    day = rng.integers(0, days, acc.size)
+    hour = rng.normal(14, 4, acc.size) % 24
+    return list(zip(acc.tolist(), (day * 86400 + hour * 3600).tolist()))
+
+
+def _scheduler(rng, first: int, n_accounts: int, n_slots: int, days: int) -> list[tuple[int, float]]:
+    """A central scheduler: in each of n_slots irregular moments, most of its accounts fire within
+    a few seconds (inside one minute)."""
+    rows = []
+    moments = rng.uniform(0, days * 86400 - 60, n_slots)
+    for t in moments:
+        minute = np.floor(t / 60) * 60
+        chosen = rng.choice(n_accounts, size=rng.integers(n_accounts - 2, n_accounts + 1), replace=False)
+        for a in chosen:
+            rows.append((first + int(a), float(minute + rng.uniform(0, 20))))
+    return rows
+
+
+def _cron(first: int, n_accounts: int, days: int) -> list[tuple[int, float]]:
+    """Unrelated companies' scheduled jobs: every hour at :00 and :30, and every day at 02:00:00."""
+    rows = []
+    for a in range(first, first + n_accounts):
+        jitter = (a % 7) * 0.5                      # each job fires a few seconds after the minute
+        for h in range(days * 24):
+            rows.append((a, h * 3600 + jitter))
+            rows.append((a, h * 3600 + 1800 + jitter))
+        for d in range(days):
+            rows.append((a, d * 86400 + 2 * 3600 + 1.0 + jitter))
+    return rows
+
+
+def _tables(rows, n_accounts: int, keys_per_account: int = 1):
+    """One or more keys per account; with one key, key index = account index."""
+    keys = pd.DataFrame({"key_id": [f"k{a:04d}-{j}" for a in range(n_accounts) for j in range(keys_per_account)],
+                         "account_id": [f"a{a:04d}" for a in range(n_accounts) for _ in range(keys_per_account)],
+                         "created_at": "2026-10-01"})
+    acc = np.array([r[0] for r in rows])
+    secs = np.array([r[1] for r in rows])
+    which = np.arange(acc.size) % keys_per_account
+    requests = pd.DataFrame({"key_id": [f"k{a:04d}-{j}" for a, j in zip(acc, which)],
+                             "ts": START + pd.to_timedelta(np.round(secs, 3), unit="s"),
+                             # carrier NAT (ignored by the network signal): timing is all there is
+                             "ip": [f"100.64.{a // 250}.{a % 250}" for a in acc]})
+    return tables_from_frames(keys, requests=requests)
+
+
+def _slot_accounts(inc: pd.DataFrame, tables) -> dict[str, set]:
+    account = tables.keys["account"].to_numpy()
+    return {t: set(account[k].tolist()) for t, k in inc.groupby("token")["key"]}
+
+
+def _timing_weights(tables, config=None) -> dict[tuple[int, int], float]:
+    """Per pair of accounts (one key each), its saturated timing evidence."""
+    graph, _, _ = build_graph(tables, config or Config.default())
+    account = tables.keys["account"].to_numpy()
+    return {(int(account[a]), int(account[b])): float(w)
+            for a, b, w in zip(graph.src, graph.dst, graph.w["timing"]) if w > 0}
+
+
+@pytest.fixture(scope="module")
+def scheduler_world():
+    rng = np.random.default_rng(14)
+    rows = _background(rng, N_BACKGROUND, days=3) + _scheduler(rng, N_BACKGROUND, N_FARM, 30, days=3)
+    return _tables(rows, N_BACKGROUND + N_FARM)
+
+
+def test_scheduler_accounts_are_linked_pairwise_through_slots(scheduler_world):
+    inc = timing.incidence(scheduler_world, Config.default())
+    assert set(inc["signal"]) == {"timing"} and inc["token"].str.startswith("slot:").all()
+    farm = set(range(N_BACKGROUND, N_BACKGROUND + N_FARM))
+    shared = {pair: 0 for pair in itertools.combinations(sorted(farm), 2)}
+    for accounts in _slot_accounts(inc, scheduler_world).values():
+        for pair in itertools.combinations(sorted(accounts & farm), 2):
+            shared[pair] += 1
+    assert min(shared.values()) >= 10            # of 30 slots, those at peak hours drown in the crowd
+    assert ((inc["weight"] > 0) & (inc["weight"] <= 1)).all()
+
+
+def test_scheduler_pairs_carry_timing_evidence_near_the_cap_background_none(scheduler_world):
+    config = Config.default()
+    w = _timing_weights(scheduler_world, config)
+    farm = range(N_BACKGROUND, N_BACKGROUND + N_FARM)
+    inside = [w.get(pair, 0.0) for pair in itertools.combinations(farm, 2)]
+    assert min(inside) >= 0.7 * config.saturation.timing
+    assert min(inside) > ONE_CARD
+    outside = [x for (a, b), x in w.items() if a < N_BACKGROUND or b < N_BACKGROUND]
+    assert sum(outside) < 0.5                     # a stray background account: one or two slots at most
+    assert max(outside, default=0.0) < 0.3
+
+
+def test_scheduled_jobs_at_popular_minutes_are_not_linked():
+    rng = np.random.default_rng(2)
+    n_cron = 40
+    rows = _background(rng, N_BACKGROUND, days=3) + _cron(N_BACKGROUND, n_cron, days=3)
+    tables = _tables(rows, N_BACKGROUND + n_cron)
+    inc = timing.incidence(tables, Config.default())
+    cron = set(range(N_BACKGROUND, N_BACKGROUND + n_cron))
+    assert all(len(accounts & cron) < 2 for accounts in _slot_accounts(inc, tables).values())
+    assert not _timing_weights(tables)
+
+
+def test_the_cron_world_would_be_linked_without_the_expectation_model(monkeypatch):
+    """The cron test can fail: with only the hour baseline, :00 and 02:00 look anomalous."""
+    rng = np.random.default_rng(2)
+    rows = _background(rng, N_BACKGROUND, days=3) + _cron(N_BACKGROUND, 40, days=3)
+    tables = _tables(rows, N_BACKGROUND + 40)
+
+    def hour_baseline_only(slots, counts, slot_seconds, *, min_expected=1.0):
+        per_hour = 3600 // slot_seconds
+        _, inv = np.unique(slots // per_hour, return_inverse=True)
+        total = np.bincount(inv, weights=counts.astype(float))[inv]
+        return np.maximum((total - counts) / (per_hour - 1), min_expected)
+
+    monkeypatch.setattr(timing, "expected_counts", hour_baseline_only)
+    assert len(timing.incidence(tables, Config.default())) > 40
+
+
+def test_diurnal_traffic_alone_links_nothing():
+    rng = np.random.default_rng(5)
+    tables = _tables(_background(rng, 600, days=3, per_account=80), 600)
+    assert len(timing.incidence(tables, Config.default())) == 0
+
+
+def test_always_on_account_ties_weakly_to_the_schedulers_slots():
+    rng = np.random.default_rng(14)
+    rows = _background(rng, N_BACKGROUND, days=3) + _scheduler(rng, N_BACKGROUND, N_FARM, 30, days=3)
+    bot = N_BACKGROUND + N_FARM
+    rows += [(bot, float(s)) for s in range(0, 3 * 86400, 60)]   # one request every minute
+    tables = _tables(rows, bot + 1)
+    w = _timing_weights(tables)
+    bot_w = [x for (a, b), x in w.items() if bot in (a, b)]
+    farm_w = [x for (a, b), x in w.items() if a >= N_BACKGROUND and b >= N_BACKGROUND and bot not in (a, b)]
+    assert max(bot_w) < 0.25 * min(farm_w)
+
+
+def test_incidence_does_not_depend_on_row_order(scheduler_world):
+    config = Config.default()
+    base = timing.incidence(scheduler_world, config)
+    shuffled = scheduler_world.requests.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    again = timing.incidence(type(scheduler_world)(**{**vars(scheduler_world), "requests": shuffled}), config)
+    pd.testing.assert_frame_equal(base, again)
+    assert len(base)
+
+
+def test_keys_of_one_account_count_once():
+    """An account firing from 20 keys in one slot is one actor, not 20 coincidences."""
+    rng = np.random.default_rng(9)
+    rows = _background(rng, 100, days=2)
+    burst = [(100, 86400 + 7 * 3600 + 13 * 60 + j) for j in range(20)]
+    tables = _tables(rows + burst * 3, 101, keys_per_account=20)
+    assert len(timing.incidence(tables, Config.default())) == 0
+
+
+def test_logs_of_a_single_day():
+    rng = np.random.default_rng(4)
+    rows = _background(rng, 200, days=1, per_account=20) + _scheduler(rng, 200, 10, 15, days=1) \
+        + _cron(210, 30, days=1)
+    tables = _tables(rows, 240)
+    inc = timing.incidence(tables, Config.default())
+    by_slot = _slot_accounts(inc, tables)
+    farm, cron = set(range(200, 210)), set(range(210, 240))
+    assert sum(len(a & farm) >= 8 for a in by_slot.values()) >= 8
+    assert all(len(a & cron) < 2 for a in by_slot.values())
+    w = _timing_weights(tables)
+    assert min(w.get(p, 0.0) for p in itertools.combinations(sorted(farm), 2)) > 0.4 * Config.default().saturation.timing
+
+
+def test_no_requests_gives_no_rows():
+    keys = pd.DataFrame({"key_id": ["k0"], "account_id": ["a0"], "created_at": ["2026-10-01"]})
+    inc = timing.incidence(tables_from_frames(keys), Config.default())
+    assert len(inc) == 0 and list(inc.columns) == ["key", "token", "signal", "weight", "count",
+                                                   "first_seen", "last_seen"]
+
+
+def test_timing_is_registered():
+    assert registry()["timing"] is timing.incidence
+
+
+@pytest.mark.parametrize("kwargs", [{"slot_seconds": 7}, {"slot_seconds": 0}, {"min_slots": 0},
+                                    {"busy_share": 0.0}, {"busy_share": 1.5}, {"min_excess": 0.5}])
+def test_bad_timing_settings_are_config_errors(kwargs):
+    with pytest.raises(KeyfarmConfigError, match="timing"):
+        TimingConfig(**kwargs)
