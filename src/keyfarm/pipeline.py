@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 
 from keyfarm import __version__
+from keyfarm.graph.weighting import SIGNALS
 from keyfarm.io import Tables, load_tables
 from keyfarm.progress import Progress
 
 log = logging.getLogger(__name__)
-SIGNAL_COLUMNS = ("w_account", "w_payment", "w_ip", "w_device", "w_prompt")
+SIGNAL_COLUMNS = tuple(f"w_{s}" for s in SIGNALS)
 RUN_JSON_HUBS = 200   # run.json lists the largest hubs; hubs.parquet lists them all
 
 

@@ -15,8 +15,8 @@ import numba
 import numpy as np
 import pandas as pd
 
-SIGNALS = ("account", "payment", "ip", "device", "prompt")
-LINK_SIGNALS = ("payment", "ip", "device", "prompt")  # the account signal links keys of one account
+SIGNALS = ("account", "payment", "ip", "device", "prompt", "timing")
+LINK_SIGNALS = ("payment", "ip", "device", "prompt", "timing")  # the account signal links keys of one account
 CONSUMER_DOMAINS_NOTE = "an institutional domain ends in .edu, .ac.<cc> or .gov, or is declared by org"
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from keyfarm.graph.weighting import SIGNALS
+
 EFFECT = {"ban_key": ("banned", "key_id", True), "unban_key": ("banned", "key_id", False),
           "suspend_account": ("suspended", "account_id", True),
           "unsuspend_account": ("suspended", "account_id", False),
@@ -162,7 +164,7 @@ def write_out_dir(path: str | Path, clusters: list[dict], *, singletons: int = 0
         for a, b, w, per in shape:
             a, b = min(a, b), max(a, b)
             edges.append({"key_a": a, "key_b": b, "weight": w,
-                          **{f"w_{s}": per.get(s, 0.0) for s in ("account", "payment", "ip", "device", "prompt")}})
+                          **{f"w_{s}": per.get(s, 0.0) for s in SIGNALS}})
     for i in range(singletons):
         members.append({"key_id": f"solo-{i:04d}", "account_id": f"solo-acc-{i:04d}",
                         "cluster_id": 10_000 + i})

@@ -14,7 +14,7 @@ from keyfarm.report.page import asset, html_page
 
 SIGNAL_MEANING = {"account": "keys of one account", "payment": "shared payment instrument",
                   "ip": "shared IP address or range", "device": "shared device / TLS fingerprint",
-                  "prompt": "near-duplicate prompts"}
+                  "prompt": "near-duplicate prompts", "timing": "same unusual time slots"}
 FEATURES = (  # (column, label, format, meaning)
     ("score", "score", "f3", "0..1: how farm-like the scoring model finds the cluster"),
     ("n_accounts", "accounts", "int", "distinct accounts: limits apply per account"),
@@ -96,7 +96,8 @@ def _links_table(edges: pd.DataFrame) -> str:
     top = edges.assign(_signal=strongest_signal(edges)) \
         .sort_values(["weight", "key_a", "key_b"], ascending=[False, True, True], kind="stable").head(TOP_LINKS)
     head = ("<tr><th>key a</th><th>key b</th><th class=num>weight</th><th>strongest signal</th>"
-            "<th>payment</th><th>IP / range</th><th>device</th><th>prompt bucket</th><th>example prompts</th></tr>")
+            "<th>payment</th><th>IP / range</th><th>device</th><th>prompt bucket</th><th>time slot</th>"
+            "<th>example prompts</th></tr>")
     body = []
     for row in top.to_dict("records"):
         prompts = "".join(f"<blockquote>{esc(row[c])}</blockquote>" for c in ("prompt_example_a", "prompt_example_b")
@@ -104,7 +105,7 @@ def _links_table(edges: pd.DataFrame) -> str:
         body.append(f'<tr><td class="mono">{esc(row["key_a"])}</td><td class="mono">{esc(row["key_b"])}</td>'
                     f'<td class="num">{fmt_float(row["weight"], 3)}</td><td>{esc(row["_signal"])}</td>'
                     + "".join(f'<td class="mono">{esc(row.get(f"evidence_{s}"))}</td>'
-                              for s in ("payment", "ip", "device", "prompt"))
+                              for s in ("payment", "ip", "device", "prompt", "timing"))
                     + f"<td>{prompts}</td></tr>")
     more = f'<p class="muted">The {TOP_LINKS} strongest of {len(edges):,} links.</p>' if len(edges) > TOP_LINKS else ""
     return f'<div class="scroll"><table>{head}{"".join(body)}</table></div>{more}'

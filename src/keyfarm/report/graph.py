@@ -21,7 +21,7 @@ from keyfarm.report.escape import plain
 from keyfarm.report.outputs import SIGNALS
 
 SIGNAL_COLOURS = {"account": "#8c8c8c", "payment": "#d62728", "ip": "#1f77b4", "device": "#ff7f0e",
-                  "prompt": "#9467bd"}
+                  "prompt": "#9467bd", "timing": "#2ca02c"}
 ACCOUNT_PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1",
                    "#ff9da7", "#9c755f", "#bab0ac", "#86bcb6", "#d4a6c8", "#8cd17d", "#f1ce63",
                    "#a0cbe8", "#ffbe7d", "#499894", "#d37295", "#79706e", "#b6992d")
@@ -63,7 +63,7 @@ def _evidence(row: dict) -> dict:
     pay = row.get("evidence_payment")
     if isinstance(pay, str) and pay:
         ev["payment"] = pay if len(pay) <= PAYMENT_PREFIX else pay[:PAYMENT_PREFIX] + "…"
-    for signal in ("ip", "device", "prompt"):
+    for signal in ("ip", "device", "prompt", "timing"):
         token = row.get(f"evidence_{signal}")
         if isinstance(token, str) and token:
             ev[signal] = token

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from keyfarm.errors import KeyfarmInputError
+from keyfarm.graph.weighting import SIGNALS  # noqa: F401  (report.graph and report.cluster import it from here)
 
-SIGNALS = ("account", "payment", "ip", "device", "prompt")
 MEMBER_REQUIRED = ("key_id", "account_id", "cluster_id")
 MEMBER_EXTRA = ("org_id", "email_domain", "created_at", "daily_token_limit", "total_tokens",
                 "peak_daily_tokens", "n_requests", "usage")

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from keyfarm.report.outputs import SIGNALS
+
 SCRIPT_XSS = "</script><script>alert(1)</script>"
 IMG_XSS = "<img src=x onerror=alert(1)>"
 MARK = 'class="xss-'
@@ -67,7 +69,7 @@ def hostile_out_dir(path, *, big_cluster_keys: int = 30, big_cluster_links: int 
     kb = np.array(keys, dtype=object)[b]
     lo, hi = np.where(ka < kb, ka, kb), np.where(ka < kb, kb, ka)
     m = len(pairs)
-    w = {s: rng.random(m) * (rng.random(m) < 0.6) for s in ("account", "payment", "ip", "device", "prompt")}
+    w = {s: rng.random(m) * (rng.random(m) < 0.6) for s in SIGNALS}
     edges = pd.DataFrame({"key_a": lo, "key_b": hi, "weight": sum(w.values()) + 0.01,
                           **{f"w_{s}": v for s, v in w.items()},
                           "cluster_id": np.array(cluster, np.int64)[a],
@@ -75,6 +77,7 @@ def hostile_out_dir(path, *, big_cluster_keys: int = 30, big_cluster_links: int 
                           "evidence_ip": [hostile("evidence_ip", i) for i in range(m)],
                           "evidence_device": [hostile("evidence_device", i) for i in range(m)],
                           "evidence_prompt": [hostile("evidence_prompt", i) for i in range(m)],
+                          "evidence_timing": [hostile("evidence_timing", i) for i in range(m)],
                           "prompt_example_a": [SCRIPT_XSS if i % 2 else hostile("prompt_example_a", i) for i in range(m)],
                           "prompt_example_b": [IMG_XSS if i % 2 else hostile("prompt_example_b", i) for i in range(m)]})
     clusters = pd.DataFrame({

@@ -5,7 +5,9 @@ validates them per batch with io.validate_requests; the driver gets counts and q
 Signals run where their incidence is unchanged by the cut: account and payment (no requests) on the
 driver; device per group of keys; network per group of address blocks (every network token and count
 lives inside one IPv4 /24 or IPv6 /48); prompt, whose LSH buckets, exact duplicates and chatty-key
-ties are global, in one group fed the distinct (key, prompt) rows. Tokens are then grouped: degrees,
+ties are global, in one group fed the distinct (key, prompt) rows; timing, whose slot expectations
+are population counts, in one group fed one row per distinct (key, slot) (one task for now: issue
+17 makes the counts a separate reduce). Tokens are then grouped: degrees,
 weights, hubs and the projection (graph.build's functions) run per token group; pair evidence is
 summed in Spark (contributions are multiples of 2**-32, so sums are exact in any order) and the
 strongest token per (pair, signal) is the largest contribution, smallest token on ties, as in the
@@ -337,6 +339,11 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                 if n == "prompt":  # the prompt signal reads key, ts and prompt of distinct (key, prompt)
                     src = ok.filter(F.col("prompt").isNotNull()).groupBy("key", "prompt") \
                         .agg(F.min("ts_ns").alias("ts_ns"))
+                elif n == "timing":  # population slot counts: one row per distinct (key, slot) suffices
+                    slot_ns = config.timing.slot_seconds * 10**9
+                    slot = F.expr(f"(ts_ns - pmod(ts_ns, {slot_ns})) div {slot_ns}")  # integer floor, exact
+                    src = ok.groupBy("key", slot.alias("slot")) \
+                        .agg(F.min("ts_ns").alias("ts_ns")).select("key", "ts_ns")
                 parts.append(src.withColumn("g", F.lit(0)).groupBy("g").applyInPandas(
                     _per_group(stages.signal_stage, bc, (n,)), stages.INCIDENCE_SCHEMA))
             incidence = parts[0]

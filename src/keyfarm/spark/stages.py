@@ -17,7 +17,7 @@ from keyfarm.graph.weighting import SIGNALS
 
 # how each signal's incidence can be cut up without changing a single row (see engine docstring)
 SIGNAL_PARTITIONING = {"account": "driver", "payment": "driver", "device": "key", "network": "block",
-                       "prompt": "global"}
+                       "prompt": "global", "timing": "global"}
 
 VALID_SCHEMA = ("key long, ts_ns long, ip string, ip_version int, ip_hi long, ip_lo long, "
                 "device_fingerprint string, user_agent string, prompt string, prompt_tokens long, "
