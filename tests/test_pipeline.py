@@ -29,7 +29,7 @@ def test_outputs_follow_the_schema(linked):
     run = json.loads((out / "run.json").read_text())
     assert {"key_id", "account_id", "cluster_id"} <= set(members.columns)
     assert members["cluster_id"].dtype == np.int64 and members["key_id"].is_unique
-    assert {"cluster_id", "n_keys", "n_accounts", "score", "flagged", "signals", "total_tokens",
+    assert {"cluster_id", "n_keys", "n_accounts", "score", "verdict", "flagged", "signals", "total_tokens",
             "limit_multiplier", "explanation"} <= set(clusters.columns)
     assert clusters["score"].between(0, 1).all() and clusters["flagged"].dtype == bool
     assert (clusters["n_accounts"] >= 2).all()
@@ -52,7 +52,7 @@ def test_flagged_clusters_name_weakest_link_and_strongest_evidence(linked):
     assert len(flagged)
     assert flagged["weakest_key_a"].notna().all() and flagged["strongest_evidence"].notna().all()
     assert (flagged["weakest_weight"] <= flagged["strongest_weight"]).all()
-    assert flagged["explanation"].str.startswith("Flagged").all()
+    assert flagged["explanation"].str.startswith("Farm").all() and (flagged["verdict"] == "farm").all()
 
 
 def test_detection_quality_on_a_generated_world(linked, small_world):

@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 
 from keyfarm import __version__
+from keyfarm.graph.weighting import SIGNALS
 from keyfarm.io import Tables, load_tables
 from keyfarm.progress import Progress
 
 log = logging.getLogger(__name__)
-SIGNAL_COLUMNS = ("w_account", "w_payment", "w_ip", "w_device", "w_prompt")
+SIGNAL_COLUMNS = tuple(f"w_{s}" for s in SIGNALS)
 RUN_JSON_HUBS = 200   # run.json lists the largest hubs; hubs.parquet lists them all
 
 
@@ -166,7 +167,7 @@ def assemble_outputs(tables: Tables, graph, membership: np.ndarray, scored: pd.D
         if end == "strongest":
             clusters["strongest_evidence"] = tokens
     clusters = clusters.drop(columns=["weakest_edge", "strongest_edge"])
-    first = ["cluster_id", "n_keys", "n_accounts", "score", "flagged", "signals", "total_tokens",
+    first = ["cluster_id", "n_keys", "n_accounts", "score", "verdict", "flagged", "signals", "total_tokens",
              "limit_multiplier", "explanation"]
     clusters = clusters[first + [c for c in clusters.columns if c not in first]] \
         .sort_values("cluster_id").reset_index(drop=True)
