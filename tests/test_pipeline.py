@@ -141,9 +141,15 @@ def test_every_hub_is_listed_with_its_degree_and_signal(linked):
     result, out = linked
     hubs = pd.read_parquet(out / "hubs.parquet")
     run = json.loads((out / "run.json").read_text())
-    assert list(hubs.columns) == ["token", "signal", "n_accounts", "n_keys"] and len(hubs) > 0
+    assert list(hubs.columns) == ["token", "signal", "n_accounts", "n_keys", "score", "verdict"] and len(hubs) > 0
     assert run["n_hubs"] == {k: int(v) for k, v in hubs["signal"].value_counts().sort_index().items()}
-    assert run["hubs"] == hubs.head(len(run["hubs"])).to_dict("records")
+    expected = [{k: (None if pd.isna(v) else v) for k, v in r.items()}
+                for r in hubs.head(len(run["hubs"])).to_dict("records")]
+    assert run["hubs"] == expected
+    # hubs of payment, IP and timing are judged as groups; popular devices and prompts are not
+    judged = hubs["signal"].isin(["payment", "ip", "timing"])
+    assert hubs.loc[judged, "verdict"].isin(["farm", "review", "clear"]).all()
+    assert hubs.loc[~judged, "verdict"].isna().all()
     assert hubs["n_accounts"].is_monotonic_decreasing
     # each is over its signal's cap: recount one hub's accounts from the inputs
     cfg = result.run["config"]["caps"]

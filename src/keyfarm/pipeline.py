@@ -207,11 +207,27 @@ def attach_prompt_examples(edges: pd.DataFrame, graph, mask: np.ndarray, example
     return edges
 
 
+def score_stage(tables: Tables, activity, membership: np.ndarray, graph, hubs: pd.DataFrame,
+                hub_members: pd.DataFrame, config):
+    """Hubs judged as groups, farm hubs of a control signal made clusters, then cluster features:
+    (membership, hubs with verdicts, features). Both engines run this on the driver."""
+    from keyfarm.scoring import cluster_features
+    from keyfarm.scoring.hubs import judge_hubs, merge_farm_hubs
+
+    hubs = judge_hubs(tables, activity, hub_members, hubs, config)
+    account = tables.keys["account"].to_numpy(np.int64)
+    membership = stable_cluster_ids(merge_farm_hubs(membership, account, hubs, hub_members))
+    feats = cluster_features(tables.keys, tables.accounts, activity, membership, graph.src, graph.dst,
+                             graph.weight, graph.w, config.scoring, hub_members=hub_members)
+    return membership, hubs, feats
+
+
 def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None = None) -> LinkResult:
     """Run the linkage job on a folder of tables (or loaded `Tables`) and return its outputs."""
     from keyfarm.config import Config
     from keyfarm.graph import build_graph
-    from keyfarm.scoring import cluster_features, key_activity, score_clusters
+    from keyfarm.scoring import key_activity, score_clusters
+    from keyfarm.scoring.hubs import hub_incidence
     from keyfarm.signals import registry
     from keyfarm.signals.prompt_examples import token_examples
 
@@ -228,14 +244,14 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
         info["counts"] = ", ".join(f"{n} {len(f):,}" for n, f in incidences.items())
     with progress.stage("graph") as info:
         graph, hubs, tokens = build_graph(tables, config, incidences)
+        hub_members = hub_incidence(incidences.values(), hubs, config)
         info["counts"] = f"{graph.n_edges:,} edges, {len(hubs):,} hub tokens"
     with progress.stage("communities") as info:
         membership = detect_communities(graph, tables, config, seed)
         info["counts"] = f"{int(membership.max()) + 1 if membership.size else 0:,} clusters"
     with progress.stage("scores") as info:
         activity = key_activity(tables.requests, bin_seconds=config.scoring.sync_bin_seconds)
-        feats = cluster_features(tables.keys, tables.accounts, activity, membership, graph.src,
-                                 graph.dst, graph.weight, graph.w, config.scoring)
+        membership, hubs, feats = score_stage(tables, activity, membership, graph, hubs, hub_members, config)
         scored = score_clusters(feats, config.scoring)
         members, clusters, edges = assemble_outputs(tables, graph, membership, scored, activity,
                                                     config.scoring.default_daily_limit)
@@ -248,6 +264,11 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
     run = run_record(tables, config, seed, hubs, members, edges, clusters, progress)
     return LinkResult(members=members, clusters=clusters, edges=edges, run=run, graph=graph,
                       tables=tables, hubs=hubs)
+
+
+def _json_records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as dicts with nulls (NaN, None) as None, so run.json stays strict JSON."""
+    return [{k: (None if pd.isna(v) else v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
 def run_record(tables: Tables, config, seed: int, hubs: pd.DataFrame, members: pd.DataFrame,
@@ -263,7 +284,7 @@ def run_record(tables: Tables, config, seed: int, hubs: pd.DataFrame, members: p
                        "requests": len(tables.requests) if n_requests is None else int(n_requests)},
         "quarantined": tables.quarantine_counts(),
         "n_hubs": {str(k): int(v) for k, v in hubs["signal"].value_counts().sort_index().items()},
-        "hubs": hubs.head(RUN_JSON_HUBS).to_dict("records"),   # all of them: hubs.parquet
+        "hubs": _json_records(hubs.head(RUN_JSON_HUBS)),   # all of them: hubs.parquet
         "counts": {"keys": len(members), "accounts": int(tables.keys["account"].max()) + 1 if len(members) else 0,
                    "edges": len(edges), "clusters": len(clusters),
                    "flagged_clusters": int(clusters["flagged"].sum()),

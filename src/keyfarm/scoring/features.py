@@ -168,10 +168,28 @@ def _linked_share(src, dst, account, membership, w, cids, n_acc) -> np.ndarray:
     return touched / np.maximum(n_acc, 1)
 
 
+def _hub_share(hub_members: pd.DataFrame, signal: str, account, membership, cids, n_acc) -> np.ndarray:
+    """Per cluster: the share of its accounts sharing a hub value of `signal` with another of its
+    accounts (hubs are never projected, so their evidence inside a cluster is counted here)."""
+    rows = hub_members[hub_members["signal"].to_numpy(dtype=object) == signal]
+    if not len(rows):
+        return np.zeros(len(cids))
+    key = rows["key"].to_numpy(np.int64)
+    frame = pd.DataFrame({"t": rows["token"].to_numpy(dtype=object), "c": membership[key],
+                          "a": account[key]}).drop_duplicates()
+    frame = frame[frame.groupby(["t", "c"])["a"].transform("size").to_numpy() >= 2]
+    touched = frame.drop_duplicates(["c", "a"]).groupby("c").size().reindex(cids, fill_value=0)
+    return touched.to_numpy(np.float64) / np.maximum(n_acc, 1)
+
+
 def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyActivity,
                      membership: np.ndarray, src: np.ndarray, dst: np.ndarray, weight: np.ndarray,
-                     signal_weights: dict[str, np.ndarray], config) -> pd.DataFrame:
-    """Raw features of every cluster with at least two accounts (one row each, by cluster_id)."""
+                     signal_weights: dict[str, np.ndarray], config, *,
+                     hub_members: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Raw features of every cluster with at least two accounts (one row each, by cluster_id).
+
+    `hub_members` (token, key, signal) lists the keys of judged hub values: a hub value shared
+    inside a cluster counts towards that signal's share like a projected link does."""
     membership = np.asarray(membership, np.int64)
     n_clusters = int(membership.max()) + 1 if membership.size else 0
     account = keys["account"].to_numpy(np.int64)
@@ -252,6 +270,9 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
             continue
         w = np.asarray(w, np.float64)
         feats[f"share_{s}"] = _linked_share(src, dst, account, membership, w, cids, n_accounts)
+        if hub_members is not None and len(hub_members):
+            feats[f"share_{s}"] = np.maximum(feats[f"share_{s}"].to_numpy(),
+                                             _hub_share(hub_members, s, account, membership, cids, n_accounts))
         part = (pd.Series(w[inside]).groupby(ecl).sum() / total).reindex(cids).fillna(0).to_numpy()
         on = part >= config.signal_share
         linked = np.where(on, np.where(linked == "", s, linked + "," + s), linked)

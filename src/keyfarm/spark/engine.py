@@ -268,8 +268,9 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
     from keyfarm import schema
     from keyfarm.graph.build import hub_table
     from keyfarm.pipeline import (LinkResult, assemble_outputs, attach_prompt_examples, detect_communities,
-                                  prompt_examples_needed, run_record)
-    from keyfarm.scoring import KeyActivity, activity_span, cluster_features, score_clusters
+                                  prompt_examples_needed, run_record, score_stage)
+    from keyfarm.scoring import KeyActivity, activity_span, score_clusters
+    from keyfarm.scoring.hubs import hub_rows, judged_hub_tokens
     from keyfarm.signals import registry
 
     groups = groups or int(spark.conf.get("spark.sql.shuffle.partitions"))
@@ -352,6 +353,11 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
             hubs = tok.filter(F.col("kind") == "hub").select("token", "signal", "n_accounts", "n_keys").toPandas()
             hubs = hub_table(hubs.assign(is_hub=True))
             graph = _collect_graph(tok, tables, config)
+            judged = judged_hub_tokens(hubs, config)
+            wanted = spark.createDataFrame(judged[["token"]] if len(judged) else pd.DataFrame({"token": []}),
+                                           schema="token string")
+            hub_members = hub_rows(incidence.join(F.broadcast(wanted), "token", "left_semi")
+                                   .select("token", "key").toPandas(), judged)
             info["counts"] = f"{graph.n_edges:,} edges, {len(hubs):,} hub tokens"
 
         with progress.stage("communities") as info:
@@ -360,7 +366,8 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
 
         with progress.stage("scores") as info:
             sizes = np.bincount(membership, minlength=1) if membership.size else np.zeros(1, np.int64)
-            in_scope = np.flatnonzero(sizes[membership] >= 2).astype(np.int64)
+            in_scope = np.union1d(np.flatnonzero(sizes[membership] >= 2),
+                                  hub_members["key"].to_numpy(np.int64)).astype(np.int64)
             scope = spark.createDataFrame(pd.DataFrame({"key": in_scope}), schema="key long")
             per_key = keyed.filter(F.col("kind").isin("daily", "bin")).join(F.broadcast(scope), "key", "left_semi") \
                 .select("kind", "key", "t", "v1").toPandas()
@@ -375,8 +382,8 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                                    "mean_daily_tokens": totals["v3"].to_numpy(np.float64),
                                    "n_requests": totals["v4"].to_numpy(np.int64)},
                                   index=pd.Index(totals["key"].to_numpy(np.int64), name="key")).sort_index()
-            feats = cluster_features(tables.keys, tables.accounts, activity, membership, graph.src,
-                                     graph.dst, graph.weight, graph.w, config.scoring)
+            membership, hubs, feats = score_stage(tables, activity, membership, graph, hubs, hub_members,
+                                                  config)
             scored = score_clusters(feats, config.scoring)
             members, clusters, edges = assemble_outputs(tables, graph, membership, scored, activity,
                                                         config.scoring.default_daily_limit, totals=totals)
