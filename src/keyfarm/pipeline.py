@@ -193,6 +193,20 @@ def prompt_examples_needed(graph, membership: np.ndarray, clusters: pd.DataFrame
     return mask, needed.drop_duplicates().sort_values(["key", "token"], kind="stable").reset_index(drop=True)
 
 
+def prompts_of_accounts(tables: Tables, needed: pd.DataFrame) -> pd.DataFrame:
+    """(key, prompt) of the requests of every account whose representative key is in `needed`,
+    keyed by that representative key: an account's link is drawn between representative keys,
+    and any of its keys may have sent the prompt."""
+    from keyfarm.graph.build import representative_keys
+
+    req = tables.requests
+    if "prompt" not in req or not len(needed):
+        return pd.DataFrame({"key": np.zeros(0, np.int64), "prompt": np.zeros(0, object)})
+    rep = representative_keys(tables.keys["account"].to_numpy(np.int64))[req["key"].to_numpy(np.int64)]
+    keep = np.isin(rep, needed["key"].unique())
+    return pd.DataFrame({"key": rep[keep], "prompt": req["prompt"].to_numpy(dtype=object)[keep]})
+
+
 def attach_prompt_examples(edges: pd.DataFrame, graph, mask: np.ndarray, examples: pd.DataFrame) -> pd.DataFrame:
     """prompt_example_a/b on the edges of `mask`: a prompt of each key reaching the edge's strongest
     prompt token (`examples` from signals.prompt_examples.token_examples; null elsewhere)."""
@@ -256,10 +270,8 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
         members, clusters, edges = assemble_outputs(tables, graph, membership, scored, activity,
                                                     config.scoring.default_daily_limit)
         mask, needed = prompt_examples_needed(graph, membership, clusters)
-        req = tables.requests
-        in_scope = req.loc[np.isin(req["key"].to_numpy(np.int64), needed["key"].unique()), ["key", "prompt"]] \
-            if "prompt" in req else pd.DataFrame({"key": [], "prompt": []})
-        edges = attach_prompt_examples(edges, graph, mask, token_examples(in_scope, needed, config))
+        edges = attach_prompt_examples(edges, graph, mask,
+                                       token_examples(prompts_of_accounts(tables, needed), needed, config))
         info["counts"] = f"{len(clusters):,} clusters of 2+ accounts, {int(clusters['flagged'].sum()):,} flagged"
     run = run_record(tables, config, seed, hubs, members, edges, clusters, progress)
     return LinkResult(members=members, clusters=clusters, edges=edges, run=run, graph=graph,

@@ -270,6 +270,7 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
     from keyfarm.pipeline import (LinkResult, assemble_outputs, attach_prompt_examples, detect_communities,
                                   prompt_examples_needed, run_record, score_stage)
     from keyfarm.scoring import KeyActivity, activity_span, score_clusters
+    from keyfarm.graph.build import representative_keys
     from keyfarm.scoring.hubs import hub_rows, judged_hub_tokens
     from keyfarm.signals import registry
 
@@ -389,9 +390,14 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                                                         config.scoring.default_daily_limit, totals=totals)
             mask, needed = prompt_examples_needed(graph, membership, clusters)
             wanted = spark.createDataFrame(needed, schema="key long, token string").withColumn("g", key_group)
+            # the keys of each needed account, keyed by its representative key (edges join those)
+            rep = representative_keys(tables.keys["account"].to_numpy(np.int64))
+            of_rep = np.flatnonzero(np.isin(rep, needed["key"].unique()))
+            rep_map = spark.createDataFrame(pd.DataFrame({"key": of_rep.astype(np.int64), "rep": rep[of_rep]}),
+                                            schema="key long, rep long")
             sent = ok.filter(F.col("prompt").isNotNull()).select("key", "prompt") \
-                .join(F.broadcast(wanted.select("key").distinct()), "key", "left_semi").dropDuplicates() \
-                .withColumn("g", key_group)
+                .join(F.broadcast(rep_map), "key", "inner").select(F.col("rep").alias("key"), "prompt") \
+                .dropDuplicates().withColumn("g", key_group)
             examples = sent.groupBy("g").cogroup(wanted.groupBy("g")).applyInPandas(
                 _per_cogroup(stages.example_stage, bc), stages.EXAMPLE_SCHEMA).toPandas() if len(needed) \
                 else pd.DataFrame({"key": np.zeros(0, np.int64), "token": [], "prompt": []})
