@@ -111,3 +111,11 @@ def test_declared_organisation_pulls_the_score_down():
     assert bool(feats["declared_org"].iloc[0])
     scored = score_clusters(feats, config)
     assert "one declared organisation" in scored["explanation"].iloc[0]
+
+
+def test_institutional_domains_include_country_second_levels():
+    from keyfarm.scoring.features import institutional
+
+    domains = pd.Series(["mit.edu", "ox.ac.uk", "usp.edu.br", "nic.gov.in", "army.mil", "state.gov",
+                         "mailbox.example", "education.com", "gov.example", None])
+    assert institutional(domains).tolist() == [True] * 6 + [False] * 4

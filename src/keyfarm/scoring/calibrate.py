@@ -167,14 +167,18 @@ def reliability_table(score: np.ndarray, y: np.ndarray, bins: int = 10) -> pd.Da
 
 
 def fit(frame: pd.DataFrame, *, C: float = 1.0, folds: int = 5, seed: int = 0,
-        fitted_on: str = "") -> Calibration:
+        fitted_on: str = "", size_weighted: bool = True) -> Calibration:
     """Fit the logistic verdict model on `labelled_clusters` rows; out-of-fold metrics by
-    stratified k-fold (seeded, so the same labels give the same report)."""
+    stratified k-fold (seeded, so the same labels give the same report). With `size_weighted`,
+    each cluster counts √n_keys times (when the frame has n_keys): a verdict on a big cluster is
+    many keys' verdict, yet small farms must not vanish from the fit."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     X = frame[[f"f_{n}" for n in MODEL_FEATURES]].to_numpy(np.float64)
     y = frame["y"].to_numpy(np.int64)
+    sample_weight = np.sqrt(frame["n_keys"].to_numpy(np.float64)) if size_weighted and "n_keys" in frame \
+        else np.ones(len(frame))
     n_farm = int(y.sum())
     if n_farm == 0 or n_farm == len(y):
         raise KeyfarmInputError("calibrate: labels need both farm and benign clusters "
@@ -183,12 +187,13 @@ def fit(frame: pd.DataFrame, *, C: float = 1.0, folds: int = 5, seed: int = 0,
     model = LogisticRegression(C=C, max_iter=5000)
     k = max(2, min(folds, n_farm, len(y) - n_farm))
     cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    prob = cross_val_predict(LogisticRegression(C=C, max_iter=5000), X, y, cv=cv, method="predict_proba")[:, 1]
+    prob = cross_val_predict(LogisticRegression(C=C, max_iter=5000), X, y, cv=cv, method="predict_proba",
+                             params={"sample_weight": sample_weight})[:, 1]
     pred = prob >= 0.5
     tp = int((pred & (y == 1)).sum())
     precision = tp / int(pred.sum()) if pred.any() else 1.0
     recall = tp / n_farm
-    model.fit(X, y)
+    model.fit(X, y, sample_weight=sample_weight)
     weights = {n: float(w) for n, w in zip(MODEL_FEATURES, model.coef_[0])}
     return Calibration(bias=float(model.intercept_[0]), weights=weights, n_clusters=len(y), n_farm=n_farm,
                        cv_precision=precision, cv_recall=recall, reliability=reliability_table(prob, y),
