@@ -48,6 +48,14 @@ def test_unflagged_and_low_score_clusters_are_excluded_with_reasons(world):
     assert {a["cluster_id"] for a in loose.actions} == {1, 2, 3}
 
 
+def test_by_default_only_farm_verdicts_are_acted_on(tmp_path):
+    review = {**_farm(2, 3, "gw"), "score": 0.95, "flagged": False, "verdict": "review"}
+    out = write_out_dir(tmp_path, [_farm(1, 3, "f"), review])
+    p = plan(out, Policy(as_of=TODAY))
+    assert {a["cluster_id"] for a in p.actions} == {1}
+    assert {e["cluster_id"]: e["reason"] for e in p.exclusions} == {2: "not_flagged"}
+
+
 def test_oversized_cluster_is_refused_unless_forced(tmp_path):
     out = write_out_dir(tmp_path, [_farm(1, 3, "f"), _farm(2, 6, "big")])
     p = plan(out, Policy(as_of=TODAY, max_accounts=5))

@@ -29,10 +29,20 @@ def test_key_level_and_bcubed_metrics():
     assert m["bcubed_recall"] == pytest.approx((2 / 3 + 2 / 3 + 1 / 3 + 1 / 2 + 1 / 2) / 5)
     assert m["recall_by_tactic"]["naive"]["recall"] == pytest.approx(2 / 3)
     assert m["recall_by_tactic"]["tiny"]["recall"] == 0
-    assert m["false_positives_by_pattern"]["plain"] == {"keys": 1, "flagged": 1, "rate": 1.0}
+    assert m["false_positives_by_pattern"]["plain"] == {"keys": 1, "flagged": 1, "rate": 1.0,
+                                                        "review": 0, "review_rate": 0.0}
     assert m["false_positives_by_pattern"]["campus_nat"]["flagged"] == 0
     assert m["farms"] == 2 and m["farms_found"] == 1
     assert "naive" in format_report(m)
+
+
+def test_keys_under_review_are_counted_apart_from_farm():
+    clusters = CLUSTERS.assign(verdict=["farm", "review"])
+    m = evaluate_frames(MEMBERS, clusters, TRUTH)
+    assert m["flagged_keys"] == 3 and m["review_keys"] == 3           # d, e, g
+    assert m["false_positives_by_pattern"]["campus_nat"] == {"keys": 2, "flagged": 0, "rate": 0.0,
+                                                             "review": 1, "review_rate": 0.5}
+    assert "review" in format_report(m)
 
 
 def test_missing_member_is_an_input_error():

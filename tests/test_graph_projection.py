@@ -131,3 +131,26 @@ def test_parallel_projection_equals_serial_bit_for_bit():
     assert serial[0].size > 10_000
     for a, b in zip(serial, parallel):
         assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def _many_keys_world(n_keys_a: int):
+    """Account A with n_keys_a keys and account B with one key share a card and an address."""
+    from keyfarm.io import tables_from_frames
+
+    ids = [f"ka{i:05d}" for i in range(n_keys_a)] + ["kb"]
+    keys = pd.DataFrame({"key_id": ids, "account_id": ["A"] * n_keys_a + ["B"],
+                         "created_at": "2026-10-01"})
+    payments = pd.DataFrame({"account_id": ["A", "B"], "payment_fingerprint": ["card1", "card1"]})
+    requests = pd.DataFrame({"key_id": ids, "ts": "2026-11-01T10:00Z", "ip": "203.0.113.7"})
+    return tables_from_frames(keys, payments=payments, requests=requests)
+
+
+def test_an_account_with_5000_keys_adds_no_more_edges_than_one_with_5():
+    from keyfarm.graph import build_graph
+
+    small, _, _ = build_graph(_many_keys_world(5), Config.default())
+    large, _, _ = build_graph(_many_keys_world(5000), Config.default())
+    assert small.n_edges == large.n_edges == 1
+    np.testing.assert_array_equal(small.weight, large.weight)
+    # the one edge joins the two accounts' representative keys
+    assert set(large.key_id[[large.src[0], large.dst[0]]]) == {"ka00000", "kb"}

@@ -29,14 +29,19 @@ def test_outputs_follow_the_schema(linked):
     run = json.loads((out / "run.json").read_text())
     assert {"key_id", "account_id", "cluster_id"} <= set(members.columns)
     assert members["cluster_id"].dtype == np.int64 and members["key_id"].is_unique
-    assert {"cluster_id", "n_keys", "n_accounts", "score", "flagged", "signals", "total_tokens",
+    assert {"cluster_id", "n_keys", "n_accounts", "score", "verdict", "flagged", "signals", "total_tokens",
             "limit_multiplier", "explanation"} <= set(clusters.columns)
     assert clusters["score"].between(0, 1).all() and clusters["flagged"].dtype == bool
     assert (clusters["n_accounts"] >= 2).all()
-    assert {"key_a", "key_b", "weight", "w_account", "w_payment", "w_ip", "w_device", "w_prompt"} <= set(edges.columns)
+    signals = ["w_payment", "w_ip", "w_device", "w_prompt", "w_timing"]
+    assert {"key_a", "key_b", "weight", *signals} <= set(edges.columns) and "w_account" not in edges
     assert (edges["key_a"] < edges["key_b"]).all()
-    assert np.allclose(edges[["w_account", "w_payment", "w_ip", "w_device", "w_prompt"]].sum(axis=1),
-                       edges["weight"])
+    assert np.allclose(edges[signals].sum(axis=1), edges["weight"])
+    # pairs of keys of different accounts, one pair per pair of accounts
+    account = members.set_index("key_id")["account_id"]
+    a, b = account.reindex(edges["key_a"]).to_numpy(), account.reindex(edges["key_b"]).to_numpy()
+    assert (a != b).all()
+    assert not pd.DataFrame({"a": np.minimum(a, b), "b": np.maximum(a, b)}).duplicated().any()
     assert {"version", "config", "input_rows", "quarantined", "timings", "hubs", "run_id"} <= set(run)
     assert {"load", "signals", "graph", "communities", "scores", "write"} <= set(run["timings"])
     # keys of one account are never split
@@ -52,7 +57,7 @@ def test_flagged_clusters_name_weakest_link_and_strongest_evidence(linked):
     assert len(flagged)
     assert flagged["weakest_key_a"].notna().all() and flagged["strongest_evidence"].notna().all()
     assert (flagged["weakest_weight"] <= flagged["strongest_weight"]).all()
-    assert flagged["explanation"].str.startswith("Flagged").all()
+    assert flagged["explanation"].str.startswith("Farm").all() and (flagged["verdict"] == "farm").all()
 
 
 def test_detection_quality_on_a_generated_world(linked, small_world):
@@ -124,11 +129,12 @@ def test_prompt_links_in_clusters_carry_an_example_prompt_of_each_key(linked, sm
     shown = edges[edges["evidence_prompt"].notna() & edges["cluster_id"].isin(clusters["cluster_id"])]
     assert len(shown) > 0
     assert shown["prompt_example_a"].notna().all() and shown["prompt_example_b"].notna().all()
-    # each example is a prompt its own key sent (cut at 500 characters), and the pair is near-duplicate
-    requests = small_world["requests"]
-    sent = requests.dropna(subset=["prompt"]).groupby("key_id")["prompt"].agg(lambda p: set(s[:500] for s in p))
+    # each example is a prompt its key's account sent (cut at 500 characters), and the pair is near-duplicate
+    requests = small_world["requests"].merge(small_world["keys"][["key_id", "account_id"]], on="key_id")
+    sent = requests.dropna(subset=["prompt"]).groupby("account_id")["prompt"].agg(lambda p: set(s[:500] for s in p))
+    account = small_world["keys"].set_index("key_id")["account_id"]
     for row in shown.head(50).itertuples():
-        assert row.prompt_example_a in sent[row.key_a] and row.prompt_example_b in sent[row.key_b]
+        assert row.prompt_example_a in sent[account[row.key_a]] and row.prompt_example_b in sent[account[row.key_b]]
     from keyfarm.signals.prompt import minhash_signatures, estimate_jaccard
     sig = minhash_signatures(list(shown["prompt_example_a"].head(50)) + list(shown["prompt_example_b"].head(50)))
     assert np.median(estimate_jaccard(sig[:len(sig) // 2], sig[len(sig) // 2:])) > 0.4
@@ -141,13 +147,20 @@ def test_every_hub_is_listed_with_its_degree_and_signal(linked):
     result, out = linked
     hubs = pd.read_parquet(out / "hubs.parquet")
     run = json.loads((out / "run.json").read_text())
-    assert list(hubs.columns) == ["token", "signal", "n_accounts", "n_keys"] and len(hubs) > 0
+    assert list(hubs.columns) == ["token", "signal", "n_accounts", "n_keys", "score", "verdict"] and len(hubs) > 0
     assert run["n_hubs"] == {k: int(v) for k, v in hubs["signal"].value_counts().sort_index().items()}
-    assert run["hubs"] == hubs.head(len(run["hubs"])).to_dict("records")
+    expected = [{k: (None if pd.isna(v) else v) for k, v in r.items()}
+                for r in hubs.head(len(run["hubs"])).to_dict("records")]
+    assert run["hubs"] == expected
+    # hubs of payment, IP and timing are judged as groups; popular devices and prompts are not
+    judged = hubs["signal"].isin(["payment", "ip", "timing"])
+    assert hubs.loc[judged, "verdict"].isin(["farm", "review", "clear"]).all()
+    assert hubs.loc[~judged, "verdict"].isna().all()
     assert hubs["n_accounts"].is_monotonic_decreasing
     # each is over its signal's cap: recount one hub's accounts from the inputs
     cfg = result.run["config"]["caps"]
-    assert ((hubs["n_accounts"] > hubs["signal"].map(cfg)) | (hubs["n_keys"] > cfg["max_keys"])).all()
+    max_keys = cfg["max_keys"] if cfg["max_keys"] is not None else np.inf
+    assert ((hubs["n_accounts"] > hubs["signal"].map(cfg)) | (hubs["n_keys"] > max_keys)).all()
     req = result.tables.requests
     top_ip = hubs[hubs["token"].str.startswith("ip4:")].iloc[0]
     ip = top_ip["token"].split(":", 1)[1]

@@ -88,11 +88,14 @@ def test_features_and_verdict(farm_like):
     assert row["usage"] == pytest.approx(per_day / 100_000, rel=0.35)
     scored = score_clusters(feats, config)
     assert bool(scored["flagged"].iloc[0]) is farm_like
-    assert scored["explanation"].iloc[0].startswith("Flagged" if farm_like else "Not flagged")
+    assert scored["explanation"].iloc[0].startswith("Farm" if farm_like else "Clear")
+    assert scored["verdict"].iloc[0] == ("farm" if farm_like else "clear")
     if farm_like:
         assert row["synchrony"] > 0.8 and row["creation_spread_hours"] < 1
         assert row["limit_multiplier"] == pytest.approx(6 * 40 * 7_000 / 100_000)
-        assert "synchronised" in scored["explanation"].iloc[0]
+        assert "6 of 6 accounts share a payment instrument" in scored["explanation"].iloc[0]
+    else:
+        assert "missing for farm: drawing beyond one account" in scored["explanation"].iloc[0]
 
 
 def test_declared_organisation_pulls_the_score_down():
@@ -108,3 +111,11 @@ def test_declared_organisation_pulls_the_score_down():
     assert bool(feats["declared_org"].iloc[0])
     scored = score_clusters(feats, config)
     assert "one declared organisation" in scored["explanation"].iloc[0]
+
+
+def test_institutional_domains_include_country_second_levels():
+    from keyfarm.scoring.features import institutional
+
+    domains = pd.Series(["mit.edu", "ox.ac.uk", "usp.edu.br", "nic.gov.in", "army.mil", "state.gov",
+                         "mailbox.example", "education.com", "gov.example", None])
+    assert institutional(domains).tolist() == [True] * 6 + [False] * 4

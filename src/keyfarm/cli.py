@@ -169,6 +169,58 @@ def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master,
                f"{counts['flagged_clusters']:,} flagged ({counts['flagged_keys']:,} keys)")
 
 
+@main.command()
+@click.argument("out_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--labels", "labels_path", type=click.Path(dir_okay=False),
+              help="Labels table (CSV or Parquet): account_id or cluster_id, label farm|benign[, source, ts].")
+@click.option("--audit", "audit_db", type=click.Path(dir_okay=False),
+              help="Enforcement audit database: accounts of reverted bans become benign labels.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write the [scoring] section here.")
+@click.option("--C", "C", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Inverse L2 regularisation strength of the logistic regression.")
+@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True, help="Cross-validation folds.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fold split.")
+@json_option
+@handle_errors
+def calibrate(out_dirs, labels_path, audit_db, out_path, C, folds, seed, as_json):
+    """Fit the verdict's weights on labelled clusters of OUT_DIRS (written by `keyfarm link`).
+
+    Prints cross-validated precision and recall and a reliability table, and writes the fitted
+    [scoring] section (bias, weights) to --out for `keyfarm link --config`.
+
+    \b
+    Example:
+      keyfarm calibrate out-day1 out-day2 --labels labels.csv --audit audit.db --out scoring.toml
+    """
+    import json
+
+    import pandas as pd
+
+    from keyfarm.errors import KeyfarmInputError
+    from keyfarm.scoring.calibrate import calibrate as fit_labels, labels_from_audit, read_labels
+
+    parts = []
+    if labels_path:
+        parts.append(read_labels(labels_path))
+    if audit_db:
+        parts.append(labels_from_audit(audit_db))
+    if not parts:
+        raise KeyfarmInputError("calibrate: give --labels and/or --audit", table="labels")
+    labels = pd.concat(parts, ignore_index=True)
+    result = fit_labels(out_dirs, labels, C=C, folds=folds, seed=seed,
+                        fitted_on=f"keyfarm calibrate on {len(out_dirs)} run(s)")
+    if out_path:
+        with open(out_path, "w") as fh:
+            fh.write(result.to_toml())
+    if as_json:
+        click.echo(json.dumps({"bias": result.bias, "weights": result.weights, "n_clusters": result.n_clusters,
+                               "n_farm": result.n_farm, "cv_precision": result.cv_precision,
+                               "cv_recall": result.cv_recall,
+                               "reliability": result.reliability.to_dict("records")}, indent=2))
+    else:
+        click.echo(result.report())
+
+
 def _register_package_commands() -> None:
     """Subcommands defined beside their package (enforce, report)."""
     from keyfarm.enforce.command import enforce_command

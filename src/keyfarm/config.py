@@ -93,7 +93,8 @@ class CapsConfig:
     device: int | None = 60
     prompt: int | None = 60
     timing: int | None = 200
-    max_keys: int | None = 2000   # bounds the pairs one token can produce, whatever its accounts
+    max_keys: int | None = None   # optional cap on keys per token (projection is per account, so keys cost nothing)
+    max_judged_hub: int = 50_000  # hubs of payment, IP or timing up to this many accounts are judged as groups
 
     def __post_init__(self):
         for f in dataclasses.fields(self):

@@ -1,7 +1,7 @@
 """Detection quality against ground truth: key-level precision/recall, B-cubed, per tactic and pattern.
 
 Reads an OUT_DIR (members, clusters) and a truth table (key_id, farm_id, pattern). A key is
-*flagged* when its cluster is flagged. B-cubed is computed on the verdict: predicted groups are the
+*flagged* when its cluster is flagged (verdict `farm`); keys under `review` are counted apart. B-cubed is computed on the verdict: predicted groups are the
 flagged clusters (every unflagged key alone), true groups are the farms (every benign key alone);
 precision is averaged over flagged keys, recall over farm keys (Bagga & Baldwin 1998).
 """
@@ -32,6 +32,14 @@ def flagged_keys(members: pd.DataFrame, clusters: pd.DataFrame) -> pd.Series:
     return members["cluster_id"].isin(flagged_ids)
 
 
+def review_keys(members: pd.DataFrame, clusters: pd.DataFrame) -> pd.Series:
+    """Boolean per member row: is the key's cluster's verdict `review` (False without verdicts)."""
+    if "verdict" not in clusters:
+        return pd.Series(False, index=members.index)
+    ids = clusters.loc[clusters["verdict"].astype(str) == "review", "cluster_id"]
+    return members["cluster_id"].isin(ids)
+
+
 def evaluate_frames(members: pd.DataFrame, clusters: pd.DataFrame, truth: pd.DataFrame) -> dict:
     """Metrics of a verdict (members + clusters) against truth; see the module docstring."""
     frame = truth[["key_id", "farm_id", "pattern"]].merge(
@@ -41,6 +49,7 @@ def evaluate_frames(members: pd.DataFrame, clusters: pd.DataFrame, truth: pd.Dat
         raise KeyfarmInputError(f"members: truth key {missing!r} has no cluster", table="members",
                                 column="key_id")
     frame["flagged"] = flagged_keys(frame, clusters).to_numpy()
+    frame["review"] = review_keys(frame, clusters).to_numpy()
     is_farm = frame["farm_id"].notna().to_numpy()
     flagged = frame["flagged"].to_numpy()
     tp = int((flagged & is_farm).sum())
@@ -62,6 +71,7 @@ def evaluate_frames(members: pd.DataFrame, clusters: pd.DataFrame, truth: pd.Dat
 
     by_tactic = frame[is_farm].groupby("pattern")["flagged"].agg(["size", "sum", "mean"])
     by_pattern = frame[~is_farm].groupby("pattern")["flagged"].agg(["size", "sum", "mean"])
+    review_by = frame.groupby("pattern")["review"].agg(["sum", "mean"])
     farms = frame[is_farm].groupby("farm_id")["flagged"].mean()
     return {
         "keys": int(len(frame)), "farm_keys": int(is_farm.sum()), "flagged_keys": int(flagged.sum()),
@@ -71,8 +81,11 @@ def evaluate_frames(members: pd.DataFrame, clusters: pd.DataFrame, truth: pd.Dat
         "recall_by_tactic": {str(k): {"keys": int(r["size"]), "flagged": int(r["sum"]), "recall": float(r["mean"])}
                              for k, r in by_tactic.iterrows()},
         "false_positives_by_pattern": {str(k): {"keys": int(r["size"]), "flagged": int(r["sum"]),
-                                                "rate": float(r["mean"])}
+                                                "rate": float(r["mean"]),
+                                                "review": int(review_by.loc[k, "sum"]),
+                                                "review_rate": float(review_by.loc[k, "mean"])}
                                        for k, r in by_pattern.iterrows()},
+        "review_keys": int(frame["review"].sum()),
     }
 
 
@@ -96,7 +109,8 @@ def format_report(metrics: dict) -> str:
     ]
     for name, row in metrics["recall_by_tactic"].items():
         lines.append(f"{name:<18}{row['keys']:>8}{row['flagged']:>9}{row['recall']:>9.3f}")
-    lines += ["", f"{'benign pattern':<18}{'keys':>8}{'flagged':>9}{'FP rate':>9}"]
+    lines += ["", f"{'benign pattern':<18}{'keys':>8}{'farm':>9}{'FP rate':>9}{'review':>9}{'rate':>9}"]
     for name, row in metrics["false_positives_by_pattern"].items():
-        lines.append(f"{name:<18}{row['keys']:>8}{row['flagged']:>9}{row['rate']:>9.4f}")
+        lines.append(f"{name:<18}{row['keys']:>8}{row['flagged']:>9}{row['rate']:>9.4f}"
+                     f"{row['review']:>9}{row['review_rate']:>9.4f}")
     return "\n".join(lines)

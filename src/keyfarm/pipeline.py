@@ -167,7 +167,7 @@ def assemble_outputs(tables: Tables, graph, membership: np.ndarray, scored: pd.D
         if end == "strongest":
             clusters["strongest_evidence"] = tokens
     clusters = clusters.drop(columns=["weakest_edge", "strongest_edge"])
-    first = ["cluster_id", "n_keys", "n_accounts", "score", "flagged", "signals", "total_tokens",
+    first = ["cluster_id", "n_keys", "n_accounts", "score", "verdict", "flagged", "signals", "total_tokens",
              "limit_multiplier", "explanation"]
     clusters = clusters[first + [c for c in clusters.columns if c not in first]] \
         .sort_values("cluster_id").reset_index(drop=True)
@@ -193,6 +193,20 @@ def prompt_examples_needed(graph, membership: np.ndarray, clusters: pd.DataFrame
     return mask, needed.drop_duplicates().sort_values(["key", "token"], kind="stable").reset_index(drop=True)
 
 
+def prompts_of_accounts(tables: Tables, needed: pd.DataFrame) -> pd.DataFrame:
+    """(key, prompt) of the requests of every account whose representative key is in `needed`,
+    keyed by that representative key: an account's link is drawn between representative keys,
+    and any of its keys may have sent the prompt."""
+    from keyfarm.graph.build import representative_keys
+
+    req = tables.requests
+    if "prompt" not in req or not len(needed):
+        return pd.DataFrame({"key": np.zeros(0, np.int64), "prompt": np.zeros(0, object)})
+    rep = representative_keys(tables.keys["account"].to_numpy(np.int64))[req["key"].to_numpy(np.int64)]
+    keep = np.isin(rep, needed["key"].unique())
+    return pd.DataFrame({"key": rep[keep], "prompt": req["prompt"].to_numpy(dtype=object)[keep]})
+
+
 def attach_prompt_examples(edges: pd.DataFrame, graph, mask: np.ndarray, examples: pd.DataFrame) -> pd.DataFrame:
     """prompt_example_a/b on the edges of `mask`: a prompt of each key reaching the edge's strongest
     prompt token (`examples` from signals.prompt_examples.token_examples; null elsewhere)."""
@@ -207,11 +221,27 @@ def attach_prompt_examples(edges: pd.DataFrame, graph, mask: np.ndarray, example
     return edges
 
 
+def score_stage(tables: Tables, activity, membership: np.ndarray, graph, hubs: pd.DataFrame,
+                hub_members: pd.DataFrame, config):
+    """Hubs judged as groups, farm hubs of a control signal made clusters, then cluster features:
+    (membership, hubs with verdicts, features). Both engines run this on the driver."""
+    from keyfarm.scoring import cluster_features
+    from keyfarm.scoring.hubs import judge_hubs, merge_farm_hubs
+
+    hubs = judge_hubs(tables, activity, hub_members, hubs, config)
+    account = tables.keys["account"].to_numpy(np.int64)
+    membership = stable_cluster_ids(merge_farm_hubs(membership, account, hubs, hub_members))
+    feats = cluster_features(tables.keys, tables.accounts, activity, membership, graph.src, graph.dst,
+                             graph.weight, graph.w, config.scoring, hub_members=hub_members)
+    return membership, hubs, feats
+
+
 def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None = None) -> LinkResult:
     """Run the linkage job on a folder of tables (or loaded `Tables`) and return its outputs."""
     from keyfarm.config import Config
     from keyfarm.graph import build_graph
-    from keyfarm.scoring import cluster_features, key_activity, score_clusters
+    from keyfarm.scoring import key_activity, score_clusters
+    from keyfarm.scoring.hubs import hub_incidence
     from keyfarm.signals import registry
     from keyfarm.signals.prompt_examples import token_examples
 
@@ -228,26 +258,29 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
         info["counts"] = ", ".join(f"{n} {len(f):,}" for n, f in incidences.items())
     with progress.stage("graph") as info:
         graph, hubs, tokens = build_graph(tables, config, incidences)
+        hub_members = hub_incidence(incidences.values(), hubs, config)
         info["counts"] = f"{graph.n_edges:,} edges, {len(hubs):,} hub tokens"
     with progress.stage("communities") as info:
         membership = detect_communities(graph, tables, config, seed)
         info["counts"] = f"{int(membership.max()) + 1 if membership.size else 0:,} clusters"
     with progress.stage("scores") as info:
         activity = key_activity(tables.requests, bin_seconds=config.scoring.sync_bin_seconds)
-        feats = cluster_features(tables.keys, tables.accounts, activity, membership, graph.src,
-                                 graph.dst, graph.weight, graph.w, config.scoring)
+        membership, hubs, feats = score_stage(tables, activity, membership, graph, hubs, hub_members, config)
         scored = score_clusters(feats, config.scoring)
         members, clusters, edges = assemble_outputs(tables, graph, membership, scored, activity,
                                                     config.scoring.default_daily_limit)
         mask, needed = prompt_examples_needed(graph, membership, clusters)
-        req = tables.requests
-        in_scope = req.loc[np.isin(req["key"].to_numpy(np.int64), needed["key"].unique()), ["key", "prompt"]] \
-            if "prompt" in req else pd.DataFrame({"key": [], "prompt": []})
-        edges = attach_prompt_examples(edges, graph, mask, token_examples(in_scope, needed, config))
+        edges = attach_prompt_examples(edges, graph, mask,
+                                       token_examples(prompts_of_accounts(tables, needed), needed, config))
         info["counts"] = f"{len(clusters):,} clusters of 2+ accounts, {int(clusters['flagged'].sum()):,} flagged"
     run = run_record(tables, config, seed, hubs, members, edges, clusters, progress)
     return LinkResult(members=members, clusters=clusters, edges=edges, run=run, graph=graph,
                       tables=tables, hubs=hubs)
+
+
+def _json_records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as dicts with nulls (NaN, None) as None, so run.json stays strict JSON."""
+    return [{k: (None if pd.isna(v) else v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
 def run_record(tables: Tables, config, seed: int, hubs: pd.DataFrame, members: pd.DataFrame,
@@ -263,7 +296,7 @@ def run_record(tables: Tables, config, seed: int, hubs: pd.DataFrame, members: p
                        "requests": len(tables.requests) if n_requests is None else int(n_requests)},
         "quarantined": tables.quarantine_counts(),
         "n_hubs": {str(k): int(v) for k, v in hubs["signal"].value_counts().sort_index().items()},
-        "hubs": hubs.head(RUN_JSON_HUBS).to_dict("records"),   # all of them: hubs.parquet
+        "hubs": _json_records(hubs.head(RUN_JSON_HUBS)),   # all of them: hubs.parquet
         "counts": {"keys": len(members), "accounts": int(tables.keys["account"].max()) + 1 if len(members) else 0,
                    "edges": len(edges), "clusters": len(clusters),
                    "flagged_clusters": int(clusters["flagged"].sum()),

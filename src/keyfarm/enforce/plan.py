@@ -139,7 +139,9 @@ def plan(out_dir: str | Path, policy: Policy | None = None) -> Plan:
     out = Plan("", source, policy_doc)
 
     clusters = data.clusters
-    flagged = clusters["flagged"].to_numpy(bool)
+    # only `farm` is acted on by default; `review` (a gateway, a lab) is for an analyst
+    flagged = (clusters["verdict"].astype(str) == "farm").to_numpy(bool) if "verdict" in clusters \
+        else clusters["flagged"].to_numpy(bool)
     score = clusters["score"].to_numpy(np.float64)
     not_flagged = ~flagged if policy.only_flagged else np.zeros(len(clusters), bool)
     low = ~not_flagged & (score < policy.min_score)

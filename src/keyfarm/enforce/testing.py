@@ -151,6 +151,7 @@ def write_out_dir(path: str | Path, clusters: list[dict], *, singletons: int = 0
                 keys.append(k)
         rows.append({"cluster_id": cid, "n_keys": len(keys), "n_accounts": len(spec["accounts"]),
                      "score": spec.get("score", 0.9), "flagged": spec.get("flagged", True),
+                     "verdict": spec.get("verdict", "farm" if spec.get("flagged", True) else "clear"),
                      "signals": "ip", "total_tokens": 1000, "limit_multiplier": 3.0,
                      "explanation": spec.get("explanation", f"Flagged cluster {cid}.")})
         shape = spec.get("edges", "clique")
@@ -175,7 +176,7 @@ def write_out_dir(path: str | Path, clusters: list[dict], *, singletons: int = 0
         m["email_domain"] = m["account_id"].map(email_domain)
     m.to_parquet(path / "members.parquet", index=False)
     pd.DataFrame(rows).to_parquet(path / "clusters.parquet", index=False)
-    cols = ["key_a", "key_b", "weight", "w_account", "w_payment", "w_ip", "w_device", "w_prompt"]
+    cols = ["key_a", "key_b", "weight"] + [f"w_{s}" for s in SIGNALS]
     pd.DataFrame(edges, columns=cols).to_parquet(path / "edges.parquet", index=False)
     (path / "run.json").write_text(json.dumps({"run_id": run_id, "version": "0.1.0", "config": {}}))
     return path

@@ -98,6 +98,21 @@ class TokenIncidence:
                                        n_acc_total)
         return n_accounts, np.diff(self.indptr).astype(np.int64)
 
+    def by_account(self, representative: np.ndarray) -> "TokenIncidence":
+        """The same tokens with each key replaced by its account's representative key (one entry
+        per token and account, its strongest tie): projection then links accounts, and an account
+        with 5,000 keys costs what one with 5 does."""
+        keys = representative[self.keys]
+        token = self.token_of
+        pair = token * np.int64(max(int(representative.size), 1)) + keys
+        order = np.lexsort((-self.ties, pair))
+        pair = pair[order]
+        start = np.flatnonzero(np.concatenate([[True], pair[1:] != pair[:-1]])) if pair.size else pair
+        counts = np.bincount(token[order][start], minlength=self.tokens.size)
+        indptr = np.zeros(self.tokens.size + 1, np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return TokenIncidence(self.tokens, indptr, keys[order][start], self.ties[order][start])
+
     def subset(self, mask: np.ndarray) -> "TokenIncidence":
         """The tokens where `mask`, in the same order."""
         counts = np.diff(self.indptr)
@@ -141,11 +156,22 @@ def build_graph(tables, config, incidences: dict[str, pd.DataFrame] | None = Non
                            "kind": np.asarray(KINDS, dtype=object)[kind],
                            "signal": np.asarray(SIGNALS, dtype=object)[_SIGNAL_OF_KIND[kind]],
                            "weight": weight, "is_hub": is_hub, "projected": projected})
-    sub = inc.subset(projected)
+    sub = inc.subset(projected).by_account(representative_keys(account))
     src, dst, w, best = project(sub.indptr, sub.keys, sub.ties, weight[projected],
                                 _SIGNAL_OF_KIND[kind[projected]], n_keys, len(SIGNALS))
     graph = graph_from_pairs(src, dst, w, best, sub.tokens, keys, config)
     return graph, hub_table(tokens), tokens
+
+
+def representative_keys(account: np.ndarray) -> np.ndarray:
+    """Per key, the smallest key index of its account: the node that carries the account's links
+    (keys are sorted by key_id, so it is the account's first key id)."""
+    account = np.asarray(account, np.int64)
+    if not account.size:
+        return account
+    first = np.full(int(account.max()) + 1, account.size, np.int64)
+    np.minimum.at(first, account, np.arange(account.size, dtype=np.int64))
+    return first[account]
 
 
 def _total(per_signal: dict[str, np.ndarray], n_edges: int) -> np.ndarray:
@@ -177,6 +203,15 @@ def merge_incidences(frames) -> pd.DataFrame:
     n_keys = max((int(f["key"].max()) + 1 for f in frames), default=1)
     inc = TokenIncidence.from_frames(frames, n_keys)
     return pd.DataFrame({"token": inc.tokens[inc.token_of], "key": inc.keys, "weight": inc.ties})
+
+
+def incidence_by_account(incidence: pd.DataFrame, account: np.ndarray) -> pd.DataFrame:
+    """TokenIncidence.by_account on a (token, key, weight) table, sorted by token and key."""
+    rep = representative_keys(account)
+    frame = pd.DataFrame({"token": incidence["token"].to_numpy(dtype=object),
+                          "key": rep[incidence["key"].to_numpy(np.int64)],
+                          "weight": incidence["weight"].to_numpy(np.float64)})
+    return frame.groupby(["token", "key"], sort=True, as_index=False)["weight"].max()
 
 
 def token_degrees(incidence: pd.DataFrame, account: np.ndarray) -> pd.DataFrame:

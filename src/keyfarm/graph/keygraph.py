@@ -115,11 +115,12 @@ class KeyGraph:
         return table[np.where(ids >= 0, ids, len(self.tokens))]
 
     def edges_frame(self) -> pd.DataFrame:
-        """SCHEMA.md edges: key_a < key_b (key ids), weight, w_<signal> (+ evidence_<signal>, the
-        strongest shared token's text)."""
+        """SCHEMA.md edges: key_a < key_b (key ids of different accounts: each account is linked
+        through its representative key), weight, w_<signal> (+ evidence_<signal>, the strongest
+        shared token's text)."""
         frame = pd.DataFrame({"key_a": self.key_id[self.src], "key_b": self.key_id[self.dst],
                               "weight": self.weight})
-        for s in SIGNALS:
+        for s in SIGNALS[1:]:   # keys of one account are linked through their account, not listed
             frame[f"w_{s}"] = self.w.get(s, np.zeros(self.n_edges))
         for s in SIGNALS[1:]:
             frame[f"evidence_{s}"] = self.evidence_text(s)

@@ -6,7 +6,8 @@ passes (count each row's distinct neighbours, allocate exactly, fill): work is l
 of (pair, shared token) contributions, memory is the output plus O(keys) per block of rows, rows
 come out sorted with no global sort, and only the upper triangle is computed. Blocks of rows run
 in parallel on large graphs (each row is computed alone, so the result is the same). Hub tokens never reach this module, so no
-token expands to more than caps.max_keys² / 2 contributions. Each contribution is rounded to a multiple of
+token expands to more than (its signal's cap)² / 2 contributions, since projection runs on one
+representative key per account (graph.build.representative_keys). Each contribution is rounded to a multiple of
 2**-32, so sums are exact and the same whatever the order they are added in (a distributed engine
 gets identical weights).
 """

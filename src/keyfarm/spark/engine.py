@@ -270,8 +270,10 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
     from keyfarm import schema
     from keyfarm.graph.build import hub_table
     from keyfarm.pipeline import (LinkResult, assemble_outputs, attach_prompt_examples, detect_communities,
-                                  prompt_examples_needed, run_record)
-    from keyfarm.scoring import KeyActivity, activity_span, cluster_features, score_clusters
+                                  prompt_examples_needed, run_record, score_stage)
+    from keyfarm.scoring import KeyActivity, activity_span, score_clusters
+    from keyfarm.graph.build import representative_keys
+    from keyfarm.scoring.hubs import hub_rows, judged_hub_tokens
     from keyfarm.signals import registry
 
     groups = groups or int(spark.conf.get("spark.sql.shuffle.partitions"))
@@ -359,6 +361,11 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
             hubs = tok.filter(F.col("kind") == "hub").select("token", "signal", "n_accounts", "n_keys").toPandas()
             hubs = hub_table(hubs.assign(is_hub=True))
             graph = _collect_graph(tok, tables, config)
+            judged = judged_hub_tokens(hubs, config)
+            wanted = spark.createDataFrame(judged[["token"]] if len(judged) else pd.DataFrame({"token": []}),
+                                           schema="token string")
+            hub_members = hub_rows(incidence.join(F.broadcast(wanted), "token", "left_semi")
+                                   .select("token", "key").toPandas(), judged)
             info["counts"] = f"{graph.n_edges:,} edges, {len(hubs):,} hub tokens"
 
         with progress.stage("communities") as info:
@@ -367,28 +374,37 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
 
         with progress.stage("scores") as info:
             sizes = np.bincount(membership, minlength=1) if membership.size else np.zeros(1, np.int64)
-            in_scope = np.flatnonzero(sizes[membership] >= 2).astype(np.int64)
+            in_scope = np.union1d(np.flatnonzero(sizes[membership] >= 2),
+                                  hub_members["key"].to_numpy(np.int64)).astype(np.int64)
             scope = spark.createDataFrame(pd.DataFrame({"key": in_scope}), schema="key long")
             per_key = keyed.filter(F.col("kind").isin("daily", "bin")).join(F.broadcast(scope), "key", "left_semi") \
                 .select("kind", "key", "t", "v1").toPandas()
             totals = keyed.filter(F.col("kind") == "total").select("key", "v1", "v2", "v3", "v4").toPandas()
             span = ok.agg(F.min("ts_ns").alias("lo"), F.max("ts_ns").alias("hi")).collect()[0]
+            population = keyed.filter(F.col("kind") == "bin").groupBy("t").count().toPandas()
             activity = _activity(per_key, span, config, KeyActivity, activity_span)
+            activity.population = pd.Series(population["count"].to_numpy(np.int64),
+                                            index=population["t"].to_numpy(np.int64)).sort_index()
             totals = pd.DataFrame({"total_tokens": totals["v1"].to_numpy(np.int64),
                                    "peak_daily_tokens": totals["v2"].to_numpy(np.int64),
                                    "mean_daily_tokens": totals["v3"].to_numpy(np.float64),
                                    "n_requests": totals["v4"].to_numpy(np.int64)},
                                   index=pd.Index(totals["key"].to_numpy(np.int64), name="key")).sort_index()
-            feats = cluster_features(tables.keys, tables.accounts, activity, membership, graph.src,
-                                     graph.dst, graph.weight, graph.w, config.scoring)
+            membership, hubs, feats = score_stage(tables, activity, membership, graph, hubs, hub_members,
+                                                  config)
             scored = score_clusters(feats, config.scoring)
             members, clusters, edges = assemble_outputs(tables, graph, membership, scored, activity,
                                                         config.scoring.default_daily_limit, totals=totals)
             mask, needed = prompt_examples_needed(graph, membership, clusters)
             wanted = spark.createDataFrame(needed, schema="key long, token string").withColumn("g", key_group)
+            # the keys of each needed account, keyed by its representative key (edges join those)
+            rep = representative_keys(tables.keys["account"].to_numpy(np.int64))
+            of_rep = np.flatnonzero(np.isin(rep, needed["key"].unique()))
+            rep_map = spark.createDataFrame(pd.DataFrame({"key": of_rep.astype(np.int64), "rep": rep[of_rep]}),
+                                            schema="key long, rep long")
             sent = ok.filter(F.col("prompt").isNotNull()).select("key", "prompt") \
-                .join(F.broadcast(wanted.select("key").distinct()), "key", "left_semi").dropDuplicates() \
-                .withColumn("g", key_group)
+                .join(F.broadcast(rep_map), "key", "inner").select(F.col("rep").alias("key"), "prompt") \
+                .dropDuplicates().withColumn("g", key_group)
             examples = sent.groupBy("g").cogroup(wanted.groupBy("g")).applyInPandas(
                 _per_cogroup(stages.example_stage, bc), stages.EXAMPLE_SCHEMA).toPandas() if len(needed) \
                 else pd.DataFrame({"key": np.zeros(0, np.int64), "token": [], "prompt": []})

@@ -226,7 +226,7 @@ def token_stage(pdf: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
     largest one with its token (ties: the smallest token, the local kernel's first in token order);
     Spark combines groups by the same rule.
     """
-    from keyfarm.graph.build import merge_incidences, token_degrees
+    from keyfarm.graph.build import incidence_by_account, merge_incidences, token_degrees
     from keyfarm.graph.weighting import weigh_tokens
 
     inc = merge_incidences([pdf])
@@ -237,7 +237,7 @@ def token_stage(pdf: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
                          "n_accounts": hubs["n_accounts"].to_numpy(np.int64),
                          "n_keys": hubs["n_keys"].to_numpy(np.int64)})]
     projected = tokens[tokens["projected"]].reset_index(drop=True)
-    edges = _contributions(inc, projected)
+    edges = _contributions(incidence_by_account(inc, ctx.account), projected)
     if edges is not None:
         out.append(edges)
     return pd.concat([conform(p, TOKEN_STAGE_SCHEMA) for p in out], ignore_index=True)

@@ -1,0 +1,69 @@
+"""Explanations (scores stage): one sentence per cluster naming its evidence of control and of
+evasion, what counted against it, and for `review` and `clear` what is missing for `farm`."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+_CONTROL_TEXT = {
+    "payment": "{n} of {N} accounts share a payment instrument",
+    "timing": "{n} of {N} accounts act in the same unusual time slots",
+    "device": "{n} of {N} accounts share a rare device fingerprint",
+    "burst": "accounts opened within {creation_spread_hours:.0f} h",
+    "activation": "keys activated within {activation_spread_hours:.0f} h",
+}
+_INFRA_TEXT = {
+    "network": "{n} of {N} accounts share addresses",
+    "prompt": "{n} of {N} accounts send near-duplicate prompts",
+}
+_SHARE_COLUMN = {"payment": "share_payment", "timing": "share_timing", "device": "share_device",
+                 "network": "share_ip", "prompt": "share_prompt"}
+
+
+def _facts(row: pd.Series, names, texts, scaled_row: pd.Series, floor: float) -> list[str]:
+    out = []
+    for name in names:
+        if scaled_row[name] < floor:
+            continue
+        fmt = row.to_dict()
+        col = _SHARE_COLUMN.get(name)
+        fmt["N"] = int(row["n_accounts"])
+        fmt["n"] = int(round(row[col] * row["n_accounts"])) if col else 0
+        out.append(texts[name].format(**fmt))
+    return out
+
+
+def explain(out: pd.DataFrame, scaled: pd.DataFrame, contrib: pd.DataFrame, config) -> list[str]:
+    """The explanation of every row of `out` (features with score and verdict)."""
+    sentences = []
+    for i in out.index:
+        row, s = out.loc[i], scaled.loc[i]
+        control = _facts(row, _CONTROL_TEXT, _CONTROL_TEXT, s, 0.5)
+        infra = _facts(row, _INFRA_TEXT, _INFRA_TEXT, s, 0.5)
+        mult = float(np.nan_to_num(row["limit_multiplier"]))
+        evasion = f"together {mult:.1f}× one account's daily limit at {row['usage']:.0%} median use of each"
+        head = {"farm": "Farm", "review": "Review", "clear": "Clear"}[row["verdict"]]
+        text = f"{head} (score {row['score']:.2f}): control — " + ("; ".join(control) if control else "none")
+        if infra:
+            text += f"; shared infrastructure or interest — {'; '.join(infra)}"
+        text += f"; evasion — {evasion}"
+        against = []
+        if row["declared_org"]:
+            against.append("one declared organisation")
+        if row["institutional_domain"]:
+            against.append("one institutional email domain")
+        if against:
+            text += "; against: " + ", ".join(against)
+        if row["verdict"] != "farm":
+            missing = []
+            if not control or row["control"] < config.min_control:
+                missing.append("evidence of one actor (no shared card, unusual time slots, rare device or burst)")
+            if mult < config.min_multiplier:
+                missing.append(f"drawing beyond one account (needs {config.min_multiplier:g}× a limit)")
+            if row["n_accounts"] < config.min_accounts:
+                missing.append(f"at least {config.min_accounts} accounts")
+            if not missing:
+                missing.append(f"a score of {config.threshold:g}")
+            text += "; missing for farm: " + ", ".join(missing)
+        sentences.append(text + ".")
+    return sentences

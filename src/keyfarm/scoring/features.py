@@ -1,0 +1,297 @@
+"""Cluster features (scores stage): what the accounts of each cluster share and how they draw.
+
+Features are computed from per-key aggregates (`key_activity`, which a distributed engine computes
+per partition of keys, plus one small population reduce over time bins) joined on membership, and
+from the cluster's internal edges. Two families, weighed apart by the verdict
+(keyfarm.scoring.verdict): evidence of *common control* (shared card, the same unusual time slots,
+a rare device, creation and key-activation bursts, synchrony against the population's own activity
+curve) and of *limit evasion* (how many limits' worth the accounts draw together, at what use of
+each one's own limit).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import pandas as pd
+
+from keyfarm.graph.weighting import SIGNALS
+
+LINK_SIGNALS = tuple(s for s in SIGNALS if s != "account")  # the account signal links keys of one account
+INSTITUTIONAL = r"(?:\.edu|\.gov|\.mil|\.ac\.[a-z]{2}|\.edu\.[a-z]{2}|\.gov\.[a-z]{2})$"
+LINK_MIN = 0.1   # a signal links two accounts when its evidence on their pair is at least this
+
+
+# ---------------------------------------------------------------- per-key aggregates
+
+@dataclass
+class KeyActivity:
+    """Per-key aggregates of the requests: what cluster features need, far smaller than the logs."""
+
+    daily: pd.DataFrame   # key, day (int days since epoch), tokens
+    bins: pd.DataFrame    # key, bin (int): distinct activity bins of each key
+    n_bins_total: int     # bins spanned by the logs
+    population: pd.Series | None = None  # bin → active keys in it, over all keys (the baseline)
+
+
+def key_activity(requests: pd.DataFrame, *, bin_seconds: int = 300) -> KeyActivity:
+    """Daily tokens per key, the distinct time bins each key was active in, and per bin the number
+    of active keys (the population curve synchrony is measured against)."""
+    ts = requests["ts"].to_numpy(dtype="datetime64[ns]").astype(np.int64) // 10**9
+    tokens = (requests["prompt_tokens"].fillna(0).to_numpy(np.int64)
+              + requests["completion_tokens"].fillna(0).to_numpy(np.int64))
+    key = requests["key"].to_numpy(np.int64)
+    daily = pd.DataFrame({"key": key, "day": ts // 86400, "tokens": tokens}) \
+        .groupby(["key", "day"], sort=True, as_index=False)["tokens"].sum()
+    bins = pd.DataFrame({"key": key, "bin": ts // bin_seconds}).drop_duplicates() \
+        .sort_values(["key", "bin"], kind="stable").reset_index(drop=True)
+    span = activity_span(int(ts.min()), int(ts.max()), bin_seconds) if len(ts) else 1
+    return KeyActivity(daily=daily, bins=bins, n_bins_total=span, population=population_bins(bins))
+
+
+def population_bins(bins: pd.DataFrame) -> pd.Series:
+    """Active keys per bin (index bin, sorted): a reduce a partitioned engine sums over partitions."""
+    return bins["bin"].value_counts().sort_index().astype(np.int64)
+
+
+def activity_span(first_second: int, last_second: int, bin_seconds: int) -> int:
+    """Bins spanned by logs from `first_second` to `last_second` (epoch seconds)."""
+    return int(last_second // bin_seconds - first_second // bin_seconds + 1)
+
+
+# ---------------------------------------------------------------- graph-based evidence
+
+@numba.njit(cache=True, nogil=True)
+def _find(parent, x):
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
+
+
+@numba.njit(cache=True, nogil=True)
+def _weakest_links(src, dst, weight, membership, n_clusters):
+    """Per cluster: the lightest edge of a maximum spanning forest of its internal edges (Kruskal)."""
+    order = np.argsort(-weight, kind="mergesort")
+    parent = np.arange(membership.size)
+    weakest = np.full(n_clusters, -1, np.int64)
+    for i in order:
+        a, b = src[i], dst[i]
+        c = membership[a]
+        if membership[b] != c:
+            continue
+        ra, rb = _find(parent, a), _find(parent, b)
+        if ra != rb:
+            parent[ra] = rb
+            weakest[c] = i  # edges arrive heaviest first: the last one joined is the weakest
+    return weakest
+
+
+@numba.njit(cache=True, nogil=True)
+def _strongest_links(weight, edge_cluster, n_clusters):
+    best = np.full(n_clusters, -1, np.int64)
+    for i in range(weight.size):
+        c = edge_cluster[i]
+        if c >= 0 and (best[c] < 0 or weight[i] > weight[best[c]]):
+            best[c] = i
+    return best
+
+
+def weakest_links(src, dst, weight, membership) -> np.ndarray:
+    """Index of each cluster's weakest holding edge (−1 for a cluster of one key)."""
+    membership = np.asarray(membership, np.int64)
+    n_clusters = int(membership.max()) + 1 if membership.size else 0
+    return _weakest_links(np.asarray(src, np.int64), np.asarray(dst, np.int64),
+                          np.asarray(weight, np.float64), membership, n_clusters)
+
+
+# ---------------------------------------------------------------- features
+
+def institutional(domain: pd.Series) -> np.ndarray:
+    """Is each sign-up domain an institution's (.edu, .gov, .mil, .ac.<cc>, .edu.<cc>, .gov.<cc>)?"""
+    return domain.fillna("").astype(str).str.lower().str.contains(INSTITUTIONAL).to_numpy(bool)
+
+
+def _spread_hours(hours: np.ndarray, cluster: np.ndarray, cids: np.ndarray) -> np.ndarray:
+    """Per cluster: the 10–90% spread of `hours` over its accounts (NaN where unknown)."""
+    ok = np.isfinite(hours)
+    s = pd.Series(hours[ok]).groupby(cluster[ok])
+    return (s.quantile(0.9) - s.quantile(0.1)).reindex(cids).to_numpy(np.float64)
+
+
+def _expected_distinct(p: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """E[distinct bins] when n events fall in bins with probabilities p: Σ_b 1 − (1 − p_b)^n,
+    evaluated once per distinct n (clusters share few distinct sizes)."""
+    sizes, inverse = np.unique(n, return_inverse=True)
+    log_q = np.log1p(-np.clip(p, 0.0, 1.0 - 1e-12))
+    out = np.empty(sizes.size)
+    for start in range(0, sizes.size, 256):
+        chunk = sizes[start:start + 256].astype(np.float64)
+        out[start:start + 256] = (-np.expm1(np.outer(chunk, log_q))).sum(axis=1)
+    return out[inverse]
+
+
+def _synchrony(activity: KeyActivity, account: np.ndarray, membership: np.ndarray,
+               cids: np.ndarray) -> np.ndarray:
+    """1 − observed / expected distinct bins of the cluster's account-bin activity, the expectation
+    drawn from the population's own curve (business hours, the daily cycle) rather than uniform
+    time: a crowd that works when everyone works scores ≈ 0; accounts firing together score ≈ 1."""
+    bins = activity.bins
+    key = bins["key"].to_numpy(np.int64)
+    frame = pd.DataFrame({"c": membership[key], "a": account[key], "bin": bins["bin"].to_numpy(np.int64)})
+    frame = frame[np.isin(frame["c"].to_numpy(), cids)].drop_duplicates(["a", "bin"])
+    if not len(frame):
+        return np.zeros(len(cids))
+    events = frame.groupby("c").size().reindex(cids, fill_value=0).to_numpy(np.int64)
+    distinct = frame.drop_duplicates(["c", "bin"]).groupby("c").size().reindex(cids, fill_value=0).to_numpy()
+    pop = activity.population if activity.population is not None and len(activity.population) \
+        else population_bins(bins)
+    counts = pop.to_numpy(np.float64)
+    n_total = max(int(activity.n_bins_total), counts.size, 1)
+    # every bin of the span is possible; bins nobody used get a small floor
+    p = np.concatenate([counts, np.full(n_total - counts.size, 0.5)])
+    p = p / p.sum()
+    expected = _expected_distinct(p, events)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(expected > 0, np.clip(1.0 - distinct / expected, 0.0, 1.0), 0.0)
+
+
+def _linked_share(src, dst, account, membership, w, cids, n_acc) -> np.ndarray:
+    """Per cluster: the share of its accounts tied to another of its accounts by this signal."""
+    mask = (membership[src] == membership[dst]) & (account[src] != account[dst]) & (w >= LINK_MIN)
+    if not mask.any():
+        return np.zeros(len(cids))
+    ends = pd.DataFrame({"c": np.concatenate([membership[src[mask]], membership[dst[mask]]]),
+                         "a": np.concatenate([account[src[mask]], account[dst[mask]]])}).drop_duplicates()
+    touched = ends.groupby("c").size().reindex(cids, fill_value=0).to_numpy(np.float64)
+    return touched / np.maximum(n_acc, 1)
+
+
+def _hub_share(hub_members: pd.DataFrame, signal: str, account, membership, cids, n_acc) -> np.ndarray:
+    """Per cluster: the share of its accounts sharing a hub value of `signal` with another of its
+    accounts (hubs are never projected, so their evidence inside a cluster is counted here)."""
+    rows = hub_members[hub_members["signal"].to_numpy(dtype=object) == signal]
+    if not len(rows):
+        return np.zeros(len(cids))
+    key = rows["key"].to_numpy(np.int64)
+    frame = pd.DataFrame({"t": rows["token"].to_numpy(dtype=object), "c": membership[key],
+                          "a": account[key]}).drop_duplicates()
+    frame = frame[frame.groupby(["t", "c"])["a"].transform("size").to_numpy() >= 2]
+    touched = frame.drop_duplicates(["c", "a"]).groupby("c").size().reindex(cids, fill_value=0)
+    return touched.to_numpy(np.float64) / np.maximum(n_acc, 1)
+
+
+def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyActivity,
+                     membership: np.ndarray, src: np.ndarray, dst: np.ndarray, weight: np.ndarray,
+                     signal_weights: dict[str, np.ndarray], config, *,
+                     hub_members: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Raw features of every cluster with at least two accounts (one row each, by cluster_id).
+
+    `hub_members` (token, key, signal) lists the keys of judged hub values: a hub value shared
+    inside a cluster counts towards that signal's share like a projected link does."""
+    membership = np.asarray(membership, np.int64)
+    n_clusters = int(membership.max()) + 1 if membership.size else 0
+    account = keys["account"].to_numpy(np.int64)
+    limit = keys["daily_token_limit"].astype("Float64").fillna(config.default_daily_limit) \
+        .to_numpy(np.float64)
+    limit = np.where(limit > 0, limit, float(config.default_daily_limit))
+
+    n_acc = pd.Series(account).groupby(membership).nunique().reindex(range(n_clusters), fill_value=0)
+    cids = np.flatnonzero(n_acc.to_numpy() >= 2)
+    feats = pd.DataFrame({"cluster_id": cids})
+    feats["n_keys"] = np.bincount(membership, minlength=n_clusters)[cids]
+    feats["n_accounts"] = n_acc.to_numpy()[cids]
+    n_accounts = feats["n_accounts"].to_numpy(np.float64)
+    in_scope = np.isin(membership, cids)
+
+    # evasion: use of each key's own limit, and how many limits the cluster draws together
+    daily = activity.daily
+    dkey = daily["key"].to_numpy(np.int64)
+    dcl = membership[dkey]
+    per_key_use = (daily.assign(ratio=daily["tokens"].to_numpy() / limit[dkey])
+                   .groupby("key")["ratio"].mean())
+    use = pd.Series(per_key_use.to_numpy(), index=membership[per_key_use.index.to_numpy()]).groupby(level=0)
+    feats["usage"] = use.median().reindex(cids).fillna(0.0).to_numpy()
+    feats["usage_low"] = use.quantile(0.25).reindex(cids).fillna(0.0).to_numpy()
+    cl_daily = pd.DataFrame({"c": dcl, "day": daily["day"].to_numpy(), "t": daily["tokens"].to_numpy()}) \
+        .groupby(["c", "day"])["t"].sum().groupby(level=0).max()
+    feats["total_tokens"] = pd.Series(daily["tokens"].to_numpy()).groupby(dcl).sum() \
+        .reindex(cids).fillna(0).astype(np.int64).to_numpy()
+    med_limit = pd.Series(limit[in_scope]).groupby(membership[in_scope]).median().reindex(cids).to_numpy()
+    feats["limit_multiplier"] = cl_daily.reindex(cids).fillna(0).to_numpy() / med_limit
+
+    # control: creation burst of the accounts, activation burst of their newest keys
+    first_key = pd.Series(np.arange(len(keys))).groupby(account).first()
+    acc_cluster = membership[first_key.to_numpy()]  # an account's cluster: that of its first key
+    key_hours = keys["created_at"].dt.tz_convert("UTC").array.asi8 / 3.6e12
+    key_hours = np.where(keys["created_at"].isna().to_numpy(), np.nan, key_hours)
+    first_hours = pd.Series(key_hours).groupby(account).min().reindex(first_key.index).to_numpy()
+    newest_hours = pd.Series(key_hours).groupby(account).max().reindex(first_key.index).to_numpy()
+    acc_hours = first_hours
+    if len(accounts) and "created_at" in accounts and accounts["created_at"].notna().any():
+        ids = keys["account_id"].to_numpy(dtype=object)[first_key.to_numpy()]
+        declared = accounts.set_index("account_id")["created_at"].reindex(ids)
+        dh = declared.dt.tz_convert("UTC").array.asi8 / 3.6e12
+        acc_hours = np.where(declared.isna().to_numpy(), first_hours, dh)
+    scope = np.isin(acc_cluster, cids)
+    feats["creation_spread_hours"] = _spread_hours(acc_hours[scope], acc_cluster[scope], cids)
+    feats["activation_spread_hours"] = _spread_hours(newest_hours[scope], acc_cluster[scope], cids)
+    feats["synchrony"] = _synchrony(activity, account, membership, cids)
+
+    # declared organisation and institutional domain (context, not control)
+    acc_meta = pd.DataFrame({"account_id": keys["account_id"].to_numpy(dtype=object)[first_key.to_numpy()],
+                             "c": acc_cluster})
+    if len(accounts):
+        acc_meta = acc_meta.join(accounts.set_index("account_id")[["org_id", "email_domain"]], on="account_id")
+    else:
+        acc_meta["org_id"] = None
+        acc_meta["email_domain"] = None
+    acc_meta = acc_meta[scope]
+    org = acc_meta.groupby("c")["org_id"].agg(lambda s: s.notna().all() and s.nunique() == 1)
+    dom = acc_meta.assign(inst=institutional(acc_meta["email_domain"])).groupby("c").agg(
+        inst=("inst", "all"), n_dom=("email_domain", "nunique"))
+    feats["declared_org"] = org.reindex(cids).fillna(False).astype(bool).to_numpy()
+    feats["institutional_domain"] = (dom["inst"] & (dom["n_dom"] == 1)).reindex(cids).fillna(False) \
+        .astype(bool).to_numpy()
+
+    # edges inside clusters, between different accounts: which signals link, and how many accounts
+    src = np.asarray(src, np.int64)
+    dst = np.asarray(dst, np.int64)
+    inside = (membership[src] == membership[dst]) & (account[src] != account[dst])
+    ecl = membership[src[inside]]
+    total = pd.Series(np.asarray(weight)[inside]).groupby(ecl).sum()
+    linked = np.full(len(cids), "", dtype=object)
+    n_signals = np.zeros(len(cids), np.int64)
+    for s in LINK_SIGNALS:
+        w = signal_weights.get(s)
+        if w is None:
+            feats[f"share_{s}"] = 0.0
+            continue
+        w = np.asarray(w, np.float64)
+        feats[f"share_{s}"] = _linked_share(src, dst, account, membership, w, cids, n_accounts)
+        if hub_members is not None and len(hub_members):
+            feats[f"share_{s}"] = np.maximum(feats[f"share_{s}"].to_numpy(),
+                                             _hub_share(hub_members, s, account, membership, cids, n_accounts))
+        part = (pd.Series(w[inside]).groupby(ecl).sum() / total).reindex(cids).fillna(0).to_numpy()
+        on = part >= config.signal_share
+        linked = np.where(on, np.where(linked == "", s, linked + "," + s), linked)
+        n_signals += on
+    feats["signals"] = linked
+    feats["n_signals"] = n_signals
+    if "prompt" in signal_weights:
+        has_prompt = pd.Series((np.asarray(signal_weights["prompt"])[inside] > 0).astype(float)).groupby(ecl).mean()
+        feats["prompt_homogeneity"] = has_prompt.reindex(cids).fillna(0.0).to_numpy()
+    else:
+        feats["prompt_homogeneity"] = 0.0
+
+    # weakest and strongest links between different accounts
+    between = account[src] != account[dst]
+    w_between = np.where(between, np.asarray(weight, np.float64), -np.inf)
+    weak = weakest_links(src[between], dst[between], np.asarray(weight, np.float64)[between], membership)
+    weak = np.where(weak >= 0, np.flatnonzero(between)[np.maximum(weak, 0)] if between.any() else -1, -1)
+    edge_cluster = np.where((membership[src] == membership[dst]) & between, membership[src], -1)
+    strong = _strongest_links(w_between, edge_cluster, n_clusters)
+    feats["weakest_edge"] = weak[cids]
+    feats["strongest_edge"] = strong[cids]
+    return feats

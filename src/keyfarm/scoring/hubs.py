@@ -1,0 +1,129 @@
+"""Hub triage (scores stage): the group of accounts behind a hub value, judged as a group.
+
+A hub is a value shared by more accounts than its signal's cap; it is never projected pairwise
+(keyfarm.graph.weighting), but it is not noise either: a card on 300 accounts that all run near
+their limit is the best lead a trust-and-safety team gets, a campus NAT is not. Each hub of a
+judged signal (HUB_SIGNALS) is scored with the cluster verdict model as if its accounts were one
+cluster, with the hub itself as their shared evidence: a shared card or shared unusual time slots
+are evidence of control; a shared address is infrastructure. The verdict goes to hubs.parquet, and
+hubs of a control signal judged `farm` become clusters (`merge_farm_hubs`): their accounts leave
+their communities and form one cluster per group of overlapping farm hubs, so a 2,000-account farm
+on one card is one cluster even though no pair of its accounts was projected.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+HUB_SIGNALS = {"payment": "share_payment", "timing": "share_timing", "ip": "share_ip"}
+CONTROL_HUB_SIGNALS = ("payment", "timing")   # hubs whose `farm` groups become clusters
+
+
+def judged_hub_tokens(hubs: pd.DataFrame, config) -> pd.DataFrame:
+    """The hubs judged as groups: of HUB_SIGNALS, on at most caps.max_judged_hub accounts."""
+    keep = hubs["signal"].isin(list(HUB_SIGNALS)).to_numpy() & \
+        (hubs["n_accounts"].to_numpy() <= config.caps.max_judged_hub)
+    return hubs.loc[keep, ["token", "signal"]].reset_index(drop=True)
+
+
+def hub_incidence(incidences, hubs: pd.DataFrame, config) -> pd.DataFrame:
+    """(token, key, signal) of every key reaching a judged hub, sorted by token and key."""
+    judged = judged_hub_tokens(hubs, config)
+    wanted = pd.Index(judged["token"])
+    parts = []
+    for frame in incidences:
+        if len(frame):
+            pos = wanted.get_indexer(frame["token"])
+            hit = pos >= 0
+            parts.append(pd.DataFrame({"token": frame["token"].to_numpy(dtype=object)[hit],
+                                       "key": frame["key"].to_numpy(np.int64)[hit]}))
+    return hub_rows(pd.concat(parts, ignore_index=True) if parts else
+                    pd.DataFrame({"token": [], "key": np.zeros(0, np.int64)}), judged)
+
+
+def hub_rows(rows: pd.DataFrame, judged: pd.DataFrame) -> pd.DataFrame:
+    """Distinct (token, key) rows with their hub's signal, sorted (both engines end here)."""
+    rows = rows.drop_duplicates().sort_values(["token", "key"], kind="stable").reset_index(drop=True)
+    rows["key"] = rows["key"].astype(np.int64)
+    rows["signal"] = judged.set_index("token")["signal"].reindex(rows["token"]).to_numpy(dtype=object)
+    return rows
+
+
+def judge_hubs(tables, activity, hub_members: pd.DataFrame, hubs: pd.DataFrame, config) -> pd.DataFrame:
+    """Score each judged hub's group of accounts; returns hubs with score and verdict columns
+    (null where not judged). `hub_members`: token, key (the keys reaching each judged hub)."""
+    from keyfarm.scoring.features import KeyActivity, cluster_features
+    from keyfarm.scoring.verdict import score_clusters
+
+    out = hubs.copy()
+    out["score"] = np.nan
+    out["verdict"] = pd.Series([None] * len(out), dtype=object)
+    judged = hubs["token"].isin(judged_hub_tokens(hubs, config)["token"]).to_numpy()
+    if not judged.any() or not len(hub_members):
+        return out
+    tokens = hubs.loc[judged, "token"].to_numpy(dtype=object)
+    members = hub_members[hub_members["token"].isin(tokens)]
+    hub_of = pd.Index(tokens).get_indexer(members["token"])
+    order = np.lexsort((members["key"].to_numpy(np.int64), hub_of))
+    hub_of = hub_of[order]
+    key = members["key"].to_numpy(np.int64)[order]
+
+    # one pseudo key per (hub, key): each hub is a cluster of its own copies of the keys
+    keys = tables.keys.iloc[key].reset_index(drop=True)
+    acc = pd.factorize(pd.Series(hub_of).astype(str) + "/" + keys["account"].astype(str))[0]
+    keys["account"] = acc.astype(np.int64)
+    copy = pd.DataFrame({"key": key, "new": np.arange(key.size)})
+    daily = activity.daily.merge(copy, on="key").drop(columns="key").rename(columns={"new": "key"})
+    bins = activity.bins.merge(copy, on="key").drop(columns="key").rename(columns={"new": "key"})
+    pseudo = KeyActivity(daily=daily[["key", "day", "tokens"]], bins=bins[["key", "bin"]],
+                         n_bins_total=activity.n_bins_total, population=activity.population)
+    empty = np.zeros(0, np.int64)
+    feats = cluster_features(keys, tables.accounts, pseudo, hub_of.astype(np.int64), empty, empty,
+                             np.zeros(0), {}, config.scoring)
+    signal = hubs.loc[judged, "signal"].to_numpy(dtype=object)[feats["cluster_id"].to_numpy()]
+    for s, column in HUB_SIGNALS.items():
+        feats[column] = np.where(signal == s, 1.0, 0.0)
+    for column in ("share_device", "share_prompt"):
+        feats[column] = 0.0
+    feats["signals"] = signal
+    scored = score_clusters(feats, config.scoring)
+    rows = np.flatnonzero(judged)[scored["cluster_id"].to_numpy()]
+    out.loc[rows, "score"] = scored["score"].to_numpy()
+    out.loc[rows, "verdict"] = scored["verdict"].to_numpy(dtype=object)
+    return out
+
+
+def merge_farm_hubs(membership: np.ndarray, account: np.ndarray, judged: pd.DataFrame,
+                    hub_members: pd.DataFrame) -> np.ndarray:
+    """Per-key membership where the accounts of `farm` hubs of a control signal form one cluster
+    per group of overlapping hubs (union-find over shared accounts); other keys keep theirs."""
+    farm = judged[(judged["verdict"] == "farm") & judged["signal"].isin(list(CONTROL_HUB_SIGNALS))]
+    if not len(farm):
+        return membership
+    rows = hub_members[hub_members["token"].isin(farm["token"].to_numpy(dtype=object))]
+    if not len(rows):
+        return membership
+    hub = pd.factorize(rows["token"], sort=True)[0].astype(np.int64)
+    acc = account[rows["key"].to_numpy(np.int64)]
+    n_acc = int(account.max()) + 1
+    parent = np.arange(n_acc + hub.max() + 1)
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, h in zip(acc.tolist(), (hub + n_acc).tolist()):
+        ra, rh = find(a), find(h)
+        if ra != rh:
+            parent[max(ra, rh)] = min(ra, rh)
+    grouped = np.unique(acc)
+    roots = np.array([find(a) for a in grouped.tolist()], np.int64)
+    out = np.asarray(membership, np.int64).copy()
+    base = int(out.max()) + 1 if out.size else 0
+    label = np.full(n_acc, -1, np.int64)
+    label[grouped] = base + pd.factorize(roots, sort=True)[0]
+    in_group = label[account] >= 0
+    out[in_group] = label[account][in_group]
+    return out

@@ -1,0 +1,141 @@
+"""The verdict model (scores stage): scaled features → calibrated `score` → farm / review / clear.
+
+A farm needs two things, answered apart: evidence that one actor controls the accounts (a shared
+card, the same unusual time slots, a rare device, accounts or keys opened in one burst) and
+evidence that together they draw what one account may not (`limit_multiplier`). `score` is a
+logistic model over the scaled features, fitted on labelled clusters by `keyfarm calibrate`
+(keyfarm.scoring.calibrate); the package's defaults are the fit that scripts/calibrate_defaults.py
+wrote to `defaults.toml` beside this module, never hand-set. The policy on top is fixed and
+documented: `farm` needs score ≥ threshold, ≥ min_accounts accounts, some control evidence at
+min_control or more, and limit_multiplier ≥ min_multiplier; other clusters scoring at least
+review_threshold are `review` (an analyst looks, enforcement does not act); the rest `clear`.
+"""
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# scaled features the model weighs, in this order (each in [0, 1], 1 = farm-like unless noted)
+MODEL_FEATURES = ("payment", "timing", "device", "network", "prompt", "burst", "activation",
+                  "synchrony", "usage", "multiplier", "size", "declared_org", "institutional_domain",
+                  "control_evasion")
+# evidence a crowd cannot share by chance: the gate of `farm` takes their maximum
+CONTROL_FEATURES = ("payment", "timing", "device", "burst", "activation")
+DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
+
+
+def _defaults() -> dict:
+    """The fitted weights shipped with the package (bias, weights, and what they were fitted on)."""
+    data = tomllib.loads(DEFAULTS_FILE.read_text())["scoring"]
+    return {"bias": float(data["bias"]), "weights": {k: float(v) for k, v in data["weights"].items()},
+            "fitted_on": str(data.get("fitted_on", ""))}
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """Feature scales, the fitted verdict model and the verdict policy (see module docstring)."""
+
+    default_daily_limit: int = 100_000   # tokens, for keys without (or with a non-positive) limit
+    sync_bin_seconds: int = 300          # activity bins for synchrony
+    burst_window_hours: float = 72.0     # accounts (or keys) opened within this spread: one burst
+    min_accounts: int = 3                # never `farm` below this many accounts
+    threshold: float = 0.5               # `farm` when score >= threshold (and the gates below)
+    review_threshold: float = 0.2        # `review` when not farm and score >= this
+    min_control: float = 0.5             # `farm` needs one control feature at least this strong
+    min_multiplier: float = 1.5          # `farm` needs the accounts to draw this many limits together
+    signal_share: float = 0.05           # a signal "links" a cluster when it carries this share of weight
+    bias: float = field(default_factory=lambda: _defaults()["bias"])
+    weights: dict = field(default_factory=lambda: _defaults()["weights"])
+    fitted_on: str = field(default_factory=lambda: _defaults()["fitted_on"])
+
+    def __post_init__(self):
+        from keyfarm.errors import KeyfarmConfigError
+        if self.sync_bin_seconds < 1:
+            raise KeyfarmConfigError(f"setting scoring.sync_bin_seconds must be >= 1, got {self.sync_bin_seconds!r}")
+        if self.burst_window_hours <= 0:
+            raise KeyfarmConfigError("setting scoring.burst_window_hours must be > 0, "
+                                     f"got {self.burst_window_hours!r}")
+        if self.default_daily_limit < 1:
+            raise KeyfarmConfigError("setting scoring.default_daily_limit must be >= 1, "
+                                     f"got {self.default_daily_limit!r}")
+        for name in ("threshold", "review_threshold", "min_control"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise KeyfarmConfigError(f"setting scoring.{name} must be within 0..1, got {value!r}")
+        unknown = [k for k in self.weights if k not in MODEL_FEATURES]
+        if unknown:
+            raise KeyfarmConfigError(f"unknown key scoring.weights.{unknown[0]} (known: {', '.join(MODEL_FEATURES)})")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def feature_scales(feats: pd.DataFrame, config: ScoringConfig) -> pd.DataFrame:
+    """Each model feature scaled to [0, 1], one column per MODEL_FEATURES name.
+
+    The scales are fixed with a reason, not fitted: shares are shares of accounts; a burst is 1
+    when every account was opened at once and 0 at burst_window_hours apart; the multiplier is
+    log2(limits drawn)/3, 0 at one limit and 1 at eight; size is log(accounts/2)/log(100).
+    """
+    def burst(column):
+        spread = feats[column].to_numpy(np.float64)
+        return np.where(np.isfinite(spread), np.clip(1.0 - spread / config.burst_window_hours, 0, 1), 0.0)
+
+    mult = feats["limit_multiplier"].to_numpy(np.float64)
+    scaled = pd.DataFrame({
+        "payment": feats["share_payment"], "timing": feats.get("share_timing", 0.0),
+        "device": feats["share_device"], "network": feats["share_ip"], "prompt": feats["share_prompt"],
+        "burst": burst("creation_spread_hours"), "activation": burst("activation_spread_hours"),
+        "synchrony": np.clip(feats["synchrony"].to_numpy(np.float64), 0, 1),
+        "usage": np.clip(feats["usage"].to_numpy(np.float64), 0, 1),
+        "multiplier": np.clip(np.log2(np.maximum(np.nan_to_num(mult, nan=0.0, posinf=1e6), 1e-12)) / 3.0, 0, 1),
+        "size": np.clip(np.log(np.maximum(feats["n_accounts"].to_numpy(np.float64), 2) / 2) / math.log(100), 0, 1),
+        "declared_org": feats["declared_org"].astype(float),
+        "institutional_domain": feats["institutional_domain"].astype(float),
+    }, index=feats.index).astype(np.float64)
+    scaled["control_evasion"] = control_index(scaled) * scaled["multiplier"]
+    return scaled[list(MODEL_FEATURES)]
+
+
+def control_index(scaled: pd.DataFrame) -> np.ndarray:
+    """The strongest evidence of common control among CONTROL_FEATURES (0..1)."""
+    return scaled[list(CONTROL_FEATURES)].max(axis=1).to_numpy(np.float64)
+
+
+def model_logit(scaled: pd.DataFrame, config: ScoringConfig) -> tuple[np.ndarray, pd.DataFrame]:
+    """(logit, per-feature contributions) of the fitted model."""
+    weights = pd.Series({k: float(config.weights.get(k, 0.0)) for k in MODEL_FEATURES})
+    contrib = scaled[weights.index] * weights
+    return config.bias + contrib.sum(axis=1).to_numpy(np.float64), contrib
+
+
+def verdicts(score: np.ndarray, scaled: pd.DataFrame, feats: pd.DataFrame,
+             config: ScoringConfig) -> np.ndarray:
+    """`farm`, `review` or `clear` per cluster under the policy of the module docstring."""
+    farm = (score >= config.threshold) & (feats["n_accounts"].to_numpy() >= config.min_accounts) \
+        & (control_index(scaled) >= config.min_control) \
+        & (np.nan_to_num(feats["limit_multiplier"].to_numpy(np.float64)) >= config.min_multiplier)
+    review = ~farm & (score >= config.review_threshold)
+    return np.where(farm, "farm", np.where(review, "review", "clear")).astype(object)
+
+
+def score_clusters(feats: pd.DataFrame, config: ScoringConfig) -> pd.DataFrame:
+    """Add the scaled features (`f_<name>`), `score`, `verdict`, `flagged` and an `explanation`."""
+    from keyfarm.scoring.explain import explain
+
+    scaled = feature_scales(feats, config)
+    logit, contrib = model_logit(scaled, config)
+    out = feats.copy()
+    out["score"] = np.round(1.0 / (1.0 + np.exp(-logit)), 6)
+    out["verdict"] = verdicts(out["score"].to_numpy(), scaled, feats, config)
+    out["flagged"] = out["verdict"].to_numpy() == "farm"
+    out["control"] = np.round(control_index(scaled), 6)
+    for name in MODEL_FEATURES:
+        out[f"f_{name}"] = np.round(scaled[name].to_numpy(), 6)
+    out["explanation"] = explain(out, scaled, contrib, config)
+    return out
