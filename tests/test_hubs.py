@@ -47,7 +47,7 @@ def test_a_500_account_farm_on_one_card_is_one_farm_cluster_and_a_campus_nat_is_
     cid = int(farm["cluster_id"].iloc[0])
     cluster = result.clusters.set_index("cluster_id").loc[cid]
     assert cluster["n_accounts"] == 500 and cluster["verdict"] == "farm"
-    assert "500 of 500 accounts share a payment instrument" in cluster["explanation"]
+    assert "500 of 500 accounts joined by shared payment instruments" in cluster["explanation"]
     # nobody else was pulled into it
     assert (members.loc[members["cluster_id"] == cid, "account_id"].str.startswith("farm-")).all()
     hubs = result.hubs.set_index("token")

@@ -72,10 +72,15 @@ def _cluster_world(farm_like: bool):
     return tables, membership, src, dst, weight, sig
 
 
+# a fixed model, so these tests check features and policy, not the fitted defaults
+MODEL = dict(bias=-4.0, weights={"control_span": 2.0, "burst": 1.5, "usage": 2.0, "multiplier": 2.0,
+                                 "control_evasion": 2.0, "declared_org": -6.0})
+
+
 @pytest.mark.parametrize("farm_like", [True, False])
 def test_features_and_verdict(farm_like):
     tables, membership, src, dst, weight, sig = _cluster_world(farm_like)
-    config = ScoringConfig()
+    config = ScoringConfig(**MODEL)
     activity = key_activity(tables.requests, bin_seconds=config.sync_bin_seconds)
     feats = cluster_features(tables.keys, tables.accounts, activity, membership, src, dst, weight,
                              sig, config)
@@ -93,7 +98,7 @@ def test_features_and_verdict(farm_like):
     if farm_like:
         assert row["synchrony"] > 0.8 and row["creation_spread_hours"] < 1
         assert row["limit_multiplier"] == pytest.approx(6 * 40 * 7_000 / 100_000)
-        assert "6 of 6 accounts share a payment instrument" in scored["explanation"].iloc[0]
+        assert "6 of 6 accounts joined by shared payment instruments" in scored["explanation"].iloc[0]
     else:
         assert "missing for farm: drawing beyond one account" in scored["explanation"].iloc[0]
 
@@ -105,7 +110,7 @@ def test_declared_organisation_pulls_the_score_down():
     tables = tables_from_frames(tables.keys.drop(columns=["account"]), accounts=accounts,
                                 requests=tables.requests[["key_id", "ts", "ip", "prompt_tokens",
                                                           "completion_tokens"]])
-    config = ScoringConfig()
+    config = ScoringConfig(**MODEL)
     activity = key_activity(tables.requests)
     feats = cluster_features(tables.keys, tables.accounts, activity, membership, src, dst, weight, sig, config)
     assert bool(feats["declared_org"].iloc[0])

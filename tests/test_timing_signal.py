@@ -90,7 +90,8 @@ def scheduler_world():
 
 def test_scheduler_accounts_are_linked_pairwise_through_slots(scheduler_world):
     inc = timing.incidence(scheduler_world, Config.default())
-    assert set(inc["signal"]) == {"timing"} and inc["token"].str.startswith("slot:").all()
+    assert set(inc["signal"]) == {"timing"} and inc["token"].str.match(r"^(slot|tgrp):").all()
+    inc = inc[inc["token"].str.startswith("slot:")]
     farm = set(range(N_BACKGROUND, N_BACKGROUND + N_FARM))
     shared = {pair: 0 for pair in itertools.combinations(sorted(farm), 2)}
     for accounts in _slot_accounts(inc, scheduler_world).values():
@@ -129,9 +130,10 @@ def test_the_cron_world_would_be_linked_without_the_expectation_model(monkeypatc
     rows = _background(rng, N_BACKGROUND, days=3) + _cron(N_BACKGROUND, 40, days=3)
     tables = _tables(rows, N_BACKGROUND + 40)
 
-    def hour_baseline_only(slots, counts, slot_seconds, *, min_expected=1.0):
+    def hour_baseline_only(slots, counts, slot_seconds, *, min_expected=1.0, group=None):
         per_hour = 3600 // slot_seconds
-        _, inv = np.unique(slots // per_hour, return_inverse=True)
+        group = np.zeros(slots.size, np.int64) if group is None else group
+        _, inv = np.unique(group * 10**9 + slots // per_hour, return_inverse=True)
         total = np.bincount(inv, weights=counts.astype(float))[inv]
         return np.maximum((total - counts) / (per_hour - 1), min_expected)
 
@@ -205,3 +207,42 @@ def test_timing_is_registered():
 def test_bad_timing_settings_are_config_errors(kwargs):
     with pytest.raises(KeyfarmConfigError, match="timing"):
         TimingConfig(**kwargs)
+
+
+def _diffuse_scheduler(rng, first: int, n_accounts: int, n_moments: int, per_account: int, days: int):
+    """A scheduler spreading each account's few requests over many irregular moments: a handful of
+    its accounts per moment, invisible slot by slot against the crowd."""
+    moments = rng.uniform(0, days * 86400 - 60, n_moments)
+    rows = []
+    for a in range(n_accounts):
+        for t in rng.choice(moments, size=per_account, replace=False):
+            rows.append((first + a, float(np.floor(t / 60) * 60 + rng.uniform(0, 20))))
+    return rows
+
+
+def test_a_diffuse_scheduler_is_one_lockstep_group(monkeypatch):
+    rng = np.random.default_rng(21)
+    n_bg, n_farm = 1500, 60
+    rows = _background(rng, n_bg, days=3, per_account=12) + _diffuse_scheduler(rng, n_bg, n_farm, 120, 12, 3)
+    tables = _tables(rows, n_bg + n_farm)
+    inc = timing.incidence(tables, Config.default())
+    groups = _slot_accounts(inc[inc["token"].str.startswith("tgrp:")], tables)
+    farm = set(range(n_bg, n_bg + n_farm))
+    best = max(groups.values(), key=lambda g: len(g & farm))
+    assert len(best & farm) >= 0.9 * n_farm and len(best - farm) <= 2
+    # and in the graph the group's pairs carry timing evidence above one shared card
+    w = _timing_weights(tables)
+    inside = [v for (a, b), v in w.items() if a in farm and b in farm]
+    assert len(inside) >= 0.8 * n_farm * (n_farm - 1) / 2 and np.median(inside) > ONE_CARD
+    # slot tokens alone tie far fewer of its pairs that strongly
+    monkeypatch.setattr(timing, "coactive_groups", lambda *a, **k: timing.make_incidence([], [], "timing"))
+    w = _timing_weights(tables)
+    strong = [v for (a, b), v in w.items() if a in farm and b in farm and v > ONE_CARD]
+    assert len(strong) < 0.5 * len(inside)
+
+
+def test_cron_jobs_form_no_lockstep_group():
+    rng = np.random.default_rng(3)
+    rows = _background(rng, N_BACKGROUND, days=3) + _cron(N_BACKGROUND, 40, days=3)
+    inc = timing.incidence(_tables(rows, N_BACKGROUND + 40), Config.default())
+    assert not inc["token"].str.startswith("tgrp:").any()

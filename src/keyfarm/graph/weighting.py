@@ -45,6 +45,7 @@ TOKEN_KINDS = {
     "pdup": ("prompt", "prompt", "prompt"),
     "lsh": ("prompt", "prompt", "prompt"),
     "slot": ("timing", "timing", "timing"),
+    "tgrp": ("timing_group", "timing", "timing"),
 }
 KINDS = tuple(TOKEN_KINDS)
 SIGNALS = ("account", "payment", "ip", "device", "prompt", "timing")

@@ -80,16 +80,21 @@ def labels_from_audit(audit_db: str | Path) -> pd.DataFrame:
 def labelled_clusters(out_dirs, labels: pd.DataFrame) -> pd.DataFrame:
     """One row per labelled cluster of every OUT_DIR: its `f_<feature>` columns, n_keys, and
     y = 1 (farm) or 0 (benign). An account's latest label wins; a cluster is a farm when at least
-    half of its labelled accounts are."""
+    half of its labelled accounts are. A label column `out_dir` scopes each label to one run."""
     out_dirs = [Path(d) for d in out_dirs]
     labels = check_labels(labels)
-    if "cluster_id" in labels and labels["cluster_id"].notna().any() and len(out_dirs) > 1:
+    if "cluster_id" in labels and labels["cluster_id"].notna().any() and len(out_dirs) > 1 \
+            and "out_dir" not in labels:
         raise KeyfarmInputError("labels: cluster_id labels refer to one OUT_DIR; give one, or label accounts",
                                 table="labels", column="cluster_id")
     if "ts" in labels:
         labels = labels.sort_values("ts", kind="stable", na_position="first")
     parts = []
+    scoped = "out_dir" in labels
+    all_labels = labels
     for out in out_dirs:
+        if scoped:   # labels of several runs whose ids may repeat (e.g. generated worlds)
+            labels = all_labels[all_labels["out_dir"].astype(str) == str(out)]
         clusters = _read(out / "clusters.parquet", "clusters")
         members = _read(out / "members.parquet", "members")
         missing = [f"f_{n}" for n in MODEL_FEATURES if f"f_{n}" not in clusters]

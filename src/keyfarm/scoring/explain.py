@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 
 _CONTROL_TEXT = {
-    "payment": "{n} of {N} accounts share a payment instrument",
-    "timing": "{n} of {N} accounts act in the same unusual time slots",
-    "device": "{n} of {N} accounts share a rare device fingerprint",
+    "payment": "{n} of {N} accounts joined by shared payment instruments",
+    "timing": "{n} of {N} accounts joined by the same unusual time slots",
+    "device": "{n} of {N} accounts joined by a rare device fingerprint",
     "burst": "accounts opened within {creation_spread_hours:.0f} h",
     "activation": "keys activated within {activation_spread_hours:.0f} h",
 }
@@ -16,7 +16,7 @@ _INFRA_TEXT = {
     "network": "{n} of {N} accounts share addresses",
     "prompt": "{n} of {N} accounts send near-duplicate prompts",
 }
-_SHARE_COLUMN = {"payment": "share_payment", "timing": "share_timing", "device": "share_device",
+_SHARE_COLUMN = {"payment": "span_payment", "timing": "span_timing", "device": "span_device",
                  "network": "share_ip", "prompt": "share_prompt"}
 
 

@@ -157,6 +157,52 @@ def _synchrony(activity: KeyActivity, account: np.ndarray, membership: np.ndarra
         return np.where(expected > 0, np.clip(1.0 - distinct / expected, 0.0, 1.0), 0.0)
 
 
+@numba.njit(cache=True, nogil=True)
+def _union_roots(n, a, b):
+    """Root of every node after joining the pairs (a[i], b[i]) (union-find, smaller root wins)."""
+    parent = np.arange(n)
+    for i in range(a.size):
+        ra, rb = _find(parent, a[i]), _find(parent, b[i])
+        if ra != rb:
+            if ra < rb:
+                parent[rb] = ra
+            else:
+                parent[ra] = rb
+    for x in range(n):
+        parent[x] = _find(parent, x)
+    return parent
+
+
+def _control_pairs(src, dst, account, membership, w, hub_members, signal):
+    """Account pairs (a, b) inside one cluster tied by `signal`: projected links at LINK_MIN or
+    more, and accounts sharing one of the signal's hub values (each tied to the value's first)."""
+    mask = (membership[src] == membership[dst]) & (account[src] != account[dst]) & (w >= LINK_MIN)
+    a, b = [account[src[mask]]], [account[dst[mask]]]
+    if hub_members is not None and len(hub_members):
+        rows = hub_members[hub_members["signal"].to_numpy(dtype=object) == signal]
+        if len(rows):
+            key = rows["key"].to_numpy(np.int64)
+            frame = pd.DataFrame({"t": rows["token"].to_numpy(dtype=object), "c": membership[key],
+                                  "a": account[key]}).drop_duplicates()
+            first = frame.groupby(["t", "c"])["a"].transform("min").to_numpy(np.int64)
+            a.append(first)
+            b.append(frame["a"].to_numpy(np.int64))
+    return np.concatenate(a).astype(np.int64), np.concatenate(b).astype(np.int64)
+
+
+def _span(pairs, n_accounts_total, acc_cluster, cids, n_acc) -> np.ndarray:
+    """Per cluster: its largest group of accounts joined by `pairs`, as a share of its accounts —
+    how much of the cluster one actor's evidence covers (ten labs on ten cards span a tenth)."""
+    a, b = pairs
+    if not a.size:
+        return np.zeros(len(cids))
+    roots = _union_roots(n_accounts_total, a, b)
+    scope = np.isin(acc_cluster, cids)
+    sizes = pd.DataFrame({"c": acc_cluster[scope], "r": roots[np.flatnonzero(scope)]}).groupby(["c", "r"]).size()
+    largest = sizes.groupby(level=0).max().reindex(cids, fill_value=1).to_numpy(np.float64)
+    return np.where(largest >= 2, largest / np.maximum(n_acc, 1), 0.0)
+
+
 def _linked_share(src, dst, account, membership, w, cids, n_acc) -> np.ndarray:
     """Per cluster: the share of its accounts tied to another of its accounts by this signal."""
     mask = (membership[src] == membership[dst]) & (account[src] != account[dst]) & (w >= LINK_MIN)
@@ -224,6 +270,8 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
     # control: creation burst of the accounts, activation burst of their newest keys
     first_key = pd.Series(np.arange(len(keys))).groupby(account).first()
     acc_cluster = membership[first_key.to_numpy()]  # an account's cluster: that of its first key
+    acc_cluster_all = np.full(int(account.max()) + 1 if account.size else 0, -1, np.int64)
+    acc_cluster_all[first_key.index.to_numpy()] = acc_cluster
     key_hours = keys["created_at"].dt.tz_convert("UTC").array.asi8 / 3.6e12
     key_hours = np.where(keys["created_at"].isna().to_numpy(), np.nan, key_hours)
     first_hours = pd.Series(key_hours).groupby(account).min().reindex(first_key.index).to_numpy()
@@ -279,6 +327,23 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
         n_signals += on
     feats["signals"] = linked
     feats["n_signals"] = n_signals
+
+    # spans: the largest group of accounts one actor's evidence joins, per control signal and for
+    # all of them together (shares say how many accounts are tied at all; spans, to one another)
+    n_acc_total = int(account.max()) + 1 if account.size else 0
+    union_a, union_b = [], []
+    for s in ("payment", "timing", "device"):
+        w = signal_weights.get(s)
+        if w is None:
+            feats[f"span_{s}"] = 0.0
+            continue
+        pairs = _control_pairs(src, dst, account, membership, np.asarray(w, np.float64), hub_members, s)
+        feats[f"span_{s}"] = _span(pairs, n_acc_total, acc_cluster_all, cids, n_accounts)
+        union_a.append(pairs[0])
+        union_b.append(pairs[1])
+    pairs = (np.concatenate(union_a) if union_a else np.zeros(0, np.int64),
+             np.concatenate(union_b) if union_b else np.zeros(0, np.int64))
+    feats["span_control"] = _span(pairs, n_acc_total, acc_cluster_all, cids, n_accounts)
     if "prompt" in signal_weights:
         has_prompt = pd.Series((np.asarray(signal_weights["prompt"])[inside] > 0).astype(float)).groupby(ecl).mean()
         feats["prompt_homogeneity"] = has_prompt.reindex(cids).fillna(0.0).to_numpy()

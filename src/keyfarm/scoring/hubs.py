@@ -8,7 +8,8 @@ cluster, with the hub itself as their shared evidence: a shared card or shared u
 are evidence of control; a shared address is infrastructure. The verdict goes to hubs.parquet, and
 hubs of a control signal judged `farm` become clusters (`merge_farm_hubs`): their accounts leave
 their communities and form one cluster per group of overlapping farm hubs, so a 2,000-account farm
-on one card is one cluster even though no pair of its accounts was projected.
+on one card is one cluster even though no pair of its accounts was projected; of a `farm` address
+hub (a proxy exit) only the accounts rotating through two or more such exits join.
 """
 from __future__ import annotations
 
@@ -83,8 +84,11 @@ def judge_hubs(tables, activity, hub_members: pd.DataFrame, hubs: pd.DataFrame, 
     signal = hubs.loc[judged, "signal"].to_numpy(dtype=object)[feats["cluster_id"].to_numpy()]
     for s, column in HUB_SIGNALS.items():
         feats[column] = np.where(signal == s, 1.0, 0.0)
-    for column in ("share_device", "share_prompt"):
+    for column in ("share_device", "share_prompt", "span_device"):
         feats[column] = 0.0
+    for s in CONTROL_HUB_SIGNALS:   # the hub joins all its accounts: a span of one
+        feats[f"span_{s}"] = np.where(signal == s, 1.0, 0.0)
+    feats["span_control"] = np.isin(signal, CONTROL_HUB_SIGNALS).astype(np.float64)
     feats["signals"] = signal
     scored = score_clusters(feats, config.scoring)
     rows = np.flatnonzero(judged)[scored["cluster_id"].to_numpy()]
@@ -95,12 +99,22 @@ def judge_hubs(tables, activity, hub_members: pd.DataFrame, hubs: pd.DataFrame, 
 
 def merge_farm_hubs(membership: np.ndarray, account: np.ndarray, judged: pd.DataFrame,
                     hub_members: pd.DataFrame) -> np.ndarray:
-    """Per-key membership where the accounts of `farm` hubs of a control signal form one cluster
-    per group of overlapping hubs (union-find over shared accounts); other keys keep theirs."""
-    farm = judged[(judged["verdict"] == "farm") & judged["signal"].isin(list(CONTROL_HUB_SIGNALS))]
-    if not len(farm):
-        return membership
-    rows = hub_members[hub_members["token"].isin(farm["token"].to_numpy(dtype=object))]
+    """Per-key membership where the accounts of `farm` hubs form one cluster per group of
+    overlapping hubs (union-find over shared accounts); other keys keep theirs.
+
+    Every account of a payment or timing hub joins. An address hub is a proxy exit or a NAT that
+    real users sit behind too, so only accounts on two or more `farm` addresses join: a farm rotates
+    through its exits, the user at home behind one of them does not."""
+    farm = judged[judged["verdict"] == "farm"]
+    control = farm[farm["signal"].isin(list(CONTROL_HUB_SIGNALS))]
+    exact = farm[(farm["signal"] == "ip") & farm["token"].str.match(r"^(ip4|ip6|ip6/64):")]
+    rows = hub_members[hub_members["token"].isin(control["token"].to_numpy(dtype=object))]
+    ip_rows = hub_members[hub_members["token"].isin(exact["token"].to_numpy(dtype=object))]
+    if len(ip_rows):
+        acc = account[ip_rows["key"].to_numpy(np.int64)]
+        per_account = pd.Series(ip_rows["token"].to_numpy(dtype=object)).groupby(acc).nunique()
+        rotating = per_account.index[per_account.to_numpy() >= 2].to_numpy()
+        rows = pd.concat([rows, ip_rows[np.isin(acc, rotating)]], ignore_index=True)
     if not len(rows):
         return membership
     hub = pd.factorize(rows["token"], sort=True)[0].astype(np.int64)

@@ -59,7 +59,9 @@ _SECOND = 10**9
 
 
 def incidence(tables, config) -> pd.DataFrame:
-    """Incidence of the anomalous time-slot tokens of tables.requests (see the module docstring)."""
+    """Incidence of the anomalous time-slot tokens of tables.requests (see the module docstring):
+    slots of the whole population (`slot:<slot>`) and, with timing.network_context, slots of each
+    network context (`slot:n<context>@<slot>`)."""
     cfg = config.timing
     requests = tables.requests
     if len(requests) == 0:
@@ -68,16 +70,115 @@ def incidence(tables, config) -> pd.DataFrame:
     ts = ts_ns(requests["ts"])
     slot = ts // (cfg.slot_seconds * _SECOND)
     account = tables.keys["account"].to_numpy(np.int64)[key]
-    pair_account, pair_slot = active_pairs(account, slot)
-    slots, counts = np.unique(pair_slot, return_counts=True)
-    expected = expected_counts(slots, counts, cfg.slot_seconds, min_expected=cfg.min_expected)
+    parts = [_anomalies(key, ts, slot, account, None, cfg)]
+    groups = [None]
+    if cfg.network_context and "ip_version" in requests:
+        context = network_contexts(requests)
+        parts.append(_anomalies(key, ts, slot, account, context, cfg))
+        groups += [network_contexts(requests, v4_bits=8, v6_bits=16), context]
+    parts.append(coactive_groups(key, ts, slot, account, groups, cfg))
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return make_incidence([], [], "timing")
+    return pd.concat(parts, ignore_index=True).sort_values(["key", "token"], kind="stable") \
+        .reset_index(drop=True)
+
+
+def coactive_groups(key, ts, slot, account, groups, cfg) -> pd.DataFrame:
+    """`tgrp:` tokens: groups of accounts whose requests keep falling into slots busier than
+    expected, joined by the slots they share (CopyCatch's lockstep, found per account).
+
+    A scheduler that spreads a few requests of each account over hundreds of slots puts only a
+    handful of accounts in any one slot, invisible slot by slot; but each of its accounts acts, slot
+    after slot, in company the population does not explain. Per account and population (the whole
+    population and each network context): z = Σ (others in its slot − expected) / sqrt(Σ (expected
+    + 1)) over its active slots. Accounts with z ≥ timing.account_z on ≥ timing.min_slots slots
+    are joined through the slots they share (union-find); each group of ≥ timing.min_group accounts
+    is one token on every key of its accounts."""
+    a_parts, n_parts = [], []
+    node_base = 0
+    for group in groups:
+        s_min = int(slot.min())
+        span = int(slot.max()) - s_min + 1
+        code = slot if group is None else group * span + (slot - s_min)
+        pair_account, pair_code = active_pairs(account, code)
+        codes, counts = np.unique(pair_code, return_counts=True)
+        slots, gr = (codes, np.zeros(codes.size, np.int64)) if group is None else (codes % span + s_min, codes // span)
+        expected = expected_counts(slots, counts, cfg.slot_seconds, min_expected=cfg.min_expected, group=gr)
+        at = np.searchsorted(codes, pair_code)
+        excess = counts[at] - 1.0 - expected[at]
+        # per (account, population group): the node that is scored
+        node_key = pair_account * np.int64(1 << 20) + (gr[at] % (1 << 20))
+        nodes, node_of = np.unique(node_key, return_inverse=True)
+        total = np.bincount(node_of, weights=excess)
+        var = np.bincount(node_of, weights=expected[at] + 1.0)
+        n = np.bincount(node_of)
+        suspicious = (total / np.sqrt(var) >= cfg.account_z) & (n >= cfg.min_slots)
+        keep = suspicious[node_of]
+        a_parts.append(np.stack([pair_account[keep], at[keep] + node_base]))
+        node_base += codes.size
+    pairs = np.concatenate(a_parts, axis=1) if a_parts else np.zeros((2, 0), np.int64)
+    if not pairs.shape[1]:
+        return make_incidence([], [], "timing")
+    # accounts and slots as one node set: an account joins every slot it was suspicious in
+    acc_ids, acc_node = np.unique(pairs[0], return_inverse=True)
+    slot_ids, slot_node = np.unique(pairs[1], return_inverse=True)
+    from keyfarm.scoring.features import _union_roots   # the same union-find kernel
+    roots = _union_roots(acc_ids.size + slot_ids.size, acc_node.astype(np.int64),
+                         (slot_node + acc_ids.size).astype(np.int64))[:acc_ids.size]
+    size = np.bincount(roots, minlength=acc_ids.size + slot_ids.size)[roots]
+    member = size >= cfg.min_group
+    if not member.any():
+        return make_incidence([], [], "timing")
+    group_of = pd.Series(roots[member], index=acc_ids[member])
+    row = np.isin(account, acc_ids[member])
+    frame = pd.DataFrame({"key": key[row], "g": group_of.reindex(account[row]).to_numpy(np.int64), "ts": ts[row]})
+    agg = frame.groupby(["key", "g"], sort=True).agg(count=("ts", "size"), first_seen=("ts", "min"),
+                                                      last_seen=("ts", "max")).reset_index()
+    # a group is named by its smallest account index, so the token does not depend on row order
+    name = pd.Series(acc_ids[member]).groupby(roots[member]).min()
+    token = ("tgrp:" + pd.Series(name.reindex(agg["g"]).to_numpy()).map("{:x}".format)).to_numpy(dtype=object)
+    return make_incidence(agg["key"].to_numpy(np.int64), token, "timing", weight=1.0,
+                          count=agg["count"].to_numpy(np.int64), first_seen=agg["first_seen"].to_numpy(),
+                          last_seen=agg["last_seen"].to_numpy())
+
+
+def network_contexts(requests: pd.DataFrame, *, v4_bits: int = 16, v6_bits: int = 32) -> np.ndarray:
+    """Per request, its network context: the IPv4 /v4_bits or the IPv6 /v6_bits prefix (special
+    ranges included: a carrier's NAT pool is where a scheduler on mobile addresses stands out), as
+    an int64 code."""
+    version = requests["ip_version"].to_numpy(np.int64)
+    v4 = (requests["ip_lo"].to_numpy(np.uint64) >> np.uint64(32 - v4_bits)).astype(np.int64)
+    v6 = (requests["ip_hi"].to_numpy(np.uint64) >> np.uint64(64 - v6_bits)).astype(np.int64)
+    return np.where(version == 6, v6 + (1 << 32), v4)
+
+
+def _anomalies(key, ts, slot, account, group, cfg) -> pd.DataFrame:
+    """Rows of the anomalous slots of the population (group None) or of each group of requests."""
+    s_min = int(slot.min())
+    span = int(slot.max()) - s_min + 1
+    code = slot if group is None else group * span + (slot - s_min)
+    pair_account, pair_code = active_pairs(account, code)
+    codes, counts = np.unique(pair_code, return_counts=True)
+    if group is None:
+        slots, groups = codes, np.zeros(codes.size, np.int64)
+    else:
+        slots, groups = codes % span + s_min, codes // span
+    expected = expected_counts(slots, counts, cfg.slot_seconds, min_expected=cfg.min_expected, group=groups)
     anomalous = anomalous_slots(counts, expected, z_min=cfg.z_min, min_excess=cfg.min_excess)
     if not anomalous.any():
         return make_incidence([], [], "timing")
     slot_tie = np.where(anomalous, (counts - expected) / counts, 0.0)
-    account_tie = _account_ties(pair_account, slots, cfg.busy_share)
-    return _rows(key, ts, slot, account, pair_account, pair_slot, slots, anomalous, slot_tie,
-                 account_tie, cfg.min_slots)
+    account_tie = _account_ties(pair_account, float(span), cfg.busy_share)
+    if group is None:
+        def text(c):
+            return ("slot:" + pd.Series(c).astype(str)).to_numpy(dtype=object)
+    else:
+        def text(c):
+            g, s_ = pd.Series(c // span).map("{:x}".format), pd.Series(c % span + s_min).astype(str)
+            return ("slot:n" + g + "@" + s_).to_numpy(dtype=object)
+    return _rows(key, ts, code, account, pair_account, pair_code, codes, anomalous, slot_tie,
+                 account_tie, cfg.min_slots, text)
 
 
 def active_pairs(account: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -92,39 +193,58 @@ def active_pairs(account: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def expected_counts(slots: np.ndarray, counts: np.ndarray, slot_seconds: int, *,
-                    min_expected: float = 1.0) -> np.ndarray:
+                    min_expected: float = 1.0, group: np.ndarray | None = None) -> np.ndarray:
     """Expected distinct-account count of each active slot from the population's rhythm.
 
-    `slots` are the sorted active slot indices (ts // slot_seconds), `counts` their distinct
-    accounts; slots absent from `slots` count zero. The largest of the hour baseline, the clock
-    position, the daily and weekly recurrence and `min_expected` (see the module docstring).
+    `slots` are the active slot indices (ts // slot_seconds), sorted within each `group` (one
+    population per group, e.g. a network context; default: one group), `counts` their distinct
+    accounts; slots absent count zero. The largest of the hour baseline, the clock position, the
+    daily and weekly recurrence and `min_expected` (see the module docstring), each per group.
     """
     c = counts.astype(np.float64)
+    g = np.zeros(slots.size, np.int64) if group is None else np.asarray(group, np.int64)
     per_hour = 3600 // slot_seconds
     per_day = 86400 // slot_seconds
+    _, g_inv = np.unique(g, return_inverse=True)
 
-    _, hour_inv = np.unique(slots // per_hour, return_inverse=True)
+    g_total = np.bincount(g_inv, weights=c)[g_inv]
+    hour = slots // per_hour
+    g_first_hour = np.full(g_inv.max() + 1, np.iinfo(np.int64).max) if g_inv.size else np.zeros(0, np.int64)
+    g_last_hour = np.full(g_inv.max() + 1, np.iinfo(np.int64).min) if g_inv.size else np.zeros(0, np.int64)
+    np.minimum.at(g_first_hour, g_inv, hour)
+    np.maximum.at(g_last_hour, g_inv, hour)
+
+    hour_inv = _within(g_inv, hour)
     hour_total = np.bincount(hour_inv, weights=c)[hour_inv]
     e_hour = (hour_total - c) / max(per_hour - 1, 1)
 
     # the mean excess of the slot's clock position over its hour's mean in the other hours (hours
     # without requests count, as zero excess); a cron adds a constant crowd whatever the hour's volume
     position = slots % per_hour
-    position_total = np.bincount(position, weights=c, minlength=per_hour)[position]
-    n_hours = int(slots[-1] // per_hour - slots[0] // per_hour) + 1
-    if n_hours >= 2:
-        others = position_total - c.sum() / per_hour - (c - hour_total / per_hour)
-        e_clock = e_hour + others / (n_hours - 1)
-    else:
-        e_clock = e_hour
+    pos_inv = _within(g_inv, position)
+    position_total = np.bincount(pos_inv, weights=c)[pos_inv]
+    n_hours = (g_last_hour - g_first_hour + 1)[g_inv]
+    others = position_total - g_total / per_hour - (c - hour_total / per_hour)
+    e_clock = np.where(n_hours >= 2, e_hour + others / np.maximum(n_hours - 1, 1), e_hour)
     expected = np.maximum(np.maximum(e_hour, e_clock), min_expected)
     for period in (per_day, 7 * per_day):
-        n_periods = int(slots[-1] // period - slots[0] // period) + 1
-        if n_periods >= 2:
-            _, phase_inv = np.unique(slots % period, return_inverse=True)
-            phase_total = np.bincount(phase_inv, weights=c)[phase_inv]
-            expected = np.maximum(expected, (phase_total - c) / (n_periods - 1))
+        first = np.full(g_inv.max() + 1, np.iinfo(np.int64).max)
+        last = np.full(g_inv.max() + 1, np.iinfo(np.int64).min)
+        np.minimum.at(first, g_inv, slots // period)
+        np.maximum.at(last, g_inv, slots // period)
+        n_periods = (last - first + 1)[g_inv]
+        if (n_periods >= 2).any():
+            ph_inv = _within(g_inv, slots % period)
+            phase_total = np.bincount(ph_inv, weights=c)[ph_inv]
+            recur = np.where(n_periods >= 2, (phase_total - c) / np.maximum(n_periods - 1, 1), 0.0)
+            expected = np.maximum(expected, recur)
     return expected
+
+
+def _within(g_inv: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Dense codes of distinct (group, value) pairs (values ≥ 0 or any int64 within a group)."""
+    v = values - values.min() if values.size else values
+    return np.unique(g_inv.astype(np.int64) * (int(v.max()) + 1 if v.size else 1) + v, return_inverse=True)[1].ravel()
 
 
 def anomalous_slots(counts: np.ndarray, expected: np.ndarray, *, z_min: float,
@@ -136,15 +256,14 @@ def anomalous_slots(counts: np.ndarray, expected: np.ndarray, *, z_min: float,
     return (excess >= min_excess) & (excess / np.sqrt(expected + 1.0) >= z_min)
 
 
-def _account_ties(pair_account: np.ndarray, slots: np.ndarray, busy_share: float) -> np.ndarray:
+def _account_ties(pair_account: np.ndarray, span: float, busy_share: float) -> np.ndarray:
     """Per account index: min(1, busy_share / share of the span's slots it is active in)."""
     n_active = np.bincount(pair_account)
-    span = float(slots[-1] - slots[0] + 1)
     return np.minimum(1.0, busy_share * span / np.maximum(n_active, 1))
 
 
 def _rows(key, ts, slot, account, pair_account, pair_slot, slots, anomalous, slot_tie, account_tie,
-          min_slots: int) -> pd.DataFrame:
+          min_slots: int, text) -> pd.DataFrame:
     """Incidence rows of keys whose account has ≥ min_slots anomalous slots, on the anomalous slots
     kept by ≥ 2 such accounts; count and first/last seen from the requests in those slots."""
     hit = anomalous[np.searchsorted(slots, pair_slot)]
@@ -161,7 +280,7 @@ def _rows(key, ts, slot, account, pair_account, pair_slot, slots, anomalous, slo
         acc=("acc", "first")).reset_index()
     s = agg["slot"].to_numpy(np.int64)
     tie = slot_tie[np.searchsorted(slots, s)] * account_tie[agg["acc"].to_numpy(np.int64)]
-    token = ("slot:" + pd.Series(s).astype(str)).to_numpy(dtype=object)
+    token = text(s)
     out = make_incidence(agg["key"].to_numpy(np.int64), token, "timing", weight=tie,
                          count=agg["count"].to_numpy(np.int64), first_seen=agg["first_seen"].to_numpy(),
                          last_seen=agg["last_seen"].to_numpy())

@@ -6,7 +6,7 @@ Signals run where their incidence is unchanged by the cut: account and payment (
 driver; device per group of keys; network per group of address blocks (every network token and count
 lives inside one IPv4 /24 or IPv6 /48); prompt, whose LSH buckets, exact duplicates and chatty-key
 ties are global, in one group fed the distinct (key, prompt) rows; timing, whose slot expectations
-are population counts, in one group fed one row per distinct (key, slot) (one task for now: issue
+are population counts, in one group fed one row per distinct (key, slot, network context) (one task for now: issue
 17 makes the counts a separate reduce). Tokens are then grouped: degrees,
 weights, hubs and the projection (graph.build's functions) run per token group; pair evidence is
 summed in Spark (contributions are multiples of 2**-32, so sums are exact in any order) and the
@@ -341,11 +341,15 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                 if n == "prompt":  # the prompt signal reads key, ts and prompt of distinct (key, prompt)
                     src = ok.filter(F.col("prompt").isNotNull()).groupBy("key", "prompt") \
                         .agg(F.min("ts_ns").alias("ts_ns"))
-                elif n == "timing":  # population slot counts: one row per distinct (key, slot) suffices
+                elif n == "timing":  # slot counts per population: one row per distinct (key, slot,
+                    # network context) suffices (the /8 context is a prefix of the /16 one)
                     slot_ns = config.timing.slot_seconds * 10**9
                     slot = F.expr(f"(ts_ns - pmod(ts_ns, {slot_ns})) div {slot_ns}")  # integer floor, exact
-                    src = ok.groupBy("key", slot.alias("slot")) \
-                        .agg(F.min("ts_ns").alias("ts_ns")).select("key", "ts_ns")
+                    context = F.when(F.col("ip_version") == 6, F.shiftrightunsigned("ip_hi", 32)) \
+                        .otherwise(F.shiftrightunsigned("ip_lo", 16))
+                    src = ok.groupBy("key", slot.alias("slot"), "ip_version", context.alias("ctx")) \
+                        .agg(F.min("ts_ns").alias("ts_ns"), F.min("ip_hi").alias("ip_hi"),
+                             F.min("ip_lo").alias("ip_lo")).select("key", "ts_ns", "ip_version", "ip_hi", "ip_lo")
                 parts.append(src.withColumn("g", F.lit(0)).groupBy("g").applyInPandas(
                     _per_group(stages.signal_stage, bc, (n,)), stages.INCIDENCE_SCHEMA))
             incidence = parts[0]
