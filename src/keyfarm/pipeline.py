@@ -264,7 +264,8 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
         membership = detect_communities(graph, tables, config, seed)
         info["counts"] = f"{int(membership.max()) + 1 if membership.size else 0:,} clusters"
     with progress.stage("scores") as info:
-        activity = key_activity(tables.requests, bin_seconds=config.scoring.sync_bin_seconds)
+        activity = key_activity(tables.requests, bin_seconds=config.scoring.sync_bin_seconds,
+                                network_config=config.network)
         membership, hubs, feats = score_stage(tables, activity, membership, graph, hubs, hub_members, config)
         scored = score_clusters(feats, config.scoring)
         members, clusters, edges = assemble_outputs(tables, graph, membership, scored, activity,

@@ -11,6 +11,7 @@ _CONTROL_TEXT = {
     "device": "{n} of {N} accounts joined by a rare device fingerprint",
     "burst": "accounts opened within {creation_spread_hours:.0f} h",
     "activation": "keys activated within {activation_spread_hours:.0f} h",
+    "pool": "accounts rotate through one address pool (median {rotation_blocks:.0f} address blocks each)",
 }
 _INFRA_TEXT = {
     "network": "{n} of {N} accounts share addresses",

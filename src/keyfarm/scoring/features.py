@@ -33,11 +33,32 @@ class KeyActivity:
     bins: pd.DataFrame    # key, bin (int): distinct activity bins of each key
     n_bins_total: int     # bins spanned by the logs
     population: pd.Series | None = None  # bin → active keys in it, over all keys (the baseline)
+    blocks: pd.Series | None = None      # key → distinct public address blocks it came from
 
 
-def key_activity(requests: pd.DataFrame, *, bin_seconds: int = 300) -> KeyActivity:
-    """Daily tokens per key, the distinct time bins each key was active in, and per bin the number
-    of active keys (the population curve synchrony is measured against)."""
+def key_blocks(requests: pd.DataFrame, network_config=None) -> pd.Series:
+    """Per key (index key): the distinct IPv4 /24 and IPv6 /48 blocks of its requests, special
+    ranges (private, carrier NAT, the shared-infrastructure list) left out: an account rotating
+    through many public blocks is behind a proxy pool, not at home or in an office."""
+    if "ip_version" not in requests or not len(requests):
+        return pd.Series(np.zeros(0, np.int64), index=pd.Index(np.zeros(0, np.int64), name="key"))
+    version = requests["ip_version"].to_numpy(np.int64)
+    hi = requests["ip_hi"].to_numpy(np.uint64)
+    lo = requests["ip_lo"].to_numpy(np.uint64)
+    ok = version > 0
+    if network_config is not None:
+        from keyfarm.signals.network import in_networks, special_networks
+        ok &= ~in_networks(version, hi, lo, special_networks(network_config))
+    block = np.where(version == 6, (hi >> np.uint64(16)).astype(np.int64) | (1 << 62),
+                     (lo >> np.uint64(8)).astype(np.int64))
+    frame = pd.DataFrame({"key": requests["key"].to_numpy(np.int64)[ok], "b": block[ok]}).drop_duplicates()
+    return frame.groupby("key").size().astype(np.int64)
+
+
+def key_activity(requests: pd.DataFrame, *, bin_seconds: int = 300, network_config=None) -> KeyActivity:
+    """Daily tokens per key, the distinct time bins each key was active in, per bin the number of
+    active keys (the population curve synchrony is measured against), and each key's distinct
+    public address blocks (`key_blocks`)."""
     ts = requests["ts"].to_numpy(dtype="datetime64[ns]").astype(np.int64) // 10**9
     tokens = (requests["prompt_tokens"].fillna(0).to_numpy(np.int64)
               + requests["completion_tokens"].fillna(0).to_numpy(np.int64))
@@ -47,7 +68,8 @@ def key_activity(requests: pd.DataFrame, *, bin_seconds: int = 300) -> KeyActivi
     bins = pd.DataFrame({"key": key, "bin": ts // bin_seconds}).drop_duplicates() \
         .sort_values(["key", "bin"], kind="stable").reset_index(drop=True)
     span = activity_span(int(ts.min()), int(ts.max()), bin_seconds) if len(ts) else 1
-    return KeyActivity(daily=daily, bins=bins, n_bins_total=span, population=population_bins(bins))
+    return KeyActivity(daily=daily, bins=bins, n_bins_total=span, population=population_bins(bins),
+                       blocks=key_blocks(requests, network_config))
 
 
 def population_bins(bins: pd.DataFrame) -> pd.Series:
@@ -286,6 +308,15 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
     feats["creation_spread_hours"] = _spread_hours(acc_hours[scope], acc_cluster[scope], cids)
     feats["activation_spread_hours"] = _spread_hours(newest_hours[scope], acc_cluster[scope], cids)
     feats["synchrony"] = _synchrony(activity, account, membership, cids)
+    # rotation: the median account's distinct public address blocks (its keys' largest count)
+    if activity.blocks is not None and len(activity.blocks):
+        bkey = activity.blocks.index.to_numpy(np.int64)
+        per_account = pd.Series(activity.blocks.to_numpy(np.float64)).groupby(account[bkey]).max()
+        acc_c = acc_cluster_all[per_account.index.to_numpy()]
+        feats["rotation_blocks"] = pd.Series(per_account.to_numpy()).groupby(acc_c).median() \
+            .reindex(cids).fillna(0.0).to_numpy()
+    else:
+        feats["rotation_blocks"] = 0.0
 
     # declared organisation and institutional domain (context, not control)
     acc_meta = pd.DataFrame({"account_id": keys["account_id"].to_numpy(dtype=object)[first_key.to_numpy()],

@@ -76,8 +76,12 @@ def judge_hubs(tables, activity, hub_members: pd.DataFrame, hubs: pd.DataFrame, 
     copy = pd.DataFrame({"key": key, "new": np.arange(key.size)})
     daily = activity.daily.merge(copy, on="key").drop(columns="key").rename(columns={"new": "key"})
     bins = activity.bins.merge(copy, on="key").drop(columns="key").rename(columns={"new": "key"})
+    blocks = None
+    if activity.blocks is not None:
+        b = copy.assign(v=activity.blocks.reindex(copy["key"]).to_numpy()).dropna(subset=["v"])
+        blocks = pd.Series(b["v"].to_numpy(np.int64), index=pd.Index(b["new"].to_numpy(np.int64), name="key"))
     pseudo = KeyActivity(daily=daily[["key", "day", "tokens"]], bins=bins[["key", "bin"]],
-                         n_bins_total=activity.n_bins_total, population=activity.population)
+                         n_bins_total=activity.n_bins_total, population=activity.population, blocks=blocks)
     empty = np.zeros(0, np.int64)
     feats = cluster_features(keys, tables.accounts, pseudo, hub_of.astype(np.int64), empty, empty,
                              np.zeros(0), {}, config.scoring)

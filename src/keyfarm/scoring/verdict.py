@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 
 # scaled features the model weighs, in this order (each in [0, 1], 1 = farm-like unless noted)
-MODEL_FEATURES = ("payment", "timing", "device", "control_span", "network", "prompt", "burst",
-                  "activation", "synchrony", "usage", "multiplier", "size", "declared_org",
+MODEL_FEATURES = ("payment", "timing", "device", "control_span", "network", "pool", "prompt",
+                  "burst", "activation", "synchrony", "usage", "multiplier", "size", "declared_org",
                   "institutional_domain", "control_evasion")
 # evidence a crowd cannot share by chance: the gate of `farm` takes their maximum
-CONTROL_FEATURES = ("control_span", "burst", "activation")
+CONTROL_FEATURES = ("control_span", "pool", "burst", "activation")
 DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
 
 
@@ -81,7 +81,9 @@ def feature_scales(feats: pd.DataFrame, config: ScoringConfig) -> pd.DataFrame:
     The scales are fixed with a reason, not fitted: payment, timing and device are spans (the
     largest group of accounts the signal joins, as a share of the cluster: ten labs on ten cards
     span a tenth), control_span the same for the three together; network and prompt are shares of
-    accounts tied to another member at all (infrastructure and interest); a burst is 1
+    accounts tied to another member at all (infrastructure and interest); pool is the network share
+    × (the median account's distinct public /24 or /48 blocks − 3)/7: accounts that share addresses
+    while each rotates through ten or more blocks run on one proxy pool; a burst is 1
     when every account was opened at once and 0 at burst_window_hours apart; the multiplier is
     log2(limits drawn)/3, 0 at one limit and 1 at eight; size is log(accounts/2)/log(100).
     """
@@ -94,6 +96,8 @@ def feature_scales(feats: pd.DataFrame, config: ScoringConfig) -> pd.DataFrame:
         "payment": feats["span_payment"], "timing": feats["span_timing"], "device": feats["span_device"],
         "control_span": feats["span_control"],
         "network": feats["share_ip"], "prompt": feats["share_prompt"],
+        "pool": feats["share_ip"].to_numpy(np.float64) * np.clip(
+            (feats["rotation_blocks"].to_numpy(np.float64) - 3.0) / 7.0, 0, 1),
         "burst": burst("creation_spread_hours"), "activation": burst("activation_spread_hours"),
         "synchrony": np.clip(feats["synchrony"].to_numpy(np.float64), 0, 1),
         "usage": np.clip(feats["usage"].to_numpy(np.float64), 0, 1),

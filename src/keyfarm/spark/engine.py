@@ -381,14 +381,17 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
             in_scope = np.union1d(np.flatnonzero(sizes[membership] >= 2),
                                   hub_members["key"].to_numpy(np.int64)).astype(np.int64)
             scope = spark.createDataFrame(pd.DataFrame({"key": in_scope}), schema="key long")
-            per_key = keyed.filter(F.col("kind").isin("daily", "bin")).join(F.broadcast(scope), "key", "left_semi") \
-                .select("kind", "key", "t", "v1").toPandas()
+            per_key = keyed.filter(F.col("kind").isin("daily", "bin", "blocks")) \
+                .join(F.broadcast(scope), "key", "left_semi").select("kind", "key", "t", "v1").toPandas()
             totals = keyed.filter(F.col("kind") == "total").select("key", "v1", "v2", "v3", "v4").toPandas()
             span = ok.agg(F.min("ts_ns").alias("lo"), F.max("ts_ns").alias("hi")).collect()[0]
             population = keyed.filter(F.col("kind") == "bin").groupBy("t").count().toPandas()
             activity = _activity(per_key, span, config, KeyActivity, activity_span)
             activity.population = pd.Series(population["count"].to_numpy(np.int64),
                                             index=population["t"].to_numpy(np.int64)).sort_index()
+            blocks = per_key[per_key["kind"] == "blocks"]
+            activity.blocks = pd.Series(blocks["v1"].to_numpy(np.int64),
+                                        index=pd.Index(blocks["key"].to_numpy(np.int64), name="key")).sort_index()
             totals = pd.DataFrame({"total_tokens": totals["v1"].to_numpy(np.int64),
                                    "peak_daily_tokens": totals["v2"].to_numpy(np.int64),
                                    "mean_daily_tokens": totals["v3"].to_numpy(np.float64),

@@ -187,7 +187,8 @@ def key_stage(pdf: pd.DataFrame, ctx: WorkerContext, names: tuple[str, ...]) -> 
     tables = _tables(ctx, requests)
     fns = registry()
     inc = _incidence_rows(fns[n](tables, ctx.config) for n in names)
-    activity = key_activity(requests, bin_seconds=ctx.config.scoring.sync_bin_seconds)
+    activity = key_activity(requests, bin_seconds=ctx.config.scoring.sync_bin_seconds,
+                            network_config=ctx.config.network)
     totals = key_totals(requests, activity)
     parts = [
         pd.DataFrame({"kind": "inc", "key": inc["key"], "token": inc["token"], "weight": inc["weight"]}),
@@ -196,6 +197,8 @@ def key_stage(pdf: pd.DataFrame, ctx: WorkerContext, names: tuple[str, ...]) -> 
                       "v1": activity.daily["tokens"].to_numpy(np.int64)}),
         pd.DataFrame({"kind": "bin", "key": activity.bins["key"].to_numpy(np.int64),
                       "t": activity.bins["bin"].to_numpy(np.int64)}),
+        pd.DataFrame({"kind": "blocks", "key": activity.blocks.index.to_numpy(np.int64),
+                      "v1": activity.blocks.to_numpy(np.int64)}),
         pd.DataFrame({"kind": "total", "key": totals.index.to_numpy(np.int64),
                       "v1": totals["total_tokens"].to_numpy(np.int64),
                       "v2": totals["peak_daily_tokens"].to_numpy(np.int64),
