@@ -299,7 +299,8 @@ def unique_fingerprints(rng, n: int, prefix: str = "t13d") -> np.ndarray:
 def new_block(ctx: Context, pattern: str, n: int) -> dict:
     """`n` accounts behaving like ordinary individuals; a pattern overrides what makes it itself.
 
-    Columns: identity (pattern, farm, group), keys and limits, creation, sign-up and payment,
+    Columns: identity (pattern, farm, group), keys and limits, creation (use_at_creation: each
+    key's first request within minutes of the key's creation), sign-up and payment,
     usage and request rate, activity (window t0..t1, mode, peak hour, width, shared time slots),
     addresses (four own slots with use probabilities, plus a shared pool), device and User-Agent
     (plus a shared rotation pool), prompts (own pool, shared pool, popular prompts).
@@ -321,7 +322,7 @@ def new_block(ctx: Context, pattern: str, n: int) -> dict:
         "group": np.full(n, -1, np.int64),
         "n_keys": ctx.keys_per_account(n), "limit": ctx.limits(n),
         "created": created, "key_created": created + rng.uniform(0, 1, size=n) * np.minimum(age, 60 * DAY),
-        "key_spread": np.full(n, DAY), "keys_after": np.zeros(n, bool),
+        "key_spread": np.full(n, DAY), "use_at_creation": np.zeros(n, bool),
         "email_domain": np.array(CONSUMER_DOMAINS, dtype=object)[rng.integers(0, len(CONSUMER_DOMAINS), n)],
         "org_id": np.full(n, None, dtype=object), "card": card, "card2": card2,
         "usage": ctx.benign_usage(n), "rate": np.ones(n),

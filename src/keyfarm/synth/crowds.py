@@ -103,7 +103,7 @@ def gateway_tenants(ctx: Context, n: int) -> dict:
         rows = np.flatnonzero(member == i)
         b["pool_off"][rows] = ctx.add_pool(datacenter_ipv4(rng, int(n_ips[i])))
         b["pool_n"][rows] = n_ips[i]
-    b["pool_p"] = rng.uniform(0.9, 1.0, size=n)
+    b["pool_p"] = np.ones(n)
     b["popular_p"] = b["popular_p"] * 0.5
     return b
 

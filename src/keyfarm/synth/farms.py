@@ -215,6 +215,7 @@ def aged_accounts(ctx: Context, entry: dict) -> dict:
     act = entry["activation_at_hours"] * HOUR
     b["key_created"] = act + rng.random(n) * entry["activation_hours"] * HOUR
     b["key_spread"] = np.full(n, 600.0)
+    b["use_at_creation"] = np.ones(n, bool)
     b["t0"] = np.full(n, act)
     b["card"] = ctx.cards(n)
     if entry["infra"] == "datacenter":

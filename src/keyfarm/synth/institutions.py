@@ -134,6 +134,7 @@ def hackathon(ctx: Context, n: int) -> dict:
     b["created"] = created
     b["key_created"] = created + rng.uniform(0, 300, size=n)
     b["key_spread"] = np.full(n, 300.0)
+    b["use_at_creation"] = np.ones(n, bool)
     b["n_keys"] = ctx.keys_per_account(n, [0.85, 0.15])
     b["t0"] = start[member]
     b["t1"] = np.minimum(start + length, ctx.span)[member]
@@ -147,7 +148,7 @@ def hackathon(ctx: Context, n: int) -> dict:
     # the whole event's tokens (all days, all keys) stay under one daily limit: budget / accounts
     budget = rng.uniform(*p["budget_of_one_limit"], size=g)
     keys_in_group = np.bincount(member, weights=b["n_keys"], minlength=g)
-    n_days = np.maximum(np.ceil((b["t1"] - b["t0"]) / DAY), 1)
+    n_days = np.floor((b["t1"] - 1) / DAY) - np.floor(b["t0"] / DAY) + 1    # calendar days touched
     b["usage"] = budget[member] / keys_in_group[member] / n_days / 1.35   # 1.35: per-request noise
     lo, hi = p["assignment_prompts"]
     n_items = rng.integers(lo, hi + 1, size=g)

@@ -44,11 +44,12 @@ def cot_wrapper(ctx: Context, entry: dict) -> dict:
     wrapper = ctx.template(int(rng.integers(*entry["wrapper_words"], endpoint=True)))
     cut = int(len(wrapper) * rng.uniform(0.5, 0.9))
     prefix, suffix = " ".join(ctx.vocab[wrapper[:cut]]), " ".join(ctx.vocab[wrapper[cut:]])
-    n_q = int(2 * n * ctx.world["requests_per_key"] * entry["rate"]) + 20
+    n_q = int(10 * n * ctx.world["requests_per_key"] * entry["rate"]) + 20   # drawn with replacement
     questions = ctx.phrases(n_q, *entry["question_words"])
     b["shared_off"][:] = ctx.add_texts(prefix + " " + questions + " " + suffix)
     b["shared_n"][:] = n_q
     b["shared_p"][:] = 0.97
+    b["own_off"][:], b["own_n"][:] = b["shared_off"], b["shared_n"]   # every prompt is wrapped
     b["popular_p"][:] = 0.01
     if rng.random() < 0.5:
         shared_cards(ctx, b, entry["accounts_per_card"])

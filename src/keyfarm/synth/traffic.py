@@ -39,6 +39,10 @@ def requests(ctx: Context, acc: dict, k_acc: np.ndarray, key_created: np.ndarray
     t1k = acc["t1"][k_acc].astype(np.float64)
     t0k = np.minimum(t0k, t1k - 600.0)
     ts = _times(ctx, acc, ra, t0k[rk], t1k[rk], n)
+    # keys used at once: each such key's first row moves to just after its window opens
+    first_row = np.concatenate([[0], np.cumsum(n_rows)[:-1]])
+    now = first_row[acc["use_at_creation"][k_acc]]
+    ts[now] = t0k[rk[now]] + rng.uniform(0, 600, size=now.size)
 
     ver, hi, lo = _addresses(ctx, acc, ra, n)
     device = acc["device"][ra]
@@ -48,10 +52,15 @@ def requests(ctx: Context, acc: dict, k_acc: np.ndarray, key_created: np.ndarray
         device[rot] = table[acc["dev_off"][ra[rot]] + (rng.random(rot.size) * acc["dev_n"][ra[rot]]).astype(np.int64)]
     prompt = _prompts(ctx, acc, ra, n)
 
+    # each key uses `use` of its limit on every calendar day it is active, spread over that day's rows
     use = np.clip(acc["usage"][k_acc] * rng.uniform(0.85, 1.15, size=len(k_acc)), 0.0005, 1.0)
-    active_days = np.maximum(np.ceil((t1k - t0k) / DAY), 1)
-    per_row = use * limit * active_days / n_rows
-    tokens = np.maximum((per_row[rk] * rng.uniform(0.7, 1.3, size=n)).astype(np.int64), 1)
+    day = np.floor(ts / DAY).astype(np.int64)
+    day = day - day.min() if n else day
+    cell = rk * (int(day.max()) + 1 if n else 1) + day
+    codes, uniques = pd.factorize(cell)
+    rows_that_day = np.bincount(codes)[codes]
+    per_row = (use * limit)[rk] / rows_that_day
+    tokens = np.maximum((per_row * rng.uniform(0.7, 1.3, size=n)).astype(np.int64), 1)
     prompt_tokens = np.maximum((tokens * rng.uniform(0.2, 0.6, size=n)).astype(np.int64), 1)
     order = np.lexsort((rk, ts))
     ts_out = START + pd.to_timedelta(np.round(ts[order], 3), unit="s")
