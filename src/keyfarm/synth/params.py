@@ -268,5 +268,5 @@ def _camouflage(rng, tactic: str, days: int) -> dict:
     if tactic in ("mixed_prompts", "naive", "card_rotation", "proxy_rotation", "tiny", "ipv6_rotation"):
         entry["edit"] = _u(rng, 0.03, 0.15)
     if tactic in ("naive", "tiny"):   # one script runs every account in the same runs
-        entry["slot_share"] = _u(rng, 0.6, 1.0)
+        entry["slot_share"] = 1.0
     return entry
