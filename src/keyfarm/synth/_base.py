@@ -60,10 +60,6 @@ def ids(prefix: str, n: int, salt: int) -> np.ndarray:
     return (prefix + pd.Series(x).map("{:012x}".format)).to_numpy(dtype=object)
 
 
-def loguniform(rng, lo: float, hi: float, size=None):
-    return np.exp(rng.uniform(np.log(lo), np.log(hi), size=size))
-
-
 def zipf_choice(rng, n_items: int, size: int, a: float = 1.1) -> np.ndarray:
     p = 1.0 / np.arange(1, n_items + 1) ** a
     return rng.choice(n_items, size=size, p=p / p.sum())
@@ -132,11 +128,6 @@ def carrier_pool(rng, size: int, carrier: int) -> np.ndarray:
     """`size` distinct addresses of carrier number `carrier`'s block (a /14) inside 100.64.0.0/10."""
     block = np.uint64(100 << 24 | 64 << 16) + np.uint64(carrier % 16) * np.uint64(2**18)
     return block + rng.choice(2**18, size=min(size, 2**18), replace=False).astype(np.uint64)
-
-
-def in_cgnat(lo: np.ndarray) -> np.ndarray:
-    """Mask of IPv4 integers inside 100.64.0.0/10."""
-    return (np.asarray(lo, np.uint64) >> np.uint64(22)) == np.uint64((100 << 2) | 1)
 
 
 def format_ips(version: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
@@ -339,14 +330,6 @@ def new_block(ctx: Context, pattern: str, n: int) -> dict:
         "shared_off": np.zeros(n, np.int64), "shared_n": np.zeros(n, np.int64), "shared_p": np.zeros(n),
         "popular_p": np.full(n, w["popular_prompt_p"]), "none_p": np.full(n, 0.01),
     }
-
-
-def own_prompts(ctx: Context, block: dict, rows: np.ndarray, per_account: np.ndarray, texts: np.ndarray) -> None:
-    """Give accounts `rows` their own prompt pools: `per_account[i]` consecutive texts each."""
-    per_account = np.asarray(per_account, np.int64)
-    off = ctx.add_texts(texts)
-    block["own_off"][rows] = off + np.concatenate([[0], np.cumsum(per_account)[:-1]])
-    block["own_n"][rows] = per_account
 
 
 def take(block: dict, rows: np.ndarray) -> dict:

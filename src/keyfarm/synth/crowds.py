@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keyfarm.synth._base import (DAY, HOUR, POPULAR_SDK, POPULAR_UA, UNIFORM, Context, cloud_ipv4,
+from keyfarm.synth._base import (HOUR, POPULAR_SDK, POPULAR_UA, UNIFORM, Context, cloud_ipv4,
                                  datacenter_ipv4, group_sizes, join_words, new_block,
                                  unique_fingerprints, zipf_choice)
 
@@ -188,5 +188,3 @@ def lookalike_apps(ctx: Context, n: int) -> dict:
     b["ip_lo"] = np.where(rng.random((n, 4)) < 0.8, app_ip[app][:, None], b["ip_lo"]).astype(np.uint64)
     return b
 
-
-_ = DAY

@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 
 from keyfarm.synth._base import (BUSINESS, DAY, HOUR, POPULAR_SDK, POPULAR_UA, Context, cloud_ipv4,
-                                 group_sizes, ipv4, loguniform, new_block, own_prompts,
-                                 unique_fingerprints)
+                                 group_sizes, ipv4, new_block, unique_fingerprints)
 
 
 def _members(ctx: Context, n: int, median: float, sigma: float, floor: int) -> tuple[np.ndarray, np.ndarray]:
@@ -160,6 +159,3 @@ def hackathon(ctx: Context, n: int) -> dict:
     b["popular_p"] = np.full(n, 0.1)
     return b
 
-
-def _unused():
-    return loguniform, own_prompts

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keyfarm.synth._base import Context, join_words
+from keyfarm.synth._base import Context
 from keyfarm.synth.farms import (distinct_prompts, farm_addresses, farm_base, kit, set_devices,
                                  shared_cards)
 
@@ -77,5 +77,3 @@ def diverse_prompts(ctx: Context, entry: dict) -> dict:
         set_devices(ctx, b, "browser")
     return b
 
-
-_ = join_words

@@ -183,5 +183,3 @@ def write_world(world: dict[str, pd.DataFrame], out_dir: str | Path, *, params: 
         (out / "params.json").write_text(json.dumps(params, indent=1, sort_keys=True) + "\n")
     return out
 
-
-__all__ = ["generate_world", "write_world", "json"]
