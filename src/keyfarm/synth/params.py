@@ -189,13 +189,15 @@ def _farm_plan(rng, tactics: list[str], farms: dict, weights, n_farm_keys: int, 
     keys = 0.0
     if not tactics:
         return plan
-    w = np.array([weights[FARM_TACTICS.index(t)] for t in tactics])
+    # a hydra is hundreds to thousands of accounts: after the first, few and smaller ones, so one
+    # tactic does not hold most of the farm keys
+    w = np.array([weights[FARM_TACTICS.index(t)] * (0.1 if t == "hydra" else 1.0) for t in tactics])
     w = w / w.sum()
     while keys < n_farm_keys or len(plan) < len(tactics):
         tactic = tactics[len(plan)] if len(plan) < len(tactics) else tactics[rng.choice(len(tactics), p=w)]
         if tactic == "hydra":
             share = farms["hydra"]["share_of_benign_accounts"] if len(plan) < len(tactics) else \
-                rng.uniform(0.2, 1.0) * farms["hydra"]["share_of_benign_accounts"]
+                rng.uniform(0.1, 0.5) * farms["hydra"]["share_of_benign_accounts"]
             n_acc = max(_HYDRA_FLOOR, int(round(share * n_benign_accounts)))
         else:
             lo, hi = farms[tactic]["accounts"]
