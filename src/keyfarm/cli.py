@@ -53,31 +53,44 @@ def main(verbose: bool) -> None:
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--keys", "n_keys", type=click.IntRange(min=2000), default=5000, show_default=True,
               help="Number of API keys in the world.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same bytes).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed (same seed, same bytes; another seed draws other parameters).")
 @click.option("--days", type=click.IntRange(min=1), default=3, show_default=True, help="Days of request logs.")
 @click.option("--requests-per-key", type=click.FloatRange(min=1), default=10.0, show_default=True,
               help="Mean request rows per key.")
 @click.option("--dirty", "dirty_rows", type=click.IntRange(min=0), default=0, show_default=True,
               help="Append this many malformed request rows (to exercise quarantine).")
+@click.option("--patterns", default=None,
+              help="Comma-separated benign patterns and farm tactics to include (default: all; "
+                   "'legacy': the first generator's).")
 @quiet_option
 @handle_errors
-def generate(out_dir, n_keys, seed, days, requests_per_key, dirty_rows, quiet):
-    """Write a synthetic world (input tables + truth.parquet) to OUT_DIR.
+def generate(out_dir, n_keys, seed, days, requests_per_key, dirty_rows, patterns, quiet):
+    """Write a synthetic world (input tables, truth.parquet, params.json) to OUT_DIR.
+
+    params.json lists every parameter drawn for this seed (see keyfarm.synth.world_parameters).
 
     \b
     Example:
-      keyfarm generate world --keys 50000 --seed 1
+      keyfarm generate world --keys 50000 --seed 1 --days 3
     """
     from keyfarm.progress import Progress
-    from keyfarm.synth import generate_world, write_world
+    from keyfarm.synth import LEGACY_PATTERNS, generate_world, world_parameters, write_world
 
+    chosen = None
+    if patterns:
+        chosen = LEGACY_PATTERNS if patterns == "legacy" else [p.strip() for p in patterns.split(",") if p.strip()]
     progress = Progress(quiet)
+    try:
+        params = world_parameters(n_keys, seed, days=days, requests_per_key=requests_per_key, patterns=chosen)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--patterns") from None
     with progress.stage("generate") as info:
         world = generate_world(n_keys, seed, days=days, requests_per_key=requests_per_key,
-                               dirty_rows=dirty_rows)
+                               dirty_rows=dirty_rows, patterns=chosen)
         info["counts"] = ", ".join(f"{len(v):,} {k}" for k, v in world.items())
     with progress.stage("write"):
-        write_world(world, out_dir)
+        write_world(world, out_dir, params=params)
     click.echo(out_dir)
 
 
