@@ -45,13 +45,13 @@ def main(argv=None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="print the fit, do not write defaults.toml")
     args = ap.parse_args(argv)
     worlds = [world_dir(args.work, args.keys, s, args.days) for s in args.seeds]
-    labels = pd.concat([truth_labels(w) for w in worlds], ignore_index=True)
+    outs = [args.work / f"calib-{args.keys}-s{seed}" for seed in args.seeds]
+    # account ids repeat across generated worlds: each label belongs to its own run
+    labels = pd.concat([truth_labels(w).assign(out_dir=str(o)) for w, o in zip(worlds, outs)],
+                       ignore_index=True)
     for round_ in range(1, args.rounds + 1):
-        outs = []
-        for world, seed in zip(worlds, args.seeds):
-            out = args.work / f"calib-{args.keys}-s{seed}"
+        for world, seed, out in zip(worlds, args.seeds, outs):
             run_link(world, out, seed=seed, quiet=True, report=False)
-            outs.append(out)
         result = calibrate(outs, labels, C=args.C, seed=0, fitted_on=(
             f"scripts/calibrate_defaults.py: generated worlds, seeds {','.join(map(str, args.seeds))} x "
             f"{args.keys:,} keys, {args.days} days; logistic regression C={args.C:g}, sqrt(n_keys) weights"))

@@ -93,9 +93,28 @@ def test_in_networks_matches_ipaddress_on_random_addresses():
 
 @pytest.fixture(scope="module")
 def world_graph(small_world):
+    """The small world's graph with the share cap of devices off: these tests are about what each
+    signal links, and in a 3,000-key job a 30-account farm's client is 1 % of the accounts (see
+    test_a_client_on_a_large_share_of_a_small_job_is_a_hub for the cap)."""
+    import dataclasses
     tables = tables_from_frames(**{k: v for k, v in small_world.items() if k != "truth"})
-    graph, hubs, tokens = build_graph(tables, Config.default())
+    config = Config.default()
+    config = dataclasses.replace(config, caps=dataclasses.replace(config.caps, max_share=1.0))
+    graph, hubs, tokens = build_graph(tables, config)
     return tables, graph, hubs, tokens, small_world["truth"]
+
+
+def test_a_client_on_a_large_share_of_a_small_job_is_a_hub(small_world):
+    tables = tables_from_frames(**{k: v for k, v in small_world.items() if k != "truth"})
+    _, hubs, tokens = build_graph(tables, Config.default())
+    config = Config.default()
+    share_cap = config.caps.max_share * tables.n_accounts
+    dev = tokens[tokens["token"].str.startswith("dev:")]
+    assert ((dev["n_accounts"] > share_cap) == dev["is_hub"]).all()
+    assert (dev["is_hub"] & (dev["n_accounts"] <= config.caps.device)).any()   # the share cap bound
+    # other signals keep their absolute caps only
+    ips = tokens[tokens["signal"] == "ip"]
+    assert (ips["is_hub"] == (ips["n_accounts"] > config.caps.ip)).all()
 
 
 def test_campus_nat_cgnat_and_popular_sdk_are_hubs_or_negligible(world_graph, small_world):

@@ -96,10 +96,16 @@ class CapsConfig:
     timing: int | None = 200
     max_keys: int | None = None   # optional cap on keys per token (projection is per account, so keys cost nothing)
     max_judged_hub: int = 50_000  # hubs of payment, IP or timing up to this many accounts are judged as groups
+    max_share: float = 0.005      # a device fingerprint on more than this share of the job's accounts is a hub
+    min_share_cap: int = 10       # ... but never below this many accounts (tiny jobs)
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
-            _at_least("caps", f.name, getattr(self, f.name), 1)
+            if f.name != "max_share":
+                _at_least("caps", f.name, getattr(self, f.name), 1)
+        _at_least("caps", "max_share", self.max_share, 0.0, inclusive=False)
+        if self.max_share > 1:
+            raise KeyfarmConfigError(f"setting caps.max_share must be <= 1, got {self.max_share!r}")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,10 @@ payment, prompt) says how much one such agreement is worth against the others. D
 
 Hubs: a token on more accounts than its signal's cap (config.caps.<signal>) or on more keys than
 caps.max_keys is never projected, since its d² pairs would swamp the graph and carry ≈ no evidence
-(a campus NAT, the default SDK fingerprint, "hello"); hubs are reported with their degrees. Tokens
+(a campus NAT, the default SDK fingerprint, "hello"); hubs are reported with their degrees. A
+device fingerprint on more than caps.max_share of the job's accounts (at least
+caps.min_share_cap) is a hub too: a client popular in this population (an SDK's fingerprint on 16
+of 2,400 accounts) even when the absolute cap is loose. It binds only in small jobs. Tokens
 on one account link nothing beyond the account signal and are not projected either. The account
 token (`acct:`) always weighs weights.account: the keys of one account are one actor by definition.
 
@@ -49,6 +52,7 @@ TOKEN_KINDS = {
 }
 KINDS = tuple(TOKEN_KINDS)
 SIGNALS = ("account", "payment", "ip", "device", "prompt", "timing")
+SHARE_CAPPED = ("device",)   # software fingerprints: values that can be popular (caps.max_share)
 _NO_CAP = np.iinfo(np.int64).max
 
 
@@ -91,7 +95,13 @@ def token_weights(kind: np.ndarray, n_accounts: np.ndarray, n_keys: np.ndarray, 
     n = max(int(config.weights.reference_accounts), 2)
     idf = np.clip(np.log(n / np.maximum(d, 1)) / math.log(n), 0.0, 1.0)
     weight = np.where(is_account, base, base * idf)
-    is_hub = (d > cap) | (n_keys > max_keys)
+    # a value on more than caps.max_share of the job's accounts is popular in this population, however
+    # few accounts that is in absolute terms (an SDK's fingerprint on 16 of 3,000 accounts); binds
+    # only in small jobs, where the absolute caps are loose
+    share_capped = np.isin(kind, [KINDS.index(k) for k, (_, _, sig) in TOKEN_KINDS.items()
+                                  if sig in SHARE_CAPPED])
+    share_cap = max(config.caps.max_share * float(n_total_accounts), float(config.caps.min_share_cap))
+    is_hub = (d > cap) | (n_keys > max_keys) | (share_capped & (d > share_cap))
     projected = ~is_hub & ((d >= 2) | is_account) & (n_keys >= 2) & (weight > 0)
     return weight, is_hub, projected
 

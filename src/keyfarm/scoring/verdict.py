@@ -42,7 +42,7 @@ class ScoringConfig:
 
     default_daily_limit: int = 100_000   # tokens, for keys without (or with a non-positive) limit
     sync_bin_seconds: int = 300          # activity bins for synchrony
-    burst_window_hours: float = 72.0     # accounts (or keys) opened within this spread: one burst
+    burst_window_hours: float = 336.0    # burst scale: 1 at one instant, 0.5 at half of this (a week), 0 beyond
     min_accounts: int = 3                # never `farm` below this many accounts
     threshold: float = 0.5               # `farm` when score >= threshold (and the gates below)
     review_threshold: float = 0.2        # `review` when not farm and score >= this
