@@ -220,25 +220,26 @@ def _diffuse_scheduler(rng, first: int, n_accounts: int, n_moments: int, per_acc
     return rows
 
 
-def test_a_diffuse_scheduler_is_one_lockstep_group(monkeypatch):
+def test_a_diffuse_scheduler_is_one_cluster_through_its_lockstep_slots(monkeypatch):
+    from keyfarm.pipeline import link
+
     rng = np.random.default_rng(21)
     n_bg, n_farm = 1500, 60
     rows = _background(rng, n_bg, days=3, per_account=12) + _diffuse_scheduler(rng, n_bg, n_farm, 120, 12, 3)
     tables = _tables(rows, n_bg + n_farm)
     inc = timing.incidence(tables, Config.default())
-    groups = _slot_accounts(inc[inc["token"].str.startswith("tgrp:")], tables)
+    lockstep = set().union(*_slot_accounts(inc[inc["token"].str.startswith("tgrp:")], tables).values())
     farm = set(range(n_bg, n_bg + n_farm))
-    best = max(groups.values(), key=lambda g: len(g & farm))
-    assert len(best & farm) >= 0.9 * n_farm and len(best - farm) <= 2
-    # and in the graph the group's pairs carry timing evidence above one shared card
-    w = _timing_weights(tables)
-    inside = [v for (a, b), v in w.items() if a in farm and b in farm]
-    assert len(inside) >= 0.8 * n_farm * (n_farm - 1) / 2 and np.median(inside) > ONE_CARD
-    # slot tokens alone tie far fewer of its pairs that strongly
+    assert len(lockstep & farm) >= 0.9 * n_farm and len(lockstep - farm) <= 2
+    members = link(tables, seed=1).members
+    cluster = members["cluster_id"].to_numpy()[n_bg:]
+    biggest = np.bincount(cluster).argmax()
+    assert (cluster == biggest).mean() >= 0.9
+    assert (members["cluster_id"].to_numpy()[:n_bg] == biggest).sum() <= 2
+    # without the lockstep slots the scheduler falls apart
     monkeypatch.setattr(timing, "coactive_groups", lambda *a, **k: timing.make_incidence([], [], "timing"))
-    w = _timing_weights(tables)
-    strong = [v for (a, b), v in w.items() if a in farm and b in farm and v > ONE_CARD]
-    assert len(strong) < 0.5 * len(inside)
+    cluster = link(tables, seed=1).members["cluster_id"].to_numpy()[n_bg:]
+    assert (cluster == np.bincount(cluster).argmax()).mean() < 0.5
 
 
 def test_cron_jobs_form_no_lockstep_group():

@@ -57,7 +57,7 @@ class WeightsConfig:
     user_agent: float = 0.05  # same User-Agent string
     prompt: float = 1.0       # near-duplicate prompts (per unit of prompt evidence)
     timing: float = 0.25      # one shared anomalous time slot (keyfarm.signals.timing)
-    timing_group: float = 2.0 # one group of accounts acting in lockstep (signals.timing.coactive_groups)
+    timing_group: float = 2.0 # one slot shared by accounts in lockstep (signals.timing.coactive_groups)
     reference_accounts: int = 1_000_000  # R of log(R/d)/log(R): fixed, so weights do not move with N
 
     def __post_init__(self):
@@ -148,8 +148,8 @@ class TimingConfig:
     min_slots: int = 2            # anomalous slots an account needs before it ties to any
     busy_share: float = 0.05      # accounts active in a larger share of slots tie × busy_share / share
     network_context: bool = True  # also find anomalous slots within each IPv4 /16 or IPv6 /32 (SynchroTrap)
-    account_z: float = 4.0        # lockstep: an account's summed excess company, in standard errors
-    min_group: int = 3            # lockstep groups of fewer accounts emit no token
+    account_z: float = 3.0        # lockstep: an account's busy slots above chance, in standard errors
+    min_busy_share: float = 0.3   # lockstep: share of an account's slots that are busier than expected
 
     def __post_init__(self):
         _at_least("timing", "slot_seconds", self.slot_seconds, 1)
@@ -160,7 +160,7 @@ class TimingConfig:
         _at_least("timing", "min_expected", self.min_expected, 0.0)
         _at_least("timing", "min_slots", self.min_slots, 1)
         _at_least("timing", "account_z", self.account_z, 0.0)
-        _at_least("timing", "min_group", self.min_group, 2)
+        _at_least("timing", "min_busy_share", self.min_busy_share, 0.0)
         _at_least("timing", "busy_share", self.busy_share, 0.0, inclusive=False)
         if self.busy_share > 1:
             raise KeyfarmConfigError(f"setting timing.busy_share must be <= 1, got {self.busy_share!r}")

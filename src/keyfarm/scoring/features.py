@@ -368,7 +368,14 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
         if w is None:
             feats[f"span_{s}"] = 0.0
             continue
-        pairs = _control_pairs(src, dst, account, membership, np.asarray(w, np.float64), hub_members, s)
+        w = np.asarray(w, np.float64)
+        if s == "device":
+            # a fingerprint alone is a client many strangers may run (an SDK's on 20 of 8,000
+            # accounts); it joins two accounts as one actor only beside other shared evidence
+            others = sum(np.asarray(v, np.float64) for k, v in signal_weights.items()
+                         if k not in ("account", "device"))
+            w = np.where(np.asarray(others) >= LINK_MIN, w, 0.0)
+        pairs = _control_pairs(src, dst, account, membership, w, hub_members, s)
         feats[f"span_{s}"] = _span(pairs, n_acc_total, acc_cluster_all, cids, n_accounts)
         union_a.append(pairs[0])
         union_b.append(pairs[1])

@@ -56,6 +56,7 @@ import pandas as pd
 from keyfarm.signals import make_incidence, ts_ns
 
 _SECOND = 10**9
+BUSY_CHANCE = 0.16   # P(count ≥ expected + sqrt(expected + 1)), at most, for Poisson-like slot counts
 
 
 def incidence(tables, config) -> pd.DataFrame:
@@ -85,19 +86,24 @@ def incidence(tables, config) -> pd.DataFrame:
 
 
 def coactive_groups(key, ts, slot, account, groups, cfg) -> pd.DataFrame:
-    """`tgrp:` tokens: groups of accounts whose requests keep falling into slots busier than
-    expected, joined by the slots they share (CopyCatch's lockstep, found per account).
+    """`tgrp:` tokens: the slots shared by accounts whose requests keep falling into slots busier
+    than expected (CopyCatch's lockstep, found per account).
 
     A scheduler that spreads a few requests of each account over hundreds of slots puts only a
     handful of accounts in any one slot, invisible slot by slot; but each of its accounts acts, slot
     after slot, in company the population does not explain. Per account and population (the whole
-    population and each network context): z = Σ (others in its slot − expected) / sqrt(Σ (expected
-    + 1)) over its active slots. Accounts with z ≥ timing.account_z on ≥ timing.min_slots slots
-    are joined through the slots they share (union-find); each group of ≥ timing.min_group accounts
-    is one token on every key of its accounts."""
-    a_parts, n_parts = [], []
-    node_base = 0
-    for group in groups:
+    population, each IPv4 /8 and /16, each IPv6 /16 and /32): of its n active slots, k are *busy*
+    (the others in it exceed expectation by one standard error, sqrt(expected + 1), which chance
+    gives at most BUSY_CHANCE of the time); the account is in lockstep when k ≥ timing.min_slots,
+    k/n ≥ timing.min_busy_share and the binomial z of k against n × BUSY_CHANCE is at least
+    timing.account_z. Counting busy slots, not summing their excess, keeps out the account that
+    happened to be online during two of a farm's bursts: two huge slots are two, not a pattern.
+    Every slot shared by ≥ 2 lockstep accounts of one population is a token on them: one
+    shared slot is strong evidence (weights.timing_group), and a scheduler's accounts share many
+    slots with many of each other, so community detection keeps them together while a stray
+    account tied by a slot or two stays out."""
+    rows = []
+    for p, group in enumerate(groups):
         s_min = int(slot.min())
         span = int(slot.max()) - s_min + 1
         code = slot if group is None else group * span + (slot - s_min)
@@ -106,41 +112,29 @@ def coactive_groups(key, ts, slot, account, groups, cfg) -> pd.DataFrame:
         slots, gr = (codes, np.zeros(codes.size, np.int64)) if group is None else (codes % span + s_min, codes // span)
         expected = expected_counts(slots, counts, cfg.slot_seconds, min_expected=cfg.min_expected, group=gr)
         at = np.searchsorted(codes, pair_code)
-        excess = counts[at] - 1.0 - expected[at]
+        # a slot is busy for an account when the others in it exceed expectation by one standard
+        # error; by chance that happens in at most BUSY_CHANCE of an account's slots
+        busy = (counts[at] - 1.0 - expected[at]) >= np.sqrt(expected[at] + 1.0)
         # per (account, population group): the node that is scored
         node_key = pair_account * np.int64(1 << 20) + (gr[at] % (1 << 20))
-        nodes, node_of = np.unique(node_key, return_inverse=True)
-        total = np.bincount(node_of, weights=excess)
-        var = np.bincount(node_of, weights=expected[at] + 1.0)
-        n = np.bincount(node_of)
-        suspicious = (total / np.sqrt(var) >= cfg.account_z) & (n >= cfg.min_slots)
-        keep = suspicious[node_of]
-        a_parts.append(np.stack([pair_account[keep], at[keep] + node_base]))
-        node_base += codes.size
-    pairs = np.concatenate(a_parts, axis=1) if a_parts else np.zeros((2, 0), np.int64)
-    if not pairs.shape[1]:
+        _, node_of = np.unique(node_key, return_inverse=True)
+        k = np.bincount(node_of, weights=busy.astype(np.float64))
+        n = np.bincount(node_of).astype(np.float64)
+        z = (k - n * BUSY_CHANCE) / np.sqrt(n * BUSY_CHANCE * (1 - BUSY_CHANCE))
+        lockstep = (z >= cfg.account_z) & (k >= cfg.min_slots) & (k / n >= cfg.min_busy_share)
+        keep = lockstep[node_of]
+        shared = np.bincount(at[keep], minlength=codes.size) >= 2
+        hit = keep & shared[at]
+        if hit.any():
+            rows.append(pd.DataFrame({"acc": pair_account[hit], "p": p, "code": pair_code[hit]}))
+    if not rows:
         return make_incidence([], [], "timing")
-    # accounts and slots as one node set: an account joins every slot it was suspicious in
-    acc_ids, acc_node = np.unique(pairs[0], return_inverse=True)
-    slot_ids, slot_node = np.unique(pairs[1], return_inverse=True)
-    from keyfarm.scoring.features import _union_roots   # the same union-find kernel
-    roots = _union_roots(acc_ids.size + slot_ids.size, acc_node.astype(np.int64),
-                         (slot_node + acc_ids.size).astype(np.int64))[:acc_ids.size]
-    size = np.bincount(roots, minlength=acc_ids.size + slot_ids.size)[roots]
-    member = size >= cfg.min_group
-    if not member.any():
-        return make_incidence([], [], "timing")
-    group_of = pd.Series(roots[member], index=acc_ids[member])
-    row = np.isin(account, acc_ids[member])
-    frame = pd.DataFrame({"key": key[row], "g": group_of.reindex(account[row]).to_numpy(np.int64), "ts": ts[row]})
-    agg = frame.groupby(["key", "g"], sort=True).agg(count=("ts", "size"), first_seen=("ts", "min"),
-                                                      last_seen=("ts", "max")).reset_index()
-    # a group is named by its smallest account index, so the token does not depend on row order
-    name = pd.Series(acc_ids[member]).groupby(roots[member]).min()
-    token = ("tgrp:" + pd.Series(name.reindex(agg["g"]).to_numpy()).map("{:x}".format)).to_numpy(dtype=object)
-    return make_incidence(agg["key"].to_numpy(np.int64), token, "timing", weight=1.0,
-                          count=agg["count"].to_numpy(np.int64), first_seen=agg["first_seen"].to_numpy(),
-                          last_seen=agg["last_seen"].to_numpy())
+    pairs = pd.concat(rows, ignore_index=True)
+    # every key of the account ties to the slot (an account's keys are one actor)
+    keys_of = pd.DataFrame({"acc": account, "key": key}).drop_duplicates()
+    frame = pairs.merge(keys_of, on="acc").drop_duplicates(["key", "p", "code"])
+    token = ("tgrp:" + frame["p"].astype(str) + "." + frame["code"].astype(str)).to_numpy(dtype=object)
+    return make_incidence(frame["key"].to_numpy(np.int64), token, "timing", weight=1.0)
 
 
 def network_contexts(requests: pd.DataFrame, *, v4_bits: int = 16, v6_bits: int = 32) -> np.ndarray:
