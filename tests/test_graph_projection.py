@@ -154,3 +154,26 @@ def test_an_account_with_5000_keys_adds_no_more_edges_than_one_with_5():
     np.testing.assert_array_equal(small.weight, large.weight)
     # the one edge joins the two accounts' representative keys
     assert set(large.key_id[[large.src[0], large.dst[0]]]) == {"ka00000", "kb"}
+
+
+def test_two_labs_running_one_public_benchmark_are_tied_below_one_shared_card():
+    from keyfarm.graph import build_graph
+    from keyfarm.io import tables_from_frames
+
+    rng = np.random.default_rng(4)
+    words = np.array("alpha beta gamma delta epsilon zeta theta kappa lambda sigma omega".split())
+    bench = [" ".join(rng.choice(words, 12)) + f" question {i}" for i in range(300)]
+    accounts = [f"lab{i}" for i in range(20)]           # twenty labs' accounts run the benchmark
+    keys = pd.DataFrame({"key_id": [f"k{i:02d}" for i in range(22)], "account_id": accounts + ["c1", "c2"],
+                         "created_at": "2026-10-01"})
+    rows = [(f"k{i:02d}", f"10.0.{i}.{j % 200}", p) for i in range(20) for j, p in enumerate(bench)]
+    rows += [("k20", "10.9.0.1", "hello there"), ("k21", "10.9.0.2", "something else entirely")]
+    requests = pd.DataFrame(rows, columns=["key_id", "ip", "prompt"]).assign(ts="2026-11-01T10:00Z")
+    payments = pd.DataFrame({"account_id": ["c1", "c2"], "payment_fingerprint": ["card", "card"]})
+    graph, _, _ = build_graph(tables_from_frames(keys, payments=payments, requests=requests), Config.default())
+    ids = graph.key_id
+    card = graph.weight[(ids[graph.src] == "k20") & (ids[graph.dst] == "k21")]
+    labs = (np.char.startswith(ids[graph.src].astype(str), "k0") | np.char.startswith(ids[graph.src].astype(str), "k1")) \
+        & (graph.w["prompt"] > 0)
+    assert card.size == 1 and labs.sum() >= 190          # every pair of labs shares all 300 prompts
+    assert graph.weight[labs].max() < card[0]

@@ -169,3 +169,33 @@ def test_every_hub_is_listed_with_its_degree_and_signal(linked):
     keys = req.loc[req["ip"] == ip, "key"].unique()
     assert keys.size == top_ip["n_keys"] > 0
     assert np.unique(result.tables.keys["account"].to_numpy()[keys]).size == top_ip["n_accounts"]
+
+
+# Tactics today's detector does not yet find reliably on 10k-key worlds of every pattern (see the
+# closing notes of issues 14 and 15): slow_burn runs from a few private addresses that the verdict
+# reads as an office's, and a job queue of a few dozen accounts puts ~2 of them in each slot.
+KNOWN_GAPS = ("slow_burn", "job_queue")
+
+
+@pytest.mark.slow
+def test_detection_quality_on_worlds_of_every_pattern():
+    from keyfarm.io import tables_from_frames
+    from keyfarm.synth import BENIGN_PATTERNS, FARM_TACTICS, generate_world
+
+    recall, precision = {}, []
+    for seed in (21, 23):
+        world = generate_world(10_000, seed=seed)
+        tables = tables_from_frames(**{k: v for k, v in world.items() if k != "truth"})
+        result = link(tables, seed=3)
+        m = evaluate_frames(result.members, result.clusters, world["truth"])
+        precision.append(m["precision"])
+        assert set(m["false_positives_by_pattern"]) == set(BENIGN_PATTERNS)
+        for pattern, row in m["false_positives_by_pattern"].items():
+            assert row["rate"] <= 0.005, (seed, pattern)   # no benign crowd under `farm`
+        for tactic, row in m["recall_by_tactic"].items():
+            recall.setdefault(tactic, []).append(row["recall"])
+    assert min(precision) >= 0.97
+    assert set(recall) == set(FARM_TACTICS)
+    for tactic, values in recall.items():
+        if tactic not in KNOWN_GAPS:
+            assert np.mean(values) >= 0.9, tactic
