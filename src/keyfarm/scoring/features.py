@@ -16,6 +16,7 @@ import numba
 import numpy as np
 import pandas as pd
 
+from keyfarm.community.components import _union_find   # roots of union-find, smallest node wins
 from keyfarm.graph.weighting import SIGNALS
 
 LINK_SIGNALS = tuple(s for s in SIGNALS if s != "account")  # the account signal links keys of one account
@@ -179,28 +180,15 @@ def _synchrony(activity: KeyActivity, account: np.ndarray, membership: np.ndarra
         return np.where(expected > 0, np.clip(1.0 - distinct / expected, 0.0, 1.0), 0.0)
 
 
-@numba.njit(cache=True, nogil=True)
-def _union_roots(n, a, b):
-    """Root of every node after joining the pairs (a[i], b[i]) (union-find, smaller root wins)."""
-    parent = np.arange(n)
-    for i in range(a.size):
-        ra, rb = _find(parent, a[i]), _find(parent, b[i])
-        if ra != rb:
-            if ra < rb:
-                parent[rb] = ra
-            else:
-                parent[ra] = rb
-    for x in range(n):
-        parent[x] = _find(parent, x)
-    return parent
-
-
 def _control_pairs(src, dst, account, membership, w, hub_members, signal):
     """Account pairs (a, b) inside one cluster tied by `signal`: projected links at LINK_MIN or
-    more, and accounts sharing one of the signal's hub values (each tied to the value's first)."""
+    more, and, for a control hub signal (a card), accounts sharing one of its hub values (each tied
+    to the value's first)."""
+    from keyfarm.scoring.hubs import CONTROL_HUB_SIGNALS
+
     mask = (membership[src] == membership[dst]) & (account[src] != account[dst]) & (w >= LINK_MIN)
     a, b = [account[src[mask]]], [account[dst[mask]]]
-    if hub_members is not None and len(hub_members):
+    if hub_members is not None and len(hub_members) and signal in CONTROL_HUB_SIGNALS:
         rows = hub_members[hub_members["signal"].to_numpy(dtype=object) == signal]
         if len(rows):
             key = rows["key"].to_numpy(np.int64)
@@ -218,7 +206,7 @@ def _span(pairs, n_accounts_total, acc_cluster, cids, n_acc) -> np.ndarray:
     a, b = pairs
     if not a.size:
         return np.zeros(len(cids))
-    roots = _union_roots(n_accounts_total, a, b)
+    roots = _union_find(a, b, np.int64(n_accounts_total))
     scope = np.isin(acc_cluster, cids)
     sizes = pd.DataFrame({"c": acc_cluster[scope], "r": roots[np.flatnonzero(scope)]}).groupby(["c", "r"]).size()
     largest = sizes.groupby(level=0).max().reindex(cids, fill_value=1).to_numpy(np.float64)

@@ -6,7 +6,7 @@ their limit is the best lead a trust-and-safety team gets, a campus NAT is not. 
 judged signal (HUB_SIGNALS) is scored with the cluster verdict model as if its accounts were one
 cluster, with the hub itself as their shared evidence: a shared card or shared unusual time slots
 are evidence of control; a shared address is infrastructure. The verdict goes to hubs.parquet, and
-hubs of a control signal judged `farm` become clusters (`merge_farm_hubs`): their accounts leave
+hubs of a control signal judged `farm` become clusters (`merge_farm_hubs`; cards, not time slots): their accounts leave
 their communities and form one cluster per group of overlapping farm hubs, so a 2,000-account farm
 on one card is one cluster even though no pair of its accounts was projected; of a `farm` address
 hub (a proxy exit) only the accounts rotating through two or more such exits join.
@@ -17,7 +17,11 @@ import numpy as np
 import pandas as pd
 
 HUB_SIGNALS = {"payment": "share_payment", "timing": "share_timing", "ip": "share_ip"}
-CONTROL_HUB_SIGNALS = ("payment", "timing")   # hubs whose `farm` groups become clusters
+# hubs whose accounts are one actor's evidence (a span of one) and, judged `farm`, one cluster: a
+# card is one actor's; a busy time slot is a moment that farms and strangers share (merging slot
+# hubs at 1M keys chained a 20,842-account cluster, and counting them as a span flagged strangers)
+CONTROL_HUB_SIGNALS = ("payment",)
+MERGED_HUB_SIGNALS = CONTROL_HUB_SIGNALS
 
 
 def judged_hub_tokens(hubs: pd.DataFrame, config) -> pd.DataFrame:
@@ -106,11 +110,11 @@ def merge_farm_hubs(membership: np.ndarray, account: np.ndarray, judged: pd.Data
     """Per-key membership where the accounts of `farm` hubs form one cluster per group of
     overlapping hubs (union-find over shared accounts); other keys keep theirs.
 
-    Every account of a payment or timing hub joins. An address hub is a proxy exit or a NAT that
+    Every account of a payment hub joins. An address hub is a proxy exit or a NAT that
     real users sit behind too, so only accounts on two or more `farm` addresses join: a farm rotates
     through its exits, the user at home behind one of them does not."""
     farm = judged[judged["verdict"] == "farm"]
-    control = farm[farm["signal"].isin(list(CONTROL_HUB_SIGNALS))]
+    control = farm[farm["signal"].isin(list(MERGED_HUB_SIGNALS))]
     exact = farm[(farm["signal"] == "ip") & farm["token"].str.match(r"^(ip4|ip6|ip6/64):")]
     rows = hub_members[hub_members["token"].isin(control["token"].to_numpy(dtype=object))]
     ip_rows = hub_members[hub_members["token"].isin(exact["token"].to_numpy(dtype=object))]
