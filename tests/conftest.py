@@ -3,25 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from keyfarm.synth import LEGACY_PATTERNS, generate_world, write_world
-
-# What today's detector assumes beyond the first generator's patterns: benign keys use about 12 %
-# of their limit (Beta(1.2, 9)), and heavy use is the `heavy_user` pattern's alone (no power users
-# inside households, campuses or orgs); every member of an org declares it; popular prompts are popular
-# enough to be hubs (30 % of benign requests: even the twelfth most popular prompt reaches more
-# accounts than caps.prompt, whereas on a few dozen accounts it links them like a kit); and farms
-# stay below the hub caps (35 accounts; a farm's address or client on more accounts than caps.ip /
-# caps.device is a hub and links nothing). The generator draws all four per world; the
-# detection-quality tests guard today's detector on the world it was built for, while
-# scripts/quality.py measures it on the drawn worlds.
-_UNDER_CAPS = {"accounts": [6, 35]}
-LEGACY_OVERRIDES = {
-    "world": {"benign_usage_beta": [1.2, 9.0], "power_user_share": 0.0, "popular_prompt_p": 0.3},
-    "benign": {"org": {"declared_share": 1.0}},
-    "farms": {t: _UNDER_CAPS for t in ("naive", "card_rotation", "proxy_rotation", "ipv6_rotation",
-                                       "slow_burn", "prompt_only", "mixed_prompts")},
-}
-
+from keyfarm.synth import LEGACY_OVERRIDES, LEGACY_PATTERNS, generate_world, write_world
 
 @pytest.fixture(scope="session")
 def small_world():

@@ -150,6 +150,7 @@ class TimingConfig:
     network_context: bool = True  # also find anomalous slots within each IPv4 /16 or IPv6 /32 (SynchroTrap)
     account_z: float = 3.0        # lockstep: an account's busy slots above chance, in standard errors
     min_busy_share: float = 0.3   # lockstep: share of an account's slots that are busier than expected
+    lockstep_prefixes: tuple[int, ...] = (8, 16)  # IPv4 prefix lengths of the lockstep populations
 
     def __post_init__(self):
         _at_least("timing", "slot_seconds", self.slot_seconds, 1)
@@ -161,6 +162,9 @@ class TimingConfig:
         _at_least("timing", "min_slots", self.min_slots, 1)
         _at_least("timing", "account_z", self.account_z, 0.0)
         _at_least("timing", "min_busy_share", self.min_busy_share, 0.0)
+        for bits in self.lockstep_prefixes:
+            if not 1 <= bits <= 32:
+                raise KeyfarmConfigError(f"setting timing.lockstep_prefixes: {bits!r} is not an IPv4 prefix length")
         _at_least("timing", "busy_share", self.busy_share, 0.0, inclusive=False)
         if self.busy_share > 1:
             raise KeyfarmConfigError(f"setting timing.busy_share must be <= 1, got {self.busy_share!r}")

@@ -171,15 +171,34 @@ def reliability_table(score: np.ndarray, y: np.ndarray, bins: int = 10) -> pd.Da
     return agg.reset_index(drop=True)[["bin", "clusters", "mean_score", "farm_share"]]
 
 
+def gated(frame: pd.DataFrame, config=None) -> np.ndarray:
+    """Rows of labelled clusters that pass the verdict's gates (control, limits drawn, accounts):
+    the clusters the model has to rank. A hackathon that draws less than one limit or an office
+    tied only by its addresses is kept out of `farm` by policy and should not teach the fit that
+    shared time slots or addresses mean innocence."""
+    from keyfarm.scoring.verdict import ScoringConfig
+
+    config = config or ScoringConfig()
+    needed = {"control", "limit_multiplier", "n_accounts"}
+    if not needed <= set(frame.columns):
+        return np.ones(len(frame), bool)
+    return ((frame["control"].to_numpy(np.float64) >= config.min_control)
+            & (np.nan_to_num(frame["limit_multiplier"].to_numpy(np.float64)) >= config.min_multiplier)
+            & (frame["n_accounts"].to_numpy() >= config.min_accounts))
+
+
 def fit(frame: pd.DataFrame, *, C: float = 1.0, folds: int = 5, seed: int = 0,
-        fitted_on: str = "", size_weighted: bool = True) -> Calibration:
+        fitted_on: str = "", size_weighted: bool = True, gated_only: bool = True) -> Calibration:
     """Fit the logistic verdict model on `labelled_clusters` rows; out-of-fold metrics by
     stratified k-fold (seeded, so the same labels give the same report). With `size_weighted`,
     each cluster counts √n_keys times (when the frame has n_keys): a verdict on a big cluster is
-    many keys' verdict, yet small farms must not vanish from the fit."""
+    many keys' verdict, yet small farms must not vanish from the fit. With `gated_only` (default)
+    the fit and its metrics cover only the clusters that pass the verdict's gates (`gated`)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
+    if gated_only:
+        frame = frame[gated(frame)]
     X = frame[[f"f_{n}" for n in MODEL_FEATURES]].to_numpy(np.float64)
     y = frame["y"].to_numpy(np.int64)
     sample_weight = np.sqrt(frame["n_keys"].to_numpy(np.float64)) if size_weighted and "n_keys" in frame \

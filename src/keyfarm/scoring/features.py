@@ -358,10 +358,11 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
             continue
         w = np.asarray(w, np.float64)
         if s == "device":
-            # a fingerprint alone is a client many strangers may run (an SDK's on 20 of 8,000
-            # accounts); it joins two accounts as one actor only beside other shared evidence
+            # a fingerprint is a client many strangers may run (an SDK's on 20 of 8,000 accounts,
+            # a gateway's on all its tenants, beside the gateway's addresses); it joins two accounts
+            # as one actor only beside a shared card or shared unusual time slots
             others = sum(np.asarray(v, np.float64) for k, v in signal_weights.items()
-                         if k not in ("account", "device"))
+                         if k in ("payment", "timing"))
             w = np.where(np.asarray(others) >= LINK_MIN, w, 0.0)
         pairs = _control_pairs(src, dst, account, membership, w, hub_members, s)
         feats[f"span_{s}"] = _span(pairs, n_acc_total, acc_cluster_all, cids, n_accounts)

@@ -21,9 +21,13 @@ import numpy as np
 import pandas as pd
 
 # scaled features the model weighs, in this order (each in [0, 1], 1 = farm-like unless noted)
-MODEL_FEATURES = ("payment", "timing", "device", "control_span", "network", "pool", "prompt",
-                  "burst", "activation", "synchrony", "usage", "multiplier", "size", "declared_org",
+MODEL_FEATURES = ("payment", "timing", "device", "control_span", "pool", "prompt", "burst",
+                  "activation", "synchrony", "usage", "multiplier", "size", "declared_org",
                   "institutional_domain", "control_evasion")
+# Shared addresses are not a model feature: fitted, they weighed −6 (most address-linked clusters of
+# the training worlds are offices and campuses) and sank every farm that runs from its own machines.
+# They enter through `pool` (a rotating proxy pool) and the explanation; offices and campuses are
+# kept out of `farm` by the control gate, not by a penalty on addresses.
 # evidence a crowd cannot share by chance: the gate of `farm` takes their maximum
 CONTROL_FEATURES = ("control_span", "pool", "burst", "activation")
 DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
@@ -82,8 +86,9 @@ def feature_scales(feats: pd.DataFrame, config: ScoringConfig) -> pd.DataFrame:
     largest group of accounts the signal joins, as a share of the cluster: ten labs on ten cards
     span a tenth), control_span the same for the three together; network and prompt are shares of
     accounts tied to another member at all (infrastructure and interest); pool is the network share
-    × (the median account's distinct public /24 or /48 blocks − 3)/7: accounts that share addresses
-    while each rotates through ten or more blocks run on one proxy pool; a burst is 1
+    × (the median account's distinct public /24 or /48 blocks − 5)/10: accounts that share addresses
+    while each rotates through fifteen or more blocks run on one proxy pool (a gateway's tenants,
+    on its addresses and their own, reach about seven); a burst is 1
     when every account was opened at once and 0 at burst_window_hours apart; the multiplier is
     log2(limits drawn)/3, 0 at one limit and 1 at eight; size is log(accounts/2)/log(100).
     """
@@ -97,7 +102,7 @@ def feature_scales(feats: pd.DataFrame, config: ScoringConfig) -> pd.DataFrame:
         "control_span": feats["span_control"],
         "network": feats["share_ip"], "prompt": feats["share_prompt"],
         "pool": feats["share_ip"].to_numpy(np.float64) * np.clip(
-            (feats["rotation_blocks"].to_numpy(np.float64) - 3.0) / 7.0, 0, 1),
+            (feats["rotation_blocks"].to_numpy(np.float64) - 5.0) / 10.0, 0, 1),
         "burst": burst("creation_spread_hours"), "activation": burst("activation_spread_hours"),
         "synchrony": np.clip(feats["synchrony"].to_numpy(np.float64), 0, 1),
         "usage": np.clip(feats["usage"].to_numpy(np.float64), 0, 1),
@@ -107,7 +112,7 @@ def feature_scales(feats: pd.DataFrame, config: ScoringConfig) -> pd.DataFrame:
         "institutional_domain": feats["institutional_domain"].astype(float),
     }, index=feats.index).astype(np.float64)
     scaled["control_evasion"] = control_index(scaled) * scaled["multiplier"]
-    return scaled[list(MODEL_FEATURES)]
+    return scaled[list(MODEL_FEATURES) + ["network"]]
 
 
 def control_index(scaled: pd.DataFrame) -> np.ndarray:

@@ -76,7 +76,8 @@ def incidence(tables, config) -> pd.DataFrame:
     if cfg.network_context and "ip_version" in requests:
         context = network_contexts(requests)
         parts.append(_anomalies(key, ts, slot, account, context, cfg))
-        groups += [network_contexts(requests, v4_bits=8, v6_bits=16), context]
+        groups += [context if bits == 16 else network_contexts(requests, v4_bits=bits, v6_bits=2 * bits)
+                   for bits in cfg.lockstep_prefixes]
     parts.append(coactive_groups(key, ts, slot, account, groups, cfg))
     parts = [p for p in parts if len(p)]
     if not parts:
@@ -92,7 +93,8 @@ def coactive_groups(key, ts, slot, account, groups, cfg) -> pd.DataFrame:
     A scheduler that spreads a few requests of each account over hundreds of slots puts only a
     handful of accounts in any one slot, invisible slot by slot; but each of its accounts acts, slot
     after slot, in company the population does not explain. Per account and population (the whole
-    population, each IPv4 /8 and /16, each IPv6 /16 and /32): of its n active slots, k are *busy*
+    population, and each IPv4 prefix of timing.lockstep_prefixes with the IPv6 prefix twice as long):
+    of its n active slots, k are *busy*
     (the others in it exceed expectation by one standard error, sqrt(expected + 1), which chance
     gives at most BUSY_CHANCE of the time); the account is in lockstep when k ≥ timing.min_slots,
     k/n ≥ timing.min_busy_share and the binomial z of k against n × BUSY_CHANCE is at least

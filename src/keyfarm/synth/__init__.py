@@ -8,9 +8,9 @@ framework templates), farms.py (farms behind infrastructure) and kits.py (farms 
 prompts); traffic.py turns accounts into requests, vectorised; world.py assembles and writes.
 Same seed, same bytes.
 """
-from keyfarm.synth.params import (BENIGN_PATTERNS, FARM_TACTICS, LEGACY_PATTERNS, MIN_KEYS,
-                                  world_parameters)
+from keyfarm.synth.params import (BENIGN_PATTERNS, FARM_TACTICS, LEGACY_OVERRIDES, LEGACY_PATTERNS,
+                                  MIN_KEYS, world_parameters)
 from keyfarm.synth.world import generate_world, write_world
 
-__all__ = ["BENIGN_PATTERNS", "FARM_TACTICS", "LEGACY_PATTERNS", "MIN_KEYS", "generate_world",
+__all__ = ["BENIGN_PATTERNS", "FARM_TACTICS", "LEGACY_OVERRIDES", "LEGACY_PATTERNS", "MIN_KEYS", "generate_world",
            "world_parameters", "write_world"]

@@ -22,6 +22,23 @@ LEGACY_PATTERNS = ("plain", "campus_nat", "cgnat_mobile", "cloud_region", "famil
                    "ipv6_rotation", "slow_burn", "prompt_only", "tiny", "mixed_prompts")
 MIN_KEYS = 2000
 
+# What the first detector assumes beyond the first generator's patterns: benign keys use about 12 %
+# of their limit (Beta(1.2, 9)), and heavy use is the `heavy_user` pattern's alone (no power users
+# inside households, campuses or orgs); every member of an org declares it; popular prompts are popular
+# enough to be hubs (30 % of benign requests: even the twelfth most popular prompt reaches more
+# accounts than caps.prompt, whereas on a few dozen accounts it links them like a kit); and farms
+# stay below the hub caps (35 accounts; a farm's address or client on more accounts than caps.ip /
+# caps.device is a hub and links nothing). The generator draws all four per world; the
+# detection-quality tests guard the first detector on the world it was built for, while
+# scripts/quality.py measures it on the drawn worlds.
+_UNDER_CAPS = {"accounts": [6, 35]}
+LEGACY_OVERRIDES = {
+    "world": {"benign_usage_beta": [1.2, 9.0], "power_user_share": 0.0, "popular_prompt_p": 0.3},
+    "benign": {"org": {"declared_share": 1.0}},
+    "farms": {t: _UNDER_CAPS for t in ("naive", "card_rotation", "proxy_rotation", "ipv6_rotation",
+                                       "slow_burn", "prompt_only", "mixed_prompts")},
+}
+
 # (share of benign accounts low, high) per benign crowd; "plain" takes the rest
 _BENIGN_SHARE = {"campus_nat": (0.02, 0.06), "cgnat_mobile": (0.04, 0.10), "cloud_region": (0.03, 0.07),
                  "family_card": (0.02, 0.04), "org": (0.03, 0.06), "heavy_user": (0.01, 0.03),
