@@ -41,8 +41,9 @@ def _at_least(section: str, name: str, value, low, *, inclusive: bool = True) ->
 class WeightsConfig:
     """Base weight of each token kind: the evidence of two accounts sharing a value nobody else has.
 
-    A token shared by d of N accounts weighs base × log(N/d)/log(N) (see keyfarm.graph.weighting);
-    a key pair's `w_<signal>` sums its shared tokens' weights (× the weaker key's tie).
+    A token shared by d accounts weighs base × log(R/d)/log(R), R = reference_accounts (see
+    keyfarm.graph.weighting); a pair's `w_<signal>` sums its shared tokens' weights (× the weaker
+    tie), then saturates (SaturationConfig).
     """
 
     account: float = 1.0      # keys of one account (not frequency-weighted)

@@ -1,15 +1,17 @@
 """Token weighting and hubs (graph stage): a shared value is evidence in proportion to how rare it is.
 
 Choice: an inverse document frequency over accounts, read as a Fellegi–Sunter match weight. A token
-shared by d distinct accounts out of N weighs
+shared by d distinct accounts weighs
 
-    base[kind] × log(N / d) / log(N)        (clipped to [0, base])
+    base[kind] × log(R / d) / log(R)        (clipped to [0, base])
 
-log(N/d) is the log-likelihood ratio of agreement on a value of frequency d/N: two unrelated
-accounts share it with probability about d/N, a single actor's accounts share it whatever d is.
-Dividing by log(N) makes a value unique to one pair of accounts weigh ≈ base, so base[kind] (one
-per token kind in config.weights: exact IPv4, /24, IPv6, /64, /48, window, device, user agent,
-payment, prompt) says how much one such agreement is worth against the others. Degrees count
+log(R/d) is the log-likelihood ratio of agreement on a value of frequency d/R: two unrelated
+accounts share it with probability about d/R, a single actor's accounts share it whatever d is.
+R is a fixed reference population (config.weights.reference_accounts, 10⁶), not the job's size:
+a value on d accounts weighs the same in a 5k-account and a 1M-account run. Dividing by log(R)
+makes a value unique to one pair of accounts weigh ≈ base, so base[kind] (one per token kind in
+config.weights: exact IPv4, /24, IPv6, /64, /48, window, device, user agent, payment, prompt,
+time slot, lockstep slot) says how much one such agreement is worth against the others. Degrees count
 *accounts*, not keys: an account's many keys are one actor, not many coincidences.
 
 Hubs: a token on more accounts than its signal's cap (config.caps.<signal>) or on more keys than

@@ -13,7 +13,7 @@ summed in Spark (contributions are multiples of 2**-32, so sums are exact in any
 strongest token per (pair, signal) is the largest contribution, smallest token on ties, as in the
 local kernel. The driver collects the edges, detects communities (Numba), collects per-key
 aggregates (all keys' totals; daily tokens and active bins of keys in multi-key clusters only) and
-scores clusters with scoring.py. Outputs are identical to pipeline.link's for the same input and seed.
+judges hubs and scores clusters with the scoring package (pipeline.score_stage). Outputs are identical to pipeline.link's for the same input and seed.
 """
 from __future__ import annotations
 
