@@ -22,6 +22,7 @@ from keyfarm.graph.weighting import SIGNALS
 LINK_SIGNALS = tuple(s for s in SIGNALS if s != "account")  # the account signal links keys of one account
 INSTITUTIONAL = r"(?:\.edu|\.gov|\.mil|\.ac\.[a-z]{2}|\.edu\.[a-z]{2}|\.gov\.[a-z]{2})$"
 LINK_MIN = 0.1   # a signal links two accounts when its evidence on their pair is at least this
+TIMING_SPAN_MIN = 0.5   # timing evidence that joins two accounts as one actor: ≥ 3 shared slots or a lockstep slot
 
 
 # ---------------------------------------------------------------- per-key aggregates
@@ -364,6 +365,10 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
             others = sum(np.asarray(v, np.float64) for k, v in signal_weights.items()
                          if k in ("payment", "timing"))
             w = np.where(np.asarray(others) >= LINK_MIN, w, 0.0)
+        if s == "timing":
+            # one shared busy slot is a coincidence in a big population; a span of one actor's
+            # slots needs several (or lockstep slots), or crowds chain into it at 1M accounts
+            w = np.where(w >= TIMING_SPAN_MIN, w, 0.0)
         pairs = _control_pairs(src, dst, account, membership, w, hub_members, s)
         feats[f"span_{s}"] = _span(pairs, n_acc_total, acc_cluster_all, cids, n_accounts)
         union_a.append(pairs[0])
