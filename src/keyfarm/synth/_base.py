@@ -65,6 +65,14 @@ def zipf_choice(rng, n_items: int, size: int, a: float = 1.1) -> np.ndarray:
     return rng.choice(n_items, size=size, p=p / p.sum())
 
 
+def members(ctx, n: int, median: float, sigma: float, floor: int) -> tuple[np.ndarray, np.ndarray]:
+    """Group index of each of n members (groups of lognormal size, `group_sizes`) and the groups'
+    new global ids: accounts into campuses, companies into CI crowds, labs into benchmarks."""
+    sizes = group_sizes(ctx.rng, n, median, sigma, floor)
+    member = np.repeat(np.arange(len(sizes)), sizes)[:n]
+    return member, ctx.groups(len(sizes))
+
+
 def group_sizes(rng, total: int, median: float, sigma: float, floor: int) -> np.ndarray:
     """Sizes (lognormal around `median`, at least `floor`) of groups that together hold `total`."""
     total = max(int(total), floor)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from keyfarm.synth._base import (HOUR, POPULAR_SDK, POPULAR_UA, UNIFORM, Context, cloud_ipv4,
-                                 datacenter_ipv4, group_sizes, join_words, new_block,
+                                 datacenter_ipv4, join_words, members, new_block,
                                  unique_fingerprints, zipf_choice)
 
 # popular cron schedules: (period seconds, offset seconds within the period)
@@ -35,9 +35,7 @@ def ci_schedule(ctx: Context, n: int) -> dict:
     b = new_block(ctx, "ci_schedule", n)
     company = _companies(ctx, n, tuple(p["accounts_per_company"]))
     n_comp = int(company.max()) + 1
-    crowd_sizes = group_sizes(rng, n_comp, p["companies_median"], 0.5, 6)
-    crowd_of = np.repeat(np.arange(len(crowd_sizes)), crowd_sizes)[:n_comp]
-    crowds = ctx.groups(len(crowd_sizes))
+    crowd_of, crowds = members(ctx, n_comp, p["companies_median"], 0.5, 6)
     b["group"] = crowds[crowd_of][company]
     _company_cards(ctx, b, company)
     # one slot table per popular schedule, shared by every company on it
@@ -79,9 +77,7 @@ def gateway_tenants(ctx: Context, n: int) -> dict:
     p = ctx.params["benign"]["gateway_tenants"]
     rng = ctx.rng
     b = new_block(ctx, "gateway_tenants", n)
-    sizes = group_sizes(rng, n, p["median"], p["sigma"], 8)
-    member = np.repeat(np.arange(len(sizes)), sizes)[:n]
-    groups = ctx.groups(len(sizes))
+    member, groups = members(ctx, n, p["median"], p["sigma"], 8)
     b["group"] = groups[member]
     g = len(groups)
     fp = unique_fingerprints(rng, g, "t13d_gw")
@@ -117,9 +113,7 @@ def benchmark_runners(ctx: Context, n: int) -> dict:
     b = new_block(ctx, "benchmark_runners", n)
     lab = _companies(ctx, n, tuple(p["accounts_per_lab"]))
     n_lab = int(lab.max()) + 1
-    sizes = group_sizes(rng, n_lab, p["labs_median"], 0.5, 4)
-    bench_of = np.repeat(np.arange(len(sizes)), sizes)[:n_lab]
-    benches = ctx.groups(len(sizes))
+    bench_of, benches = members(ctx, n_lab, p["labs_median"], 0.5, 4)
     b["group"] = benches[bench_of][lab]
     _company_cards(ctx, b, lab)
     lo, hi = p["benchmark_prompts"]
@@ -159,9 +153,7 @@ def lookalike_apps(ctx: Context, n: int) -> dict:
     b = new_block(ctx, "lookalike_apps", n)
     app = _companies(ctx, n, (1, 2))
     n_app = int(app.max()) + 1
-    sizes = group_sizes(rng, n_app, p["apps_median"], p["sigma"], 5)
-    frame_of = np.repeat(np.arange(len(sizes)), sizes)[:n_app]
-    frames = ctx.groups(len(sizes))
+    frame_of, frames = members(ctx, n_app, p["apps_median"], p["sigma"], 5)
     b["group"] = frames[frame_of][app]
     _company_cards(ctx, b, app)
     lo, hi = p["template_words"]

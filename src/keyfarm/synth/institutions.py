@@ -8,14 +8,7 @@ import numpy as np
 import pandas as pd
 
 from keyfarm.synth._base import (BUSINESS, DAY, HOUR, POPULAR_SDK, POPULAR_UA, Context, cloud_ipv4,
-                                 group_sizes, ipv4, new_block, unique_fingerprints)
-
-
-def _members(ctx: Context, n: int, median: float, sigma: float, floor: int) -> tuple[np.ndarray, np.ndarray]:
-    """Group index per account (groups of lognormal size) and the new global group ids."""
-    sizes = group_sizes(ctx.rng, n, median, sigma, floor)
-    member = np.repeat(np.arange(len(sizes)), sizes)[:n]
-    return member, ctx.groups(len(sizes))
+                                 ipv4, members, new_block, unique_fingerprints)
 
 
 def campus_nat(ctx: Context, n: int) -> dict:
@@ -25,7 +18,7 @@ def campus_nat(ctx: Context, n: int) -> dict:
     p = ctx.params["benign"]["campus_nat"]
     rng = ctx.rng
     b = new_block(ctx, "campus_nat", n)
-    member, groups = _members(ctx, n, p["median"], p["sigma"], 20)
+    member, groups = members(ctx, n, p["median"], p["sigma"], 20)
     b["group"] = groups[member]
     n_egress = rng.integers(p["egress_ips"][0], p["egress_ips"][1] + 1, size=len(groups))
     which = rng.integers(0, 8, size=(n, 4)) % n_egress[member][:, None]
@@ -45,7 +38,7 @@ def org(ctx: Context, n: int) -> dict:
     p = ctx.params["benign"]["org"]
     rng = ctx.rng
     b = new_block(ctx, "org", n)
-    member, groups = _members(ctx, n, p["median"], p["sigma"], 3)
+    member, groups = members(ctx, n, p["median"], p["sigma"], 3)
     b["group"] = groups[member]
     domain = "corp" + pd.Series(groups[member]).astype(str).to_numpy() + ".example"
     b["email_domain"] = domain
@@ -70,7 +63,7 @@ def enterprise_no_org(ctx: Context, n: int) -> dict:
     p = ctx.params["benign"]["enterprise_no_org"]
     rng = ctx.rng
     b = new_block(ctx, "enterprise_no_org", n)
-    member, groups = _members(ctx, n, p["median"], p["sigma"], 5)
+    member, groups = members(ctx, n, p["median"], p["sigma"], 5)
     b["group"] = groups[member]
     b["email_domain"] = "co" + pd.Series(groups[member]).astype(str).to_numpy() + ".example"
     b["card"] = ctx.cards(len(groups))[member]
@@ -98,7 +91,7 @@ def cloud_region(ctx: Context, n: int) -> dict:
     p = ctx.params["benign"]["cloud_region"]
     rng = ctx.rng
     b = new_block(ctx, "cloud_region", n)
-    member, groups = _members(ctx, n, p["median"], p["sigma"], 10)
+    member, groups = members(ctx, n, p["median"], p["sigma"], 10)
     b["group"] = groups[member]
     for g in range(len(groups)):
         rows = np.flatnonzero(member == g)
@@ -122,7 +115,7 @@ def hackathon(ctx: Context, n: int) -> dict:
     p = ctx.params["benign"]["hackathon"]
     rng = ctx.rng
     b = new_block(ctx, "hackathon", n)
-    member, groups = _members(ctx, n, p["median"], p["sigma"], 12)
+    member, groups = members(ctx, n, p["median"], p["sigma"], 12)
     b["group"] = groups[member]
     g = len(groups)
     day = rng.integers(0, ctx.days, size=g)
