@@ -16,7 +16,7 @@ import numba
 import numpy as np
 import pandas as pd
 
-from keyfarm.community.components import _union_find   # roots of union-find, smallest node wins
+from keyfarm.community.components import _find, _union_find   # union-find kernels (smallest root wins)
 from keyfarm.graph.weighting import SIGNALS
 
 LINK_SIGNALS = tuple(s for s in SIGNALS if s != "account")  # the account signal links keys of one account
@@ -85,14 +85,6 @@ def activity_span(first_second: int, last_second: int, bin_seconds: int) -> int:
 
 
 # ---------------------------------------------------------------- graph-based evidence
-
-@numba.njit(cache=True, nogil=True)
-def _find(parent, x):
-    while parent[x] != x:
-        parent[x] = parent[parent[x]]
-        x = parent[x]
-    return x
-
 
 @numba.njit(cache=True, nogil=True)
 def _weakest_links(src, dst, weight, membership, n_clusters):

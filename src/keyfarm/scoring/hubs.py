@@ -125,23 +125,15 @@ def merge_farm_hubs(membership: np.ndarray, account: np.ndarray, judged: pd.Data
         rows = pd.concat([rows, ip_rows[np.isin(acc, rotating)]], ignore_index=True)
     if not len(rows):
         return membership
+    from keyfarm.community.components import _union_find
+
     hub = pd.factorize(rows["token"], sort=True)[0].astype(np.int64)
     acc = account[rows["key"].to_numpy(np.int64)]
     n_acc = int(account.max()) + 1
-    parent = np.arange(n_acc + hub.max() + 1)
-
-    def find(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, h in zip(acc.tolist(), (hub + n_acc).tolist()):
-        ra, rh = find(a), find(h)
-        if ra != rh:
-            parent[max(ra, rh)] = min(ra, rh)
+    # accounts and hubs as one node set: an account joins every farm hub it is on
+    roots = _union_find(acc.astype(np.int64), hub + n_acc, np.int64(n_acc + int(hub.max()) + 1))
     grouped = np.unique(acc)
-    roots = np.array([find(a) for a in grouped.tolist()], np.int64)
+    roots = roots[grouped]
     out = np.asarray(membership, np.int64).copy()
     base = int(out.max()) + 1 if out.size else 0
     label = np.full(n_acc, -1, np.int64)
