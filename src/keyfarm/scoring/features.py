@@ -182,13 +182,9 @@ def _control_pairs(src, dst, account, membership, w, hub_members, signal):
     mask = (membership[src] == membership[dst]) & (account[src] != account[dst]) & (w >= LINK_MIN)
     a, b = [account[src[mask]]], [account[dst[mask]]]
     if hub_members is not None and len(hub_members) and signal in CONTROL_HUB_SIGNALS:
-        rows = hub_members[hub_members["signal"].to_numpy(dtype=object) == signal]
-        if len(rows):
-            key = rows["key"].to_numpy(np.int64)
-            frame = pd.DataFrame({"t": rows["token"].to_numpy(dtype=object), "c": membership[key],
-                                  "a": account[key]}).drop_duplicates()
-            first = frame.groupby(["t", "c"])["a"].transform("min").to_numpy(np.int64)
-            a.append(first)
+        frame = _hub_accounts(hub_members, signal, account, membership)
+        if len(frame):
+            a.append(frame.groupby(["t", "c"])["a"].transform("min").to_numpy(np.int64))
             b.append(frame["a"].to_numpy(np.int64))
     return np.concatenate(a).astype(np.int64), np.concatenate(b).astype(np.int64)
 
@@ -217,15 +213,20 @@ def _linked_share(src, dst, account, membership, w, cids, n_acc) -> np.ndarray:
     return touched / np.maximum(n_acc, 1)
 
 
+def _hub_accounts(hub_members: pd.DataFrame, signal: str, account, membership) -> pd.DataFrame:
+    """Distinct (t: hub token, c: cluster, a: account) of the keys on the signal's hub values."""
+    rows = hub_members[hub_members["signal"].to_numpy(dtype=object) == signal]
+    key = rows["key"].to_numpy(np.int64)
+    return pd.DataFrame({"t": rows["token"].to_numpy(dtype=object), "c": membership[key],
+                         "a": account[key]}).drop_duplicates()
+
+
 def _hub_share(hub_members: pd.DataFrame, signal: str, account, membership, cids, n_acc) -> np.ndarray:
     """Per cluster: the share of its accounts sharing a hub value of `signal` with another of its
     accounts (hubs are never projected, so their evidence inside a cluster is counted here)."""
-    rows = hub_members[hub_members["signal"].to_numpy(dtype=object) == signal]
-    if not len(rows):
+    frame = _hub_accounts(hub_members, signal, account, membership)
+    if not len(frame):
         return np.zeros(len(cids))
-    key = rows["key"].to_numpy(np.int64)
-    frame = pd.DataFrame({"t": rows["token"].to_numpy(dtype=object), "c": membership[key],
-                          "a": account[key]}).drop_duplicates()
     frame = frame[frame.groupby(["t", "c"])["a"].transform("size").to_numpy() >= 2]
     touched = frame.drop_duplicates(["c", "a"]).groupby("c").size().reindex(cids, fill_value=0)
     return touched.to_numpy(np.float64) / np.maximum(n_acc, 1)

@@ -12,6 +12,7 @@ review_threshold are `review` (an analyst looks, enforcement does not act); the 
 """
 from __future__ import annotations
 
+import functools
 import math
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -34,7 +35,15 @@ DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
 
 
 def _defaults() -> dict:
-    """The fitted weights shipped with the package (bias, weights, and what they were fitted on)."""
+    """The fitted weights shipped with the package (bias, weights, and what they were fitted on),
+    read once per version of the file (calibrate_defaults.py rewrites it between runs)."""
+    stat = DEFAULTS_FILE.stat()
+    data = _read_defaults(stat.st_mtime_ns, stat.st_size)
+    return {"bias": data["bias"], "weights": dict(data["weights"]), "fitted_on": data["fitted_on"]}
+
+
+@functools.lru_cache(maxsize=4)
+def _read_defaults(mtime_ns: int, size: int) -> dict:
     data = tomllib.loads(DEFAULTS_FILE.read_text())["scoring"]
     return {"bias": float(data["bias"]), "weights": {k: float(v) for k, v in data["weights"].items()},
             "fitted_on": str(data.get("fitted_on", ""))}
