@@ -369,6 +369,13 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
     pairs = (np.concatenate(union_a) if union_a else np.zeros(0, np.int64),
              np.concatenate(union_b) if union_b else np.zeros(0, np.int64))
     feats["span_control"] = _span(pairs, n_acc_total, acc_cluster_all, cids, n_accounts)
+    # private infrastructure: accounts on the same exact addresses (special ranges — private, carrier
+    # NAT, the shared-infrastructure list — never link); an office and a farm's servers both give
+    # it, so it is control evidence for the verdict's gate only, never a weight of the model
+    w_ip = signal_weights.get("ip")
+    feats["span_ip"] = 0.0 if w_ip is None else _span(
+        _control_pairs(src, dst, account, membership, np.asarray(w_ip, np.float64), hub_members, "ip"),
+        n_acc_total, acc_cluster_all, cids, n_accounts)
     if "prompt" in signal_weights:
         has_prompt = pd.Series((np.asarray(signal_weights["prompt"])[inside] > 0).astype(float)).groupby(ecl).mean()
         feats["prompt_homogeneity"] = has_prompt.reindex(cids).fillna(0.0).to_numpy()

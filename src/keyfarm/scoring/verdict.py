@@ -29,8 +29,12 @@ MODEL_FEATURES = ("payment", "timing", "device", "control_span", "pool", "prompt
 # the training worlds are offices and campuses) and sank every farm that runs from its own machines.
 # They enter through `pool` (a rotating proxy pool) and the explanation; offices and campuses are
 # kept out of `farm` by the control gate, not by a penalty on addresses.
-# evidence a crowd cannot share by chance: the gate of `farm` takes their maximum
+# evidence a crowd cannot share by chance: the model's control index (control_evasion) is their maximum
 CONTROL_FEATURES = ("control_span", "pool", "burst", "activation")
+# the gate of `farm` also accepts private infrastructure (accounts on one set of exact addresses):
+# evidence of control that an office shares too, so it opens the gate but weighs nothing in the
+# score, which must come from evasion (each account near its limit) and the other evidence
+GATE_FEATURES = CONTROL_FEATURES + ("infra",)
 DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
 
 
@@ -110,6 +114,7 @@ def feature_scales(feats: pd.DataFrame, config: ScoringConfig) -> pd.DataFrame:
         "payment": feats["span_payment"], "timing": feats["span_timing"], "device": feats["span_device"],
         "control_span": feats["span_control"],
         "network": feats["share_ip"], "prompt": feats["share_prompt"],
+        "infra": feats["span_ip"] if "span_ip" in feats else 0.0,
         "pool": feats["share_ip"].to_numpy(np.float64) * np.clip(
             (feats["rotation_blocks"].to_numpy(np.float64) - 5.0) / 10.0, 0, 1),
         "burst": burst("creation_spread_hours"), "activation": burst("activation_spread_hours"),
@@ -121,12 +126,13 @@ def feature_scales(feats: pd.DataFrame, config: ScoringConfig) -> pd.DataFrame:
         "institutional_domain": feats["institutional_domain"].astype(float),
     }, index=feats.index).astype(np.float64)
     scaled["control_evasion"] = control_index(scaled) * scaled["multiplier"]
-    return scaled[list(MODEL_FEATURES) + ["network"]]
+    return scaled[list(MODEL_FEATURES) + ["network", "infra"]]
 
 
-def control_index(scaled: pd.DataFrame) -> np.ndarray:
-    """The strongest evidence of common control among CONTROL_FEATURES (0..1)."""
-    return scaled[list(CONTROL_FEATURES)].max(axis=1).to_numpy(np.float64)
+def control_index(scaled: pd.DataFrame, features=CONTROL_FEATURES) -> np.ndarray:
+    """The strongest evidence of common control among `features` (0..1): CONTROL_FEATURES for the
+    model, GATE_FEATURES for the gate of `farm`."""
+    return scaled[[f for f in features if f in scaled]].max(axis=1).to_numpy(np.float64)
 
 
 def model_logit(scaled: pd.DataFrame, config: ScoringConfig) -> tuple[np.ndarray, pd.DataFrame]:
@@ -140,7 +146,7 @@ def verdicts(score: np.ndarray, scaled: pd.DataFrame, feats: pd.DataFrame,
              config: ScoringConfig) -> np.ndarray:
     """`farm`, `review` or `clear` per cluster under the policy of the module docstring."""
     farm = (score >= config.threshold) & (feats["n_accounts"].to_numpy() >= config.min_accounts) \
-        & (control_index(scaled) >= config.min_control) \
+        & (control_index(scaled, GATE_FEATURES) >= config.min_control) \
         & (np.nan_to_num(feats["limit_multiplier"].to_numpy(np.float64)) >= config.min_multiplier)
     review = ~farm & (score >= config.review_threshold)
     return np.where(farm, "farm", np.where(review, "review", "clear")).astype(object)
@@ -156,7 +162,7 @@ def score_clusters(feats: pd.DataFrame, config: ScoringConfig) -> pd.DataFrame:
     out["score"] = np.round(1.0 / (1.0 + np.exp(-logit)), 6)
     out["verdict"] = verdicts(out["score"].to_numpy(), scaled, feats, config)
     out["flagged"] = out["verdict"].to_numpy() == "farm"
-    out["control"] = np.round(control_index(scaled), 6)
+    out["control"] = np.round(control_index(scaled, GATE_FEATURES), 6)
     for name in MODEL_FEATURES:
         out[f"f_{name}"] = np.round(scaled[name].to_numpy(), 6)
     out["explanation"] = explain(out, scaled, contrib, config)
