@@ -95,6 +95,7 @@ class CapsConfig:
     device: int | None = 60
     prompt: int | None = 60
     timing: int | None = 200
+    timing_group: int | None = 2_000  # one scheduler's group token (tset:): a clique of its accounts
     max_keys: int | None = None   # optional cap on keys per token (projection is per account, so keys cost nothing)
     max_judged_hub: int = 50_000  # hubs of payment, IP or timing up to this many accounts are judged as groups
     max_share: float = 0.005      # a device fingerprint on more than this share of the job's accounts is a hub
@@ -152,6 +153,9 @@ class TimingConfig:
     account_z: float = 3.0        # lockstep: an account's busy slots above chance, in standard errors
     min_busy_share: float = 0.3   # lockstep: share of an account's slots that are busier than expected
     lockstep_prefixes: tuple[int, ...] = (8, 16)  # IPv4 prefix lengths of the lockstep populations
+    group_min_accounts: int = 5   # scheduler groups (tset:): lockstep accounts in one community, at least
+    group_min_share: float = 0.5  # ... and each holder's (and the members') share of slots in the group's set
+    group_alpha: float = 0.01     # ... a non-member joins at binomial tail <= alpha / (accounts × groups)
 
     def __post_init__(self):
         _at_least("timing", "slot_seconds", self.slot_seconds, 1)
@@ -163,6 +167,13 @@ class TimingConfig:
         _at_least("timing", "min_slots", self.min_slots, 1)
         _at_least("timing", "account_z", self.account_z, 0.0)
         _at_least("timing", "min_busy_share", self.min_busy_share, 0.0)
+        _at_least("timing", "group_min_accounts", self.group_min_accounts, 2)
+        _at_least("timing", "group_min_share", self.group_min_share, 0.0)
+        if self.group_min_share > 1:
+            raise KeyfarmConfigError(f"setting timing.group_min_share must be <= 1, got {self.group_min_share!r}")
+        _at_least("timing", "group_alpha", self.group_alpha, 0.0, inclusive=False)
+        if self.group_alpha >= 1:
+            raise KeyfarmConfigError(f"setting timing.group_alpha must be < 1, got {self.group_alpha!r}")
         for bits in self.lockstep_prefixes:
             if not 1 <= bits <= 32:
                 raise KeyfarmConfigError(f"setting timing.lockstep_prefixes: {bits!r} is not an IPv4 prefix length")

@@ -51,6 +51,7 @@ TOKEN_KINDS = {
     "lsh": ("prompt", "prompt", "prompt"),
     "slot": ("timing", "timing", "timing"),
     "tgrp": ("timing_group", "timing", "timing"),
+    "tset": ("timing_group", "timing_group", "timing"),
 }
 KINDS = tuple(TOKEN_KINDS)
 SIGNALS = ("account", "payment", "ip", "device", "prompt", "timing")

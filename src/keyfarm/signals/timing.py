@@ -128,15 +128,91 @@ def coactive_groups(key, ts, slot, account, groups, cfg) -> pd.DataFrame:
         shared = np.bincount(at[keep], minlength=codes.size) >= 2
         hit = keep & shared[at]
         if hit.any():
-            rows.append(pd.DataFrame({"acc": pair_account[hit], "p": p, "code": pair_code[hit]}))
+            rows.append(pd.DataFrame({"acc": pair_account[hit], "p": p, "code": pair_code[hit],
+                                      "kind": "tgrp"}))
+            sets = scheduler_sets(pair_account, pair_code, hit, codes, counts, at, cfg)
+            if len(sets):
+                rows.append(sets.assign(p=p, kind="tset"))
     if not rows:
         return make_incidence([], [], "timing")
     pairs = pd.concat(rows, ignore_index=True)
     # every key of the account ties to the slot (an account's keys are one actor)
     keys_of = pd.DataFrame({"acc": account, "key": key}).drop_duplicates()
-    frame = pairs.merge(keys_of, on="acc").drop_duplicates(["key", "p", "code"])
-    token = ("tgrp:" + frame["p"].astype(str) + "." + frame["code"].astype(str)).to_numpy(dtype=object)
+    frame = pairs.merge(keys_of, on="acc").drop_duplicates(["key", "kind", "p", "code"])
+    token = (frame["kind"] + ":" + frame["p"].astype(str) + "." + frame["code"].astype(str)).to_numpy(dtype=object)
     return make_incidence(frame["key"].to_numpy(np.int64), token, "timing", weight=1.0)
+
+
+def scheduler_sets(pair_account, pair_code, hit, codes, counts, at, cfg) -> pd.DataFrame:
+    """`tset:` rows (acc, code = the group's id): the accounts of one scheduler, found as a group.
+
+    A scheduler that gives each account a few requests puts any two of its accounts in a slot or
+    two together: pairwise, too little for community detection to keep hundreds of them in one
+    cluster. As a group they are plain (CopyCatch's dense block of accounts × moments): the lockstep
+    accounts and their shared busy slots (`hit`) form a bipartite graph whose modularity communities
+    (Leiden) are candidate schedulers. A group of at least timing.group_min_accounts accounts has a
+    slot set S (the slots where two or more of its accounts act, busy or not) and the population's
+    chance p0 of an (account, slot) falling in S, its own activity left out. Every account with at
+    least timing.min_slots slots in S and timing.group_min_share of its slots there holds the
+    group's token if it is a member, or if its slots in S are beyond chance: binomial tail
+    P(≥ m of n | p0) ≤ timing.group_alpha / (accounts × groups), a Bonferroni bound over every
+    test made. A group counts only when its members spend group_min_share of their slots in S
+    (strangers who met in a few busy slots do not). One token per group ties all its accounts
+    (weights.timing_group, at most caps.timing_group accounts before it is a hub)."""
+    from scipy.stats import binom
+
+    from keyfarm.community.leiden import leiden
+
+    none = pd.DataFrame({"acc": np.zeros(0, np.int64), "code": np.zeros(0, np.int64)})
+    acc_ids, acc_node = np.unique(pair_account[hit], return_inverse=True)
+    slot_ids, slot_node = np.unique(at[hit], return_inverse=True)
+    if acc_ids.size < cfg.group_min_accounts:
+        return none
+    n_nodes = acc_ids.size + slot_ids.size
+    community = leiden(acc_node.astype(np.int64), (slot_node + acc_ids.size).astype(np.int64),
+                       np.ones(acc_node.size), n_nodes, objective="modularity", resolution=1.0,
+                       seed=0, n_iterations=-1)[:acc_ids.size]
+    sizes = np.bincount(community)
+    big = sizes[community] >= cfg.group_min_accounts
+    if not big.any():
+        return none
+    n_acc_all = int(pair_account.max()) + 1
+    group_of = np.full(n_acc_all, -1, np.int64)
+    group_of[acc_ids[big]] = pd.factorize(community[big], sort=True)[0]
+    n_groups = int(group_of.max()) + 1
+    # each group's slot set: slots where two or more of its accounts act
+    g = group_of[pair_account]
+    mine = g >= 0
+    gs = pd.DataFrame({"g": g[mine], "s": at[mine]}).value_counts()
+    gs = gs[gs.to_numpy() >= 2]
+    set_g = gs.index.get_level_values("g").to_numpy(np.int64)
+    set_s = gs.index.get_level_values("s").to_numpy(np.int64)
+    own = gs.to_numpy(np.float64)
+    # the population's chance of an (account, slot) in S, the group's own activity left out
+    own_total = np.bincount(g[mine], minlength=n_groups).astype(np.float64)
+    p0 = (np.bincount(set_g, weights=counts[set_s].astype(np.float64) - own, minlength=n_groups)
+          / np.maximum(counts.sum() - own_total, 1.0))
+    # per (account, group): its slots in S
+    sets = pd.DataFrame({"s": set_s, "g": set_g})
+    hits = pd.DataFrame({"a": pair_account, "s": at}).merge(sets, on="s")
+    per = hits.groupby(["a", "g"]).size()
+    a = per.index.get_level_values("a").to_numpy(np.int64)
+    gg = per.index.get_level_values("g").to_numpy(np.int64)
+    m = per.to_numpy(np.float64)
+    n = np.bincount(pair_account, minlength=n_acc_all)[a].astype(np.float64)
+    share = m / n
+    member = group_of[a] == gg
+    # a group counts when its members act mostly in its slots
+    conc = np.bincount(gg[member], weights=m[member], minlength=n_groups) / \
+        np.maximum(np.bincount(gg[member], weights=n[member], minlength=n_groups), 1.0)
+    tail = binom.logsf(m - 1, n, np.clip(p0[gg], 1e-12, 1.0))
+    bound = np.log(cfg.group_alpha / max(n_acc_all * n_groups, 1))
+    keep = (m >= cfg.min_slots) & (share >= cfg.group_min_share) & (member | (tail <= bound)) \
+        & (conc[gg] >= cfg.group_min_share)
+    # a group's id: its smallest member account (stable under relabelling of the others)
+    first = np.full(n_groups, np.iinfo(np.int64).max)
+    np.minimum.at(first, group_of[acc_ids[big]], acc_ids[big])
+    return pd.DataFrame({"acc": a[keep], "code": first[gg[keep]]})
 
 
 def network_contexts(requests: pd.DataFrame, *, v4_bits: int = 16, v6_bits: int = 32) -> np.ndarray:
