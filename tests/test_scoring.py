@@ -124,3 +124,48 @@ def test_institutional_domains_include_country_second_levels():
     domains = pd.Series(["mit.edu", "ox.ac.uk", "usp.edu.br", "nic.gov.in", "army.mil", "state.gov",
                          "mailbox.example", "education.com", "gov.example", None])
     assert institutional(domains).tolist() == [True] * 6 + [False] * 4
+
+
+def _infra_world(near_limit: bool):
+    """Six accounts opened weeks apart, each with its own card, all on the same two server
+    addresses (a farm's machines, or an office's NAT): the ip signal alone links them."""
+    tables, membership, src, dst, weight, sig = _cluster_world(False)
+    keys = tables.keys.drop(columns=["account"])
+    rows = []
+    rng = np.random.default_rng(5)
+    for i in range(7):
+        for r in range(40):
+            t = pd.Timestamp("2026-11-01", tz="UTC") + pd.Timedelta(seconds=int(rng.integers(0, 86400)))
+            tokens = 7_000 if near_limit and i < 6 else 300
+            rows.append({"key_id": f"k{i}", "ts": t, "ip": f"198.51.100.{1 + r % 2}" if i < 6 else "10.9.9.9",
+                         "prompt_tokens": tokens // 2, "completion_tokens": tokens // 2})
+    tables = tables_from_frames(keys, requests=pd.DataFrame(rows))
+    sig = {"payment": np.zeros(5), "ip": weight.copy(), "device": np.zeros(5), "prompt": np.zeros(5)}
+    return tables, membership, src, dst, weight, sig
+
+
+@pytest.mark.parametrize("near_limit", [True, False])
+def test_private_infrastructure_opens_the_control_gate_but_weighs_nothing(near_limit):
+    """Accounts on one set of exact addresses are evidence of one actor for the gate of `farm`;
+    whether they are a farm is the score's, from evasion: a farm's accounts near their limits are,
+    an office's light users are not. The span weighs nothing in the model."""
+    from keyfarm.scoring.verdict import feature_scales, model_logit
+
+    tables, membership, src, dst, weight, sig = _infra_world(near_limit)
+    config = ScoringConfig(bias=-3.0, weights=MODEL["weights"])
+    activity = key_activity(tables.requests, bin_seconds=config.sync_bin_seconds)
+    feats = cluster_features(tables.keys, tables.accounts, activity, membership, src, dst, weight, sig, config)
+    assert feats["span_ip"].iloc[0] == 1.0 and feats["span_control"].iloc[0] == 0.0
+    scored = score_clusters(feats, config)
+    assert scored["control"].iloc[0] == 1.0
+    assert scored["verdict"].iloc[0] == ("farm" if near_limit else "clear")
+    if near_limit:
+        assert "6 of 6 accounts joined by the same private addresses" in scored["explanation"].iloc[0]
+    # the same cluster without its address evidence: the same score, but the gate stays shut
+    no_ip = feats.assign(span_ip=0.0)
+    rescored = score_clusters(no_ip, config)
+    assert rescored["score"].iloc[0] == scored["score"].iloc[0]
+    assert rescored["verdict"].iloc[0] != "farm"
+    logit, _ = model_logit(feature_scales(feats, config), config)
+    logit_no_ip, _ = model_logit(feature_scales(no_ip, config), config)
+    assert logit[0] == logit_no_ip[0]

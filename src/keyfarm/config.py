@@ -155,7 +155,7 @@ class TimingConfig:
     lockstep_prefixes: tuple[int, ...] = (8, 16)  # IPv4 prefix lengths of the lockstep populations
     group_min_accounts: int = 5   # scheduler groups (tset:): lockstep accounts in one community, at least
     group_min_share: float = 0.5  # ... and each holder's (and the members') share of slots in the group's set
-    group_alpha: float = 0.01     # ... a non-member joins at binomial tail <= alpha / (accounts × groups)
+    group_alpha: float = 0.01     # ... accounts join a group at this false discovery rate (Benjamini–Hochberg)
 
     def __post_init__(self):
         _at_least("timing", "slot_seconds", self.slot_seconds, 1)

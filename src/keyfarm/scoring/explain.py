@@ -12,13 +12,14 @@ _CONTROL_TEXT = {
     "burst": "accounts opened within {creation_spread_hours:.0f} h",
     "activation": "keys activated within {activation_spread_hours:.0f} h",
     "pool": "accounts rotate through one address pool (median {rotation_blocks:.0f} address blocks each)",
+    "infra": "{n} of {N} accounts joined by the same private addresses",
 }
 _INFRA_TEXT = {
     "network": "{n} of {N} accounts share addresses",
     "prompt": "{n} of {N} accounts send near-duplicate prompts",
 }
 _SHARE_COLUMN = {"payment": "span_payment", "timing": "span_timing", "device": "span_device",
-                 "network": "share_ip", "prompt": "share_prompt"}
+                 "infra": "span_ip", "network": "share_ip", "prompt": "share_prompt"}
 
 
 def _facts(row: pd.Series, names, texts, scaled_row: pd.Series, floor: float) -> list[str]:
@@ -58,7 +59,8 @@ def explain(out: pd.DataFrame, scaled: pd.DataFrame, contrib: pd.DataFrame, conf
         if row["verdict"] != "farm":
             missing = []
             if not control or row["control"] < config.min_control:
-                missing.append("evidence of one actor (no shared card, unusual time slots, rare device or burst)")
+                missing.append("evidence of one actor (no shared card, unusual time slots, rare device, "
+                               "private addresses or burst)")
             if mult < config.min_multiplier:
                 missing.append(f"drawing beyond one account (needs {config.min_multiplier:g}× a limit)")
             if row["n_accounts"] < config.min_accounts:

@@ -50,6 +50,8 @@ reduce). Rows are sorted by (key, token): the output does not depend on the inpu
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -57,6 +59,8 @@ from keyfarm.signals import make_incidence, ts_ns
 
 _SECOND = 10**9
 BUSY_CHANCE = 0.16   # P(count ≥ expected + sqrt(expected + 1)), at most, for Poisson-like slot counts
+GROUP_RESOLUTION = 1.0  # scheduler_sets: modularity resolution of the lockstep accounts × busy slots
+GROUP_ROUNDS = 3     # scheduler_sets: rounds of slot set from accounts, accounts from slot set
 
 
 def incidence(tables, config) -> pd.DataFrame:
@@ -130,7 +134,9 @@ def coactive_groups(key, ts, slot, account, groups, cfg) -> pd.DataFrame:
         if hit.any():
             rows.append(pd.DataFrame({"acc": pair_account[hit], "p": p, "code": pair_code[hit],
                                       "kind": "tgrp"}))
-            sets = scheduler_sets(pair_account, pair_code, hit, codes, counts, at, cfg)
+            hour = np.unique(gr * np.int64(1 << 40) + slots // (3600 // cfg.slot_seconds),
+                             return_inverse=True)[1].ravel()
+            sets = scheduler_sets(pair_account, hit, expected, at, hour, cfg)
             if len(sets):
                 rows.append(sets.assign(p=p, kind="tset"))
     if not rows:
@@ -143,24 +149,32 @@ def coactive_groups(key, ts, slot, account, groups, cfg) -> pd.DataFrame:
     return make_incidence(frame["key"].to_numpy(np.int64), token, "timing", weight=1.0)
 
 
-def scheduler_sets(pair_account, pair_code, hit, codes, counts, at, cfg) -> pd.DataFrame:
+def scheduler_sets(pair_account, hit, expected, at, hour, cfg) -> pd.DataFrame:
     """`tset:` rows (acc, code = the group's id): the accounts of one scheduler, found as a group.
 
     A scheduler that gives each account a few requests puts any two of its accounts in a slot or
     two together: pairwise, too little for community detection to keep hundreds of them in one
-    cluster. As a group they are plain (CopyCatch's dense block of accounts × moments): the lockstep
-    accounts and their shared busy slots (`hit`) form a bipartite graph whose modularity communities
-    (Leiden) are candidate schedulers. A group of at least timing.group_min_accounts accounts has a
-    slot set S (the slots where two or more of its accounts act, busy or not) and the population's
-    chance p0 of an (account, slot) falling in S, its own activity left out. Every account with at
-    least timing.min_slots slots in S and timing.group_min_share of its slots there holds the
-    group's token if it is a member, or if its slots in S are beyond chance: binomial tail
-    P(≥ m of n | p0) ≤ timing.group_alpha / (accounts × groups), a Bonferroni bound over every
-    test made. A group counts only when its members spend group_min_share of their slots in S
-    (strangers who met in a few busy slots do not). One token per group ties all its accounts
-    (weights.timing_group, at most caps.timing_group accounts before it is a hub)."""
-    from scipy.stats import binom
-
+    cluster. As a group they are plain (CopyCatch's dense block of accounts × moments):
+    - candidates: the lockstep accounts and their shared busy slots (`hit`) form a bipartite
+      graph; its modularity communities (Leiden) of at least timing.group_min_accounts accounts
+      are candidate schedulers, their accounts the first holders;
+    - rounds (GROUP_ROUNDS; CopyCatch alternates the same way): a group's slot set S is the slots
+      where one of its holders acts (for a holder itself: another one). An account with m of its
+      n slots in S holds the group when m ≥ timing.min_slots, m/n ≥ timing.group_min_share and m
+      is beyond chance: its binomial tail P(≥ m | n, p) is among those the Benjamini–Hochberg
+      procedure accepts at false discovery rate timing.group_alpha over every account that met
+      a group (m ≥ 1): of the accounts a group takes in, that share at most joins by chance,
+      which is the precision a verdict on them needs. p is the mean over the account's own slots of
+      S's share of that slot's hour, each slot weighed by its expected crowd (expected_counts: a
+      popular minute such as :00 weighs more). Conditioned on the account's own hours, an account
+      that works when the scheduler works is expected to meet it more; and unlike the population's
+      activity in S, which a big scheduler fills itself, the expectation is one a farm barely
+      moves. The first round keeps every lockstep member, later ones hold them to the test;
+    - a group counts only when, in the first round, its lockstep members act mostly
+      (group_min_share) where the others act: strangers who met in a few busy slots do not, and a
+      group that does not count is dropped before its slot set can grow and sweep in others.
+    `hour` is each slot's hour bucket (per population group). One token per group ties its holders
+    (weights.timing_group; more than caps.timing_group accounts make it a hub)."""
     from keyfarm.community.leiden import leiden
 
     none = pd.DataFrame({"acc": np.zeros(0, np.int64), "code": np.zeros(0, np.int64)})
@@ -168,51 +182,108 @@ def scheduler_sets(pair_account, pair_code, hit, codes, counts, at, cfg) -> pd.D
     slot_ids, slot_node = np.unique(at[hit], return_inverse=True)
     if acc_ids.size < cfg.group_min_accounts:
         return none
-    n_nodes = acc_ids.size + slot_ids.size
     community = leiden(acc_node.astype(np.int64), (slot_node + acc_ids.size).astype(np.int64),
-                       np.ones(acc_node.size), n_nodes, objective="modularity", resolution=1.0,
-                       seed=0, n_iterations=-1)[:acc_ids.size]
-    sizes = np.bincount(community)
-    big = sizes[community] >= cfg.group_min_accounts
+                       np.ones(acc_node.size), acc_ids.size + slot_ids.size, objective="modularity",
+                       resolution=GROUP_RESOLUTION, seed=0, n_iterations=-1)[:acc_ids.size]
+    big = np.bincount(community)[community] >= cfg.group_min_accounts
     if not big.any():
         return none
     n_acc_all = int(pair_account.max()) + 1
     group_of = np.full(n_acc_all, -1, np.int64)
     group_of[acc_ids[big]] = pd.factorize(community[big], sort=True)[0]
     n_groups = int(group_of.max()) + 1
-    # each group's slot set: slots where two or more of its accounts act
-    g = group_of[pair_account]
-    mine = g >= 0
-    gs = pd.DataFrame({"g": g[mine], "s": at[mine]}).value_counts()
-    gs = gs[gs.to_numpy() >= 2]
-    set_g = gs.index.get_level_values("g").to_numpy(np.int64)
-    set_s = gs.index.get_level_values("s").to_numpy(np.int64)
-    own = gs.to_numpy(np.float64)
-    # the population's chance of an (account, slot) in S, the group's own activity left out
-    own_total = np.bincount(g[mine], minlength=n_groups).astype(np.float64)
-    p0 = (np.bincount(set_g, weights=counts[set_s].astype(np.float64) - own, minlength=n_groups)
-          / np.maximum(counts.sum() - own_total, 1.0))
-    # per (account, group): its slots in S
-    sets = pd.DataFrame({"s": set_s, "g": set_g})
-    hits = pd.DataFrame({"a": pair_account, "s": at}).merge(sets, on="s")
+    # a group's id: its smallest lockstep member (stable under relabelling of the others)
+    first = np.full(n_groups, np.iinfo(np.int64).max)
+    np.minimum.at(first, group_of[acc_ids[big]], acc_ids[big])
+    per_hour = 3600 // cfg.slot_seconds
+    hour_mean = np.bincount(hour, weights=expected) / np.maximum(np.bincount(hour), 1)
+    ctx = _GroupContext(pairs=pd.DataFrame({"a": pair_account, "s": at, "h": hour[at]}),
+                        expected=np.asarray(expected, np.float64), hour=hour,
+                        hour_total=per_hour * hour_mean,
+                        n=np.bincount(pair_account, minlength=n_acc_all).astype(np.float64),
+                        group_of=group_of, n_groups=n_groups)
+    holders = pd.DataFrame({"a": acc_ids[big], "g": group_of[acc_ids[big]]})
+    for r in range(GROUP_ROUNDS):   # the slots from the accounts, the accounts from the slots
+        holders, counted = _group_round(ctx, holders, cfg, first_round=r == 0)
+        if r == 0:   # a group that does not count from its members alone never grows
+            keep_groups = counted
+        holders = holders[keep_groups[holders["g"].to_numpy(np.int64)]]
+    return pd.DataFrame({"acc": holders["a"].to_numpy(np.int64),
+                         "code": first[holders["g"].to_numpy(np.int64)]})
+
+
+@dataclass
+class _GroupContext:
+    """What every round of scheduler_sets reads: the (account a, slot s, hour h) activity pairs,
+    per slot its expected crowd, per hour bucket the expected crowds of all its slots (slots with no
+    activity at the hour's mean), per account its slots."""
+
+    pairs: pd.DataFrame
+    expected: np.ndarray
+    hour: np.ndarray
+    hour_total: np.ndarray
+    n: np.ndarray
+    group_of: np.ndarray
+    n_groups: int
+
+
+def _group_round(ctx: _GroupContext, holders: pd.DataFrame, cfg, *, first_round: bool):
+    """One round of scheduler_sets: each group's slot set from its holders, its holders from the
+    slot set. Returns the new holders (a, g) and which groups count."""
+    mine = ctx.pairs.merge(holders, on="a")
+    per_slot = mine.groupby(["g", "s"]).size().rename("k").reset_index()     # holders per slot of S
+    g_s = per_slot["g"].to_numpy(np.int64)
+    s_s = per_slot["s"].to_numpy(np.int64)
+    n_hours = ctx.hour_total.size
+    # per (group, hour): S's share of the hour, by expected crowd
+    in_s = np.bincount(g_s * n_hours + ctx.hour[s_s], weights=ctx.expected[s_s],
+                       minlength=ctx.n_groups * n_hours)
+    p_hour = np.clip(in_s / np.maximum(np.tile(ctx.hour_total, ctx.n_groups), 1e-12), 1e-9, 1.0)
+    # every account's slots in S (a holder's: where another holder acts)
+    hits = ctx.pairs.merge(per_slot, on="s")
+    is_holder = hits.merge(holders.assign(x=1), on=["a", "g"], how="left")["x"].notna().to_numpy(bool)
+    hits = hits[hits["k"].to_numpy() - is_holder >= 1]
     per = hits.groupby(["a", "g"]).size()
     a = per.index.get_level_values("a").to_numpy(np.int64)
     gg = per.index.get_level_values("g").to_numpy(np.int64)
     m = per.to_numpy(np.float64)
-    n = np.bincount(pair_account, minlength=n_acc_all)[a].astype(np.float64)
-    share = m / n
-    member = group_of[a] == gg
-    # a group counts when its members act mostly in its slots
-    conc = np.bincount(gg[member], weights=m[member], minlength=n_groups) / \
-        np.maximum(np.bincount(gg[member], weights=n[member], minlength=n_groups), 1.0)
-    tail = binom.logsf(m - 1, n, np.clip(p0[gg], 1e-12, 1.0))
-    bound = np.log(cfg.group_alpha / max(n_acc_all * n_groups, 1))
-    keep = (m >= cfg.min_slots) & (share >= cfg.group_min_share) & (member | (tail <= bound)) \
-        & (conc[gg] >= cfg.group_min_share)
-    # a group's id: its smallest member account (stable under relabelling of the others)
-    first = np.full(n_groups, np.iinfo(np.int64).max)
-    np.minimum.at(first, group_of[acc_ids[big]], acc_ids[big])
-    return pd.DataFrame({"acc": a[keep], "code": first[gg[keep]]})
+    # the chance of each of the account's slots to fall in S, by its hour; averaged over its slots
+    cand = pd.DataFrame({"a": a, "g": gg})
+    mine_all = ctx.pairs.merge(cand, on="a")
+    p_each = p_hour[mine_all["g"].to_numpy(np.int64) * n_hours + mine_all["h"].to_numpy(np.int64)]
+    p_mean = pd.Series(p_each).groupby([mine_all["a"].to_numpy(), mine_all["g"].to_numpy()]).mean() \
+        .reindex(pd.MultiIndex.from_arrays([a, gg])).to_numpy(np.float64)
+    n = ctx.n[a]
+    passed = (m >= cfg.min_slots) & (m / n >= cfg.group_min_share) & \
+        benjamini_hochberg(binom_logsf(m, n, np.clip(p_mean, 1e-9, 1.0)), cfg.group_alpha)
+    member = ctx.group_of[a] == gg        # the lockstep accounts the group was found from
+    keep = (member & first_round) | passed
+    is_member = ctx.group_of >= 0
+    counted = np.bincount(gg[member], weights=m[member], minlength=ctx.n_groups) / np.maximum(
+        np.bincount(ctx.group_of[is_member], weights=ctx.n[is_member], minlength=ctx.n_groups), 1.0) \
+        >= cfg.group_min_share
+    return pd.DataFrame({"a": a[keep], "g": gg[keep]}), counted
+
+
+def benjamini_hochberg(log_p: np.ndarray, q: float) -> np.ndarray:
+    """Mask of the hypotheses the Benjamini–Hochberg step-up procedure rejects at false discovery
+    rate q, from their log p-values: the k smallest, for the largest k with p_(k) ≤ k·q/M."""
+    if not log_p.size:
+        return np.zeros(0, bool)
+    order = np.argsort(log_p, kind="stable")
+    ranks = np.arange(1, log_p.size + 1)
+    ok = log_p[order] <= np.log(ranks * q / log_p.size)
+    out = np.zeros(log_p.size, bool)
+    if ok.any():
+        out[order[:int(np.flatnonzero(ok).max()) + 1]] = True
+    return out
+
+
+def binom_logsf(m: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """log P(X ≥ m) for X ~ Binomial(n, p), elementwise."""
+    from scipy.stats import binom
+
+    return binom.logsf(m - 1, n, p)
 
 
 def network_contexts(requests: pd.DataFrame, *, v4_bits: int = 16, v6_bits: int = 32) -> np.ndarray:
