@@ -90,7 +90,7 @@ def scheduler_world():
 
 def test_scheduler_accounts_are_linked_pairwise_through_slots(scheduler_world):
     inc = timing.incidence(scheduler_world, Config.default())
-    assert set(inc["signal"]) == {"timing"} and inc["token"].str.match(r"^(slot|tgrp):").all()
+    assert set(inc["signal"]) == {"timing"} and inc["token"].str.match(r"^(slot|tgrp|tset):").all()
     inc = inc[inc["token"].str.startswith("slot:")]
     farm = set(range(N_BACKGROUND, N_BACKGROUND + N_FARM))
     shared = {pair: 0 for pair in itertools.combinations(sorted(farm), 2)}
@@ -247,3 +247,45 @@ def test_cron_jobs_form_no_lockstep_group():
     rows = _background(rng, N_BACKGROUND, days=3) + _cron(N_BACKGROUND, 40, days=3)
     inc = timing.incidence(_tables(rows, N_BACKGROUND + 40), Config.default())
     assert not inc["token"].str.startswith("tgrp:").any()
+
+
+def test_a_sparse_scheduler_is_held_together_by_its_group_token(monkeypatch):
+    """Eighty accounts with six requests each, spread over 150 of a scheduler's moments: two
+    accounts share a moment or two, too little pairwise; as a group (tset:) the scheduler is one
+    cluster, and no background account holds its token."""
+    from keyfarm.pipeline import link
+
+    rng = np.random.default_rng(21)
+    n_bg, n_farm = 1500, 80
+    rows = _background(rng, n_bg, days=3, per_account=12) + _diffuse_scheduler(rng, n_bg, n_farm, 150, 6, 3)
+    tables = _tables(rows, n_bg + n_farm)
+    inc = timing.incidence(tables, Config.default())
+    groups = _slot_accounts(inc[inc["token"].str.startswith("tset:")], tables)
+    holders = set().union(*groups.values())
+    farm = set(range(n_bg, n_bg + n_farm))
+    assert len(holders & farm) >= 0.8 * n_farm and not holders - farm
+    members = link(tables, seed=1).members["cluster_id"].to_numpy()
+    cluster = members[n_bg:]
+    biggest = np.bincount(cluster).argmax()
+    assert (cluster == biggest).mean() >= 0.8
+    assert (members[:n_bg] == biggest).sum() == 0
+    # without the group tokens the scheduler falls apart
+    monkeypatch.setattr(timing, "scheduler_sets", lambda *a, **k: pd.DataFrame(
+        {"acc": np.zeros(0, np.int64), "code": np.zeros(0, np.int64)}))
+    cluster = link(tables, seed=1).members["cluster_id"].to_numpy()[n_bg:]
+    assert (cluster == np.bincount(cluster).argmax()).mean() < 0.6
+
+
+def test_crowds_and_crons_hold_no_group_token():
+    rng = np.random.default_rng(4)
+    rows = _background(rng, N_BACKGROUND * 3, days=3) + _cron(N_BACKGROUND * 3, 40, days=3)
+    inc = timing.incidence(_tables(rows, N_BACKGROUND * 3 + 40), Config.default())
+    assert not inc["token"].str.startswith("tset:").any()
+
+
+def test_benjamini_hochberg_matches_the_step_up_rule():
+    p = np.array([0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, 0.212, 0.216])
+    # q = 0.05, M = 10: p_(k) <= k × 0.005 holds for k = 1, 2 only
+    assert timing.benjamini_hochberg(np.log(p), 0.05).tolist() == [True, True] + [False] * 8
+    assert timing.benjamini_hochberg(np.log(p[::-1]), 0.05).tolist() == [False] * 8 + [True, True]
+    assert timing.benjamini_hochberg(np.zeros(0), 0.05).tolist() == []
