@@ -175,14 +175,15 @@ def _synchrony(activity: KeyActivity, account: np.ndarray, membership: np.ndarra
 
 def _control_pairs(src, dst, account, membership, w, hub_members, signal):
     """Account pairs (a, b) inside one cluster tied by `signal`: projected links at LINK_MIN or
-    more, and, for a control hub signal (a card), accounts sharing one of its hub values (each tied
-    to the value's first)."""
-    from keyfarm.scoring.hubs import CONTROL_HUB_SIGNALS
+    more, and accounts sharing one of its control hub values (a card, a scheduler's group token;
+    each tied to the value's first)."""
+    from keyfarm.scoring.hubs import is_control_hub
 
     mask = (membership[src] == membership[dst]) & (account[src] != account[dst]) & (w >= LINK_MIN)
     a, b = [account[src[mask]]], [account[dst[mask]]]
-    if hub_members is not None and len(hub_members) and signal in CONTROL_HUB_SIGNALS:
+    if hub_members is not None and len(hub_members):
         frame = _hub_accounts(hub_members, signal, account, membership)
+        frame = frame[is_control_hub(np.full(len(frame), signal, dtype=object), frame["t"].to_numpy(dtype=object))]
         if len(frame):
             a.append(frame.groupby(["t", "c"])["a"].transform("min").to_numpy(np.int64))
             b.append(frame["a"].to_numpy(np.int64))

@@ -6,7 +6,8 @@ their limit is the best lead a trust-and-safety team gets, a campus NAT is not. 
 judged signal (HUB_SIGNALS) is scored with the cluster verdict model as if its accounts were one
 cluster, with the hub itself as their shared evidence: a shared card or shared unusual time slots
 are evidence of control; a shared address is infrastructure. The verdict goes to hubs.parquet, and
-hubs of a control signal judged `farm` become clusters (`merge_farm_hubs`; cards, not time slots): their accounts leave
+hubs of a control signal judged `farm` become clusters (`merge_farm_hubs`; cards and a scheduler's group
+token, not single time slots): their accounts leave
 their communities and form one cluster per group of overlapping farm hubs, so a 2,000-account farm
 on one card is one cluster even though no pair of its accounts was projected; of a `farm` address
 hub (a proxy exit) only the accounts rotating through two or more such exits join.
@@ -21,7 +22,16 @@ HUB_SIGNALS = {"payment": "share_payment", "timing": "share_timing", "ip": "shar
 # card is one actor's; a busy time slot is a moment that farms and strangers share (merging slot
 # hubs at 1M keys chained a 20,842-account cluster, and counting them as a span flagged strangers)
 CONTROL_HUB_SIGNALS = ("payment",)
-MERGED_HUB_SIGNALS = CONTROL_HUB_SIGNALS
+# ... and one scheduler's group token (signals.timing.scheduler_sets): a group of accounts found
+# together, not a moment strangers share, so it is one actor's evidence like a card
+CONTROL_HUB_PREFIXES = ("tset:",)
+
+
+def is_control_hub(signal, token) -> np.ndarray:
+    """Mask of hub values that are one actor's evidence: a control signal's, or a group token."""
+    signal = np.asarray(signal, dtype=object)
+    token = pd.Series(np.asarray(token, dtype=object), dtype=object)
+    return np.isin(signal, CONTROL_HUB_SIGNALS) | token.str.startswith(CONTROL_HUB_PREFIXES).to_numpy(bool)
 
 
 def judged_hub_tokens(hubs: pd.DataFrame, config) -> pd.DataFrame:
@@ -90,13 +100,14 @@ def judge_hubs(tables, activity, hub_members: pd.DataFrame, hubs: pd.DataFrame, 
     feats = cluster_features(keys, tables.accounts, pseudo, hub_of.astype(np.int64), empty, empty,
                              np.zeros(0), {}, config.scoring)
     signal = hubs.loc[judged, "signal"].to_numpy(dtype=object)[feats["cluster_id"].to_numpy()]
+    control = is_control_hub(signal, hubs.loc[judged, "token"].to_numpy(dtype=object)[feats["cluster_id"].to_numpy()])
     for s, column in HUB_SIGNALS.items():
         feats[column] = np.where(signal == s, 1.0, 0.0)
     for column in ("share_device", "share_prompt", "span_device"):
         feats[column] = 0.0
-    for s in CONTROL_HUB_SIGNALS:   # the hub joins all its accounts: a span of one
-        feats[f"span_{s}"] = np.where(signal == s, 1.0, 0.0)
-    feats["span_control"] = np.isin(signal, CONTROL_HUB_SIGNALS).astype(np.float64)
+    for s in ("payment", "timing"):   # a control hub joins all its accounts: a span of one
+        feats[f"span_{s}"] = np.where(control & (signal == s), 1.0, 0.0)
+    feats["span_control"] = control.astype(np.float64)
     feats["signals"] = signal
     scored = score_clusters(feats, config.scoring)
     rows = np.flatnonzero(judged)[scored["cluster_id"].to_numpy()]
@@ -114,7 +125,7 @@ def merge_farm_hubs(membership: np.ndarray, account: np.ndarray, judged: pd.Data
     real users sit behind too, so only accounts on two or more `farm` addresses join: a farm rotates
     through its exits, the user at home behind one of them does not."""
     farm = judged[judged["verdict"] == "farm"]
-    control = farm[farm["signal"].isin(list(MERGED_HUB_SIGNALS))]
+    control = farm[is_control_hub(farm["signal"], farm["token"])]
     exact = farm[(farm["signal"] == "ip") & farm["token"].str.match(r"^(ip4|ip6|ip6/64):")]
     rows = hub_members[hub_members["token"].isin(control["token"].to_numpy(dtype=object))]
     ip_rows = hub_members[hub_members["token"].isin(exact["token"].to_numpy(dtype=object))]
