@@ -137,7 +137,10 @@ def adjust(history: History, tables, incidences, membership: np.ndarray) -> np.n
     if history.tokens is not None and len(remembered):
         history.matches = ev.returning_matches(history.tokens, acc_ids, remembered)
         code = pd.Index(acc_ids).get_indexer(remembered["account_id"])
-        present = pd.DataFrame({"account": code, "farm_id": remembered["cluster_id"].to_numpy(np.int64)})
+        groups = ev.farm_groups(remembered[["cluster_id", "token"]].rename(
+            columns={"cluster_id": "farm_id", "token": "digest"}))
+        present = pd.DataFrame({"account": code,
+                                "group": groups.reindex(remembered["cluster_id"]).to_numpy(np.int64)})
         present = present[present["account"] >= 0].drop_duplicates()
         acc_label = ev.join_returning(acc_label, history.matches, present)
     if len(history.labels):

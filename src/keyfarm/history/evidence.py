@@ -3,13 +3,15 @@ state/ for later runs, and the accounts of today that come back on them.
 
 A value *ties* a cluster when two or more of its accounts hold it and at least half of all accounts
 holding it are in the cluster: a farm's card, its rare device fingerprint, its proxy exits; never
-the campus NAT or the popular SDK. Values are kept as blake2b digests of the token text (payment
+the campus NAT or the popular SDK. A card held only by accounts of the cluster is kept too, even
+on one account: a farm that gives each account its own card comes back on those cards. Values are kept as blake2b digests of the token text (payment
 fingerprints, device fingerprints, User-Agents, exact addresses and IPv6 /64s; not prompts, and not
 time slots, which are absolute times and never recur).
 
 An account of today *returns* to a remembered farm F when it is not one of F's remembered accounts
-and holds F's remembered payment fingerprint, or two or more of F's remembered values; values held
-today by more than MAX_TOKEN_ACCOUNTS accounts do not count. The accounts returning to F and F's
+and holds one of F's remembered payment or device fingerprints (STRONG_KINDS: a card, or a device
+that tied the farm and few others), or two or more of F's remembered values; values held today by
+more than MAX_TOKEN_ACCOUNTS accounts do not count. The accounts returning to F and F's
 remembered accounts still present are joined into one cluster (`join_returning`), which the
 verdict model then scores as any other; history.lineage gives it F's id when no account overlap
 gave it another.
@@ -22,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 REMEMBERED_KINDS = ("pay", "dev", "ua", "ip4", "ip6", "ip6/64")
+STRONG_KINDS = ("pay", "dev")
 MAX_TOKEN_ACCOUNTS = 200
 TIE_SHARE = 0.5
 
@@ -62,18 +65,20 @@ def tying_tokens(tokens: pd.DataFrame, label: np.ndarray) -> pd.DataFrame:
     frame = tokens.assign(label=label[tokens["account"].to_numpy(np.int64)])
     total = frame.groupby("token")["account"].transform("size")
     inside = frame.groupby(["label", "token"])["account"].transform("size")
-    tie = frame[(inside >= 2) & (inside >= TIE_SHARE * total)]
+    own_card = (frame["kind"] == "pay").to_numpy() & (inside == total).to_numpy()
+    tie = frame[((inside >= 2) & (inside >= TIE_SHARE * total)).to_numpy() | own_card]
     return pd.DataFrame({"label": tie["label"].to_numpy(np.int64), "account": tie["account"].to_numpy(np.int64),
                          "kind": tie["kind"].to_numpy(dtype=object),
                          "token": token_digest(tie["token"].to_numpy(dtype=object))})
 
 
 def returning_matches(tokens: pd.DataFrame, account_id: np.ndarray, remembered: pd.DataFrame) -> pd.DataFrame:
-    """Accounts of today that return to a remembered farm: (account, farm_id, n_values), one row per
-    account (the farm with most matched values, ties to the smaller id). `remembered` has the
-    evidence columns of state/ (cluster_id, account_id, kind, token digest)."""
+    """Accounts of today that return to a remembered farm: (account, farm_id, group, n_values), one
+    row per account. Remembered farms sharing a value are one group (`farm_groups`); an account
+    returns to the group it shares most values with (ties: smaller id), named by the group's farm it
+    shares most with. `remembered` has state/'s evidence columns (cluster_id, account_id, kind, token)."""
     empty = pd.DataFrame({"account": np.zeros(0, np.int64), "farm_id": np.zeros(0, np.int64),
-                          "n_values": np.zeros(0, np.int64)})
+                          "group": np.zeros(0, np.int64), "n_values": np.zeros(0, np.int64)})
     if not len(tokens) or not len(remembered):
         return empty
     degree = tokens.groupby("token")["account"].transform("size").to_numpy()
@@ -89,23 +94,47 @@ def returning_matches(tokens: pd.DataFrame, account_id: np.ndarray, remembered: 
     hit = hit[~own]
     if not len(hit):
         return empty
-    per = hit.groupby(["account", "farm_id"]).agg(n_values=("digest", "nunique"),
-                                                  pay=("kind", lambda k: bool((k == "pay").any()))).reset_index()
-    per = per[per["pay"] | (per["n_values"] >= 2)]
-    per = per.sort_values(["account", "n_values", "farm_id"], ascending=[True, False, True], kind="stable") \
+    group = farm_groups(known[["farm_id", "digest"]])
+    hit = hit.assign(group=group.reindex(hit["farm_id"]).to_numpy(np.int64),
+                     strong=hit["kind"].isin(STRONG_KINDS).to_numpy())
+    per = hit.groupby(["account", "group"]).agg(n_values=("digest", "nunique"),
+                                                strong=("strong", "any")).reset_index()
+    per = per[per["strong"] | (per["n_values"] >= 2)]
+    per = per.sort_values(["account", "n_values", "group"], ascending=[True, False, True], kind="stable") \
         .drop_duplicates("account")
-    return per[["account", "farm_id", "n_values"]].astype(np.int64).reset_index(drop=True)
+    # the farm of the group the account shares most values with names it (ties: smaller id)
+    best = hit.groupby(["account", "group", "farm_id"])["digest"].nunique().rename("n").reset_index() \
+        .sort_values(["account", "group", "n", "farm_id"], ascending=[True, True, False, True], kind="stable") \
+        .drop_duplicates(["account", "group"])
+    per = per.merge(best[["account", "group", "farm_id"]], on=["account", "group"], how="left")
+    return per[["account", "farm_id", "group", "n_values"]].astype(np.int64).reset_index(drop=True)
+
+
+def farm_groups(rows: pd.DataFrame) -> pd.Series:
+    """farm_id → group: remembered farms that share a remembered value are one actor (the
+    smallest farm id of each connected group names it); rows are (farm_id, digest)."""
+    from keyfarm.community.components import _union_find
+
+    farms, f_code = np.unique(rows["farm_id"].to_numpy(np.int64), return_inverse=True)
+    d_code = pd.factorize(rows["digest"], sort=True)[0].astype(np.int64)
+    if not farms.size:
+        return pd.Series(dtype=np.int64)
+    roots = _union_find(f_code.astype(np.int64), d_code + farms.size, np.int64(farms.size + int(d_code.max()) + 1))
+    root = roots[:farms.size]
+    smallest = pd.Series(farms).groupby(root).transform("min").to_numpy(np.int64)
+    return pd.Series(smallest, index=farms)
 
 
 def join_returning(acc_label: np.ndarray, matches: pd.DataFrame, present: pd.DataFrame) -> np.ndarray:
-    """Per-account labels where each remembered farm's returning accounts (`matches`) and its
-    remembered accounts present today (`present`: account, farm_id) form one cluster.
+    """Per-account labels where each group of remembered farms' returning accounts (`matches`) and
+    its remembered accounts present today (`present`: account, group) form one cluster.
 
     A cluster of today that is at least half such accounts joins whole (its other accounts are tied
     to them by today's evidence); of any other cluster only the returning accounts move. Farms are
     taken in id order and an account moves once."""
-    group = pd.concat([matches[["account", "farm_id"]], present[["account", "farm_id"]]], ignore_index=True) \
-        .sort_values(["farm_id", "account"], kind="stable").drop_duplicates("account")
+    group = pd.concat([matches[["account", "group"]], present[["account", "group"]]], ignore_index=True) \
+        .rename(columns={"group": "farm_id"}).sort_values(["farm_id", "account"], kind="stable") \
+        .drop_duplicates("account")
     out = np.asarray(acc_label, np.int64).copy()
     if not len(group):
         return out

@@ -112,51 +112,48 @@ def match_clusters(current: pd.DataFrame, previous: pd.DataFrame, prev_clusters:
 
 
 def _status(overlap, succ, heir, stable, n_acc, n_keys, prev_clusters, pairs) -> pd.DataFrame:
-    """Per cluster of 2+ accounts of today: status, previous_cluster_ids, counts before."""
-    multi = np.flatnonzero(n_acc >= 2)
+    """Per cluster of 2+ accounts of today: status, previous_cluster_ids, counts before (vectorised:
+    a 1M-key run has about 10⁵ clusters)."""
+    labs = np.flatnonzero(n_acc >= 2)
     pc = prev_clusters.set_index("cluster_id")
-    src = succ.groupby("cur")["prev"].apply(lambda s: sorted(s.tolist()))
+    n_src = succ.groupby("cur").size().reindex(labs, fill_value=0).to_numpy()
+    first_src = succ.groupby("cur")["prev"].min().reindex(labs, fill_value=-1).to_numpy(np.int64)
+    src_text = succ.sort_values(["cur", "prev"], kind="stable").groupby("cur")["prev"] \
+        .agg(lambda v: ",".join(map(str, v))).reindex(labs, fill_value="").to_numpy(dtype=object)
+    src_acc = succ.assign(n=pc["n_accounts"].reindex(succ["prev"]).to_numpy()).groupby("cur")["n"].sum()
+    src_keys = succ.assign(n=pc["n_keys"].reindex(succ["prev"]).to_numpy()).groupby("cur")["n"].sum()
     main = _first_by(overlap, "cur", ["cur", "o", "prev"], [True, False, True])
-    main_of = pd.Series(main["prev"].to_numpy(np.int64), index=main["cur"].to_numpy(np.int64))
-    parts = main[main["o"] >= 2].groupby("prev").size()
-    # accounts of today's cluster that were in the previous cluster of the same id
+    p = pd.Series(main["prev"].to_numpy(np.int64), index=main["cur"].to_numpy(np.int64)) \
+        .reindex(labs, fill_value=-1).to_numpy(np.int64)
+    parts = main[main["o"] >= 2].groupby("prev").size().reindex(p, fill_value=0).to_numpy()
     same = pairs[pairs["prev"].to_numpy(np.int64) == stable[pairs["cur"].to_numpy(np.int64)]] \
-        .groupby("cur").size()
-    rows = []
-    for lab in multi.tolist():
-        sid = int(stable[lab])
-        sources = src.get(lab, [])
-        p = int(main_of.get(lab, -1))
-        if len(sources) >= 2:
-            status, prev_ids = "merged", sources
-        elif p < 0:
-            status, prev_ids = "new", []
-        elif parts.get(p, 0) >= 2 and (len(sources) == 1 or lab in main_of.index):
-            status, prev_ids = "split", [p]
-        elif len(sources) == 1:
-            before = int(pc.at[sources[0], "n_accounts"])
-            kept = int(same.get(lab, 0))
-            if kept == before == int(n_acc[lab]):
-                status = "unchanged"
-            else:
-                status = "shrunk" if n_acc[lab] < before else "grown"
-            prev_ids = sources
-        else:   # a few accounts of a cluster whose main part went elsewhere, too few to be a part
-            status, prev_ids = "new", []
-        if status in ("merged", "split"):
-            before_ids = [i for i in prev_ids if i in pc.index]
-        else:   # SCHEMA.md: previous_cluster_ids only for merged and split
-            before_ids, prev_ids = [i for i in sources if i in pc.index], []
-        rows.append({"label": lab, "cluster_id": sid, "status": status,
-                     "previous_cluster_ids": ",".join(str(i) for i in prev_ids),
-                     "n_accounts_before": int(pc.loc[before_ids, "n_accounts"].sum()) if before_ids else 0,
-                     "n_keys_before": int(pc.loc[before_ids, "n_keys"].sum()) if before_ids else 0,
-                     "verdict_before": (pc.at[sid, "verdict"] if sid in pc.index else
-                                        (pc.at[before_ids[0], "verdict"] if before_ids else None))})
-    out = pd.DataFrame(rows, columns=["label", "cluster_id", "status", "previous_cluster_ids",
-                                      "n_accounts_before", "n_keys_before", "verdict_before"])
-    return out.astype({"label": np.int64, "cluster_id": np.int64, "n_accounts_before": np.int64,
-                       "n_keys_before": np.int64})
+        .groupby("cur").size().reindex(labs, fill_value=0).to_numpy()
+    before_single = pc["n_accounts"].reindex(first_src).fillna(0).to_numpy(np.int64)
+    merged = n_src >= 2
+    new = ~merged & ((p < 0) | ((parts < 2) & (n_src == 0)))
+    split = ~merged & ~new & (parts >= 2)
+    single = ~merged & ~new & ~split
+    status = np.full(labs.size, "new", dtype=object)
+    status[merged] = "merged"
+    status[split] = "split"
+    unchanged = single & (same == before_single) & (before_single == n_acc[labs])
+    status[single] = np.where(n_acc[labs][single] < before_single[single], "shrunk", "grown")
+    status[unchanged] = "unchanged"
+    prev_ids = np.full(labs.size, "", dtype=object)
+    prev_ids[merged] = src_text[merged]
+    prev_ids[split] = p[split].astype(str)
+    basis = np.where(split, p, np.where(merged | single, first_src, -1))
+    n_before = np.where(merged, src_acc.reindex(labs, fill_value=0).to_numpy(),
+                        pc["n_accounts"].reindex(basis).fillna(0).to_numpy(np.int64))
+    k_before = np.where(merged, src_keys.reindex(labs, fill_value=0).to_numpy(),
+                        pc["n_keys"].reindex(basis).fillna(0).to_numpy(np.int64))
+    sid = stable[labs]
+    verdict = pc["verdict"].reindex(sid).to_numpy(dtype=object)
+    verdict = np.where(pd.isna(verdict), pc["verdict"].reindex(basis).to_numpy(dtype=object), verdict)
+    verdict = np.where(pd.isna(verdict), None, verdict)
+    return pd.DataFrame({"label": labs.astype(np.int64), "cluster_id": sid.astype(np.int64), "status": status,
+                         "previous_cluster_ids": prev_ids, "n_accounts_before": n_before.astype(np.int64),
+                         "n_keys_before": k_before.astype(np.int64), "verdict_before": verdict})
 
 
 def changes_table(status: pd.DataFrame, disappeared: pd.DataFrame, clusters: pd.DataFrame) -> pd.DataFrame:

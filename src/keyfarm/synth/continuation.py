@@ -7,8 +7,8 @@ Period p+1 is drawn from period p's tables and seed alone (same PREV_WORLD and s
     new accounts, each copying an old account's keys and traffic, on *part* of the old evidence:
     each of cards, device fingerprints and addresses is kept with probability `keep_p` (at least
     one kept), the others replaced by fresh values with the same sharing structure;
-  * every other account keeps its keys and draws new traffic: its period-p requests resampled per
-    key and moved one period later (timing patterns, addresses and devices stay its own);
+  * every other account keeps its keys and draws new traffic: a share of its period-p requests
+    per key, moved one period later (timing patterns, addresses and devices stay its own);
   * `new_share` × the benign accounts join as new benign accounts: a plain account's volume and
     rhythm with fresh addresses, cards, prompts and rare devices (nothing shared with it).
 truth.parquet gains `period` (when the key's account appeared) and `returning` (a new account of a
@@ -62,6 +62,7 @@ def continue_world(prev_dir, *, ban_share: float = BAN_SHARE, return_share: floa
              "payments": [tables["payments"][~tables["payments"]["account_id"].isin(banned_acc["account_id"])]],
              "truth": [truth[truth["key_id"].isin(stay_keys["key_id"])]]}
     t_start = START + pd.Timedelta(seconds=span * (period - 1))
+    kept_evidence = {}
     for n, farm in enumerate(returning_farms):
         olds = banned_acc.loc[banned_acc["farm_id"] == farm, "account_id"].to_numpy(dtype=object)
         n_new = max(2, int(round(olds.size * rng.uniform(0.5, 1.0))))
@@ -69,6 +70,7 @@ def continue_world(prev_dir, *, ban_share: float = BAN_SHARE, return_share: floa
         kept = rng.random(3) < keep_p
         if not kept.any():
             kept[rng.integers(0, 3)] = True
+        kept_evidence[farm] = [name for name, k in zip(("cards", "devices", "addresses"), kept) if k]
         burst = t_start + pd.Timedelta(seconds=float(rng.uniform(0, DAY)))
         _copy_accounts(parts, tables, req, truth, donors, f"p{period}f{n:03d}", rng, span, burst,
                        fresh_cards=not kept[0], fresh_devices=not kept[1], fresh_addresses=not kept[2],
@@ -93,7 +95,7 @@ def continue_world(prev_dir, *, ban_share: float = BAN_SHARE, return_share: floa
     new_params = dict(params)
     new_params["continue"] = {"period": period, "ban_share": ban_share, "return_share": return_share,
                               "keep_p": keep_p, "new_share": new_share, "banned_farms": banned_farms,
-                              "returning_farms": returning_farms}
+                              "returning_farms": returning_farms, "kept_evidence": kept_evidence}
     return out, new_params
 
 
@@ -105,14 +107,18 @@ def _valid_requests(req: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
 
 
 def _resample(req: pd.DataFrame, rng, span: float) -> pd.DataFrame:
-    """Per key, as many rows drawn with replacement from its rows, one period later."""
+    """New traffic of the same keys: per key a share U(0.6, 1) of its rows (at least one), one
+    period later. Thinning, not a bootstrap: a key's next period is like its last, with some of its
+    values (prompts, addresses, slots) not seen again, and none made up."""
     if not len(req):
         return req
     codes = pd.factorize(req["key_id"], sort=False)[0]
-    start = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    count = np.diff(np.r_[start, codes.size])
-    pick = start[codes] + (rng.random(codes.size) * count[codes]).astype(np.int64)
-    out = req.iloc[pick].reset_index(drop=True)
+    share = rng.uniform(0.6, 1.0, size=int(codes.max()) + 1)
+    keep = rng.random(codes.size) < share[codes]
+    first = np.r_[True, codes[1:] != codes[:-1]]
+    has = np.bincount(codes, weights=keep, minlength=share.size) > 0
+    keep |= first & ~has[codes]
+    out = req[keep].reset_index(drop=True)
     return out.assign(ts=out["ts"] + pd.Timedelta(seconds=span))
 
 
