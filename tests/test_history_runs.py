@@ -102,6 +102,11 @@ def test_next_period_lists_changes_and_returning_farms_keep_their_id(days, tmp_p
     assert checked >= 1
     gone = acc1[acc1["account_id"].isin(pd.read_parquet(days / "w2" / "banned.parquet")["account_id"])]
     assert not acc2["account_id"].isin(gone["account_id"]).any()
+    from keyfarm.report import write_report
+
+    write_report(o2)
+    page = (o2 / "report" / "index.html").read_text()
+    assert "Changes since run" in page and page.index("Changes since run") < page.index("<h2>Counts")
 
 
 def test_benign_label_is_carried_forward_and_not_flagged_again(days, tmp_path):
