@@ -5,7 +5,8 @@ farms, changes.parquet against the truth, and the time of the second run with --
 
 Generates period 1 (`keyfarm generate`) and period 2 (`--continue`), links period 1, then period 2
 three ways: cold (no --previous), with --previous, and with --previous --banned (an audit log
-holding the bans of the farms the generator banned). Prints one JSON document of the figures.
+holding the bans of the farms the generator banned); and period 1 again with --previous (nothing
+changed: every cluster should be `unchanged`). Prints one JSON document of the figures.
 Never run by tests (minutes at 50k).
 """
 from __future__ import annotations
@@ -165,6 +166,8 @@ def main() -> None:
                   w / "audit.db")
     times["period2_previous_banned"] = run("link", w / "w2", "--out", w / "o2b", "--previous", w / "o1",
                                            "--banned", w / "audit.db", "--no-report", "-q")
+    times["period1_again_previous"] = run("link", w / "w1", "--out", w / "o1again", "--previous", w / "o1",
+                                          "--no-report", "-q")
     acc1 = account_clusters(w / "o1")
     report = {"world": {"keys": args.keys, "seed": args.seed, "period2_keys": len(keys2),
                         "banned_farms": len(params2["continue"]["banned_farms"]),
@@ -175,6 +178,10 @@ def main() -> None:
         report[name] = {"stability": stability(acc1, acc2, truth1, truth2, keys2),
                         "returning": returning(acc1, acc2, truth2, keys2, params2, truth1, keys1),
                         "changes": changes_vs_truth(w / name, acc1, acc2, truth1, keys1, truth2, keys2, params2)}
+    again = pd.read_parquet(w / "o1again" / "clusters.parquet")
+    report["period1_again"] = {"clusters": int(len(again)),
+                               "unchanged_same_id": int((again["status"] == "unchanged").sum()),
+                               "changes_rows": int(len(pd.read_parquet(w / "o1again" / "changes.parquet")))}
     from sklearn.metrics import adjusted_rand_score
 
     cold = account_clusters(w / "o2cold").set_index("account_id")["cluster_id"]

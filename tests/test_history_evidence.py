@@ -75,3 +75,18 @@ def test_leiden_warm_start_keeps_a_converged_partition_and_is_deterministic():
     assert a.tolist() == b.tolist()
     with pytest.raises(CommunityInputError):
         leiden(src, dst, None, 6, initial_membership=[0, 1])
+
+
+def test_a_label_given_now_beats_a_carried_one_and_cluster_labels_need_the_previous_run():
+    from keyfarm.errors import KeyfarmInputError
+    from keyfarm.history.labels import carry_forward, resolve_labels
+
+    carried = pd.DataFrame({"account_id": ["a", "b"], "label": ["benign", "benign"], "source": ["analyst"] * 2,
+                            "ts": ["2026-11-20T00:00:00+00:00"] * 2}, dtype=object)
+    given = resolve_labels(pd.DataFrame({"account_id": ["a"], "label": ["farm"]}), None)
+    out = carry_forward(carried, given).set_index("account_id")["label"]
+    assert out.to_dict() == {"a": "farm", "b": "benign"}
+    with pytest.raises(KeyfarmInputError, match="--previous"):
+        resolve_labels(pd.DataFrame({"cluster_id": [3], "label": ["benign"]}), None)
+    prev = pd.DataFrame({"account_id": ["x", "y", "z"], "cluster_id": [3, 3, 4]})
+    assert sorted(resolve_labels(pd.DataFrame({"cluster_id": [3], "label": ["benign"]}), prev)["account_id"]) == ["x", "y"]

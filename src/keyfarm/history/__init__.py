@@ -233,8 +233,9 @@ def next_state(history: History, tables, acc_ids: np.ndarray, acc_cluster: np.nd
         evidence = empty_tables()["evidence"]
     carried = history.remembered()
     if len(carried):
+        # carried rows first: a value once remembered stays remembered under the same id
         carried = carried.assign(remembered=True)
-        evidence = pd.concat([evidence, carried], ignore_index=True) \
+        evidence = pd.concat([carried, evidence], ignore_index=True) \
             .drop_duplicates(["cluster_id", "account_id", "token"], keep="first")
     evidence = evidence.sort_values(["cluster_id", "account_id", "kind", "token"], kind="stable").reset_index(drop=True)
     peers = history.peers if len(history.labels) else empty_tables()["label_peers"]

@@ -1,7 +1,8 @@
 """Labels carried forward (history stage): analysts' labels and reverted bans apply to the same
 accounts in every later run, through state/labels.parquet.
 
-The latest label of an account wins (by ts; a label given to this run beats one carried in state).
+The latest label of an account wins: a label given to this run beats one carried in state/, and
+among labels given together the one of the latest ts.
 A label on a cluster_id names the accounts of that cluster in PREV_OUT (SCHEMA.md: cluster ids refer
 to the OUT_DIR they came with). When a label first applies, the accounts the account was judged with
 are recorded (its cluster in PREV_OUT, else its cluster today): its *peers*.
@@ -56,17 +57,19 @@ def resolve_labels(labels: pd.DataFrame, prev_accounts: pd.DataFrame | None) -> 
 
 
 def latest(frame: pd.DataFrame) -> pd.DataFrame:
-    """The latest label of each account (by ts, missing ts first; then by `order`, later wins)."""
+    """The latest label of each account: a later `batch` wins (labels given to this run beat those
+    carried in state/), then a later ts (missing ts counts as earliest), then a later row."""
     frame = frame.assign(order=frame["order"] if "order" in frame else np.arange(len(frame)),
-                         has_ts=frame["ts"].notna())
-    frame = frame.sort_values(["account_id", "has_ts", "ts", "order"], kind="stable", na_position="first")
+                         batch=frame["batch"] if "batch" in frame else 0, has_ts=frame["ts"].notna())
+    frame = frame.sort_values(["account_id", "batch", "has_ts", "ts", "order"], kind="stable", na_position="first")
     out = frame.drop_duplicates("account_id", keep="last")
     return out[["account_id", "label", "source", "ts"]].reset_index(drop=True).astype(object)
 
 
 def carry_forward(carried: pd.DataFrame, given: pd.DataFrame) -> pd.DataFrame:
-    """Labels of state/ updated with this run's (a given label beats a carried one of equal time)."""
-    both = pd.concat([carried.assign(order=0), given.assign(order=1)], ignore_index=True)
+    """Labels of state/ updated with this run's: a label given now beats any carried one."""
+    both = pd.concat([carried.assign(batch=0, order=np.arange(len(carried))),
+                      given.assign(batch=1, order=np.arange(len(given)))], ignore_index=True)
     return latest(both) if len(both) else given
 
 
