@@ -90,3 +90,14 @@ def test_a_label_given_now_beats_a_carried_one_and_cluster_labels_need_the_previ
         resolve_labels(pd.DataFrame({"cluster_id": [3], "label": ["benign"]}), None)
     prev = pd.DataFrame({"account_id": ["x", "y", "z"], "cluster_id": [3, 3, 4]})
     assert sorted(resolve_labels(pd.DataFrame({"cluster_id": [3], "label": ["benign"]}), prev)["account_id"]) == ["x", "y"]
+
+
+def test_the_partition_closer_to_yesterday_is_kept_ties_keep_the_cold_start():
+    from keyfarm.history.warmstart import agreement, closer_to_previous
+
+    previous = np.array([5, 5, 5, 8, 8, -1])
+    same = np.array([0, 0, 0, 1, 1, 2])
+    merged = np.array([0, 0, 0, 0, 0, 1])
+    assert agreement(previous, same) > agreement(previous, merged)
+    assert closer_to_previous(previous, merged, same) is same
+    assert closer_to_previous(previous, same, same.copy()) is same

@@ -60,8 +60,9 @@ def detect_communities(graph, tables: Tables, config, seed: int, initial: np.nda
     The key graph is contracted to accounts: two accounts are linked by the strongest key pair
     between them per signal, summed over signals (the account signal links keys of one account
     and is not counted). CPM then finds dense groups of accounts, so a farm tied to a campus by one
-    stray edge is still its own community (see CommunityConfig). `initial` (per account, its
-    previous cluster id or −1) warm-starts Leiden from the previous run's partition.
+    stray edge is still its own community (see CommunityConfig). With `initial` (per account, its
+    previous community or −1), Leiden also runs from the previous partition and the result closer
+    to it is kept (history.warmstart).
     """
     from keyfarm.community import connected_components, label_propagation, leiden, louvain
 
@@ -89,13 +90,14 @@ def detect_communities(graph, tables: Tables, config, seed: int, initial: np.nda
     linked = np.unique(np.concatenate([src, dst]))
     n_linked = linked.size
     src, dst = np.searchsorted(linked, src), np.searchsorted(linked, dst)
-    start = None
-    if initial is not None and n_linked:
-        from keyfarm.history.warmstart import warm_start
-        start = warm_start(initial[linked])
     if cfg.algorithm == "leiden":
         sub = leiden(src, dst, weight, n_linked, resolution=cfg.resolution, objective=cfg.objective,
-                     seed=seed, n_iterations=cfg.n_iterations, initial_membership=start)
+                     seed=seed, n_iterations=cfg.n_iterations)
+        if initial is not None and n_linked:   # a daily run: also from yesterday's, keep the closer
+            from keyfarm.history.warmstart import closer_to_previous, warm_start
+            warm = leiden(src, dst, weight, n_linked, resolution=cfg.resolution, objective=cfg.objective,
+                          seed=seed, n_iterations=cfg.n_iterations, initial_membership=warm_start(initial[linked]))
+            sub = closer_to_previous(initial[linked], sub, warm)
     elif cfg.algorithm == "louvain":
         sub = louvain(src, dst, weight, n_linked, resolution=cfg.resolution, objective=cfg.objective,
                       seed=seed, n_iterations=cfg.n_iterations)
@@ -278,6 +280,7 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
         info["counts"] = f"{graph.n_edges:,} edges, {len(hubs):,} hub tokens"
     with progress.stage("communities") as info:
         membership = detect_communities(graph, tables, config, seed, hist.initial_labels(history, tables))
+        history.communities = membership
         info["counts"] = f"{int(membership.max()) + 1 if membership.size else 0:,} clusters"
     with progress.stage("scores") as info:
         activity = key_activity(tables.requests, bin_seconds=config.scoring.sync_bin_seconds,

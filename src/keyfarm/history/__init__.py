@@ -36,6 +36,7 @@ class History:
     detached: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     peers: pd.DataFrame = field(default_factory=lambda: empty_tables()["label_peers"])
     tokens: pd.DataFrame | None = None
+    communities: np.ndarray | None = None   # per key, as community detection found them (warm start)
 
     @property
     def prev_accounts(self) -> pd.DataFrame | None:
@@ -99,12 +100,13 @@ def banned_accounts(audit_db) -> list[str]:
 
 
 def initial_labels(history: History, tables) -> np.ndarray | None:
-    """Warm start: per account of today its previous cluster id (−1 for accounts not seen before),
-    or None without a previous run."""
+    """Warm start: per account of today its community in the previous run as community detection
+    found it (before hub merges and history, so an unchanged graph starts at a fixed point), −1
+    for accounts not seen before; None without a previous run."""
     if history.previous is None:
         return None
     acc_ids = account_ids(tables)
-    prev = history.previous.accounts.drop_duplicates("account_id").set_index("account_id")["cluster_id"]
+    prev = history.previous.accounts.drop_duplicates("account_id").set_index("account_id")["community"]
     return prev.reindex(acc_ids).fillna(-1).to_numpy(np.int64)
 
 
@@ -135,7 +137,8 @@ def adjust(history: History, tables, incidences, membership: np.ndarray) -> np.n
         history.tokens = ev.account_tokens(incidences, account)
     remembered = history.remembered()
     if history.tokens is not None and len(remembered):
-        history.matches = ev.returning_matches(history.tokens, acc_ids, remembered)
+        seen = history.previous.accounts["account_id"] if history.previous is not None else []
+        history.matches = ev.returning_matches(history.tokens, acc_ids, remembered, seen=seen)
         code = pd.Index(acc_ids).get_indexer(remembered["account_id"])
         groups = ev.farm_groups(remembered[["cluster_id", "token"]].rename(
             columns={"cluster_id": "farm_id", "token": "digest"}))
@@ -214,7 +217,10 @@ def next_state(history: History, tables, acc_ids: np.ndarray, acc_cluster: np.nd
     """The state this run leaves (first_seen of new clusters and run_id are stamped on write)."""
     prev = history.previous
     ids = clusters[["cluster_id", "first_seen", "n_accounts", "n_keys", "verdict"]].copy()
-    accounts = pd.DataFrame({"account_id": acc_ids, "cluster_id": acc_cluster}) \
+    account = tables.keys["account"].to_numpy(np.int64)
+    community = _acc_label(history.communities, account) if history.communities is not None else \
+        np.arange(acc_ids.size, dtype=np.int64)
+    accounts = pd.DataFrame({"account_id": acc_ids, "cluster_id": acc_cluster, "community": community}) \
         .sort_values("account_id", kind="stable").reset_index(drop=True)
     in_cluster = np.isin(acc_cluster, clusters["cluster_id"].to_numpy(np.int64))
     label = np.where(in_cluster, acc_cluster, -1)

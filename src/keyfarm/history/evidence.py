@@ -8,8 +8,8 @@ on one account: a farm that gives each account its own card comes back on those 
 fingerprints, device fingerprints, User-Agents, exact addresses and IPv6 /64s; not prompts, and not
 time slots, which are absolute times and never recur).
 
-An account of today *returns* to a remembered farm F when it is not one of F's remembered accounts
-and holds one of F's remembered payment or device fingerprints (STRONG_KINDS: a card, or a device
+An account of today *returns* to a remembered farm F when the previous run did not have it and it
+holds one of F's remembered payment or device fingerprints (STRONG_KINDS: a card, or a device
 that tied the farm and few others), or two or more of F's remembered values; values held today by
 more than MAX_TOKEN_ACCOUNTS accounts do not count. The accounts returning to F and F's
 remembered accounts still present are joined into one cluster (`join_returning`), which the
@@ -72,17 +72,21 @@ def tying_tokens(tokens: pd.DataFrame, label: np.ndarray) -> pd.DataFrame:
                          "token": token_digest(tie["token"].to_numpy(dtype=object))})
 
 
-def returning_matches(tokens: pd.DataFrame, account_id: np.ndarray, remembered: pd.DataFrame) -> pd.DataFrame:
+def returning_matches(tokens: pd.DataFrame, account_id: np.ndarray, remembered: pd.DataFrame, *,
+                      seen=()) -> pd.DataFrame:
     """Accounts of today that return to a remembered farm: (account, farm_id, group, n_values), one
     row per account. Remembered farms sharing a value are one group (`farm_groups`); an account
     returns to the group it shares most values with (ties: smaller id), named by the group's farm it
-    shares most with. `remembered` has state/'s evidence columns (cluster_id, account_id, kind, token)."""
+    shares most with. `remembered` has state/'s evidence columns (cluster_id, account_id, kind, token).
+    Accounts in `seen` (the previous run's) never return: today's graph judged them on the same
+    evidence yesterday, and pulling them in would change an unchanged day."""
     empty = pd.DataFrame({"account": np.zeros(0, np.int64), "farm_id": np.zeros(0, np.int64),
                           "group": np.zeros(0, np.int64), "n_values": np.zeros(0, np.int64)})
     if not len(tokens) or not len(remembered):
         return empty
     degree = tokens.groupby("token")["account"].transform("size").to_numpy()
-    now = tokens[degree <= MAX_TOKEN_ACCOUNTS]
+    fresh = ~pd.Index(account_id[tokens["account"].to_numpy(np.int64)]).isin(pd.Index(seen))
+    now = tokens[(degree <= MAX_TOKEN_ACCOUNTS) & fresh]
     now = now.assign(digest=token_digest(now["token"].to_numpy(dtype=object)),
                      account_id=account_id[now["account"].to_numpy(np.int64)])
     known = remembered[["cluster_id", "account_id", "kind", "token"]].rename(
@@ -132,6 +136,7 @@ def join_returning(acc_label: np.ndarray, matches: pd.DataFrame, present: pd.Dat
     A cluster of today that is at least half such accounts joins whole (its other accounts are tied
     to them by today's evidence); of any other cluster only the returning accounts move. Farms are
     taken in id order and an account moves once."""
+    present = present[present["group"].isin(matches["group"])]   # no returning account, nothing to join
     group = pd.concat([matches[["account", "group"]], present[["account", "group"]]], ignore_index=True) \
         .rename(columns={"group": "farm_id"}).sort_values(["farm_id", "account"], kind="stable") \
         .drop_duplicates("account")

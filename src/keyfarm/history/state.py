@@ -4,7 +4,8 @@ in one place and checked before a run starts.
     state/state.json        format, keyfarm version, run_id, run_seq, next_cluster_id (the
                             high-water mark: no id at or above it was ever given), sha256 of each file
     state/ids.parquet       clusters of 2+ accounts: cluster_id, first_seen, n_accounts, n_keys, verdict
-    state/accounts.parquet  every account: account_id, cluster_id
+    state/accounts.parquet  every account: account_id, cluster_id, community (its community as Leiden
+                            found it, before hub merges and history: the next run's warm start)
     state/evidence.parquet  rare values that tie accounts of a cluster: cluster_id, account_id, kind,
                             token (blake2b of the token text, never the value itself), remembered
                             (a farm's, a banned or farm-labelled account's: carried to every later
@@ -32,7 +33,7 @@ FORMAT = 1
 FILES = {
     "ids": {"cluster_id": "int64", "first_seen": "object", "n_accounts": "int64", "n_keys": "int64",
             "verdict": "object"},
-    "accounts": {"account_id": "object", "cluster_id": "int64"},
+    "accounts": {"account_id": "object", "cluster_id": "int64", "community": "int64"},
     "evidence": {"cluster_id": "int64", "account_id": "object", "kind": "object", "token": "object",
                  "remembered": "bool", "first_seen": "object"},
     "labels": {"account_id": "object", "label": "object", "source": "object", "ts": "object"},
