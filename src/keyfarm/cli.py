@@ -63,9 +63,12 @@ def main(verbose: bool) -> None:
 @click.option("--patterns", default=None,
               help="Comma-separated benign patterns and farm tactics to include (default: all; "
                    "'legacy': the first generator's).")
+@click.option("--continue", "continue_from", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Write the next period of this generated world (its seed, size and days; the options "
+                   "above are ignored): same accounts, new traffic, new accounts, banned farms coming back.")
 @quiet_option
 @handle_errors
-def generate(out_dir, n_keys, seed, days, requests_per_key, dirty_rows, patterns, quiet):
+def generate(out_dir, n_keys, seed, days, requests_per_key, dirty_rows, patterns, continue_from, quiet):
     """Write a synthetic world (input tables, truth.parquet, params.json) to OUT_DIR.
 
     params.json lists every parameter drawn for this seed (see keyfarm.synth.world_parameters).
@@ -73,8 +76,15 @@ def generate(out_dir, n_keys, seed, days, requests_per_key, dirty_rows, patterns
     \b
     Example:
       keyfarm generate world --keys 50000 --seed 1 --days 3
+      keyfarm generate world-2 --continue world
     """
     from keyfarm.progress import Progress
+    if continue_from is not None:
+        from keyfarm.synth.continuation import next_period_command
+
+        next_period_command(continue_from, out_dir, Progress(quiet))
+        click.echo(out_dir)
+        return
     from keyfarm.synth import LEGACY_PATTERNS, generate_world, world_parameters, write_world
 
     chosen = None
@@ -156,17 +166,27 @@ def evaluate(out_dir, truth, as_json):
 @click.option("--spark-partitions", type=click.IntRange(min=1), default=None,
               help="Spark shuffle partitions (key, block and token groups); default: 2 per local thread, "
                    "else the cluster's spark.sql.shuffle.partitions.")
+@click.option("--previous", "previous", type=click.Path(), default=None,
+              help="The previous run's OUT_DIR: stable cluster ids, changes.parquet, returning farms.")
+@click.option("--labels", "labels_path", type=click.Path(dir_okay=False), default=None,
+              help="Labels table (account_id or cluster_id, label farm|benign): carried to later runs.")
+@click.option("--banned", "banned", type=click.Path(dir_okay=False), default=None,
+              help="Enforcement audit database: banned accounts' values count, reverted bans are benign.")
 @quiet_option
 @handle_errors
-def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master, spark_partitions, quiet):
+def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master, spark_partitions, previous,
+         labels_path, banned, quiet):
     """Link the keys in INPUT_DIR into clusters and score them; write OUT_DIR.
 
     \b
     Example:
       keyfarm link world --out out --seed 1
       keyfarm link logs/2026-11-22 --out out --config keyfarm.toml --quiet
+      keyfarm link logs/2026-11-23 --out out-23 --previous out-22 --banned audit.db
       keyfarm link s3a://lake/requests-day/ --out out --engine spark --spark-master yarn
     """
+    if engine == "spark" and (previous or labels_path or banned):
+        raise click.UsageError("--previous, --labels and --banned need --engine local")
     if engine == "spark":
         from keyfarm.spark import run_link_spark
 
@@ -176,7 +196,7 @@ def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master,
         from keyfarm.pipeline import run_link
 
         result = run_link(input_dir, out_dir, config_path=config_path, seed=seed, quiet=quiet,
-                          report=not no_report)
+                          report=not no_report, previous=previous, labels_path=labels_path, banned=banned)
     counts = result.run["counts"]
     click.echo(f"{out_dir}: {counts['keys']:,} keys, {counts['clusters']:,} clusters, "
                f"{counts['flagged_clusters']:,} flagged ({counts['flagged_keys']:,} keys)")

@@ -36,6 +36,8 @@ class LinkResult:
     graph: object = None
     tables: Tables | None = None
     hubs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    changes: pd.DataFrame | None = None   # with a previous run (keyfarm.history)
+    state: object = None                  # history.State this run leaves for the next
 
 
 def stable_cluster_ids(membership: np.ndarray) -> np.ndarray:
@@ -52,13 +54,15 @@ def stable_cluster_ids(membership: np.ndarray) -> np.ndarray:
     return rank[membership]
 
 
-def detect_communities(graph, tables: Tables, config, seed: int) -> np.ndarray:
+def detect_communities(graph, tables: Tables, config, seed: int, initial: np.ndarray | None = None) -> np.ndarray:
     """Communities of accounts (keys of one account always together), then per key.
 
     The key graph is contracted to accounts: two accounts are linked by the strongest key pair
     between them per signal, summed over signals (the account signal links keys of one account
     and is not counted). CPM then finds dense groups of accounts, so a farm tied to a campus by one
-    stray edge is still its own community (see CommunityConfig).
+    stray edge is still its own community (see CommunityConfig). With `initial` (per account, its
+    previous community or −1), Leiden also runs from the previous partition and the result closer
+    to it is kept (history.warmstart).
     """
     from keyfarm.community import connected_components, label_propagation, leiden, louvain
 
@@ -89,6 +93,11 @@ def detect_communities(graph, tables: Tables, config, seed: int) -> np.ndarray:
     if cfg.algorithm == "leiden":
         sub = leiden(src, dst, weight, n_linked, resolution=cfg.resolution, objective=cfg.objective,
                      seed=seed, n_iterations=cfg.n_iterations)
+        if initial is not None and n_linked:   # a daily run: also from yesterday's, keep the closer
+            from keyfarm.history.warmstart import closer_to_previous, warm_start
+            warm = leiden(src, dst, weight, n_linked, resolution=cfg.resolution, objective=cfg.objective,
+                          seed=seed, n_iterations=cfg.n_iterations, initial_membership=warm_start(initial[linked]))
+            sub = closer_to_previous(initial[linked], sub, warm)
     elif cfg.algorithm == "louvain":
         sub = louvain(src, dst, weight, n_linked, resolution=cfg.resolution, objective=cfg.objective,
                       seed=seed, n_iterations=cfg.n_iterations)
@@ -222,22 +231,30 @@ def attach_prompt_examples(edges: pd.DataFrame, graph, mask: np.ndarray, example
 
 
 def score_stage(tables: Tables, activity, membership: np.ndarray, graph, hubs: pd.DataFrame,
-                hub_members: pd.DataFrame, config):
+                hub_members: pd.DataFrame, config, adjust=None):
     """Hubs judged as groups, farm hubs of a control signal made clusters, then cluster features:
-    (membership, hubs with verdicts, features). Both engines run this on the driver."""
+    (membership, hubs with verdicts, features). Both engines run this on the driver. `adjust`
+    (membership → membership) is history's step: returning farms joined, benign labels detached."""
     from keyfarm.scoring import cluster_features
     from keyfarm.scoring.hubs import judge_hubs, merge_farm_hubs
 
     hubs = judge_hubs(tables, activity, hub_members, hubs, config)
     account = tables.keys["account"].to_numpy(np.int64)
-    membership = stable_cluster_ids(merge_farm_hubs(membership, account, hubs, hub_members))
+    membership = merge_farm_hubs(membership, account, hubs, hub_members)
+    membership = stable_cluster_ids(membership if adjust is None else adjust(membership))
     feats = cluster_features(tables.keys, tables.accounts, activity, membership, graph.src, graph.dst,
                              graph.weight, graph.w, config.scoring, hub_members=hub_members)
     return membership, hubs, feats
 
 
-def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None = None) -> LinkResult:
-    """Run the linkage job on a folder of tables (or loaded `Tables`) and return its outputs."""
+def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None = None, previous=None,
+         labels: pd.DataFrame | None = None, banned=None, history=None) -> LinkResult:
+    """Run the linkage job on a folder of tables (or loaded `Tables`) and return its outputs.
+
+    `previous` is the previous run's OUT_DIR (stable ids, changes, returning farms), `labels` a
+    labels table and `banned` an enforcement audit database (keyfarm.history.prepare); or give
+    `history`, already prepared."""
+    from keyfarm import history as hist
     from keyfarm.config import Config
     from keyfarm.graph import build_graph
     from keyfarm.scoring import key_activity, score_clusters
@@ -247,6 +264,7 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
 
     config = config or Config.default()
     progress = progress or Progress(quiet=True)
+    history = history or hist.prepare(previous, labels=labels, banned=banned)
     with progress.stage("load") as info:
         tables = tables_or_dir if isinstance(tables_or_dir, Tables) else load_tables(tables_or_dir)
         info["counts"] = f"{len(tables.keys):,} keys, {len(tables.requests):,} requests, " \
@@ -261,12 +279,15 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
         hub_members = hub_incidence(incidences.values(), hubs, config)
         info["counts"] = f"{graph.n_edges:,} edges, {len(hubs):,} hub tokens"
     with progress.stage("communities") as info:
-        membership = detect_communities(graph, tables, config, seed)
+        membership = detect_communities(graph, tables, config, seed, hist.initial_labels(history, tables))
+        history.communities = membership
         info["counts"] = f"{int(membership.max()) + 1 if membership.size else 0:,} clusters"
     with progress.stage("scores") as info:
         activity = key_activity(tables.requests, bin_seconds=config.scoring.sync_bin_seconds,
                                 network_config=config.network)
-        membership, hubs, feats = score_stage(tables, activity, membership, graph, hubs, hub_members, config)
+        membership, hubs, feats = score_stage(
+            tables, activity, membership, graph, hubs, hub_members, config,
+            adjust=lambda m: hist.adjust(history, tables, incidences.values(), m))
         scored = score_clusters(feats, config.scoring)
         members, clusters, edges = assemble_outputs(tables, graph, membership, scored, activity,
                                                     config.scoring.default_daily_limit)
@@ -274,9 +295,15 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
         edges = attach_prompt_examples(edges, graph, mask,
                                        token_examples(prompts_of_accounts(tables, needed), needed, config))
         info["counts"] = f"{len(clusters):,} clusters of 2+ accounts, {int(clusters['flagged'].sum()):,} flagged"
+    with progress.stage("history") as info:
+        members, clusters, edges, changes, state = hist.finish(history, tables, members, clusters, edges)
+        info["counts"] = "no previous run" if changes is None else \
+            f"{len(changes):,} changes, {int(clusters['returning'].sum()):,} returning"
     run = run_record(tables, config, seed, hubs, members, edges, clusters, progress)
+    if history.previous is not None:
+        run["previous_run_id"] = history.previous.run_id
     return LinkResult(members=members, clusters=clusters, edges=edges, run=run, graph=graph,
-                      tables=tables, hubs=hubs)
+                      tables=tables, hubs=hubs, changes=changes, state=state)
 
 
 def _json_records(frame: pd.DataFrame) -> list[dict]:
@@ -319,29 +346,42 @@ def _run_id(result: LinkResult) -> str:
 def write_outputs(result: LinkResult, out_dir: str | Path, *, input_dir: str | None = None) -> Path:
     """Write OUT_DIR as SCHEMA.md defines it: members, clusters, edges, run.json, quarantine/; and
     hubs.parquet, every hub token (token, signal, n_accounts, n_keys), most accounts first."""
+    from keyfarm.history import stamp, write_state
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    run_id = _run_id(result)
+    if "first_seen" in result.clusters:
+        result.clusters = stamp(result.clusters, result.state, run_id)
     for name, frame in (("members", result.members), ("clusters", result.clusters), ("edges", result.edges)):
         frame.to_parquet(out / f"{name}.parquet", index=False)
     if result.hubs is not None:
         result.hubs.to_parquet(out / "hubs.parquet", index=False)
+    if result.changes is not None:
+        result.changes.to_parquet(out / "changes.parquet", index=False)
     if result.tables is not None:
         result.tables.write_quarantine(out)
+    if result.state is not None:
+        write_state(out, result.state)
     run = dict(result.run)
-    run["run_id"] = _run_id(result)
+    run["run_id"] = run_id
     run["input"] = str(input_dir) if input_dir is not None else None
     (out / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True, default=str) + "\n")
     return out
 
 
 def run_link(input_dir, out_dir, *, config_path=None, seed: int = 0, quiet: bool = False,
-             report: bool = True) -> LinkResult:
-    """`keyfarm link`: link, write OUT_DIR, then the report (when the report package is present)."""
+             report: bool = True, previous=None, labels_path=None, banned=None) -> LinkResult:
+    """`keyfarm link`: link, write OUT_DIR, then the report (when the report package is present).
+    PREV_OUT, labels and audit log are checked before anything is computed or written."""
     from keyfarm.config import Config
+    from keyfarm.history import prepare
+    from keyfarm.scoring.calibrate import read_labels
 
     config = Config.from_toml(config_path) if config_path else Config.default()
+    history = prepare(previous, labels=read_labels(labels_path) if labels_path else None, banned=banned)
     progress = Progress(quiet)
-    result = link(input_dir, config, seed=seed, progress=progress)
+    result = link(input_dir, config, seed=seed, progress=progress, history=history)
     return finish_run(result, input_dir, out_dir, progress, report=report)
 
 

@@ -7,14 +7,15 @@ import numbers
 import numpy as np
 
 from keyfarm.community._graph import (CommunityInputError, canonical_csr, edges_from_args, make_state,
-                                      strength)
+                                      membership_array, renumber, strength)
 from keyfarm.community._optimiser import optimise
 
 OBJECTIVES = ("modularity", "cpm")
 
 
 def leiden(src, dst=None, weight=None, n_nodes=None, *, resolution: float = 1.0,
-           objective: str = "modularity", seed: int | None = 0, n_iterations: int | None = -1) -> np.ndarray:
+           objective: str = "modularity", seed: int | None = 0, n_iterations: int | None = -1,
+           initial_membership=None) -> np.ndarray:
     """Communities by the Leiden algorithm, maximising modularity or the Constant Potts Model.
 
     Leiden improves on Louvain with a refinement step: communities are split into well-connected
@@ -40,6 +41,10 @@ def leiden(src, dst=None, weight=None, n_nodes=None, *, resolution: float = 1.0,
         same membership whatever the order of the edges. None draws fresh entropy.
     n_iterations : int or None
         Number of Leiden iterations; −1 or None: iterate until an iteration changes nothing.
+    initial_membership : array of int, optional
+        A partition to start from (as leidenalg's `initial_membership`), one non-negative label
+        per node; None: every node alone. A daily run starts from yesterday's clusters, so a day of
+        little new traffic gives nearly the same partition. Deterministic for a given seed.
 
     Returns
     -------
@@ -57,10 +62,11 @@ def leiden(src, dst=None, weight=None, n_nodes=None, *, resolution: float = 1.0,
     array([0, 0, 0, 1, 1, 1])
     """
     return run_optimiser(src, dst, weight, n_nodes, resolution=resolution, objective=objective, seed=seed,
-                         n_iterations=n_iterations, use_refinement=True)
+                         n_iterations=n_iterations, use_refinement=True, initial=initial_membership)
 
 
-def run_optimiser(src, dst, weight, n_nodes, *, resolution, objective, seed, n_iterations, use_refinement):
+def run_optimiser(src, dst, weight, n_nodes, *, resolution, objective, seed, n_iterations, use_refinement,
+                  initial=None):
     """Validate the arguments, build the canonical graph and run the shared optimiser."""
     src, dst, weight, n_nodes = edges_from_args(src, dst, weight, n_nodes)
     if objective not in OBJECTIVES:
@@ -71,16 +77,18 @@ def run_optimiser(src, dst, weight, n_nodes, *, resolution, objective, seed, n_i
         n_iterations = -1
     if not isinstance(n_iterations, numbers.Integral) or isinstance(n_iterations, bool) or n_iterations < -1:
         raise CommunityInputError(f"n_iterations must be an integer >= -1 or None, got {n_iterations!r}")
+    if initial is not None:
+        initial = membership_array(initial, n_nodes)
     state = make_state(seed)
     indptr, indices, data = canonical_csr(src, dst, weight, n_nodes)
     if objective == "modularity":
         node_weight = strength(indptr, indices, data)
         two_m = float(node_weight.sum())
         if two_m == 0.0:
-            return np.arange(n_nodes, dtype=np.int64)
+            return np.arange(n_nodes, dtype=np.int64) if initial is None else renumber(initial)[0]
         gamma = float(resolution) / two_m
     else:
         node_weight = np.ones(n_nodes, np.float64)
         gamma = float(resolution)
     return optimise(indptr, indices, data, node_weight, gamma, use_refinement=use_refinement,
-                    n_iterations=int(n_iterations), state=state)
+                    n_iterations=int(n_iterations), state=state, initial=initial)

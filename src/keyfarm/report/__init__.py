@@ -70,6 +70,6 @@ def write_report(out_dir, *, max_nodes: int = DEFAULT_MAX_NODES, progress=None) 
                             run=data.run, max_nodes=max_nodes)
         (pages / f"{cid}.html").write_text(html, encoding="utf-8")
     index = report / "index.html"
-    index.write_text(index_page(data.run, data.clusters, data.quarantined), encoding="utf-8")
+    index.write_text(index_page(data.run, data.clusters, data.quarantined, changes=data.changes), encoding="utf-8")
     log.info("report: %d cluster pages in %s", len(records), pages)
     return index

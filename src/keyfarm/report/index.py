@@ -1,6 +1,7 @@
 """The report's front page: the run summary and a sortable, filterable table of clusters.
 
-Stage: report. `index_page` returns `report/index.html`: inputs, counts, quarantine and timings
+Stage: report. `index_page` returns `report/index.html`: what changed since the previous run
+(changes.parquet, when the run had --previous) first, then inputs, counts, quarantine and timings
 from run.json, one row per cluster (≥ 2 accounts) linking to its page, then the largest hubs
 (all of them are in hubs.parquet).
 """
@@ -82,13 +83,43 @@ def _clusters_table(clusters: pd.DataFrame) -> str:
             f'<tbody>{"".join(rows)}</tbody></table>')
 
 
-def index_page(run: dict, clusters: pd.DataFrame, quarantined: dict) -> str:
-    """HTML of report/index.html."""
+CHANGE_ORDER = {"new": 0, "grown": 1, "merged": 2, "split": 3, "shrunk": 4, "disappeared": 5}
+
+
+def _changes(changes: pd.DataFrame | None, run: dict) -> str:
+    """Changes since the previous run: returning farms and flagged clusters first."""
+    if changes is None:
+        return ""
+    if not len(changes):
+        return f"<h2>Changes since run {esc(run.get('previous_run_id'))}</h2><p class=\"muted\">none</p>"
+    frame = changes.assign(_o=changes["status"].map(CHANGE_ORDER).fillna(9),
+                           _f=~(changes["verdict_after"].astype(object) == "farm"),
+                           _r=~changes["returning"].astype(bool))
+    frame = frame.sort_values(["_r", "_f", "_o", "cluster_id"], kind="stable")
+    rows = []
+    for r in frame.to_dict("records"):
+        cid = plain(r["cluster_id"])
+        link = esc(cid) if r["status"] == "disappeared" else f'<a href="clusters/{esc(cid)}.html">{esc(cid)}</a>'
+        rows.append(f"<tr><td class=num>{link}</td><td>{esc(r['status'])}</td>"
+                    f"<td class=num>{fmt_int(r['n_accounts_before'])} → {fmt_int(r['n_accounts_after'])}</td>"
+                    f"<td class=num>{fmt_int(r['n_keys_before'])} → {fmt_int(r['n_keys_after'])}</td>"
+                    f"<td>{esc(plain(r['previous_cluster_ids']))}</td><td>{'returning' if r['returning'] else ''}</td>"
+                    f"<td>{esc(plain(r['verdict_before']))} → {esc(plain(r['verdict_after']))}</td></tr>")
+    counts = ", ".join(f"{esc(k)} {v}" for k, v in changes["status"].value_counts().sort_index().items())
+    return (f"<h2>Changes since run <span class=\"mono\">{esc(run.get('previous_run_id'))}</span> ({counts})</h2>"
+            '<div class="scroll"><table><tr><th class=num>cluster</th><th>status</th><th class=num>accounts</th>'
+            '<th class=num>keys</th><th>from</th><th>returning</th><th>verdict</th></tr>'
+            + "".join(rows) + "</table></div>")
+
+
+def index_page(run: dict, clusters: pd.DataFrame, quarantined: dict, changes: pd.DataFrame | None = None) -> str:
+    """HTML of report/index.html (`changes`: changes.parquet of a run with --previous)."""
     n_flagged = int(clusters["flagged"].sum()) if len(clusters) else 0
     body = f"""<header><h1>keyfarm report</h1>
 <div class="sub">run <span class="mono">{esc(run.get("run_id"))}</span> · keyfarm {esc(run.get("version"))} ·
 seed {esc(run.get("seed"))} · input <span class="mono">{esc(run.get("input"))}</span></div></header>
 <main>
+{_changes(changes, run)}
 {_summary(run, quarantined)}
 <h2>Clusters of two or more accounts ({fmt_int(len(clusters))}, {fmt_int(n_flagged)} flagged)</h2>
 <div class="controls"><input type="search" id="filter" placeholder="filter: any text in the row">

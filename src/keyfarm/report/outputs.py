@@ -39,6 +39,7 @@ class ReportData:
     edges: pd.DataFrame
     run: dict = field(default_factory=dict)
     quarantined: dict = field(default_factory=dict)   # table -> {reason: rows}
+    changes: pd.DataFrame | None = None                # changes.parquet of a run with --previous
 
 
 def _read_table(path: Path, table: str, required) -> pd.DataFrame:
@@ -118,5 +119,6 @@ def load_outputs(out_dir: str | Path) -> ReportData:
     same = (ca == cb) & ~pd.isna(ca)
     edges["cluster_id"] = np.where(same, np.nan_to_num(ca.astype(float), nan=-1), -1).astype(np.int64)
     edges = edges.sort_values(["key_a", "key_b"], kind="stable").reset_index(drop=True)
+    changes = pd.read_parquet(out / "changes.parquet") if (out / "changes.parquet").is_file() else None
     return ReportData(path=out, members=members, clusters=clusters, edges=edges, run=run,
-                      quarantined=_quarantine_counts(out, run))
+                      quarantined=_quarantine_counts(out, run), changes=changes)

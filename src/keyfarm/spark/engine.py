@@ -425,8 +425,11 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
     run["engine"] = {"name": "spark", "master": spark.sparkContext.master, "groups": groups,
                      "signals": where, "edges_collected": int(graph.n_edges),
                      "per_key_rows_collected": int(len(per_key) + len(totals))}
+    # ids and history columns as a first run of the local engine gives them (--previous is local-only)
+    from keyfarm import history as hist
+    members, clusters, edges, _, state = hist.finish(hist.prepare(None), tables, members, clusters, edges)
     return LinkResult(members=members, clusters=clusters, edges=edges, run=run, graph=graph,
-                      tables=tables, hubs=hubs)
+                      tables=tables, hubs=hubs, state=state)
 
 
 def _per_batch(fn, bc):

@@ -1,0 +1,161 @@
+"""Remembered evidence (history stage): the rare values that tie a cluster's accounts, kept in
+state/ for later runs, and the accounts of today that come back on them.
+
+A value *ties* a cluster when two or more of its accounts hold it and at least half of all accounts
+holding it are in the cluster: a farm's card, its rare device fingerprint, its proxy exits; never
+the campus NAT or the popular SDK. A card held only by accounts of the cluster is kept too, even
+on one account: a farm that gives each account its own card comes back on those cards. Values are kept as blake2b digests of the token text (payment
+fingerprints, device fingerprints, User-Agents, exact addresses and IPv6 /64s; not prompts, and not
+time slots, which are absolute times and never recur).
+
+An account of today *returns* to a remembered farm F when the previous run did not have it and it
+holds one of F's remembered payment or device fingerprints (STRONG_KINDS: a card, or a device
+that tied the farm and few others), or two or more of F's remembered values; values held today by
+more than MAX_TOKEN_ACCOUNTS accounts do not count. The accounts returning to F and F's
+remembered accounts still present are joined into one cluster (`join_returning`), which the
+verdict model then scores as any other; history.lineage gives it F's id when no account overlap
+gave it another.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+
+REMEMBERED_KINDS = ("pay", "dev", "ua", "ip4", "ip6", "ip6/64")
+STRONG_KINDS = ("pay", "dev")
+MAX_TOKEN_ACCOUNTS = 200
+TIE_SHARE = 0.5
+
+
+def token_digest(tokens) -> np.ndarray:
+    """blake2b (96 bits, hex) of each token text: state/ stores values only as digests."""
+    tokens = np.asarray(tokens, dtype=object)
+    uniq, inverse = np.unique(tokens.astype(str), return_inverse=True)
+    digests = np.array([hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+                        for t in uniq], dtype=object)
+    return digests[inverse] if tokens.size else np.zeros(0, dtype=object)
+
+
+def account_tokens(incidences, account: np.ndarray) -> pd.DataFrame:
+    """Distinct (account, kind, token text) of the remembered kinds, over all signals' incidences."""
+    parts = []
+    for frame in incidences:
+        if not len(frame):
+            continue
+        token = frame["token"].to_numpy(dtype=object)
+        kind = pd.Series(token).str.split(":", n=1).str[0].to_numpy(dtype=object)
+        keep = np.isin(kind, REMEMBERED_KINDS)
+        if keep.any():
+            parts.append(pd.DataFrame({"account": account[frame["key"].to_numpy(np.int64)[keep]],
+                                       "kind": kind[keep], "token": token[keep]}))
+    if not parts:
+        return pd.DataFrame({"account": np.zeros(0, np.int64), "kind": [], "token": []})
+    return pd.concat(parts, ignore_index=True).drop_duplicates(["account", "token"]) \
+        .sort_values(["account", "token"], kind="stable").reset_index(drop=True)
+
+
+def tying_tokens(tokens: pd.DataFrame, label: np.ndarray) -> pd.DataFrame:
+    """Rows of `tokens` (account_tokens) whose value ties the account's cluster (`label` per
+    account); with the cluster's label as column `label` and the token as a digest."""
+    if not len(tokens):
+        return pd.DataFrame({"label": np.zeros(0, np.int64), "account": np.zeros(0, np.int64),
+                             "kind": [], "token": []})
+    frame = tokens.assign(label=label[tokens["account"].to_numpy(np.int64)])
+    total = frame.groupby("token")["account"].transform("size")
+    inside = frame.groupby(["label", "token"])["account"].transform("size")
+    own_card = (frame["kind"] == "pay").to_numpy() & (inside == total).to_numpy()
+    tie = frame[((inside >= 2) & (inside >= TIE_SHARE * total)).to_numpy() | own_card]
+    return pd.DataFrame({"label": tie["label"].to_numpy(np.int64), "account": tie["account"].to_numpy(np.int64),
+                         "kind": tie["kind"].to_numpy(dtype=object),
+                         "token": token_digest(tie["token"].to_numpy(dtype=object))})
+
+
+def returning_matches(tokens: pd.DataFrame, account_id: np.ndarray, remembered: pd.DataFrame, *,
+                      seen=()) -> pd.DataFrame:
+    """Accounts of today that return to a remembered farm: (account, farm_id, group, n_values), one
+    row per account. Remembered farms sharing a value are one group (`farm_groups`); an account
+    returns to the group it shares most values with (ties: smaller id), named by the group's farm it
+    shares most with. `remembered` has state/'s evidence columns (cluster_id, account_id, kind, token).
+    Accounts in `seen` (the previous run's) never return: today's graph judged them on the same
+    evidence yesterday, and pulling them in would change an unchanged day."""
+    empty = pd.DataFrame({"account": np.zeros(0, np.int64), "farm_id": np.zeros(0, np.int64),
+                          "group": np.zeros(0, np.int64), "n_values": np.zeros(0, np.int64)})
+    if not len(tokens) or not len(remembered):
+        return empty
+    degree = tokens.groupby("token")["account"].transform("size").to_numpy()
+    fresh = ~pd.Index(account_id[tokens["account"].to_numpy(np.int64)]).isin(pd.Index(seen))
+    now = tokens[(degree <= MAX_TOKEN_ACCOUNTS) & fresh]
+    now = now.assign(digest=token_digest(now["token"].to_numpy(dtype=object)),
+                     account_id=account_id[now["account"].to_numpy(np.int64)])
+    known = remembered[["cluster_id", "account_id", "kind", "token"]].rename(
+        columns={"cluster_id": "farm_id", "account_id": "old_account", "token": "digest"})
+    hit = now[["account", "account_id", "digest"]].merge(known, on="digest", how="inner")
+    members = known[["farm_id", "old_account"]].drop_duplicates()
+    own = hit.merge(members, left_on=["farm_id", "account_id"], right_on=["farm_id", "old_account"],
+                    how="left", indicator=True, suffixes=("", "_m"))["_merge"].to_numpy() == "both"
+    hit = hit[~own]
+    if not len(hit):
+        return empty
+    group = farm_groups(known[["farm_id", "digest"]])
+    hit = hit.assign(group=group.reindex(hit["farm_id"]).to_numpy(np.int64),
+                     strong=hit["kind"].isin(STRONG_KINDS).to_numpy())
+    per = hit.groupby(["account", "group"]).agg(n_values=("digest", "nunique"),
+                                                strong=("strong", "any")).reset_index()
+    per = per[per["strong"] | (per["n_values"] >= 2)]
+    per = per.sort_values(["account", "n_values", "group"], ascending=[True, False, True], kind="stable") \
+        .drop_duplicates("account")
+    # the farm of the group the account shares most values with names it (ties: smaller id)
+    best = hit.groupby(["account", "group", "farm_id"])["digest"].nunique().rename("n").reset_index() \
+        .sort_values(["account", "group", "n", "farm_id"], ascending=[True, True, False, True], kind="stable") \
+        .drop_duplicates(["account", "group"])
+    per = per.merge(best[["account", "group", "farm_id"]], on=["account", "group"], how="left")
+    return per[["account", "farm_id", "group", "n_values"]].astype(np.int64).reset_index(drop=True)
+
+
+def farm_groups(rows: pd.DataFrame) -> pd.Series:
+    """farm_id → group: remembered farms that share a remembered value are one actor (the
+    smallest farm id of each connected group names it); rows are (farm_id, digest)."""
+    from keyfarm.community.components import _union_find
+
+    farms, f_code = np.unique(rows["farm_id"].to_numpy(np.int64), return_inverse=True)
+    d_code = pd.factorize(rows["digest"], sort=True)[0].astype(np.int64)
+    if not farms.size:
+        return pd.Series(dtype=np.int64)
+    roots = _union_find(f_code.astype(np.int64), d_code + farms.size, np.int64(farms.size + int(d_code.max()) + 1))
+    root = roots[:farms.size]
+    smallest = pd.Series(farms).groupby(root).transform("min").to_numpy(np.int64)
+    return pd.Series(smallest, index=farms)
+
+
+def join_returning(acc_label: np.ndarray, matches: pd.DataFrame, present: pd.DataFrame) -> np.ndarray:
+    """Per-account labels where each group of remembered farms' returning accounts (`matches`) and
+    its remembered accounts present today (`present`: account, group) form one cluster.
+
+    A cluster of today that is at least half such accounts joins whole (its other accounts are tied
+    to them by today's evidence); of any other cluster only the returning accounts move. Farms are
+    taken in id order and an account moves once."""
+    present = present[present["group"].isin(matches["group"])]   # no returning account, nothing to join
+    group = pd.concat([matches[["account", "group"]], present[["account", "group"]]], ignore_index=True) \
+        .rename(columns={"group": "farm_id"}).sort_values(["farm_id", "account"], kind="stable") \
+        .drop_duplicates("account")
+    out = np.asarray(acc_label, np.int64).copy()
+    if not len(group):
+        return out
+    size = np.bincount(out)
+    base = int(out.max()) + 1
+    moved = np.zeros(out.size, bool)
+    for n, (farm, rows) in enumerate(group.groupby("farm_id", sort=True)):
+        acc = rows["account"].to_numpy(np.int64)
+        acc = acc[~moved[acc]]
+        if not acc.size:
+            continue
+        labs, counts = np.unique(out[acc], return_counts=True)
+        whole = labs[counts * 2 >= size[labs]]
+        take = np.union1d(acc, np.flatnonzero(np.isin(out, whole) & ~moved))
+        if take.size < 2:   # one account alone is no cluster: it stays where today's evidence put it
+            continue
+        out[take] = base + n
+        moved[take] = True
+    return out

@@ -1,0 +1,103 @@
+"""Remembered evidence, returning accounts, benign labels and the warm start, on small tables."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from keyfarm.community import CommunityInputError, leiden
+from keyfarm.history.evidence import join_returning, returning_matches, token_digest, tying_tokens
+from keyfarm.history.labels import detach_benign
+
+
+def _tokens(rows):
+    return pd.DataFrame(rows, columns=["account", "kind", "token"])
+
+
+def test_values_tie_a_cluster_only_when_mostly_its_own():
+    tokens = _tokens([(0, "pay", "pay:c1"), (1, "pay", "pay:c1"),              # the farm's card
+                      (0, "ip4", "ip4:nat"), (1, "ip4", "ip4:nat"), (2, "ip4", "ip4:nat"),
+                      (3, "ip4", "ip4:nat"), (4, "ip4", "ip4:nat"),             # a NAT of five
+                      (1, "pay", "pay:own")])                                   # a card of one account
+    tie = tying_tokens(tokens, np.array([0, 0, 1, 2, 3]))
+    assert set(tie["token"]) == set(token_digest(np.array(["pay:c1", "pay:own"], dtype=object)))
+    assert not tie["token"].str.contains(":").any()
+
+
+def _remembered(rows):
+    return pd.DataFrame(rows, columns=["cluster_id", "account_id", "kind", "token"]).assign(
+        token=lambda f: token_digest(f["token"].to_numpy(dtype=object)))
+
+
+def test_a_card_or_two_values_of_a_remembered_farm_make_an_account_return():
+    remembered = _remembered([(7, "old1", "pay", "pay:c1"), (7, "old1", "ip4", "ip4:a"),
+                              (7, "old2", "ip4", "ip4:b"), (7, "old2", "ua", "ua:x")])
+    tokens = _tokens([(0, "pay", "pay:c1"),                       # the card: returns
+                      (1, "ip4", "ip4:a"), (1, "ip4", "ip4:b"),   # two values: returns
+                      (2, "ip4", "ip4:a"),                        # one address: does not
+                      (3, "pay", "pay:c1")])                      # an old account itself: does not
+    ids = np.array(["new0", "new1", "new2", "old1"], dtype=object)
+    m = returning_matches(tokens, ids, remembered)
+    assert m["account"].tolist() == [0, 1]
+    assert set(m["farm_id"]) == {7}
+
+
+def test_returning_accounts_join_one_cluster_without_dragging_a_crowd():
+    labels = np.array([0, 0, 1, 1, 1, 1, 2, 2])        # 0..1 a cluster, 2..5 a crowd, 6..7 a pair
+    matches = pd.DataFrame({"account": [0, 2, 6, 7], "group": 9})
+    present = pd.DataFrame({"account": np.zeros(0, np.int64), "group": np.zeros(0, np.int64)})
+    out = join_returning(labels, matches, present)
+    joined = out[[0, 1, 2, 6, 7]]
+    assert len(set(joined.tolist())) == 1              # whole cluster 0 and pair 2 (all theirs), account 2
+    assert len(set(out[[3, 4, 5]].tolist())) == 1 and out[3] != out[0]
+
+
+def test_benign_label_detaches_only_on_the_same_evidence():
+    labels = np.array([0, 0, 1, 1, 1])
+    ids = np.array(["a", "b", "c", "d", "e"], dtype=object)
+    judged = pd.DataFrame({"account_id": ["a", "c"], "label": ["benign", "benign"]})
+    peers = pd.DataFrame({"account_id": ["a", "c"], "peer": ["b", "d"]})     # c was judged with d only
+    out, detached = detach_benign(labels, ids, judged, peers)
+    assert detached.tolist() == [0]                    # a: same company as when judged
+    assert out[0] not in out[1:]
+    assert out[2] == out[3] == out[4]                  # c is now tied to e too: judged again
+
+
+def test_leiden_warm_start_keeps_a_converged_partition_and_is_deterministic():
+    src = np.array([0, 1, 0, 3, 4, 3, 2])
+    dst = np.array([1, 2, 2, 4, 5, 5, 3])
+    cold = leiden(src, dst, None, 6, objective="cpm", resolution=0.2, seed=1)
+    warm = leiden(src, dst, None, 6, objective="cpm", resolution=0.2, seed=1, initial_membership=cold)
+    assert warm.tolist() == cold.tolist()
+    start = np.array([0, 0, 1, 1, 1, 1])
+    a = leiden(src, dst, None, 6, objective="cpm", resolution=0.2, seed=3, initial_membership=start)
+    b = leiden(src, dst, None, 6, objective="cpm", resolution=0.2, seed=3, initial_membership=start)
+    assert a.tolist() == b.tolist()
+    with pytest.raises(CommunityInputError):
+        leiden(src, dst, None, 6, initial_membership=[0, 1])
+
+
+def test_a_label_given_now_beats_a_carried_one_and_cluster_labels_need_the_previous_run():
+    from keyfarm.errors import KeyfarmInputError
+    from keyfarm.history.labels import carry_forward, resolve_labels
+
+    carried = pd.DataFrame({"account_id": ["a", "b"], "label": ["benign", "benign"], "source": ["analyst"] * 2,
+                            "ts": ["2026-11-20T00:00:00+00:00"] * 2}, dtype=object)
+    given = resolve_labels(pd.DataFrame({"account_id": ["a"], "label": ["farm"]}), None)
+    out = carry_forward(carried, given).set_index("account_id")["label"]
+    assert out.to_dict() == {"a": "farm", "b": "benign"}
+    with pytest.raises(KeyfarmInputError, match="--previous"):
+        resolve_labels(pd.DataFrame({"cluster_id": [3], "label": ["benign"]}), None)
+    prev = pd.DataFrame({"account_id": ["x", "y", "z"], "cluster_id": [3, 3, 4]})
+    assert sorted(resolve_labels(pd.DataFrame({"cluster_id": [3], "label": ["benign"]}), prev)["account_id"]) == ["x", "y"]
+
+
+def test_the_partition_closer_to_yesterday_is_kept_ties_keep_the_cold_start():
+    from keyfarm.history.warmstart import agreement, closer_to_previous
+
+    previous = np.array([5, 5, 5, 8, 8, -1])
+    same = np.array([0, 0, 0, 1, 1, 2])
+    merged = np.array([0, 0, 0, 0, 0, 1])
+    assert agreement(previous, same) > agreement(previous, merged)
+    assert closer_to_previous(previous, merged, same) is same
+    assert closer_to_previous(previous, same, same.copy()) is same
