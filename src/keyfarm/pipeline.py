@@ -36,6 +36,8 @@ class LinkResult:
     graph: object = None
     tables: Tables | None = None
     hubs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    activity: pd.DataFrame | None = None   # per cluster, account and time bin (keyfarm.activity)
+    slots: pd.DataFrame | None = None      # per cluster, time slots two or more of its accounts share
 
 
 def stable_cluster_ids(membership: np.ndarray) -> np.ndarray:
@@ -243,7 +245,8 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
     from keyfarm.scoring import key_activity, score_clusters
     from keyfarm.scoring.hubs import hub_incidence
     from keyfarm.signals import registry
-    from keyfarm.signals.prompt_examples import token_examples
+    from keyfarm.activity import activity_tables
+    from keyfarm.signals.prompt_examples import hub_examples, token_examples
 
     config = config or Config.default()
     progress = progress or Progress(quiet=True)
@@ -274,9 +277,15 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
         edges = attach_prompt_examples(edges, graph, mask,
                                        token_examples(prompts_of_accounts(tables, needed), needed, config))
         info["counts"] = f"{len(clusters):,} clusters of 2+ accounts, {int(clusters['flagged'].sum()):,} flagged"
+    with progress.stage("activity"):   # for the report: timelines, prompt hubs' text
+        activity_frame, slots = activity_tables(tables.requests, members, clusters["cluster_id"],
+                                                slot_seconds=config.timing.slot_seconds)
+        examples = hub_examples(tables.requests, incidences.get("prompt", pd.DataFrame()),
+                                hubs.loc[hubs["signal"] == "prompt", "token"], config)
+        hubs = hubs.assign(example=examples.set_index("token")["prompt"].reindex(hubs["token"]).to_numpy(dtype=object))
     run = run_record(tables, config, seed, hubs, members, edges, clusters, progress)
     return LinkResult(members=members, clusters=clusters, edges=edges, run=run, graph=graph,
-                      tables=tables, hubs=hubs)
+                      tables=tables, hubs=hubs, activity=activity_frame, slots=slots)
 
 
 def _json_records(frame: pd.DataFrame) -> list[dict]:
@@ -325,6 +334,11 @@ def write_outputs(result: LinkResult, out_dir: str | Path, *, input_dir: str | N
         frame.to_parquet(out / f"{name}.parquet", index=False)
     if result.hubs is not None:
         result.hubs.to_parquet(out / "hubs.parquet", index=False)
+    for name, frame in (("activity", result.activity), ("slots", result.slots)):
+        if frame is not None:
+            frame.to_parquet(out / f"{name}.parquet", index=False)
+        else:
+            (out / f"{name}.parquet").unlink(missing_ok=True)   # never a stale timeline of another run
     if result.tables is not None:
         result.tables.write_quarantine(out)
     run = dict(result.run)
