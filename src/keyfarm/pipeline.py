@@ -306,7 +306,8 @@ def run_record(tables: Tables, config, seed: int, hubs: pd.DataFrame, members: p
                        "requests": len(tables.requests) if n_requests is None else int(n_requests)},
         "quarantined": tables.quarantine_counts(),
         "n_hubs": {str(k): int(v) for k, v in hubs["signal"].value_counts().sort_index().items()},
-        "hubs": _json_records(hubs.head(RUN_JSON_HUBS)),   # all of them: hubs.parquet
+        # all of them, with a prompt hub's text where the engine found one: hubs.parquet
+        "hubs": _json_records(hubs.drop(columns=["example"], errors="ignore").head(RUN_JSON_HUBS)),
         "counts": {"keys": len(members), "accounts": int(tables.keys["account"].max()) + 1 if len(members) else 0,
                    "edges": len(edges), "clusters": len(clusters),
                    "flagged_clusters": int(clusters["flagged"].sum()),

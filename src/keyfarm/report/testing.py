@@ -85,7 +85,7 @@ def hostile_out_dir(path, *, big_cluster_keys: int = 30, big_cluster_links: int 
     clusters = pd.DataFrame({
         "cluster_id": np.array([0, 1, 2], np.int64), "n_keys": np.array([6, 2, big_cluster_keys], np.int64),
         "n_accounts": np.array([4, 2, (big_cluster_keys + 2) // 3], np.int64), "score": [0.97, 0.2, 0.6],
-        "flagged": [True, False, True], "signals": [hostile("signals", i) for i in range(3)],
+        "flagged": [True, False, False], "signals": [hostile("signals", i) for i in range(3)],
         "total_tokens": np.array([10, 20, 30], np.int64), "limit_multiplier": [12.5, 0.4, 3.0],
         "explanation": [hostile("explanation", i) + " " + SCRIPT_XSS for i in range(3)],
         "usage": [0.9, 0.1, 0.5], "creation_spread_hours": [1.5, 100.0, 3.0], "synchrony": [0.8, 0.0, 0.5],
