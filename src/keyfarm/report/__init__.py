@@ -49,7 +49,8 @@ class _Pages:
 
     def __init__(self, data: ReportData, ids):
         from keyfarm.report.breakdown import all_contributions, scoring_config
-        from keyfarm.report.graph import account_nodes, account_pairs
+        from keyfarm.report.cluster import KEY_COLUMNS
+        from keyfarm.report.graph import account_nodes, account_pairs, keys_by_account, rows_by_cluster
 
         self.data = data
         self.scoring = scoring_config(data.run)
@@ -57,9 +58,10 @@ class _Pages:
         self.members = _groups(data.members, ids)
         self.edges = _groups(data.edges, ids)
         inside = data.members[data.members["cluster_id"].isin(ids)]
-        self.nodes = _groups(account_nodes(inside), ids)
-        pairs = account_pairs(inside, data.edges[data.edges["cluster_id"].isin(ids)])
-        self.pairs, self.empty_pairs = _groups(pairs, ids), pairs.iloc[:0]
+        self.nodes = rows_by_cluster(account_nodes(inside), ids)
+        self.pairs = rows_by_cluster(account_pairs(inside, data.edges[data.edges["cluster_id"].isin(ids)]), ids)
+        self.key_rows = rows_by_cluster(inside[["cluster_id"] + KEY_COLUMNS], ids)   # members are by key_id
+        self.keys_of = keys_by_account(inside)
         self.activity = _groups(data.activity, ids)
         self.slots = _groups(data.slots, ids)
         self.empty_members, self.empty_edges = data.members.iloc[:0], data.edges.iloc[:0]
@@ -72,7 +74,8 @@ class _Pages:
                             max_nodes=max_nodes, vis=vis, index_href=index_href,
                             activity=self.activity.get(cid), slots=self.slots.get(cid),
                             labels=_labels_of(self.data, cid, members),
-                            nodes=self.nodes.get(cid), pairs=self.pairs.get(cid, self.empty_pairs),
+                            nodes=self.nodes.get(cid, []), pairs=self.pairs.get(cid, []),
+                            keys_of=self.keys_of, key_rows=self.key_rows.get(cid, []),
                             scoring=self.scoring, contrib=self.contrib.get(cid))
 
 
@@ -124,9 +127,11 @@ def write_report(out_dir, *, max_nodes: int = DEFAULT_MAX_NODES, progress=None) 
     data = load_outputs(out_dir)
     report = Path(out_dir) / "report"
     pages = report / "clusters"
-    if pages.is_dir():
-        shutil.rmtree(pages)   # pages of clusters that no longer exist must not linger
-    pages.mkdir(parents=True)
+    pages.mkdir(parents=True, exist_ok=True)
+    wanted = {f"{int(c)}.html" for c in data.clusters["cluster_id"]}
+    for old in pages.iterdir():   # pages of clusters that no longer exist must not linger
+        if old.name not in wanted:
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
     builder = _Pages(data, data.clusters["cluster_id"].to_numpy())
     records = data.clusters.to_dict("records")
     iterator = progress.bar(records, total=len(records), desc="cluster pages") if progress else records

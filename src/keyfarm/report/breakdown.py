@@ -62,7 +62,7 @@ def scoring_config(run: dict):
         return None
 
 
-def scaled_features(cluster: dict) -> pd.Series | None:
+def scaled_features(cluster: dict) -> dict | None:
     """The cluster's scaled model features from its `f_<feature>` columns (None if any is missing)."""
     from keyfarm.scoring.verdict import MODEL_FEATURES
 
@@ -74,7 +74,7 @@ def scaled_features(cluster: dict) -> pd.Series | None:
         values[name] = float(value)
     share_ip = plain(cluster.get("share_ip"))
     values["network"] = float(share_ip) if isinstance(share_ip, (int, float)) else 0.0
-    return pd.Series(values, dtype=np.float64)
+    return values
 
 
 def all_contributions(clusters: pd.DataFrame, config) -> dict:
@@ -169,7 +169,7 @@ def evidence_html(cluster: dict, config) -> str:
     if scaled is None or config is None:
         return ""
     try:
-        parts = evidence_parts(pd.Series(cluster), scaled, config)
+        parts = evidence_parts(cluster, scaled, config)
     except (KeyError, TypeError, ValueError):
         return ""
     items = [("Evidence of one actor (control)", parts["control"] or ["none at 0.5 or more"]),

@@ -121,27 +121,30 @@ def _prompts_table(drawing: ClusterDrawing) -> str:
     return f'<div class="scroll"><table id="prompts">{rows}</table></div>'
 
 
-def _accounts_table(nodes: pd.DataFrame, account_labels: dict) -> str:
+def _accounts_table(nodes: list[dict], account_labels: dict) -> str:
     rows = "".join(f'<tr><td class="mono">{esc(r["account_id"])}</td><td class="num">{fmt_int(r["n_keys"])}</td>'
                    f'<td class="num">{fmt_int(r["total_tokens"])}</td><td class="mono">{esc(r["org_id"])}</td>'
                    f'<td class="mono">{esc(r["email_domain"])}</td><td>{esc(r["created_at"])}</td>'
                    f'<td>{esc(account_labels.get(r["account_id"], ""))}</td></tr>'
-                   for r in records(nodes.head(MAX_TABLE_ROWS)[["account_id", "n_keys", "total_tokens", "org_id", "email_domain", "created_at"]]))
+                   for r in nodes[:MAX_TABLE_ROWS])
     return ('<div class="scroll"><table><tr><th>account</th><th class=num>keys</th><th class=num>total tokens</th>'
             '<th>org</th><th>email domain</th><th>first key created</th><th>label</th></tr>'
             f"{rows}</table></div>")
 
 
-def _keys_table(members: pd.DataFrame) -> str:
+KEY_COLUMNS = ["key_id", "account_id", "created_at", "daily_token_limit", "peak_daily_tokens", "total_tokens",
+               "n_requests"]
+
+
+def _keys_table(rows: list[dict]) -> str:
     rows = "".join(
         f'<tr><td class="mono">{esc(r["key_id"])}</td><td class="mono">{esc(r["account_id"])}</td>'
         f'<td>{esc(r["created_at"])}</td><td class="num">{fmt_int(r["daily_token_limit"])}</td>'
         f'<td class="num">{fmt_int(r["peak_daily_tokens"])}</td><td class="num">{fmt_int(r["total_tokens"])}</td>'
         f'<td class="num">{fmt_int(r["n_requests"])}</td></tr>'
-        for r in records(members.head(MAX_TABLE_ROWS)[["key_id", "account_id", "created_at", "daily_token_limit",
-                                                       "peak_daily_tokens", "total_tokens", "n_requests"]]))
-    more = f'<p class="muted">First {MAX_TABLE_ROWS:,} of {len(members):,} keys.</p>' \
-        if len(members) > MAX_TABLE_ROWS else ""
+        for r in rows[:MAX_TABLE_ROWS])
+    more = f'<p class="muted">First {MAX_TABLE_ROWS:,} of {len(rows):,} keys.</p>' \
+        if len(rows) > MAX_TABLE_ROWS else ""
     return ('<div class="scroll"><table><tr><th>key</th><th>account</th><th>created</th><th class=num>daily limit</th>'
             '<th class=num>peak day tokens</th><th class=num>total tokens</th><th class=num>requests</th></tr>'
             f"{rows}</table></div>{more}")
@@ -168,21 +171,26 @@ def cluster_page(cluster: dict, members: pd.DataFrame, edges: pd.DataFrame, *, r
                  max_nodes: int = 500, vis: str = "../assets/vis-network.min.js",
                  index_href: str | None = "../index.html", activity: pd.DataFrame | None = None,
                  slots: pd.DataFrame | None = None, labels: pd.DataFrame | None = None,
-                 nodes: pd.DataFrame | None = None, pairs: pd.DataFrame | None = None,
+                 nodes: list[dict] | None = None, pairs: list[dict] | None = None,
+                 keys_of: dict | None = None, key_rows: list[dict] | None = None,
                  scoring=None, contrib: dict | None = None) -> str:
     """HTML of one cluster's page from its clusters row, members and intra-cluster edges; its
     rows of activity.parquet and slots.parquet (timeline) and of labels.parquet (this cluster's
     and its accounts' labels, oldest first), each optional.
 
     `vis="inline"` embeds vis-network, giving a self-contained page (for notebooks and e-mail).
-    `nodes`, `pairs`: the cluster's rows of graph.account_nodes / account_pairs, when computed
-    for all clusters at once (write_report does); likewise `scoring` (the run's ScoringConfig)
-    and `contrib` (the cluster's breakdown.all_contributions entry).
+    `nodes`, `pairs`, `keys_of`, `key_rows`: the cluster's records of graph.account_nodes,
+    account_pairs, keys_by_account and of its members (KEY_COLUMNS, by key_id), when computed for
+    all clusters at once (write_report does); likewise `scoring` (the run's ScoringConfig) and
+    `contrib` (the cluster's breakdown.all_contributions entry).
     """
     run = run or {}
-    nodes = account_nodes(members.sort_values("key_id", kind="stable")) if nodes is None else nodes
+    if nodes is None:
+        nodes = records(account_nodes(members).drop(columns=["cluster_id"], errors="ignore"))
+    if key_rows is None:
+        key_rows = records(members.sort_values("key_id", kind="stable")[KEY_COLUMNS])
     drawing = cluster_drawing(members, edges, max_nodes=max_nodes, seed=int(plain(run.get("seed")) or 0),
-                              nodes=nodes, pairs=pairs)
+                              nodes=nodes, pairs=pairs, keys_of=keys_of)
     cid = plain(cluster.get("cluster_id"))
     verdict = plain(cluster.get("verdict")) or ("farm" if plain(cluster.get("flagged")) else "clear")
     badge = f'<span class="badge {VERDICT_BADGE.get(verdict, "clear")}">{esc(verdict)}</span>'
@@ -216,14 +224,15 @@ def cluster_page(cluster: dict, members: pd.DataFrame, edges: pd.DataFrame, *, r
 <h2 id="timeline">Activity over time</h2>
 <div class="controls"><label><input type="radio" name="tl" value="tokens" checked> tokens</label>
 <label><input type="radio" name="tl" value="requests"> requests</label></div>
-{timeline_svg(activity if activity is not None else empty, slots if slots is not None else empty, nodes)}
+{timeline_svg(activity if activity is not None else empty, slots if slots is not None else empty, {n["account_id"]: n["created_at"] for n in nodes})}
 <h2 id="links">Strongest links and their evidence</h2>{_links_table(drawing, [n["info"]["account_id"] for n in drawing.nodes])}
 <h2 id="prompts-h">Example prompts</h2>{_prompts_table(drawing)}
 <h2 id="labels">Analyst labels</h2>{_labels_section(cid, labels)}
 <h2 id="accounts">Accounts</h2>{_accounts_table(nodes, account_labels)}
-<h2 id="keys">Keys</h2>{_keys_table(members.sort_values("key_id", kind="stable"))}
+<h2 id="keys">Keys</h2>{_keys_table(key_rows)}
 </main>"""
     data = {"level": "account", "nodes": drawing.nodes, "edges": drawing.pairs, "strings": drawing.strings,
             "colours": SIGNAL_COLOURS, "labels": account_labels, "options": drawing.options}
     assets = None if vis == "inline" else "../assets/"
-    return html_page(f"keyfarm cluster {cid}", body, scripts=["cluster.js"], data=data, vis=vis, assets=assets)
+    return html_page(f"keyfarm cluster {cid}", body, scripts=["cluster.js"], data=data, vis=vis, assets=assets,
+                     data_plain=True)

@@ -172,27 +172,50 @@ def _short(value, limit: int):
     return value if not isinstance(value, str) or len(value) <= limit else value[:limit] + "…"
 
 
+def keys_by_account(members: pd.DataFrame) -> dict[str, list[str]]:
+    """account_id → its first KEYS_LISTED key ids (in key order), for the nodes' details."""
+    keys_of: dict[str, list[str]] = {}
+    members = members.sort_values("key_id", kind="stable")
+    for acc, key in zip(members["account_id"].tolist(), members["key_id"].tolist()):
+        listed = keys_of.setdefault(acc, [])
+        if len(listed) < KEYS_LISTED:
+            listed.append(key)
+    return keys_of
+
+
+def rows_by_cluster(frame: pd.DataFrame, ids) -> dict[int, list[dict]]:
+    """cluster_id → `records` of its rows (cluster_id dropped), for the clusters `ids`: one pass
+    over a whole report's table instead of a DataFrame per cluster."""
+    frame = frame[frame["cluster_id"].isin(ids)]
+    cids = frame["cluster_id"].to_numpy(np.int64).tolist()
+    out: dict[int, list[dict]] = {}
+    for cid, row in zip(cids, records(frame.drop(columns=["cluster_id"]))):
+        out.setdefault(cid, []).append(row)
+    return out
+
+
 def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: int = 500,
-                    max_edges: int | None = None, seed: int = 0, nodes: pd.DataFrame | None = None,
-                    pairs: pd.DataFrame | None = None) -> ClusterDrawing:
+                    max_edges: int | None = None, seed: int = 0, nodes: list[dict] | None = None,
+                    pairs: list[dict] | None = None, keys_of: dict | None = None) -> ClusterDrawing:
     """Account nodes, account pairs and layout of one cluster's members and intra-cluster edges.
 
     Beyond `max_nodes` accounts, the accounts with the most link weight are drawn. `max_edges`
     (default 3 × max_nodes) caps the pairs drawn, keeping a maximum spanning forest so nothing
-    drawn floats. `nodes` and `pairs`: the cluster's rows of `account_nodes` and `account_pairs`
-    when the caller computed them for many clusters at once.
+    drawn floats. `nodes`, `pairs` (records of `account_nodes` and `account_pairs`) and
+    `keys_of` (`keys_by_account`): the cluster's share when the caller computed them for many
+    clusters at once.
     """
     max_edges = 3 * max_nodes if max_edges is None else max_edges
-    members = members.sort_values("key_id", kind="stable").reset_index(drop=True)
-    nodes = account_nodes(members) if nodes is None else nodes.reset_index(drop=True)
-    links = account_pairs(members, edges) if pairs is None else pairs.reset_index(drop=True)
+    nodes = records(account_nodes(members).drop(columns=["cluster_id"], errors="ignore")) if nodes is None else nodes
+    links = records(account_pairs(members, edges).drop(columns=["cluster_id"], errors="ignore")) \
+        if pairs is None else pairs
+    keys_of = keys_by_account(members) if keys_of is None else keys_of
     notes: list[str] = []
     n_nodes_total, n_edges_total = len(nodes), len(links)
-    ids = nodes["account_id"].to_numpy(str)
-    index = pd.Series(np.arange(len(ids)), index=ids)
-    a = index.reindex(links["acc_a"]).to_numpy(np.int64) if len(links) else np.zeros(0, np.int64)
-    b = index.reindex(links["acc_b"]).to_numpy(np.int64) if len(links) else np.zeros(0, np.int64)
-    w = links["weight"].to_numpy(float) if len(links) else np.zeros(0)
+    index = {n["account_id"]: i for i, n in enumerate(nodes)}
+    a = np.array([index[p["acc_a"]] for p in links], np.int64)
+    b = np.array([index[p["acc_b"]] for p in links], np.int64)
+    w = np.array([p["weight"] for p in links], np.float64)
 
     if len(nodes) > max_nodes:
         strength = np.bincount(a, w, len(nodes)) + np.bincount(b, w, len(nodes))
@@ -201,9 +224,10 @@ def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: in
                      "with the most link weight are drawn.")
         remap = np.full(len(nodes), -1, np.int64)
         remap[keep_nodes] = np.arange(keep_nodes.size)
-        nodes = nodes.iloc[keep_nodes].reset_index(drop=True)
+        nodes = [nodes[i] for i in keep_nodes.tolist()]
         ok = (remap[a] >= 0) & (remap[b] >= 0)
-        links, a, b, w = links[ok], remap[a[ok]], remap[b[ok]], w[ok]
+        links = [links[j] for j in np.flatnonzero(ok).tolist()]
+        a, b, w = remap[a[ok]], remap[b[ok]], w[ok]
 
     order = _max_spanning_forest_first(a, b, w, len(nodes))
     if order.size > max_edges:
@@ -211,45 +235,38 @@ def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: in
                      f"spanning forest and the strongest other pairs are drawn ({max_edges:,} pairs).")
         order = order[:max_edges]
     order = np.sort(order)
-    links, a, b, w = links.iloc[order].reset_index(drop=True), a[order], b[order], w[order]
-    pos = layout(len(nodes), a, b, w, seed=seed)
+    links, a, b, w = [links[j] for j in order.tolist()], a[order], b[order], w[order]
+    pos = layout(len(nodes), a, b, w, seed=seed).tolist()
 
-    keys_of = {}
-    for acc, key in zip(members["account_id"].to_numpy(dtype=object), members["key_id"].to_numpy(dtype=object)):
-        listed = keys_of.setdefault(acc, [])
-        if len(listed) < KEYS_LISTED:
-            listed.append(key)
-    tokens = pd.to_numeric(nodes["total_tokens"], errors="coerce").fillna(0).to_numpy(float)
+    tokens = np.array([n["total_tokens"] or 0 for n in nodes], np.float64)
     top = tokens.max() if tokens.size and tokens.max() > 0 else 1.0
+    sizes = np.round(8 + 22 * np.sqrt(tokens / top), 2).tolist()
     show_labels = len(nodes) <= 60
     out_nodes = []
-    for i, row in enumerate(records(nodes.drop(columns=["cluster_id"], errors="ignore"))):
-        info = row
-        info["keys"] = keys_of.get(row["account_id"], [])
+    for i, row in enumerate(nodes):
+        info = dict(row, keys=keys_of.get(row["account_id"], []))
         name = str(row["account_id"])
-        out_nodes.append({"id": i, "x": float(pos[i, 0]), "y": float(pos[i, 1]),
-                          "size": round(8 + 22 * float(np.sqrt(tokens[i] / top)), 2),
+        out_nodes.append({"id": i, "x": pos[i][0], "y": pos[i][1], "size": sizes[i],
                           "label": name[:18] if show_labels else " ", "info": info})
 
     strings, prompts = _Table(), _Table()
     out_pairs = []
     # prompts are numbered from the strongest pair down, so the table holds the best evidence
-    by_weight = np.lexsort((b, a, -w)).tolist()
     prompt_rank = {}
-    rows = records(links)
-    for j in by_weight:
+    for j in np.lexsort((b, a, -w)).tolist():
         for c in ("prompt_example_a", "prompt_example_b"):
-            text = _short(rows[j].get(c), PROMPT_CHARS)
+            text = _short(links[j].get(c), PROMPT_CHARS)
             if isinstance(text, str) and text and text not in prompt_rank and len(prompt_rank) < MAX_PROMPTS:
                 prompt_rank[text] = prompts.add(text)
-    for j, row in enumerate(rows):
-        weights = {s: round(float(row[f"w_{s}"]), 3) for s in LINK_SIGNALS if row[f"w_{s}"] > 0}
+    a_list, b_list = a.tolist(), b.tolist()
+    for j, row in enumerate(links):
+        weights = {s: round(row[f"w_{s}"], 3) for s in LINK_SIGNALS if (row[f"w_{s}"] or 0) > 0}
         ev = {}
         for s in LINK_SIGNALS:
             ref = strings.add(row.get(f"evidence_{s}"))
             if ref is not None:
                 ev[s] = ref
-        pair = {"a": int(a[j]), "b": int(b[j]), "weight": round(float(row["weight"]), 4), "w": weights, "ev": ev,
+        pair = {"a": a_list[j], "b": b_list[j], "weight": round(row["weight"], 4), "w": weights, "ev": ev,
                 "k": [strings.add(str(row["key_a"])), strings.add(str(row["key_b"]))], "n": int(row["n_key_pairs"])}
         refs = [prompt_rank.get(_short(row.get(c), PROMPT_CHARS)) for c in ("prompt_example_a", "prompt_example_b")]
         if any(r is not None for r in refs):

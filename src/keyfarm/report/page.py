@@ -45,7 +45,7 @@ ASSET_FILES = ("report.css", "cluster.js", "index.js")   # copied to report/asse
 
 
 def html_page(title: str, body: str, *, scripts: list[str] = (), data=None, vis: str | None = None,
-              sources: list[str] = (), assets: str | None = None) -> str:
+              sources: list[str] = (), assets: str | None = None, data_plain: bool = False) -> str:
     """A complete page: `body` (already escaped HTML), `data` embedded as JSON for `scripts`.
 
     `scripts`: names of keyfarm's own scripts (assets/). `assets`: the relative URL of the
@@ -53,6 +53,7 @@ def html_page(title: str, body: str, *, scripts: list[str] = (), data=None, vis:
     report's 1,000 pages then do not each carry them); None inlines them (a self-contained page).
     `vis`: None (no graph library), a relative URL of vis-network.min.js, or "inline".
     `sources`: relative URLs of further script files loaded in the head (beside the pages).
+    `data_plain`: `data` holds only JSON types already (see escape.script_json).
     """
     inline = [] if assets else [_inline_script(asset(name)) for name in scripts]
     head_scripts = ""
@@ -64,7 +65,7 @@ def html_page(title: str, body: str, *, scripts: list[str] = (), data=None, vis:
     hashes = " ".join(_sha256(code) for code in inline)
     csp = (f"default-src 'none'; script-src 'self' file: {hashes}; style-src 'self' file: 'unsafe-inline'; "
            "img-src data:; base-uri 'none'; form-action 'none'")
-    data_block = (f'<script type="application/json" id="kf-data">{script_json(data)}</script>\n'
+    data_block = (f'<script type="application/json" id="kf-data">{script_json(data, plain_already=data_plain)}</script>\n'
                   if data is not None else "")
     vis_inline = f"<script>{inline.pop(0)}</script>\n" if vis == "inline" else ""
     if assets:

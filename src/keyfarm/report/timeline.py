@@ -63,9 +63,9 @@ def _cell_paths(rows: np.ndarray, cols: np.ndarray, levels: np.ndarray, x, cw: f
     return [f'<path class="s{lv}" d="{"".join(d)}"/>' for lv, d in sorted(paths.items())]
 
 
-def timeline_svg(activity: pd.DataFrame, slots: pd.DataFrame, accounts: pd.DataFrame) -> str:
+def timeline_svg(activity: pd.DataFrame, slots: pd.DataFrame, created: dict) -> str:
     """The timeline of one cluster. `activity`: its rows of activity.parquet; `slots`: its rows of
-    slots.parquet; `accounts`: account_id, created_at (first key), total_tokens per account."""
+    slots.parquet; `created`: account_id → when its first key was created (timestamp or ISO text)."""
     if not len(activity):
         return '<p class="muted">No activity recorded for this cluster (no requests in the logs, or an OUT_DIR ' \
                "written without activity.parquet).</p>"
@@ -136,7 +136,6 @@ def timeline_svg(activity: pd.DataFrame, slots: pd.DataFrame, accounts: pd.DataF
         out.append(f'<g class="tl-{name}"{hidden}>')
         out.extend(_cell_paths(cells["row"][keep], cells["col"][keep], level[keep], x, cw, top))
         out.append("</g>")
-    created = dict(zip(accounts["account_id"].astype(str), accounts["created_at"])) if len(accounts) else {}
     for i, j in enumerate(shown.tolist()):
         y = top + i * ROW_H
         acc = str(names[j])

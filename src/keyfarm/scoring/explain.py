@@ -26,7 +26,7 @@ def _facts(row: pd.Series, names, texts, scaled_row: pd.Series, floor: float) ->
     for name in names:
         if scaled_row[name] < floor:
             continue
-        fmt = row.to_dict()
+        fmt = dict(row)   # a Series or a plain dict (the report passes dicts)
         col = _SHARE_COLUMN.get(name)
         fmt["N"] = int(row["n_accounts"])
         fmt["n"] = int(round(row[col] * row["n_accounts"])) if col else 0
@@ -39,12 +39,10 @@ def evidence_parts(row, s, config) -> dict:
     actor), `infra` (shared infrastructure or interest), `evasion` (one phrase), `against`
     (benign indicators) and, for `review` and `clear`, `missing` (what `farm` would need).
 
-    `row` holds the cluster's features with score, verdict and control; `s` its scaled features
-    (keyfarm.scoring.verdict.feature_scales, `network` included). Read-only: `explain` joins these
+    `row` (a Series or dict) holds the cluster's features with score, verdict and control; `s` its
+    scaled features (keyfarm.scoring.verdict.feature_scales, `network` included). Read-only: `explain` joins these
     phrases into the sentence, the report lists them beside the score breakdown.
     """
-    row = row if isinstance(row, pd.Series) else pd.Series(row)
-    s = s if isinstance(s, pd.Series) else pd.Series(s)
     control = _facts(row, _CONTROL_TEXT, _CONTROL_TEXT, s, 0.5)
     infra = _facts(row, _INFRA_TEXT, _INFRA_TEXT, s, 0.5)
     mult = float(np.nan_to_num(row["limit_multiplier"]))
