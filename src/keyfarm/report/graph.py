@@ -120,35 +120,49 @@ def account_nodes(members: pd.DataFrame) -> pd.DataFrame:
 
 
 def account_pairs(members: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
-    """Key links contracted to account pairs (acc_a < acc_b): per signal the strongest weight and
-    its token, the strongest key pair, and how many key pairs link the two accounts (sorted by
-    the pair; edges' other columns such as cluster_id come from the strongest key pair)."""
-    account_of = pd.Series(members["account_id"].to_numpy(), index=members["key_id"].to_numpy())
-    x = account_of.reindex(edges["key_a"]).to_numpy(dtype=object)
-    y = account_of.reindex(edges["key_b"]).to_numpy(dtype=object)
-    ok = ~(pd.isna(x) | pd.isna(y))
+    """Key links contracted to account pairs (acc_a < acc_b, sorted by the pair): per signal the
+    strongest weight and its token, the strongest key pair with its weight, prompt examples and
+    cluster_id, and how many key pairs link the two accounts. Ties go to the smaller (key_a,
+    key_b), so the result does not depend on the order of the rows."""
+    columns = ["acc_a", "acc_b", "key_a", "key_b", "weight", "cluster_id", "n_key_pairs",
+               "prompt_example_a", "prompt_example_b"] + [f"w_{s}" for s in SIGNALS] \
+        + [f"evidence_{s}" for s in LINK_SIGNALS]
+    codes, accounts = pd.factorize(members["account_id"].to_numpy(dtype=object), sort=True)
+    code_of = pd.Series(codes, index=members["key_id"].to_numpy())
+    x = code_of.reindex(edges["key_a"]).to_numpy(np.float64)
+    y = code_of.reindex(edges["key_b"]).to_numpy(np.float64)
+    ok = ~(np.isnan(x) | np.isnan(y))
     ok[ok] = x[ok] != y[ok]
-    pairs = edges[ok].copy()
-    x, y = x[ok].astype(str), y[ok].astype(str)
-    pairs["acc_a"], pairs["acc_b"] = np.where(x < y, x, y), np.where(x < y, y, x)
-    if not len(pairs):
-        return pairs.assign(n_key_pairs=pd.Series(dtype=np.int64))
-    pairs = pairs.sort_values(["weight", "key_a", "key_b"], ascending=[False, True, True], kind="stable")
-    grouped = pairs.groupby(["acc_a", "acc_b"], sort=True)
-    first = grouped.first()   # the strongest key pair (rows are sorted by weight)
-    out = pd.DataFrame({"key_a": first["key_a"], "key_b": first["key_b"], "weight": first["weight"],
-                        "cluster_id": first["cluster_id"] if "cluster_id" in first else -1,
-                        "n_key_pairs": grouped.size().astype(np.int64),
-                        "prompt_example_a": first["prompt_example_a"], "prompt_example_b": first["prompt_example_b"]})
+    edges = edges[ok].sort_values(["key_a", "key_b"], kind="stable")   # position = the tie-break
+    x = code_of.reindex(edges["key_a"]).to_numpy(np.int64)
+    y = code_of.reindex(edges["key_b"]).to_numpy(np.int64)
+    if not len(edges):
+        return pd.DataFrame({c: pd.Series(dtype=np.int64 if c in ("cluster_id", "n_key_pairs") else object)
+                             for c in columns})
+    lo, hi = np.minimum(x, y), np.maximum(x, y)
+    pair = lo * np.int64(len(accounts)) + hi
+    pos = np.arange(len(edges))
+
+    def strongest(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        order = np.lexsort((pos, -weight, pair))
+        starts = np.flatnonzero(np.r_[True, np.diff(pair[order]) != 0])
+        return order[starts], starts
+
+    first, starts = strongest(edges["weight"].to_numpy(np.float64))
+    n_key_pairs = np.diff(np.r_[starts, len(edges)])
+    out = pd.DataFrame({"acc_a": np.asarray(accounts, dtype=object)[lo[first]],
+                        "acc_b": np.asarray(accounts, dtype=object)[hi[first]]})
+    for c in ("key_a", "key_b", "weight", "cluster_id", "prompt_example_a", "prompt_example_b"):
+        out[c] = edges[c].to_numpy()[first] if c in edges else -1
+    out["n_key_pairs"] = n_key_pairs.astype(np.int64)
     for s in SIGNALS:
-        out[f"w_{s}"] = grouped[f"w_{s}"].max()
-    for s in LINK_SIGNALS:
-        column = f"evidence_{s}"
-        if column in pairs:
-            best = pairs.sort_values([f"w_{s}", "key_a", "key_b"], ascending=[False, True, True], kind="stable") \
-                .drop_duplicates(["acc_a", "acc_b"]).set_index(["acc_a", "acc_b"])[column]
-            out[column] = best.reindex(out.index).to_numpy(dtype=object)
-    return out.reset_index()
+        w = edges[f"w_{s}"].to_numpy(np.float64)
+        best, _ = strongest(w)
+        out[f"w_{s}"] = w[best]
+        if s in LINK_SIGNALS:
+            column = f"evidence_{s}"
+            out[column] = edges[column].to_numpy(dtype=object)[best] if column in edges else None
+    return out[columns]
 
 
 class _Table:
