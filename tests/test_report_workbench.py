@@ -138,3 +138,17 @@ def test_explore_finds_the_page_of_an_account_or_a_key(out):
     for args in (["--key", "nope"], ["--account", "acct solo"], ["--key", "m0", "--account", "acct m0"]):
         bad = CliRunner().invoke(main, ["explore", str(out), *args, "--print-path"])
         assert bad.exit_code == 2 and "Traceback" not in bad.output, args
+
+
+def test_an_account_outside_any_cluster_can_be_labelled(out):
+    done = CliRunner().invoke(main, ["label", str(out), "benign", "--account", "acct solo", "--quiet"])
+    assert done.exit_code == 0 and done.output == ""
+    assert read_out_labels(out)["account_id"].iloc[-1] == "acct solo"
+
+
+def test_a_100_account_cluster_page_stays_small(tmp_path):
+    out = hostile_out_dir(tmp_path / "out", big_cluster_keys=300, big_cluster_links=30)   # 100 accounts
+    write_report(out)
+    page = out / "report" / "clusters" / "2.html"
+    assert page.stat().st_size < 1_500_000
+    assert page.read_text().count('<tr id="prompt-') <= 120   # prompts once per page, capped

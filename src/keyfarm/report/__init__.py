@@ -12,6 +12,8 @@ import logging
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from keyfarm.report.cluster import cluster_page
 from keyfarm.report.explore import Page, explore
 from keyfarm.report.index import index_page, members_lookup_js
@@ -25,20 +27,32 @@ DEFAULT_MAX_NODES = 500
 LOOKUP_JS = "members.js"
 
 
-def _groups(frame, ids) -> dict:
-    """cluster_id → rows of `frame` (for the clusters `ids`); empty when the table is absent."""
-    if frame is None or not len(frame) or "cluster_id" not in frame:
-        return {}
-    frame = frame[frame["cluster_id"].isin(ids)]
-    return dict(tuple(frame.groupby("cluster_id", sort=False)))
+class _Slices:
+    """A table sorted by cluster_id as NumPy arrays, sliced per cluster without pandas (a report
+    would otherwise build one DataFrame per page and table)."""
+
+    def __init__(self, frame, ids, time_column: str):
+        from keyfarm.report.timeline import table_arrays
+
+        self.arrays = {}
+        if frame is None or not len(frame):
+            return
+        frame = frame[frame["cluster_id"].isin(ids)].sort_values("cluster_id", kind="stable")
+        self.arrays = table_arrays(frame, time_column)
+
+    def get(self, cluster_id: int) -> dict:
+        if not self.arrays:
+            return {}
+        cid = self.arrays["cluster_id"]
+        lo, hi = np.searchsorted(cid, cluster_id, "left"), np.searchsorted(cid, cluster_id, "right")
+        return {c: v[lo:hi] for c, v in self.arrays.items()}
 
 
-def _labels_of(data: ReportData, cluster_id: int, members):
+def _labels_of(data: ReportData, cluster_id: int, accounts: set):
     """The labels (oldest first) of the cluster and of its accounts, or None."""
     labels = data.labels
     if labels is None:
         return None
-    accounts = set(members["account_id"].astype(str))
     mine = (labels["cluster_id"] == cluster_id).fillna(False).to_numpy(bool) | \
         labels["account_id"].astype(str).isin(accounts).to_numpy() & labels["account_id"].notna().to_numpy()
     return labels[mine]
@@ -55,26 +69,25 @@ class _Pages:
         self.data = data
         self.scoring = scoring_config(data.run)
         self.contrib = all_contributions(data.clusters[data.clusters["cluster_id"].isin(ids)], self.scoring)
-        self.members = _groups(data.members, ids)
-        self.edges = _groups(data.edges, ids)
         inside = data.members[data.members["cluster_id"].isin(ids)]
         self.nodes = rows_by_cluster(account_nodes(inside), ids)
         self.pairs = rows_by_cluster(account_pairs(inside, data.edges[data.edges["cluster_id"].isin(ids)]), ids)
         self.key_rows = rows_by_cluster(inside[["cluster_id"] + KEY_COLUMNS], ids)   # members are by key_id
         self.keys_of = keys_by_account(inside)
-        self.activity = _groups(data.activity, ids)
-        self.slots = _groups(data.slots, ids)
+        self.activity = _Slices(data.activity, ids, "bin")
+        self.slots = _Slices(data.slots, ids, "slot")
         self.empty_members, self.empty_edges = data.members.iloc[:0], data.edges.iloc[:0]
 
     def html(self, cluster: dict, *, max_nodes: int, vis: str = "../assets/vis-network.min.js",
              index_href: str | None = "../index.html") -> str:
         cid = int(cluster["cluster_id"])
-        members = self.members.get(cid, self.empty_members)
-        return cluster_page(cluster, members, self.edges.get(cid, self.empty_edges), run=self.data.run,
+        nodes = self.nodes.get(cid, [])
+        # every per-cluster part is precomputed: the page needs no members or edges frames
+        return cluster_page(cluster, self.empty_members, self.empty_edges, run=self.data.run,
                             max_nodes=max_nodes, vis=vis, index_href=index_href,
                             activity=self.activity.get(cid), slots=self.slots.get(cid),
-                            labels=_labels_of(self.data, cid, members),
-                            nodes=self.nodes.get(cid, []), pairs=self.pairs.get(cid, []),
+                            labels=_labels_of(self.data, cid, {n["account_id"] for n in nodes}),
+                            nodes=nodes, pairs=self.pairs.get(cid, []),
                             keys_of=self.keys_of, key_rows=self.key_rows.get(cid, []),
                             scoring=self.scoring, contrib=self.contrib.get(cid))
 

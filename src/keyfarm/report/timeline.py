@@ -63,13 +63,36 @@ def _cell_paths(rows: np.ndarray, cols: np.ndarray, levels: np.ndarray, x, cw: f
     return [f'<path class="s{lv}" d="{"".join(d)}"/>' for lv, d in sorted(paths.items())]
 
 
-def timeline_svg(activity: pd.DataFrame, slots: pd.DataFrame, created: dict) -> str:
+def seconds(values) -> np.ndarray:
+    """Epoch seconds of timestamps (a Series, tz-aware or not, or datetime64 values)."""
+    if isinstance(values, pd.Series):
+        values = values.to_numpy(dtype="datetime64[ns]")
+    return np.asarray(values, dtype="datetime64[ns]").astype(np.int64) // 10**9
+
+
+def table_arrays(frame: pd.DataFrame | dict | None, time_column: str) -> dict:
+    """A table as a dict of NumPy arrays with `time_column` in epoch seconds (the form the
+    report slices per cluster once, rather than one DataFrame per page)."""
+    if frame is None:
+        return {}
+    if isinstance(frame, dict):
+        return frame
+    if not len(frame):
+        return {}
+    out = {c: frame[c].to_numpy() for c in frame.columns if c != time_column}
+    out[time_column] = seconds(frame[time_column])
+    return out
+
+
+def timeline_svg(activity, slots, created: dict) -> str:
     """The timeline of one cluster. `activity`: its rows of activity.parquet; `slots`: its rows of
-    slots.parquet; `created`: account_id → when its first key was created (timestamp or ISO text)."""
-    if not len(activity):
+    slots.parquet (DataFrames, or `table_arrays` of them); `created`: account_id → when its first
+    key was created (timestamp or ISO text)."""
+    activity, slots = table_arrays(activity, "bin"), table_arrays(slots, "slot")
+    if not activity or not len(activity["bin"]):
         return '<p class="muted">No activity recorded for this cluster (no requests in the logs, or an OUT_DIR ' \
                "written without activity.parquet).</p>"
-    fine = activity["bin"].to_numpy(dtype="datetime64[ns]").astype(np.int64) // 10**9 // BIN_SECONDS
+    fine = activity["bin"] // BIN_SECONDS
     t0, t1 = int(fine.min()), int(fine.max())
     step = _bin_step(t1 - t0 + 1)
     n_cols = (t1 - t0) // step + 1
@@ -77,9 +100,9 @@ def timeline_svg(activity: pd.DataFrame, slots: pd.DataFrame, created: dict) -> 
     width_s = step * BIN_SECONDS
     start_s = t0 * BIN_SECONDS
 
-    names, acc = np.unique(activity["account_id"].astype(str).to_numpy(), return_inverse=True)
-    tokens = activity["tokens"].to_numpy(np.int64)
-    requests = activity["n_requests"].to_numpy(np.int64)
+    names, acc = np.unique(np.asarray(activity["account_id"]).astype(str), return_inverse=True)
+    tokens = np.asarray(activity["tokens"], np.int64)
+    requests = np.asarray(activity["n_requests"], np.int64)
     acc_tokens = np.bincount(acc, tokens, names.size)
     acc_requests = np.bincount(acc, requests, names.size)
     acc_first = np.full(names.size, n_cols, np.int64)
@@ -105,11 +128,11 @@ def timeline_svg(activity: pd.DataFrame, slots: pd.DataFrame, created: dict) -> 
 
     # shared slots: per column, the most accounts acting in one slot
     n_accounts = max(names.size, 1)
-    if len(slots):
-        s_col = (slots["slot"].to_numpy(dtype="datetime64[ns]").astype(np.int64) // 10**9 - start_s) // width_s
+    if slots and len(slots["slot"]):
+        s_col = (slots["slot"] - start_s) // width_s
         ok = (s_col >= 0) & (s_col < n_cols)
         per_col = np.zeros(n_cols, np.int64)
-        np.maximum.at(per_col, s_col[ok], slots["n_accounts"].to_numpy(np.int64)[ok])
+        np.maximum.at(per_col, s_col[ok], np.asarray(slots["n_accounts"], np.int64)[ok])
         peak = max(int(per_col.max()), 2)
         band_at = max(3, int(np.ceil(0.5 * n_accounts)))
         for c in np.flatnonzero(per_col).tolist():
