@@ -166,7 +166,8 @@ def _cell(value, kind: str) -> str:
     if kind == "id":
         return f'<td class=num data-sort="{esc(value)}"><a href="clusters/{esc(value)}.html">{esc(value)}</a></td>'
     if kind == "verdict":
-        return f'<td data-sort="{esc(value)}"><span class="badge {esc(value)}">{esc(value)}</span></td>'
+        badge = {"farm": "flagged"}.get(value, value)   # the stylesheet's badge classes
+        return f'<td data-sort="{esc(value)}"><span class="badge {esc(badge)}">{esc(value)}</span></td>'
     if kind == "int":
         return f'<td class=num data-sort="{esc(value)}">{fmt_int(value)}</td>'
     if kind.startswith("f"):
