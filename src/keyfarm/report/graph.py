@@ -174,8 +174,11 @@ class _Table:
         self.index: dict[str, int] = {}
 
     def add(self, value):
-        value = plain(value)
-        if not isinstance(value, str) or not value:
+        if value.__class__ is not str:   # values come from `records`: plain already
+            value = plain(value)
+            if not isinstance(value, str):
+                return None
+        if not value:
             return None
         return self.index.setdefault(value, len(self.index))
 
@@ -269,9 +272,10 @@ def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: in
     out_pairs = []
     # prompts are numbered from the strongest pair down, so the table holds the best evidence
     prompt_rank = {}
+    shorts = [(_short(p.get("prompt_example_a"), PROMPT_CHARS), _short(p.get("prompt_example_b"), PROMPT_CHARS))
+              for p in links]
     for j in np.lexsort((b, a, -w)).tolist():
-        for c in ("prompt_example_a", "prompt_example_b"):
-            text = _short(links[j].get(c), PROMPT_CHARS)
+        for text in shorts[j]:
             if isinstance(text, str) and text and text not in prompt_rank and len(prompt_rank) < MAX_PROMPTS:
                 prompt_rank[text] = prompts.add(text)
     a_list, b_list = a.tolist(), b.tolist()
@@ -284,7 +288,7 @@ def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: in
                 ev[s] = ref
         pair = {"a": a_list[j], "b": b_list[j], "weight": round(row["weight"], 4), "w": weights, "ev": ev,
                 "k": [strings.add(str(row["key_a"])), strings.add(str(row["key_b"]))], "n": int(row["n_key_pairs"])}
-        refs = [prompt_rank.get(_short(row.get(c), PROMPT_CHARS)) for c in ("prompt_example_a", "prompt_example_b")]
+        refs = [prompt_rank.get(text) for text in shorts[j]]
         if any(r is not None for r in refs):
             pair["p"] = refs
         out_pairs.append(pair)
