@@ -147,10 +147,11 @@ def test_every_hub_is_listed_with_its_degree_and_signal(linked):
     result, out = linked
     hubs = pd.read_parquet(out / "hubs.parquet")
     run = json.loads((out / "run.json").read_text())
-    assert list(hubs.columns) == ["token", "signal", "n_accounts", "n_keys", "score", "verdict"] and len(hubs) > 0
+    assert list(hubs.columns) == ["token", "signal", "n_accounts", "n_keys", "score", "verdict", "example"] \
+        and len(hubs) > 0
     assert run["n_hubs"] == {k: int(v) for k, v in hubs["signal"].value_counts().sort_index().items()}
     expected = [{k: (None if pd.isna(v) else v) for k, v in r.items()}
-                for r in hubs.head(len(run["hubs"])).to_dict("records")]
+                for r in hubs.drop(columns="example").head(len(run["hubs"])).to_dict("records")]
     assert run["hubs"] == expected
     # hubs of payment, IP and timing are judged as groups; popular devices and prompts are not
     judged = hubs["signal"].isin(["payment", "ip", "timing"])
@@ -199,3 +200,54 @@ def test_detection_quality_on_worlds_of_every_pattern():
     for tactic, values in recall.items():
         if tactic not in KNOWN_GAPS:
             assert np.mean(values) >= 0.9, tactic
+
+
+def test_score_breakdown_of_every_cluster_sums_to_its_score(linked):
+    from keyfarm.report.breakdown import breakdown, scoring_config
+
+    _, out = linked
+    config = scoring_config(json.loads((out / "run.json").read_text()))
+    clusters = pd.read_parquet(out / "clusters.parquet")
+    logits = np.array([breakdown(row, config).logit for row in clusters.to_dict("records")])
+    assert np.allclose(1 / (1 + np.exp(-logits)), clusters["score"], atol=1e-5)
+
+
+def test_activity_tables_hold_the_tokens_of_every_clustered_account(linked):
+    _, out = linked
+    members = pd.read_parquet(out / "members.parquet")
+    clusters = pd.read_parquet(out / "clusters.parquet")
+    activity = pd.read_parquet(out / "activity.parquet")
+    slots = pd.read_parquet(out / "slots.parquet")
+    inside = members[members["cluster_id"].isin(clusters["cluster_id"])]
+    expected = inside.groupby("account_id")["total_tokens"].sum()
+    got = activity.groupby("account_id")["tokens"].sum().reindex(expected.index, fill_value=0)
+    assert (got == expected).all() and set(activity["cluster_id"]) <= set(clusters["cluster_id"])
+    assert (slots["n_accounts"] >= 2).all() and set(slots["cluster_id"]) <= set(clusters["cluster_id"])
+
+
+def test_prompt_hubs_carry_a_prompt_that_reaches_them(linked):
+    _, out = linked
+    hubs = pd.read_parquet(out / "hubs.parquet")
+    prompt = hubs[hubs["signal"] == "prompt"]
+    assert len(prompt) and prompt["example"].notna().all()
+    assert hubs.loc[hubs["signal"] != "prompt", "example"].isna().all()
+
+
+def test_calibrate_fits_on_labels_written_by_keyfarm_label(linked, small_world_dir, tmp_path):
+    import shutil
+
+    from keyfarm.labels import append_label
+
+    _, out = linked
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    truth = pd.read_parquet(small_world_dir / "truth.parquet")
+    members = pd.read_parquet(copy / "members.parquet").merge(truth, on="key_id")
+    clusters = pd.read_parquet(copy / "clusters.parquet")
+    share = members.groupby("cluster_id")["farm_id"].apply(lambda s: s.notna().mean())
+    for cid in clusters["cluster_id"]:
+        append_label(copy, "farm" if share[cid] >= 0.5 else "benign", cluster_id=int(cid))
+    done = CliRunner().invoke(main, ["calibrate", str(copy), "--json", "--folds", "3"])
+    assert done.exit_code == 0, done.output
+    fit = json.loads(done.output)
+    assert fit["n_farm"] >= 1 and fit["n_clusters"] > fit["n_farm"]

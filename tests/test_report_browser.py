@@ -42,6 +42,7 @@ function __titles(items) {
 window.addEventListener("load", function () { setTimeout(function () {
   var out = Object.assign({}, __probe);
   out.graphReady = document.body.getAttribute("data-graph-ready");
+  out.timelineShapes = document.body.getAttribute("data-timeline");
   out.indexReady = document.body.getAttribute("data-index-ready");
   out.injected = document.querySelectorAll("img, i, iframe, object, embed").length;
   if (window.kfNetwork) {
@@ -64,6 +65,16 @@ window.addEventListener("load", function () { setTimeout(function () {
     var score = table.tHead.rows[0].cells[1];
     score.click(); out.topByScoreDesc = table.tBodies[0].rows[0].cells[0].textContent;
     score.click(); out.topByScoreAsc = table.tBodies[0].rows[0].cells[0].textContent;
+    function visible() { return Array.prototype.filter.call(table.tBodies[0].rows, function (r) { return !r.hidden; }).length; }
+    function set(id, value, ev) { var e = document.getElementById(id); e.value = value; e.dispatchEvent(new Event(ev)); }
+    set("f-verdict", "review", "change"); out.reviewRows = visible(); set("f-verdict", "", "change");
+    set("f-min", "0.99", "input"); out.rowsAbove099 = visible(); set("f-min", "0", "input");
+    set("f-size", "5", "input"); out.rowsOf5Accounts = visible(); set("f-size", "2", "input");
+    set("filter", window.__searchKey || "", "input"); out.searchRows = visible();
+    out.searchFound = document.getElementById("found").textContent;
+    out.csv = window.kfCsv();
+    set("filter", "", "input");
+    out.csvAll = window.kfCsv();
   }
   var pre = document.createElement("pre"); pre.id = "kf-probe"; pre.textContent = JSON.stringify(out);
   document.body.appendChild(pre);
@@ -96,7 +107,7 @@ def chromium() -> str:
     return found
 
 
-def probe(chromium: str, page: Path, *, keep_csp: bool = True) -> dict:
+def probe(chromium: str, page: Path, *, keep_csp: bool = True, search: str | None = None) -> dict:
     """Load a copy of `page` (beside it, so relative assets resolve) with the probe; return its report."""
     work = Path(tempfile.mkdtemp(prefix="kf-probe-"))
     (work / "probe.js").write_text(PROBE)
@@ -104,6 +115,8 @@ def probe(chromium: str, page: Path, *, keep_csp: bool = True) -> dict:
     if not keep_csp:
         text = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", text)
     text = text.replace("<head>", f'<head><script src="{(work / "probe.js").as_uri()}"></script>', 1)
+    text = text.replace("</head>", f'<script src="{(work / "search.js").as_uri()}"></script></head>', 1)
+    (work / "search.js").write_text(f"window.__searchKey = {json.dumps(search)};" if search else "")
     copy = page.with_name(f"_probe_{page.name}")
     copy.write_text(text, encoding="utf-8")
     try:
@@ -125,12 +138,20 @@ def hostile_report(tmp_path_factory):
     return out / "report"
 
 
-def test_cluster_page_draws_every_node_without_script_errors(chromium, hostile_report):
-    seen = probe(chromium, hostile_report / "clusters" / "0.html")
+def _data(page: Path) -> dict:
+    found = re.search(r'<script type="application/json" id="kf-data">(.*?)</script>', page.read_text(), re.S)
+    return json.loads(found.group(1))
+
+
+def test_cluster_page_draws_every_account_and_signal_without_script_errors(chromium, hostile_report):
+    page = hostile_report / "clusters" / "0.html"
+    seen = probe(chromium, page)
     assert seen["errors"] == [] and seen["violations"] == []
-    assert seen["graphReady"] == "6" and seen["drawn"] == 6
+    assert seen["graphReady"] == "4" and seen["drawn"] == 4
     assert seen["paintedPixels"] > 1000
-    assert seen["tips"] == 6 + 15
+    lines = sum(len(p["w"]) for p in _data(page)["edges"])   # one line per signal of each pair
+    assert lines > 6 and seen["tips"] == 4 + lines
+    assert int(seen["timelineShapes"]) > 0
 
 
 def test_xss_strings_render_as_text_and_never_execute(chromium, hostile_report):
@@ -148,13 +169,26 @@ def test_account_level_page_draws_one_node_per_account(chromium, hostile_report)
     assert seen["errors"] == [] and seen["graphReady"] == "10" and seen["drawn"] == 10
 
 
-def test_index_sorts_and_filters_without_errors(chromium, hostile_report):
+def test_index_sorts_filters_searches_and_exports_without_errors(chromium, hostile_report):
+    import pandas as pd
+
+    clusters = pd.read_parquet(hostile_report.parent / "clusters.parquet").sort_values("score")
     for keep_csp in (True, False):
-        seen = probe(chromium, hostile_report / "index.html", keep_csp=keep_csp)
+        seen = probe(chromium, hostile_report / "index.html", keep_csp=keep_csp, search=SCRIPT_XSS)
         assert seen["errors"] == [] and seen["violations"] == [] and seen["alerts"] == 0
         assert seen["injected"] == 0
-        assert seen["indexReady"] == "3" and seen["flaggedRows"] == 2
-        assert seen["topByScoreDesc"] == "0" and seen["topByScoreAsc"] == "1"
+        assert seen["indexReady"] == "3" and seen["flaggedRows"] == 1
+        assert seen["topByScoreDesc"] == str(clusters["cluster_id"].iloc[-1])
+        assert seen["topByScoreAsc"] == str(clusters["cluster_id"].iloc[0])
+        assert seen["reviewRows"] == 1 and seen["rowsAbove099"] == int((clusters["score"] >= 0.99).sum())
+        assert seen["rowsOf5Accounts"] == int((clusters["n_accounts"] >= 5).sum())
+        # a key id typed in the search box finds its cluster through the members lookup
+        assert seen["searchRows"] == 1 and seen["searchFound"].endswith("is in cluster 0")
+        assert SCRIPT_XSS in seen["searchFound"]
+        # CSV of the rows shown: the searched cluster, then all three; markup stays text
+        lines = seen["csv"].strip().split("\r\n")
+        assert lines[0].startswith("cluster,score,verdict") and len(lines) == 2 and lines[1].startswith("0,")
+        assert len(seen["csvAll"].strip().split("\r\n")) == 1 + 3
 
 
 @pytest.mark.slow
@@ -162,7 +196,7 @@ def test_a_1500_node_cluster_draws_within_the_page_load(chromium, tmp_path):
     out = hostile_out_dir(tmp_path / "out", big_cluster_keys=1500, big_cluster_links=3)
     write_report(out, max_nodes=1500)
     seen = probe(chromium, out / "report" / "clusters" / "2.html")
-    assert seen["errors"] == [] and seen["graphReady"] == "1500" and seen["drawn"] == 1500
+    assert seen["errors"] == [] and seen["graphReady"] == "500" and seen["drawn"] == 500   # 3 keys per account
 
 
 def test_probe_catches_unescaped_markup(chromium, hostile_report):
@@ -190,9 +224,10 @@ def test_report_of_a_real_run_on_the_sample_dataset(chromium, tmp_path):
     clusters = pd.read_parquet(out / "clusters.parquet")
     pages = sorted(int(p.stem) for p in (out / "report" / "clusters").glob("*.html"))
     assert pages == sorted(clusters["cluster_id"].tolist())
-    largest = clusters.sort_values(["n_keys", "cluster_id"]).iloc[-1]
+    largest = clusters.sort_values(["n_accounts", "cluster_id"]).iloc[-1]
     seen = probe(chromium, out / "report" / "clusters" / f"{largest['cluster_id']}.html")
-    assert seen["errors"] == [] and seen["violations"] == [] and seen["drawn"] == largest["n_keys"]
+    assert seen["errors"] == [] and seen["violations"] == [] and seen["drawn"] == largest["n_accounts"]
+    assert int(seen["timelineShapes"]) > 0
     index = probe(chromium, out / "report" / "index.html")
     assert index["errors"] == [] and index["indexReady"] == str(len(clusters))
     assert index["flaggedRows"] == int(clusters["flagged"].sum())

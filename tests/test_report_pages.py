@@ -18,7 +18,8 @@ SHOWN_FIELDS = ("key_id", "account_id", "org_id", "email_domain", "evidence_paym
                 "evidence_device", "evidence_prompt", "prompt_example_a", "prompt_example_b", "explanation",
                 "signals", "strongest_key_a", "strongest_key_b", "strongest_evidence", "weakest_key_a",
                 "weakest_key_b", "weakest_signal", "strongest_signal", "run_id", "version", "input", "table",
-                "reason", "hub_token", "hub_signal", "stage")
+                "reason", "hub_token", "hub_signal", "stage", "hub_verdict", "hub_example", "label_note",
+                "label_source", "previous_cluster_ids")
 ASSET_URL = re.compile(r"""<(?:script|link|img|iframe|source|embed|object)\b[^>]*\b(?:src|href|data)\s*=\s*["']?\s*(?:https?:)?//""",
                        re.IGNORECASE)
 
@@ -58,10 +59,15 @@ def test_every_shown_field_appears_as_escaped_text(report):
 def test_graph_data_round_trips_hostile_strings_exactly(report):
     _, pages = report
     data = _data_block(pages["0.html"])
-    key_ids = {n["info"]["key_id"] for n in data["nodes"]}
+    key_ids = {k for n in data["nodes"] for k in n["info"]["keys"]}
     assert {SCRIPT_XSS, IMG_XSS, hostile("key_id", 2)} <= key_ids
-    prompts = {p for e in data["edges"] for p in e["info"]["evidence"].get("prompts", [])}
-    assert {SCRIPT_XSS, IMG_XSS} <= prompts
+    assert IMG_XSS in {n["info"]["account_id"] for n in data["nodes"]}
+    tokens = {data["strings"][i] for e in data["edges"] for i in e["ev"].values()}
+    for signal in ("payment", "ip", "device", "prompt", "timing"):
+        assert any(t.startswith(f'<i class="xss-evidence_{signal}">') for t in tokens), signal
+    # prompts live once, in the page's prompts table, as escaped text; links refer to them by number
+    assert esc(SCRIPT_XSS) in pages["0.html"].split('<table id="prompts">')[1]
+    assert all(isinstance(i, int) for e in data["edges"] for i in e.get("p", []) if i is not None)
 
 
 def test_script_json_cannot_close_a_script_element():
@@ -86,24 +92,47 @@ def test_each_cluster_of_two_accounts_gets_a_page_linked_from_the_index(report):
     assert (out / "report" / "assets" / "vis-network.min.js").stat().st_size > 100_000
 
 
-def test_cluster_above_max_nodes_is_drawn_by_account_and_says_so(report):
+def test_graph_has_one_node_per_account_with_its_keys_on_demand(report):
     _, pages = report
     data = _data_block(pages["2.html"])
     assert data["level"] == "account"
     assert len(data["nodes"]) == 10                      # 30 keys in 10 accounts
-    assert "drawn at account level" in pages["2.html"]
+    assert sorted(len(n["info"]["keys"]) for n in data["nodes"]) == [3] * 10
     small = _data_block(pages["0.html"])
-    assert small["level"] == "key" and len(small["nodes"]) == 6 and len(small["edges"]) == 15
+    assert len(small["nodes"]) == 4 and len(small["edges"]) == 6   # 6 keys, 4 accounts, every pair linked
+
+
+def test_a_pair_carries_every_signal_of_its_key_links(tmp_path):
+    out = hostile_out_dir(tmp_path / "out")
+    edges = pd.read_parquet(out / "edges.parquet")
+    members = pd.read_parquet(out / "members.parquet")
+    write_report(out, max_nodes=12)
+    data = _data_block((out / "report" / "clusters" / "0.html").read_text())
+    account = dict(zip(members["key_id"], members["account_id"]))
+    for pair in data["edges"]:
+        a, b = data["nodes"][pair["a"]]["info"]["account_id"], data["nodes"][pair["b"]]["info"]["account_id"]
+        mine = edges[[{account[x], account[y]} == {a, b} for x, y in zip(edges["key_a"], edges["key_b"])]]
+        expected = {s: round(float(mine[f"w_{s}"].max()), 3) for s in ("payment", "ip", "device", "prompt", "timing")
+                    if mine[f"w_{s}"].max() > 0}
+        assert pair["w"] == expected
+        assert pair["n"] == len(mine)
+
+
+def test_cluster_above_max_nodes_draws_the_strongest_accounts_and_says_so(tmp_path):
+    out = hostile_out_dir(tmp_path / "out")
+    write_report(out, max_nodes=4)
+    page = (out / "report" / "clusters" / "2.html").read_text()
+    assert len(_data_block(page)["nodes"]) == 4 and "10 accounts exceed the 4-node limit" in page
 
 
 def test_link_cap_keeps_a_spanning_forest_and_says_so(tmp_path):
-    out = hostile_out_dir(tmp_path / "out", big_cluster_keys=12)
-    write_report(out, max_nodes=12)   # 12 keys drawn per key; 66 links > 36
+    out = hostile_out_dir(tmp_path / "out", big_cluster_keys=36)
+    write_report(out, max_nodes=12)   # 12 accounts, 66 linked pairs > 36
     page = (out / "report" / "clusters" / "2.html").read_text()
     data = _data_block(page)
     assert len(data["edges"]) == 36 and "maximum spanning forest" in page
     import networkx as nx
-    g = nx.Graph([(e["from"], e["to"]) for e in data["edges"]])
+    g = nx.Graph([(e["a"], e["b"]) for e in data["edges"]])
     assert g.number_of_nodes() == 12 and nx.is_connected(g)
 
 
@@ -117,7 +146,7 @@ def test_layout_is_precomputed_and_physics_off(report):
 def test_report_is_byte_identical_across_runs_and_row_orders(tmp_path):
     first = hostile_out_dir(tmp_path / "a")
     second = hostile_out_dir(tmp_path / "b")
-    for name in ("members", "edges", "clusters"):   # shuffle rows of the second copy
+    for name in ("members", "edges", "clusters", "activity", "slots", "hubs"):   # shuffle rows of the second copy
         frame = pd.read_parquet(second / f"{name}.parquet")
         frame.sample(frac=1.0, random_state=3).to_parquet(second / f"{name}.parquet", index=False)
     write_report(first, max_nodes=12)
@@ -135,10 +164,14 @@ def test_missing_extra_columns_show_less_but_do_not_fail(tmp_path):
         .to_parquet(out / "clusters.parquet", index=False)
     pd.read_parquet(out / "edges.parquet")[["key_a", "key_b", "weight", "w_account", "w_payment", "w_ip",
                                             "w_device", "w_prompt"]].to_parquet(out / "edges.parquet", index=False)
-    (out / "run.json").unlink()
+    for name in ("run.json", "activity.parquet", "slots.parquet", "hubs.parquet", "labels.parquet",
+                 "changes.parquet"):
+        (out / name).unlink()
     index = write_report(out)
-    assert "keyfarm report" in index.read_text()
-    assert _data_block((out / "report" / "clusters" / "0.html").read_text())["level"] == "key"
+    assert "keyfarm report" in index.read_text() and "Changes since" not in index.read_text()
+    page = (out / "report" / "clusters" / "0.html").read_text()
+    assert len(_data_block(page)["nodes"]) == 4
+    assert "No score breakdown" in page and "No activity recorded" in page
 
 
 def test_missing_members_is_a_clear_input_error(tmp_path):

@@ -219,11 +219,13 @@ def calibrate(out_dirs, labels_path, audit_db, out_path, C, folds, seed, as_json
     """Fit the verdict's weights on labelled clusters of OUT_DIRS (written by `keyfarm link`).
 
     Prints cross-validated precision and recall and a reliability table, and writes the fitted
-    [scoring] section (bias, weights) to --out for `keyfarm link --config`.
+    [scoring] section (bias, weights) to --out for `keyfarm link --config`. Without --labels and
+    --audit, the analysts' labels of each OUT_DIR (its labels.parquet, from `keyfarm label`).
 
     \b
     Example:
       keyfarm calibrate out-day1 out-day2 --labels labels.csv --audit audit.db --out scoring.toml
+      keyfarm calibrate out --out scoring.toml
     """
     import json
 
@@ -237,8 +239,16 @@ def calibrate(out_dirs, labels_path, audit_db, out_path, C, folds, seed, as_json
         parts.append(read_labels(labels_path))
     if audit_db:
         parts.append(labels_from_audit(audit_db))
+    if not parts:   # each OUT_DIR's own labels, scoped to it (cluster ids are per run)
+        from pathlib import Path
+
+        from keyfarm.labels import read_out_labels
+
+        parts = [read_out_labels(d).assign(out_dir=str(Path(d))) for d in out_dirs]
+        parts = [p for p in parts if len(p)]
     if not parts:
-        raise KeyfarmInputError("calibrate: give --labels and/or --audit", table="labels")
+        raise KeyfarmInputError("calibrate: give --labels and/or --audit, or label clusters of an OUT_DIR "
+                                "with `keyfarm label`", table="labels")
     labels = pd.concat(parts, ignore_index=True)
     result = fit_labels(out_dirs, labels, C=C, folds=folds, seed=seed,
                         fitted_on=f"keyfarm calibrate on {len(out_dirs)} run(s)")
@@ -257,11 +267,12 @@ def calibrate(out_dirs, labels_path, audit_db, out_path, C, folds, seed, as_json
 def _register_package_commands() -> None:
     """Subcommands defined beside their package (enforce, report)."""
     from keyfarm.enforce.command import enforce_command
-    from keyfarm.report.command import explore_command, report_command
+    from keyfarm.report.command import explore_command, label_command, report_command
 
     main.add_command(enforce_command, "enforce")
     main.add_command(report_command, "report")
     main.add_command(explore_command, "explore")
+    main.add_command(label_command, "label")
 
 
 _register_package_commands()

@@ -38,6 +38,8 @@ class LinkResult:
     hubs: pd.DataFrame = field(default_factory=pd.DataFrame)
     changes: pd.DataFrame | None = None   # with a previous run (keyfarm.history)
     state: object = None                  # history.State this run leaves for the next
+    activity: pd.DataFrame | None = None   # per cluster, account and time bin (keyfarm.activity)
+    slots: pd.DataFrame | None = None      # per cluster, time slots two or more of its accounts share
 
 
 def stable_cluster_ids(membership: np.ndarray) -> np.ndarray:
@@ -260,7 +262,8 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
     from keyfarm.scoring import key_activity, score_clusters
     from keyfarm.scoring.hubs import hub_incidence
     from keyfarm.signals import registry
-    from keyfarm.signals.prompt_examples import token_examples
+    from keyfarm.activity import activity_tables
+    from keyfarm.signals.prompt_examples import hub_examples, token_examples
 
     config = config or Config.default()
     progress = progress or Progress(quiet=True)
@@ -299,11 +302,18 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
         members, clusters, edges, changes, state = hist.finish(history, tables, members, clusters, edges)
         info["counts"] = "no previous run" if changes is None else \
             f"{len(changes):,} changes, {int(clusters['returning'].sum()):,} returning"
+    with progress.stage("activity"):   # for the report: timelines, prompt hubs' text
+        activity_frame, slots = activity_tables(tables.requests, members, clusters["cluster_id"],
+                                                slot_seconds=config.timing.slot_seconds)
+        examples = hub_examples(tables.requests, incidences.get("prompt", pd.DataFrame()),
+                                hubs.loc[hubs["signal"] == "prompt", "token"], config)
+        hubs = hubs.assign(example=examples.set_index("token")["prompt"].reindex(hubs["token"]).to_numpy(dtype=object))
     run = run_record(tables, config, seed, hubs, members, edges, clusters, progress)
     if history.previous is not None:
         run["previous_run_id"] = history.previous.run_id
     return LinkResult(members=members, clusters=clusters, edges=edges, run=run, graph=graph,
-                      tables=tables, hubs=hubs, changes=changes, state=state)
+                      tables=tables, hubs=hubs, changes=changes, state=state, activity=activity_frame,
+                      slots=slots)
 
 
 def _json_records(frame: pd.DataFrame) -> list[dict]:
@@ -324,7 +334,8 @@ def run_record(tables: Tables, config, seed: int, hubs: pd.DataFrame, members: p
                        "requests": len(tables.requests) if n_requests is None else int(n_requests)},
         "quarantined": tables.quarantine_counts(),
         "n_hubs": {str(k): int(v) for k, v in hubs["signal"].value_counts().sort_index().items()},
-        "hubs": _json_records(hubs.head(RUN_JSON_HUBS)),   # all of them: hubs.parquet
+        # all of them, with a prompt hub's text where the engine found one: hubs.parquet
+        "hubs": _json_records(hubs.drop(columns=["example"], errors="ignore").head(RUN_JSON_HUBS)),
         "counts": {"keys": len(members), "accounts": int(tables.keys["account"].max()) + 1 if len(members) else 0,
                    "edges": len(edges), "clusters": len(clusters),
                    "flagged_clusters": int(clusters["flagged"].sum()),
@@ -359,6 +370,11 @@ def write_outputs(result: LinkResult, out_dir: str | Path, *, input_dir: str | N
         result.hubs.to_parquet(out / "hubs.parquet", index=False)
     if result.changes is not None:
         result.changes.to_parquet(out / "changes.parquet", index=False)
+    for name, frame in (("activity", result.activity), ("slots", result.slots)):
+        if frame is not None:
+            frame.to_parquet(out / f"{name}.parquet", index=False)
+        else:
+            (out / f"{name}.parquet").unlink(missing_ok=True)   # never a stale timeline of another run
     if result.tables is not None:
         result.tables.write_quarantine(out)
     if result.state is not None:

@@ -1,8 +1,10 @@
-"""Analyst reports: offline HTML pages of a linkage run (index + one pyvis page per cluster).
+"""Analyst reports: offline HTML pages of a linkage run (index + one page per cluster).
 
 Stage: report (after outputs). `write_report(out_dir)` reads OUT_DIR and writes
 `report/index.html`, `report/clusters/<cluster_id>.html` and `report/assets/` (vis-network, copied
-from the pyvis package). Pages make no network request and escape every data string.
+from the pyvis package, and the index's members lookup). Pages make no network request and
+escape every data string. `explore()` gives a page of a cluster, an account or a key as an object a
+notebook displays (and `.path`, `.html`).
 """
 from __future__ import annotations
 
@@ -10,40 +12,126 @@ import logging
 import shutil
 from pathlib import Path
 
-from keyfarm.report.cluster import cluster_page
-from keyfarm.report.index import index_page
-from keyfarm.report.outputs import ReportData, load_outputs
-from keyfarm.report.page import VIS_JS, vis_network_source
+import numpy as np
 
-__all__ = ["write_report", "load_outputs", "cluster_page", "index_page", "cluster_html", "ReportData"]
+from keyfarm.report.cluster import cluster_page
+from keyfarm.report.explore import Page, explore
+from keyfarm.report.index import index_page, members_lookup_js
+from keyfarm.report.outputs import ReportData, load_outputs
+from keyfarm.report.page import ASSET_FILES, VIS_JS, asset, vis_network_source
+
+__all__ = ["write_report", "load_outputs", "cluster_page", "index_page", "cluster_html", "ReportData",
+           "explore", "Page", "refresh_pages"]
 log = logging.getLogger(__name__)
 DEFAULT_MAX_NODES = 500
+LOOKUP_JS = "members.js"
 
 
-def _cluster_parts(data: ReportData, cluster_id: int):
+class _Slices:
+    """A table sorted by cluster_id as NumPy arrays, sliced per cluster without pandas (a report
+    would otherwise build one DataFrame per page and table)."""
+
+    def __init__(self, frame, ids, time_column: str):
+        from keyfarm.report.timeline import table_arrays
+
+        self.arrays = {}
+        if frame is None or not len(frame):
+            return
+        frame = frame[frame["cluster_id"].isin(ids)].sort_values("cluster_id", kind="stable")
+        self.arrays = table_arrays(frame, time_column)
+
+    def get(self, cluster_id: int) -> dict:
+        if not self.arrays:
+            return {}
+        cid = self.arrays["cluster_id"]
+        lo, hi = np.searchsorted(cid, cluster_id, "left"), np.searchsorted(cid, cluster_id, "right")
+        return {c: v[lo:hi] for c, v in self.arrays.items()}
+
+
+def _labels_of(data: ReportData, cluster_id: int, accounts: set):
+    """The labels (oldest first) of the cluster and of its accounts, or None."""
+    labels = data.labels
+    if labels is None:
+        return None
+    mine = (labels["cluster_id"] == cluster_id).fillna(False).to_numpy(bool) | \
+        labels["account_id"].astype(str).isin(accounts).to_numpy() & labels["account_id"].notna().to_numpy()
+    return labels[mine]
+
+
+class _Pages:
+    """Everything per cluster a page needs, grouped once for a whole report."""
+
+    def __init__(self, data: ReportData, ids):
+        from keyfarm.report.breakdown import all_contributions, scoring_config
+        from keyfarm.report.cluster import KEY_COLUMNS
+        from keyfarm.report.graph import account_nodes, account_pairs, keys_by_account, rows_by_cluster
+
+        self.data = data
+        self.scoring = scoring_config(data.run)
+        self.contrib = all_contributions(data.clusters[data.clusters["cluster_id"].isin(ids)], self.scoring)
+        inside = data.members[data.members["cluster_id"].isin(ids)]
+        self.nodes = rows_by_cluster(account_nodes(inside), ids)
+        self.pairs = rows_by_cluster(account_pairs(inside, data.edges[data.edges["cluster_id"].isin(ids)]), ids)
+        self.key_rows = rows_by_cluster(inside[["cluster_id"] + KEY_COLUMNS], ids)   # members are by key_id
+        self.keys_of = keys_by_account(inside)
+        self.activity = _Slices(data.activity, ids, "bin")
+        self.slots = _Slices(data.slots, ids, "slot")
+        self.empty_members, self.empty_edges = data.members.iloc[:0], data.edges.iloc[:0]
+
+    def html(self, cluster: dict, *, max_nodes: int, vis: str = "../assets/vis-network.min.js",
+             index_href: str | None = "../index.html") -> str:
+        cid = int(cluster["cluster_id"])
+        nodes = self.nodes.get(cid, [])
+        # every per-cluster part is precomputed: the page needs no members or edges frames
+        return cluster_page(cluster, self.empty_members, self.empty_edges, run=self.data.run,
+                            max_nodes=max_nodes, vis=vis, index_href=index_href,
+                            activity=self.activity.get(cid), slots=self.slots.get(cid),
+                            labels=_labels_of(self.data, cid, {n["account_id"] for n in nodes}),
+                            nodes=nodes, pairs=self.pairs.get(cid, []),
+                            keys_of=self.keys_of, key_rows=self.key_rows.get(cid, []),
+                            scoring=self.scoring, contrib=self.contrib.get(cid))
+
+
+def _cluster_row(data: ReportData, cluster_id: int) -> dict:
     from keyfarm.errors import KeyfarmInputError
 
     rows = data.clusters[data.clusters["cluster_id"] == cluster_id]
     if len(rows) == 0:
         raise KeyfarmInputError(f"cluster {cluster_id} is not in clusters.parquet (clusters of 2+ accounts)",
                                 table="clusters", column="cluster_id", row=cluster_id)
-    members = data.members[data.members["cluster_id"] == cluster_id]
-    edges = data.edges[data.edges["cluster_id"] == cluster_id]
-    return rows.iloc[0].to_dict(), members, edges
+    return rows.iloc[0].to_dict()
 
 
 def cluster_html(out_dir, cluster_id: int, *, max_nodes: int = DEFAULT_MAX_NODES) -> str:
     """A self-contained page (vis-network inlined) of one cluster, e.g. for a notebook's IFrame."""
     data = load_outputs(out_dir)
-    cluster, members, edges = _cluster_parts(data, int(cluster_id))
-    return cluster_page(cluster, members, edges, run=data.run, max_nodes=max_nodes, vis="inline", index_href=None)
+    cluster = _cluster_row(data, int(cluster_id))
+    return _Pages(data, [int(cluster_id)]).html(cluster, max_nodes=max_nodes, vis="inline", index_href=None)
+
+
+def _write_assets(report: Path) -> None:
+    """report/assets/: vis-network and keyfarm's stylesheet and scripts, shared by every page."""
+    (report / "assets").mkdir(parents=True, exist_ok=True)
+    (report / "assets" / VIS_JS).write_text(vis_network_source(), encoding="utf-8")
+    for name in ASSET_FILES:
+        (report / "assets" / name).write_text(asset(name), encoding="utf-8")
+
+
+def _write_index(data: ReportData, report: Path) -> Path:
+    _write_assets(report)
+    (report / "assets" / LOOKUP_JS).write_text(members_lookup_js(data.members, data.clusters), encoding="utf-8")
+    index = report / "index.html"
+    index.write_text(index_page(data.run, data.clusters, data.quarantined, hubs=data.hubs, labels=data.labels,
+                                changes=data.changes, lookup=f"assets/{LOOKUP_JS}", assets="assets/"),
+                     encoding="utf-8")
+    return index
 
 
 def write_report(out_dir, *, max_nodes: int = DEFAULT_MAX_NODES, progress=None) -> Path:
     """Write OUT_DIR/report/ (index, one page per cluster of 2+ accounts, assets); return the index path.
 
-    Clusters with more than `max_nodes` keys are drawn at account level (the page says so).
-    `progress`: a keyfarm.progress.Progress for a bar over the cluster pages.
+    Clusters with more than `max_nodes` accounts draw the accounts with the most link weight
+    (the page says so). `progress`: a keyfarm.progress.Progress for a bar over the cluster pages.
     """
     from keyfarm.errors import KeyfarmConfigError
 
@@ -52,24 +140,36 @@ def write_report(out_dir, *, max_nodes: int = DEFAULT_MAX_NODES, progress=None) 
     data = load_outputs(out_dir)
     report = Path(out_dir) / "report"
     pages = report / "clusters"
-    if pages.is_dir():
-        shutil.rmtree(pages)   # pages of clusters that no longer exist must not linger
-    pages.mkdir(parents=True)
-    (report / "assets").mkdir(exist_ok=True)
-    (report / "assets" / VIS_JS).write_text(vis_network_source(), encoding="utf-8")
-
-    ids = data.clusters["cluster_id"].to_numpy()
-    members_of = dict(tuple(data.members[data.members["cluster_id"].isin(ids)].groupby("cluster_id")))
-    edges_of = dict(tuple(data.edges[data.edges["cluster_id"].isin(ids)].groupby("cluster_id")))
-    empty_members, empty_edges = data.members.iloc[:0], data.edges.iloc[:0]
+    pages.mkdir(parents=True, exist_ok=True)
+    wanted = {f"{int(c)}.html" for c in data.clusters["cluster_id"]}
+    for old in pages.iterdir():   # pages of clusters that no longer exist must not linger
+        if old.name not in wanted:
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+    builder = _Pages(data, data.clusters["cluster_id"].to_numpy())
     records = data.clusters.to_dict("records")
     iterator = progress.bar(records, total=len(records), desc="cluster pages") if progress else records
     for cluster in iterator:
-        cid = int(cluster["cluster_id"])
-        html = cluster_page(cluster, members_of.get(cid, empty_members), edges_of.get(cid, empty_edges),
-                            run=data.run, max_nodes=max_nodes)
-        (pages / f"{cid}.html").write_text(html, encoding="utf-8")
-    index = report / "index.html"
-    index.write_text(index_page(data.run, data.clusters, data.quarantined, changes=data.changes), encoding="utf-8")
+        html = builder.html(cluster, max_nodes=max_nodes)
+        (pages / f"{int(cluster['cluster_id'])}.html").write_text(html, encoding="utf-8")
+    index = _write_index(data, report)
     log.info("report: %d cluster pages in %s", len(records), pages)
     return index
+
+
+def refresh_pages(out_dir, cluster_ids, *, max_nodes: int = DEFAULT_MAX_NODES) -> list[Path]:
+    """Rewrite the index and the pages of `cluster_ids` of an existing report (after a label);
+    nothing when OUT_DIR has no report yet. Returns the files written."""
+    report = Path(out_dir) / "report"
+    if not (report / "index.html").is_file():
+        return []
+    data = load_outputs(out_dir)
+    ids = sorted({int(c) for c in cluster_ids} & set(data.clusters["cluster_id"].tolist()))
+    builder = _Pages(data, ids)
+    written = []
+    for cid in ids:
+        path = report / "clusters" / f"{cid}.html"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(builder.html(_cluster_row(data, cid), max_nodes=max_nodes), encoding="utf-8")
+        written.append(path)
+    written.append(_write_index(data, report))
+    return written

@@ -1,26 +1,29 @@
-"""The page of one cluster: the pyvis graph, the cluster's features, a legend and evidence tables.
+"""The page of one cluster: the account graph with a details panel, why the verdict, when they
+acted, and the evidence tables (links, prompts, labels, accounts, keys).
 
 Stage: report. `cluster_page` returns the HTML of `report/clusters/<cluster_id>.html`; every data
-string goes through `esc` (HTML) or `script_json` (the graph's data), see escape.py.
+string goes through `esc` (HTML) or `script_json` (the graph's data), see escape.py. Example
+prompts are written once, in the page's prompts table; links refer to them by number.
 """
 from __future__ import annotations
 
 import pandas as pd
 
-from keyfarm.report.escape import esc, fmt_float, fmt_int, plain
-from keyfarm.report.graph import SIGNAL_COLOURS, cluster_drawing, strongest_signal
-from keyfarm.report.outputs import SIGNALS
-from keyfarm.report.page import asset, html_page
+from keyfarm.report.breakdown import breakdown_html
+from keyfarm.report.escape import esc, fmt_float, fmt_int, plain, records
+from keyfarm.report.graph import LINK_SIGNALS, SIGNAL_COLOURS, ClusterDrawing, account_nodes, cluster_drawing
+from keyfarm.report.page import html_page
+from keyfarm.report.timeline import timeline_svg
 
 SIGNAL_MEANING = {"account": "keys of one account", "payment": "shared payment instrument",
                   "ip": "shared IP address or range", "device": "shared device / TLS fingerprint",
                   "prompt": "near-duplicate prompts", "timing": "same unusual time slots"}
 FEATURES = (  # (column, label, format, meaning)
     ("score", "score", "f3", "0..1: how farm-like the scoring model finds the cluster"),
+    ("verdict", "verdict", "str", "farm, review or clear"),
     ("n_accounts", "accounts", "int", "distinct accounts: limits apply per account"),
     ("n_keys", "keys", "int", ""),
     ("signals", "linking signals", "str", "signals that link keys of different accounts"),
-    ("n_signals", "independent signals", "int", ""),
     ("total_tokens", "total tokens", "int", ""),
     ("limit_multiplier", "limit multiplier", "x", "peak daily tokens of the cluster / median daily limit of its keys"),
     ("usage", "usage", "f2", "how close the keys run to their limits"),
@@ -32,6 +35,7 @@ FEATURES = (  # (column, label, format, meaning)
 )
 MAX_TABLE_ROWS = 2000
 TOP_LINKS = 50
+VERDICT_BADGE = {"farm": "flagged", "review": "review", "clear": "clear"}
 
 
 def _value(value, kind: str) -> str:
@@ -74,100 +78,161 @@ def _features(cluster: dict) -> str:
     return "<table>" + "".join(rows) + "</table>"
 
 
-def _legend(drawing) -> str:
+def _legend(drawing: ClusterDrawing) -> str:
+    counts = {s: sum(1 for p in drawing.pairs if s in p["w"]) for s in LINK_SIGNALS}
     signals = "".join(
         f'<li data-signal="{s}"><span class="sw" style="background:{SIGNAL_COLOURS[s]}"></span>'
-        f'{s}: {esc(SIGNAL_MEANING[s])}</li>' for s in SIGNALS)
-    shown = drawing.accounts[:12]
-    accounts = "".join(f'<li><span class="dot" style="background:{colour}"></span>'
-                       f'<span class="mono">{esc(acc)}</span></li>' for acc, colour in shown)
-    if len(drawing.accounts) > len(shown):
-        accounts += f'<li class="muted">… {len(drawing.accounts) - len(shown):,} more accounts (colours repeat)</li>'
-    unit = "key" if drawing.level == "key" else "account"
-    return (f'<div class="legend"><h2>Legend</h2><div class="muted">Links by strongest signal '
-            f'(click to hide or show):</div><ul>{signals}</ul>'
-            f'<div class="muted">Nodes: one per {unit}, coloured by account, sized by total tokens; '
-            f'link width: link weight.</div><ul>{accounts}</ul></div>')
+        f'{s}: {esc(SIGNAL_MEANING[s])} ({fmt_int(counts[s])})</li>' for s in LINK_SIGNALS)
+    return (f'<div class="legend"><h2>Signals</h2><div class="muted">One line per signal a pair of accounts '
+            f'shares (click to hide or show; the pair\'s other signals stay):</div><ul>{signals}</ul>'
+            '<div class="muted">Nodes: one per account, sized by tokens drawn; click one for its keys. '
+            "Line width: the signal's weight.</div></div>")
 
 
-def _links_table(edges: pd.DataFrame) -> str:
-    if len(edges) == 0:
+def _prompt_ref(index) -> str:
+    return "" if index is None else f'<a href="#prompt-{int(index)}">#{int(index) + 1}</a>'
+
+
+def _links_table(drawing: ClusterDrawing, account_of_node: list[str]) -> str:
+    if not drawing.pairs:
         return '<p class="muted">No links.</p>'
-    top = edges.assign(_signal=strongest_signal(edges)) \
-        .sort_values(["weight", "key_a", "key_b"], ascending=[False, True, True], kind="stable").head(TOP_LINKS)
-    head = ("<tr><th>key a</th><th>key b</th><th class=num>weight</th><th>strongest signal</th>"
-            "<th>payment</th><th>IP / range</th><th>device</th><th>prompt bucket</th><th>time slot</th>"
-            "<th>example prompts</th></tr>")
+    top = sorted(drawing.pairs, key=lambda p: (-p["weight"], p["a"], p["b"]))[:TOP_LINKS]
+    head = ("<tr><th>account a</th><th>account b</th><th class=num>weight</th><th>signals (weight)</th>"
+            + "".join(f"<th>{esc(s)}</th>" for s in LINK_SIGNALS) + "<th>example prompts</th></tr>")
     body = []
-    for row in top.to_dict("records"):
-        prompts = "".join(f"<blockquote>{esc(row[c])}</blockquote>" for c in ("prompt_example_a", "prompt_example_b")
-                          if isinstance(row.get(c), str))
-        body.append(f'<tr><td class="mono">{esc(row["key_a"])}</td><td class="mono">{esc(row["key_b"])}</td>'
-                    f'<td class="num">{fmt_float(row["weight"], 3)}</td><td>{esc(row["_signal"])}</td>'
-                    + "".join(f'<td class="mono">{esc(row.get(f"evidence_{s}"))}</td>'
-                              for s in ("payment", "ip", "device", "prompt", "timing"))
-                    + f"<td>{prompts}</td></tr>")
-    more = f'<p class="muted">The {TOP_LINKS} strongest of {len(edges):,} links.</p>' if len(edges) > TOP_LINKS else ""
+    for p in top:
+        signals = ", ".join(f"{s} {p['w'][s]:.2f}" for s in LINK_SIGNALS if s in p["w"])
+        tokens = "".join(f'<td class="mono">{esc(drawing.strings[p["ev"][s]]) if s in p["ev"] else ""}</td>'
+                         for s in LINK_SIGNALS)
+        prompts = " ".join(_prompt_ref(i) for i in p.get("p", []) if i is not None)
+        body.append(f'<tr><td class="mono">{esc(account_of_node[p["a"]])}</td>'
+                    f'<td class="mono">{esc(account_of_node[p["b"]])}</td><td class="num">{p["weight"]:.3f}</td>'
+                    f"<td>{esc(signals)}</td>{tokens}<td>{prompts}</td></tr>")
+    more = (f'<p class="muted">The {TOP_LINKS} strongest of {len(drawing.pairs):,} drawn account pairs.</p>'
+            if len(drawing.pairs) > TOP_LINKS else "")
     return f'<div class="scroll"><table>{head}{"".join(body)}</table></div>{more}'
 
 
-def _accounts_table(members: pd.DataFrame) -> str:
-    tokens = pd.to_numeric(members["total_tokens"], errors="coerce")
-    per = members.assign(_tokens=tokens).groupby("account_id", sort=True).agg(
-        keys=("key_id", "size"), tokens=("_tokens", "sum"), org=("org_id", "first"),
-        domain=("email_domain", "first"), created=("created_at", "min"))
-    rows = "".join(f'<tr><td class="mono">{esc(acc)}</td><td class="num">{fmt_int(r["keys"])}</td>'
-                   f'<td class="num">{fmt_int(r["tokens"])}</td><td class="mono">{esc(r["org"])}</td>'
-                   f'<td class="mono">{esc(r["domain"])}</td><td>{esc(r["created"])}</td></tr>'
-                   for acc, r in per.head(MAX_TABLE_ROWS).iterrows())
+def _prompts_table(drawing: ClusterDrawing) -> str:
+    if not drawing.prompts:
+        return '<p class="muted">No prompt examples on the drawn links.</p>'
+    rows = "".join(f'<tr id="prompt-{i}"><th class=num>#{i + 1}</th><td><blockquote>{esc(p)}</blockquote></td></tr>'
+                   for i, p in enumerate(drawing.prompts))
+    return f'<div class="scroll"><table id="prompts">{rows}</table></div>'
+
+
+def _accounts_table(nodes: list[dict], account_labels: dict) -> str:
+    rows = "".join(f'<tr><td class="mono">{esc(r["account_id"])}</td><td class="num">{fmt_int(r["n_keys"])}</td>'
+                   f'<td class="num">{fmt_int(r["total_tokens"])}</td><td class="mono">{esc(r["org_id"])}</td>'
+                   f'<td class="mono">{esc(r["email_domain"])}</td><td>{esc(r["created_at"])}</td>'
+                   f'<td>{esc(account_labels.get(r["account_id"], ""))}</td></tr>'
+                   for r in nodes[:MAX_TABLE_ROWS])
     return ('<div class="scroll"><table><tr><th>account</th><th class=num>keys</th><th class=num>total tokens</th>'
-            f'<th>org</th><th>email domain</th><th>first key created</th></tr>{rows}</table></div>')
+            '<th>org</th><th>email domain</th><th>first key created</th><th>label</th></tr>'
+            f"{rows}</table></div>")
 
 
-def _keys_table(members: pd.DataFrame) -> str:
+KEY_COLUMNS = ["key_id", "account_id", "created_at", "daily_token_limit", "peak_daily_tokens", "total_tokens",
+               "n_requests"]
+
+
+def _keys_table(rows: list[dict]) -> str:
     rows = "".join(
         f'<tr><td class="mono">{esc(r["key_id"])}</td><td class="mono">{esc(r["account_id"])}</td>'
         f'<td>{esc(r["created_at"])}</td><td class="num">{fmt_int(r["daily_token_limit"])}</td>'
         f'<td class="num">{fmt_int(r["peak_daily_tokens"])}</td><td class="num">{fmt_int(r["total_tokens"])}</td>'
         f'<td class="num">{fmt_int(r["n_requests"])}</td></tr>'
-        for r in members.head(MAX_TABLE_ROWS).to_dict("records"))
-    more = f'<p class="muted">First {MAX_TABLE_ROWS:,} of {len(members):,} keys.</p>' \
-        if len(members) > MAX_TABLE_ROWS else ""
+        for r in rows[:MAX_TABLE_ROWS])
+    more = f'<p class="muted">First {MAX_TABLE_ROWS:,} of {len(rows):,} keys.</p>' \
+        if len(rows) > MAX_TABLE_ROWS else ""
     return ('<div class="scroll"><table><tr><th>key</th><th>account</th><th>created</th><th class=num>daily limit</th>'
             '<th class=num>peak day tokens</th><th class=num>total tokens</th><th class=num>requests</th></tr>'
             f"{rows}</table></div>{more}")
 
 
+def _labels_section(cluster_id, labels: pd.DataFrame | None) -> str:
+    hint = (f'<p class="muted">Record a verdict: <code>keyfarm label OUT_DIR --cluster {esc(cluster_id)} farm|benign '
+            '[--note TEXT]</code> (or <code>--account ID</code>); labels feed <code>keyfarm calibrate</code>.</p>')
+    if labels is None or not len(labels):
+        return '<p class="muted">No analyst labels yet.</p>' + hint
+    rows = "".join(f'<tr><td>{esc(r.get("ts"))}</td><td>{"cluster" if plain(r.get("cluster_id")) is not None else "account"}'
+                   f'</td><td class="mono">{esc(r.get("account_id"))}</td><td><span class="badge lab-{esc(r.get("label"))}">'
+                   f'{esc(r.get("label"))}</span></td><td>{esc(r.get("source"))}</td><td>{esc(r.get("note"))}</td></tr>'
+                   for r in labels.to_dict("records"))
+    return ('<table><tr><th>when</th><th>of</th><th>account</th><th>label</th><th>source</th><th>note</th></tr>'
+            f"{rows}</table>{hint}")
+
+
+def _label_badge(cluster_label: str | None) -> str:
+    return "" if not cluster_label else f' <span class="badge lab-{esc(cluster_label)}">labelled {esc(cluster_label)}</span>'
+
+
 def cluster_page(cluster: dict, members: pd.DataFrame, edges: pd.DataFrame, *, run: dict | None = None,
                  max_nodes: int = 500, vis: str = "../assets/vis-network.min.js",
-                 index_href: str | None = "../index.html") -> str:
-    """HTML of one cluster's page from its clusters row, its members and its intra-cluster edges.
+                 index_href: str | None = "../index.html", activity: pd.DataFrame | None = None,
+                 slots: pd.DataFrame | None = None, labels: pd.DataFrame | None = None,
+                 nodes: list[dict] | None = None, pairs: list[dict] | None = None,
+                 keys_of: dict | None = None, key_rows: list[dict] | None = None,
+                 scoring=None, contrib: dict | None = None) -> str:
+    """HTML of one cluster's page from its clusters row, members and intra-cluster edges; its
+    rows of activity.parquet and slots.parquet (timeline) and of labels.parquet (this cluster's
+    and its accounts' labels, oldest first), each optional.
 
     `vis="inline"` embeds vis-network, giving a self-contained page (for notebooks and e-mail).
+    `nodes`, `pairs`, `keys_of`, `key_rows`: the cluster's records of graph.account_nodes,
+    account_pairs, keys_by_account and of its members (KEY_COLUMNS, by key_id), when computed for
+    all clusters at once (write_report does); likewise `scoring` (the run's ScoringConfig) and
+    `contrib` (the cluster's breakdown.all_contributions entry).
     """
     run = run or {}
-    drawing = cluster_drawing(members, edges, max_nodes=max_nodes, seed=int(plain(run.get("seed")) or 0))
-    cid = esc(cluster.get("cluster_id"))
-    flagged = bool(plain(cluster.get("flagged")))
-    badge = '<span class="badge flagged">flagged</span>' if flagged else '<span class="badge clear">not flagged</span>'
+    if nodes is None:
+        nodes = records(account_nodes(members).drop(columns=["cluster_id"], errors="ignore"))
+    if key_rows is None:
+        key_rows = records(members.sort_values("key_id", kind="stable")[KEY_COLUMNS])
+    drawing = cluster_drawing(members, edges, max_nodes=max_nodes, seed=int(plain(run.get("seed")) or 0),
+                              nodes=nodes, pairs=pairs, keys_of=keys_of)
+    cid = plain(cluster.get("cluster_id"))
+    verdict = plain(cluster.get("verdict")) or ("farm" if plain(cluster.get("flagged")) else "clear")
+    badge = f'<span class="badge {VERDICT_BADGE.get(verdict, "clear")}">{esc(verdict)}</span>'
+    labels = labels if labels is not None else None
+    cluster_label, account_labels = None, {}
+    if labels is not None and len(labels):
+        ordered = labels.sort_values("ts", kind="stable", na_position="first")
+        own = ordered[ordered["cluster_id"].notna()]
+        cluster_label = plain(own["label"].iloc[-1]) if len(own) else None
+        acc = ordered[ordered["account_id"].notna()].drop_duplicates("account_id", keep="last")
+        account_labels = dict(zip(acc["account_id"].astype(str), acc["label"].astype(str)))
     back = f'<a href="{esc(index_href)}">← all clusters</a> · ' if index_href else ""
     notes = "".join(f'<div class="note">{esc(n)}</div>' for n in drawing.notes)
-    drawn = (f"{len(drawing.nodes):,} {drawing.level}s and {len(drawing.edges):,} links drawn "
-             f"({drawing.n_nodes_total:,} {drawing.level}s, {drawing.n_edges_total:,} links in the cluster)")
-    body = f"""<header><h1>Cluster {cid} {badge} <span class="sub">score {fmt_float(cluster.get("score"), 3)}</span></h1>
-<div class="sub">{back}run <span class="mono">{esc(run.get("run_id"))}</span> · {drawn}</div></header>
+    drawn = (f"{len(drawing.nodes):,} accounts and {len(drawing.pairs):,} linked pairs drawn "
+             f"({drawing.n_nodes_total:,} accounts, {fmt_int(cluster.get('n_keys'))} keys, "
+             f"{drawing.n_edges_total:,} linked pairs in the cluster)")
+    empty = pd.DataFrame()
+    body = f"""<header><h1>Cluster {esc(cid)} {badge}{_label_badge(cluster_label)} <span class="sub">score {fmt_float(cluster.get("score"), 3)}</span></h1>
+<div class="sub">{back}run <span class="mono">{esc(run.get("run_id"))}</span> · {drawn} ·
+<a href="#why">why</a> · <a href="#timeline">when</a> · <a href="#links">links</a> · <a href="#prompts-h">prompts</a> ·
+<a href="#labels">labels</a> · <a href="#accounts">accounts</a> · <a href="#keys">keys</a></div></header>
 <main>
 <p class="explanation">{esc(cluster.get("explanation"))}</p>
 {notes}
-<div class="controls"><label>Find a key or account: <input type="search" id="find" placeholder="key or account id"></label>
-<span class="muted">Hover a node or link for details; click to pin them in the panel; drag to move.</span></div>
+<div class="controls"><label>Find an account or key: <input type="search" id="find" placeholder="account or key id"></label>
+<span class="muted">Hover a node or link for details; click to show them in the panel; drag to move.</span></div>
 <div class="grid"><div id="graph"></div>
-<aside><h2>Features</h2>{_features(cluster)}{_legend(drawing)}<div id="selection"></div></aside></div>
-<h2>Strongest links and their evidence</h2>{_links_table(edges)}
-<h2>Accounts</h2>{_accounts_table(members)}
-<h2>Keys</h2>{_keys_table(members.sort_values("key_id", kind="stable"))}
+<aside><div id="selection"><p class="muted">Click an account or a link: its details appear here.</p></div>
+{_legend(drawing)}<h2>Features</h2>{_features(cluster)}</aside></div>
+<h2 id="why">Why {esc(verdict)}: the score, feature by feature</h2>{breakdown_html(cluster, run, config=scoring, contrib=contrib)}
+<h2 id="timeline">Activity over time</h2>
+<div class="controls"><label><input type="radio" name="tl" value="tokens" checked> tokens</label>
+<label><input type="radio" name="tl" value="requests"> requests</label></div>
+{timeline_svg(activity if activity is not None else empty, slots if slots is not None else empty, {n["account_id"]: n["created_at"] for n in nodes})}
+<h2 id="links">Strongest links and their evidence</h2>{_links_table(drawing, [n["info"]["account_id"] for n in drawing.nodes])}
+<h2 id="prompts-h">Example prompts</h2>{_prompts_table(drawing)}
+<h2 id="labels">Analyst labels</h2>{_labels_section(cid, labels)}
+<h2 id="accounts">Accounts</h2>{_accounts_table(nodes, account_labels)}
+<h2 id="keys">Keys</h2>{_keys_table(key_rows)}
 </main>"""
-    data = {"level": drawing.level, "nodes": drawing.nodes, "edges": drawing.edges,
-            "options": drawing.network.options}
-    return html_page(f"keyfarm cluster {plain(cluster.get('cluster_id'))}", body,
-                     scripts=[asset("cluster.js")], data=data, vis=vis)
+    data = {"level": "account", "nodes": drawing.nodes, "edges": drawing.pairs, "strings": drawing.strings,
+            "colours": SIGNAL_COLOURS, "labels": account_labels, "options": drawing.options}
+    assets = None if vis == "inline" else "../assets/"
+    return html_page(f"keyfarm cluster {cid}", body, scripts=["cluster.js"], data=data, vis=vis, assets=assets,
+                     data_plain=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from keyfarm.errors import KeyfarmError, KeyfarmInputError
+from keyfarm.report.escape import plain
 
 
 class _InputError(click.ClickException):
@@ -65,20 +66,73 @@ def page_path(out_dir, cluster_id: int | None = None) -> Path:
 @click.command("explore", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--cluster", "cluster_id", type=int, default=None, help="Open this cluster's page.")
+@click.option("--account", "account_id", default=None, help="Open the page of the cluster holding this account.")
+@click.option("--key", "key_id", default=None, help="Open the page of the cluster holding this key.")
 @click.option("--print-path", is_flag=True, help="Print the page's path instead of opening a browser.")
-def explore_command(out_dir, cluster_id, print_path):
-    """Open the report of OUT_DIR (or one cluster's page) in the default browser.
+def explore_command(out_dir, cluster_id, account_id, key_id, print_path):
+    """Open the report of OUT_DIR (or the page of one cluster, account or key) in the browser.
 
     Writes the report first if OUT_DIR has none. Without a browser, prints the page's path.
+    In Python (and notebooks): keyfarm.report.explore(out_dir, key=...).
 
     \b
     Example:
       keyfarm explore out
       keyfarm explore out --cluster 2090 --print-path
+      keyfarm explore out --key sk-live-123 --print-path
     """
+    from keyfarm.report.explore import explore
+
     try:
-        path = page_path(out_dir, cluster_id)
+        page = explore(out_dir, cluster=cluster_id, account=account_id, key=key_id)
     except KeyfarmError as exc:
         raise _InputError(str(exc)) from None
-    if print_path or not webbrowser.open(path.as_uri()):
-        click.echo(str(path))
+    if print_path or not webbrowser.open(page.path.as_uri()):
+        click.echo(str(page.path))
+
+
+@click.command("label", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.argument("label", type=click.Choice(["farm", "benign"]))
+@click.option("--cluster", "cluster_id", type=int, default=None, help="Label this cluster (of OUT_DIR).")
+@click.option("--account", "account_id", default=None, help="Label this account.")
+@click.option("--note", default=None, help="Free text kept with the label (why, ticket id).")
+@click.option("--source", default="analyst", show_default=True,
+              help="Who or what judged (analyst, appeal, revert, truth).")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing on success.")
+@click.option("--json", "as_json", is_flag=True, help="Print the row written as JSON.")
+def label_command(out_dir, label, cluster_id, account_id, note, source, quiet, as_json):
+    """Record an analyst's verdict: append a row to OUT_DIR/labels.parquet.
+
+    One of --cluster or --account. The labels table is SCHEMA.md's (account_id or cluster_id,
+    label, source, ts, plus note); the report's pages show it (pages of an existing report are
+    refreshed) and `keyfarm calibrate OUT_DIR` reads it.
+
+    \b
+    Example:
+      keyfarm label out farm --cluster 2090 --note "one card, 40 accounts, ticket T-17"
+      keyfarm label out benign --account acct_42 --source appeal
+    """
+    import json
+
+    from keyfarm.labels import append_label
+    from keyfarm.report import refresh_pages
+    import pandas as pd
+
+    try:
+        row = append_label(out_dir, label, cluster_id=cluster_id, account_id=account_id, note=note, source=source)
+        if cluster_id is not None:
+            clusters = [cluster_id]
+        else:   # the account's cluster, whatever its size (refresh_pages skips clusters without a page)
+            members = pd.read_parquet(Path(out_dir) / "members.parquet", columns=["account_id", "cluster_id"])
+            clusters = members.loc[members["account_id"].astype(str) == str(account_id), "cluster_id"].unique()
+        refreshed = refresh_pages(out_dir, clusters)
+    except KeyfarmError as exc:
+        raise _InputError(str(exc)) from None
+    record = {k: plain(v) for k, v in row.iloc[0].to_dict().items()}
+    if as_json:
+        click.echo(json.dumps(record, sort_keys=True))
+    elif not quiet:
+        what = f"cluster {cluster_id}" if cluster_id is not None else f"account {account_id}"
+        click.echo(f"{Path(out_dir) / 'labels.parquet'}: {what} labelled {label}"
+                   + (f"; {len(refreshed)} report pages refreshed" if refreshed else ""))

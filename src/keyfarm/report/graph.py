@@ -1,10 +1,13 @@
-"""What a cluster page draws: nodes, edges, a precomputed layout, and how the cluster was reduced.
+"""What a cluster page draws: one node per account, the account pairs with every signal they carry,
+a precomputed layout, and how the cluster was reduced.
 
-Stage: report. Keys are nodes (coloured by account, sized by tokens) and edges are coloured by
-their strongest signal. A cluster above `max_nodes` keys is drawn at account level; above
-`max_edges` links only a maximum spanning forest plus the strongest remaining links are kept.
-Positions come from a seeded Fruchterman–Reingold layout (igraph), so the browser runs no physics
-and a page of 1,500 nodes is usable at once.
+Stage: report. Accounts are the nodes (limits apply per account; a key's links are its account's),
+sized by the tokens they drew; each linked pair carries one weight per signal, and the page draws
+one line per signal so hiding a signal keeps the pair's others. Above `max_nodes` accounts the
+accounts with the most link weight are drawn; above `max_edges` pairs a maximum spanning forest
+plus the strongest remaining pairs. Positions come from a seeded Fruchterman–Reingold layout
+(igraph), so the browser runs no physics. Shared strings (evidence tokens, prompts) are stored
+once per page and referenced by index, so a pair costs a few numbers, not two prompts.
 """
 from __future__ import annotations
 
@@ -14,39 +17,37 @@ from dataclasses import dataclass, field
 import igraph
 import numpy as np
 import pandas as pd
-from pyvis.edge import Edge
-from pyvis.network import Network
 
-from keyfarm.report.escape import plain
+from keyfarm.report.escape import plain, records
 from keyfarm.report.outputs import SIGNALS
 
 SIGNAL_COLOURS = {"account": "#8c8c8c", "payment": "#d62728", "ip": "#1f77b4", "device": "#ff7f0e",
                   "prompt": "#9467bd", "timing": "#2ca02c"}
-ACCOUNT_PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1",
-                   "#ff9da7", "#9c755f", "#bab0ac", "#86bcb6", "#d4a6c8", "#8cd17d", "#f1ce63",
-                   "#a0cbe8", "#ffbe7d", "#499894", "#d37295", "#79706e", "#b6992d")
-PROMPT_CHARS = 300
-PAYMENT_PREFIX = 12
+LINK_SIGNALS = tuple(s for s in SIGNALS if s != "account")
+PROMPT_CHARS = 240
+MAX_PROMPTS = 120     # distinct example prompts per page, from the strongest pairs down
+KEYS_LISTED = 50      # keys of an account listed in its node's details (all are in the keys table)
+GRAPH_OPTIONS = {"physics": {"enabled": False}, "edges": {"smooth": False},
+                 "interaction": {"hover": True, "tooltipDelay": 120, "hideEdgesOnDrag": False},
+                 "nodes": {"shape": "dot", "font": {"size": 11}}}
 
 
 @dataclass
 class ClusterDrawing:
-    """Everything the cluster page's graph needs; `network` is the pyvis Network holding it."""
+    """Everything the cluster page's graph needs, as plain JSON-ready lists."""
 
-    level: str                       # "key" or "account"
-    network: Network
-    n_nodes_total: int               # keys (or accounts) in the cluster
-    n_edges_total: int               # links in the cluster (at the drawn level)
+    nodes: list[dict]                # one per drawn account: id, x, y, size, label, info
+    pairs: list[dict]                # one per drawn account pair: a, b, weight, w {signal: weight}, ev, p
+    strings: list[str]               # evidence tokens, referenced by index from pairs' `ev`
+    prompts: list[str]               # example prompts, referenced by index from pairs' `p`
+    n_nodes_total: int               # accounts in the cluster
+    n_edges_total: int               # linked account pairs in the cluster
     notes: list[str] = field(default_factory=list)
-    accounts: list[tuple[str, str]] = field(default_factory=list)   # (account_id, colour) for the legend
-
-    @property
-    def nodes(self) -> list[dict]:
-        return self.network.nodes
+    options: dict = field(default_factory=lambda: dict(GRAPH_OPTIONS))
 
     @property
     def edges(self) -> list[dict]:
-        return self.network.edges
+        return self.pairs
 
 
 def strongest_signal(edges: pd.DataFrame) -> np.ndarray:
@@ -55,23 +56,6 @@ def strongest_signal(edges: pd.DataFrame) -> np.ndarray:
         return np.array([], dtype=object)
     stacked = edges[[f"w_{s}" for s in SIGNALS]].to_numpy(float)
     return np.array(SIGNALS, dtype=object)[np.nan_to_num(stacked).argmax(axis=1)]
-
-
-def _evidence(row: dict) -> dict:
-    """The shared tokens behind one link, shortened for display (payment: a prefix only)."""
-    ev = {}
-    pay = row.get("evidence_payment")
-    if isinstance(pay, str) and pay:
-        ev["payment"] = pay if len(pay) <= PAYMENT_PREFIX else pay[:PAYMENT_PREFIX] + "…"
-    for signal in ("ip", "device", "prompt", "timing"):
-        token = row.get(f"evidence_{signal}")
-        if isinstance(token, str) and token:
-            ev[signal] = token
-    examples = [row.get("prompt_example_a"), row.get("prompt_example_b")]
-    examples = [p if len(p) <= PROMPT_CHARS else p[:PROMPT_CHARS] + "…" for p in examples if isinstance(p, str)]
-    if examples:
-        ev["prompts"] = examples
-    return ev
 
 
 def _max_spanning_forest_first(a: np.ndarray, b: np.ndarray, weight: np.ndarray, n: int) -> np.ndarray:
@@ -102,18 +86,18 @@ def layout(n: int, a: np.ndarray, b: np.ndarray, weight: np.ndarray, *, seed: in
     igraph's layout draws random numbers; a seeded generator is installed for the call and the
     default (Python's `random` module) restored, so the same cluster always gets the same picture.
     """
-    if n == 0:
-        return np.zeros((0, 2))
-    if n == 1:
-        return np.zeros((1, 2))
+    if n <= 1:
+        return np.zeros((n, 2))
     angle = 2 * np.pi * np.arange(n) / n
     start = np.column_stack([np.cos(angle), np.sin(angle)]) * np.sqrt(n)
+    if n <= 3:   # two or three accounts: the circle is the layout (most clusters; igraph costs ~1 ms each)
+        return np.round(start / np.abs(start).max() * (60.0 * np.sqrt(n) + 100.0), 1)
     graph = igraph.Graph(n=n, edges=np.column_stack([a, b]).tolist())
     igraph.set_random_number_generator(random.Random(seed))
     try:
         coords = np.array(graph.layout_fruchterman_reingold(
             weights=(weight / weight.max()).tolist() if len(weight) else None,
-            seed=start.tolist(), niter=500).coords, dtype=float)
+            seed=start.tolist(), niter=300 if n > 200 else 500).coords, dtype=float)
     finally:
         igraph.set_random_number_generator(random)
     coords -= coords.mean(axis=0)
@@ -121,110 +105,194 @@ def layout(n: int, a: np.ndarray, b: np.ndarray, weight: np.ndarray, *, seed: in
     return np.round(coords / span * (60.0 * np.sqrt(n) + 100.0), 1)
 
 
-def _account_level(members: pd.DataFrame, edges: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Contract keys to accounts: one node per account, the strongest key pair per account pair."""
-    nodes = members.groupby("account_id", sort=True).agg(
-        n_keys=("key_id", "size"), total_tokens=("total_tokens", lambda s: pd.to_numeric(s).sum()),
+def account_nodes(members: pd.DataFrame) -> pd.DataFrame:
+    """One row per account of `members`: keys, tokens, requests, peak day, limit, created, org
+    (sorted by account_id; one call for a whole report is far cheaper than one per cluster)."""
+    tokens = pd.to_numeric(members["total_tokens"], errors="coerce")
+    frame = members.assign(_tokens=tokens, _req=pd.to_numeric(members["n_requests"], errors="coerce"),
+                           _peak=pd.to_numeric(members["peak_daily_tokens"], errors="coerce"),
+                           _limit=pd.to_numeric(members["daily_token_limit"], errors="coerce"),
+                           _usage=pd.to_numeric(members["usage"], errors="coerce"))
+    extra = {"cluster_id": ("cluster_id", "first")} if "cluster_id" in frame else {}
+    return frame.groupby("account_id", sort=True).agg(
+        **extra, n_keys=("key_id", "size"), total_tokens=("_tokens", "sum"), n_requests=("_req", "sum"),
+        peak_daily_tokens=("_peak", "sum"), daily_token_limit=("_limit", "sum"), usage=("_usage", "mean"),
         org_id=("org_id", "first"), email_domain=("email_domain", "first"),
-        created_at=("created_at", "min"), example_key=("key_id", "first")).reset_index()
-    account_of = pd.Series(members["account_id"].to_numpy(), index=members["key_id"].to_numpy())
-    pairs = edges.assign(acc_a=account_of.reindex(edges["key_a"]).to_numpy(),
-                         acc_b=account_of.reindex(edges["key_b"]).to_numpy())
-    pairs = pairs[pairs["acc_a"] != pairs["acc_b"]]
-    x, y = pairs["acc_a"].to_numpy(str), pairs["acc_b"].to_numpy(str)
-    lo, hi = np.where(x < y, x, y), np.where(x < y, y, x)
-    pairs = pairs.assign(acc_a=lo, acc_b=hi)
-    if len(pairs):
-        pairs = pairs.sort_values(["weight", "key_a", "key_b"], ascending=[False, True, True], kind="stable")
-        n_pairs = pairs.groupby(["acc_a", "acc_b"]).size().rename("n_key_pairs")
-        pairs = pairs.drop_duplicates(["acc_a", "acc_b"]).merge(n_pairs, on=["acc_a", "acc_b"])
-    else:
-        pairs = pairs.assign(n_key_pairs=pd.Series(dtype=np.int64))
-    return nodes, pairs.reset_index(drop=True)
+        created_at=("created_at", "min")).reset_index()
+
+
+def account_pairs(members: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
+    """Key links contracted to account pairs (acc_a < acc_b, sorted by the pair): per signal the
+    strongest weight and its token, the strongest key pair with its weight, prompt examples and
+    cluster_id, and how many key pairs link the two accounts. Ties go to the smaller (key_a,
+    key_b), so the result does not depend on the order of the rows."""
+    columns = ["acc_a", "acc_b", "key_a", "key_b", "weight", "cluster_id", "n_key_pairs",
+               "prompt_example_a", "prompt_example_b"] + [f"w_{s}" for s in SIGNALS] \
+        + [f"evidence_{s}" for s in LINK_SIGNALS]
+    codes, accounts = pd.factorize(members["account_id"].to_numpy(dtype=object), sort=True)
+    code_of = pd.Series(codes, index=members["key_id"].to_numpy())
+    x = code_of.reindex(edges["key_a"]).to_numpy(np.float64)
+    y = code_of.reindex(edges["key_b"]).to_numpy(np.float64)
+    ok = ~(np.isnan(x) | np.isnan(y))
+    ok[ok] = x[ok] != y[ok]
+    edges = edges[ok].sort_values(["key_a", "key_b"], kind="stable")   # position = the tie-break
+    x = code_of.reindex(edges["key_a"]).to_numpy(np.int64)
+    y = code_of.reindex(edges["key_b"]).to_numpy(np.int64)
+    if not len(edges):
+        return pd.DataFrame({c: pd.Series(dtype=np.int64 if c in ("cluster_id", "n_key_pairs") else object)
+                             for c in columns})
+    lo, hi = np.minimum(x, y), np.maximum(x, y)
+    pair = lo * np.int64(len(accounts)) + hi
+    pos = np.arange(len(edges))
+
+    def strongest(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        order = np.lexsort((pos, -weight, pair))
+        starts = np.flatnonzero(np.r_[True, np.diff(pair[order]) != 0])
+        return order[starts], starts
+
+    first, starts = strongest(edges["weight"].to_numpy(np.float64))
+    n_key_pairs = np.diff(np.r_[starts, len(edges)])
+    out = pd.DataFrame({"acc_a": np.asarray(accounts, dtype=object)[lo[first]],
+                        "acc_b": np.asarray(accounts, dtype=object)[hi[first]]})
+    for c in ("key_a", "key_b", "weight", "cluster_id", "prompt_example_a", "prompt_example_b"):
+        out[c] = edges[c].to_numpy()[first] if c in edges else -1
+    out["n_key_pairs"] = n_key_pairs.astype(np.int64)
+    for s in SIGNALS:
+        w = edges[f"w_{s}"].to_numpy(np.float64)
+        best, _ = strongest(w)
+        out[f"w_{s}"] = w[best]
+        if s in LINK_SIGNALS:
+            column = f"evidence_{s}"
+            out[column] = edges[column].to_numpy(dtype=object)[best] if column in edges else None
+    return out[columns]
+
+
+class _Table:
+    """Distinct strings in order of first use; `add` returns the index (None stays None)."""
+
+    def __init__(self):
+        self.index: dict[str, int] = {}
+
+    def add(self, value):
+        if value.__class__ is not str:   # values come from `records`: plain already
+            value = plain(value)
+            if not isinstance(value, str):
+                return None
+        if not value:
+            return None
+        return self.index.setdefault(value, len(self.index))
+
+    @property
+    def values(self) -> list[str]:
+        return list(self.index)
+
+
+def _short(value, limit: int):
+    return value if not isinstance(value, str) or len(value) <= limit else value[:limit] + "…"
+
+
+def keys_by_account(members: pd.DataFrame) -> dict[str, list[str]]:
+    """account_id → its first KEYS_LISTED key ids (in key order), for the nodes' details."""
+    keys_of: dict[str, list[str]] = {}
+    members = members.sort_values("key_id", kind="stable")
+    for acc, key in zip(members["account_id"].tolist(), members["key_id"].tolist()):
+        listed = keys_of.setdefault(acc, [])
+        if len(listed) < KEYS_LISTED:
+            listed.append(key)
+    return keys_of
+
+
+def rows_by_cluster(frame: pd.DataFrame, ids) -> dict[int, list[dict]]:
+    """cluster_id → `records` of its rows (cluster_id dropped), for the clusters `ids`: one pass
+    over a whole report's table instead of a DataFrame per cluster."""
+    frame = frame[frame["cluster_id"].isin(ids)]
+    cids = frame["cluster_id"].to_numpy(np.int64).tolist()
+    out: dict[int, list[dict]] = {}
+    for cid, row in zip(cids, records(frame.drop(columns=["cluster_id"]))):
+        out.setdefault(cid, []).append(row)
+    return out
 
 
 def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: int = 500,
-                    max_edges: int | None = None, seed: int = 0) -> ClusterDrawing:
-    """Nodes, edges and layout for one cluster's members and intra-cluster edges.
+                    max_edges: int | None = None, seed: int = 0, nodes: list[dict] | None = None,
+                    pairs: list[dict] | None = None, keys_of: dict | None = None) -> ClusterDrawing:
+    """Account nodes, account pairs and layout of one cluster's members and intra-cluster edges.
 
-    `max_nodes` keys or fewer: one node per key. More: one node per account (and, beyond
-    `max_nodes` accounts, the accounts with the most link weight). `max_edges` (default
-    3 × max_nodes) caps the links drawn, keeping a maximum spanning forest so nothing drawn floats.
+    Beyond `max_nodes` accounts, the accounts with the most link weight are drawn. `max_edges`
+    (default 3 × max_nodes) caps the pairs drawn, keeping a maximum spanning forest so nothing
+    drawn floats. `nodes`, `pairs` (records of `account_nodes` and `account_pairs`) and
+    `keys_of` (`keys_by_account`): the cluster's share when the caller computed them for many
+    clusters at once.
     """
     max_edges = 3 * max_nodes if max_edges is None else max_edges
-    members = members.sort_values("key_id", kind="stable").reset_index(drop=True)
+    nodes = records(account_nodes(members).drop(columns=["cluster_id"], errors="ignore")) if nodes is None else nodes
+    links = records(account_pairs(members, edges).drop(columns=["cluster_id"], errors="ignore")) \
+        if pairs is None else pairs
+    keys_of = keys_by_account(members) if keys_of is None else keys_of
     notes: list[str] = []
-    if len(members) <= max_nodes:
-        level = "key"
-        nodes = members
-        ids = nodes["key_id"].to_numpy(str)
-        links = edges.rename(columns={"key_a": "end_a", "key_b": "end_b"})
-    else:
-        level = "account"
-        nodes, links = _account_level(members, edges)
-        notes.append(f"{len(members):,} keys exceed the {max_nodes:,}-node limit: drawn at account level "
-                     f"({len(nodes):,} accounts; each link is the strongest key pair between two accounts).")
-        ids = nodes["account_id"].to_numpy(str)
-        links = links.rename(columns={"acc_a": "end_a", "acc_b": "end_b"})
-    n_nodes_total = len(nodes)
-    n_edges_total = len(links)
-    index = pd.Series(np.arange(len(ids)), index=ids)
-    a = index.reindex(links["end_a"]).to_numpy()
-    b = index.reindex(links["end_b"]).to_numpy()
-    links = links[~(pd.isna(a) | pd.isna(b))]
-    a = index.reindex(links["end_a"]).to_numpy(np.int64)
-    b = index.reindex(links["end_b"]).to_numpy(np.int64)
-    w = links["weight"].to_numpy(float)
+    n_nodes_total, n_edges_total = len(nodes), len(links)
+    index = {n["account_id"]: i for i, n in enumerate(nodes)}
+    a = np.array([index[p["acc_a"]] for p in links], np.int64)
+    b = np.array([index[p["acc_b"]] for p in links], np.int64)
+    w = np.array([p["weight"] for p in links], np.float64)
 
-    if level == "account" and len(nodes) > max_nodes:
+    if len(nodes) > max_nodes:
         strength = np.bincount(a, w, len(nodes)) + np.bincount(b, w, len(nodes))
         keep_nodes = np.sort(np.lexsort((np.arange(len(nodes)), -strength))[:max_nodes])
         notes.append(f"{len(nodes):,} accounts exceed the {max_nodes:,}-node limit: the {max_nodes:,} accounts "
                      "with the most link weight are drawn.")
         remap = np.full(len(nodes), -1, np.int64)
         remap[keep_nodes] = np.arange(keep_nodes.size)
-        nodes = nodes.iloc[keep_nodes].reset_index(drop=True)
+        nodes = [nodes[i] for i in keep_nodes.tolist()]
         ok = (remap[a] >= 0) & (remap[b] >= 0)
-        links, a, b, w = links[ok], remap[a[ok]], remap[b[ok]], w[ok]
+        links = [links[j] for j in np.flatnonzero(ok).tolist()]
+        a, b, w = remap[a[ok]], remap[b[ok]], w[ok]
 
     order = _max_spanning_forest_first(a, b, w, len(nodes))
     if order.size > max_edges:
-        notes.append(f"{order.size:,} links exceed the {max_edges:,}-link limit: a maximum spanning forest and "
-                     f"the strongest other links are drawn ({max_edges:,} links).")
+        notes.append(f"{order.size:,} linked account pairs exceed the {max_edges:,}-link limit: a maximum "
+                     f"spanning forest and the strongest other pairs are drawn ({max_edges:,} pairs).")
         order = order[:max_edges]
     order = np.sort(order)
-    links, a, b, w = links.iloc[order].reset_index(drop=True), a[order], b[order], w[order]
+    links, a, b, w = [links[j] for j in order.tolist()], a[order], b[order], w[order]
+    pos = layout(len(nodes), a, b, w, seed=seed).tolist()
 
-    pos = layout(len(nodes), a, b, w, seed=seed)
-    network = Network(height="100%", width="100%", cdn_resources="in_line")
-    network.set_options('{"physics": {"enabled": false}, "edges": {"smooth": false}, '
-                        '"interaction": {"hover": true, "tooltipDelay": 120, "hideEdgesOnDrag": %s}, '
-                        '"nodes": {"shape": "dot", "font": {"size": 11}}}'
-                        % ("true" if len(nodes) > 400 else "false"))
-
-    account_ids = sorted(set(nodes["account_id"].astype(str)))
-    colour = {acc: ACCOUNT_PALETTE[i % len(ACCOUNT_PALETTE)] for i, acc in enumerate(account_ids)}
-    tokens = pd.to_numeric(nodes["total_tokens"], errors="coerce").fillna(0).to_numpy(float)
+    tokens = np.array([n["total_tokens"] or 0 for n in nodes], np.float64)
     top = tokens.max() if tokens.size and tokens.max() > 0 else 1.0
+    sizes = np.round(8 + 22 * np.sqrt(tokens / top), 2).tolist()
     show_labels = len(nodes) <= 60
-    for i, row in enumerate(nodes.to_dict("records")):
-        info = {k: plain(v) for k, v in row.items()}
-        name = str(row["key_id"] if level == "key" else row["account_id"])
-        network.add_node(i, label=(name[:18] if show_labels else " "), color=colour[str(row["account_id"])],
-                         size=round(8 + 22 * float(np.sqrt(tokens[i] / top)), 2),
-                         x=float(pos[i, 0]), y=float(pos[i, 1]), physics=False, info=info)
+    out_nodes = []
+    for i, row in enumerate(nodes):
+        info = dict(row, keys=keys_of.get(row["account_id"], []))
+        name = str(row["account_id"])
+        out_nodes.append({"id": i, "x": pos[i][0], "y": pos[i][1], "size": sizes[i],
+                          "label": name[:18] if show_labels else " ", "info": info})
 
-    signal = strongest_signal(links)
-    top_w = w.max() if w.size else 1.0
-    for j, row in enumerate(links.to_dict("records")):
-        weights = {s: round(float(row[f"w_{s}"]), 4) for s in SIGNALS if row[f"w_{s}"] > 0}
-        info = {"a": str(row["end_a"]), "b": str(row["end_b"]), "weight": round(float(row["weight"]), 4),
-                "signal": signal[j], "weights": weights, "evidence": _evidence(row)}
-        if level == "account":
-            info.update(key_a=str(row["key_a"]), key_b=str(row["key_b"]), n_key_pairs=int(row["n_key_pairs"]))
-        # pyvis's add_edge scans every edge for duplicates (quadratic); the pairs here are unique
-        network.edges.append(Edge(int(a[j]), int(b[j]), False, color=SIGNAL_COLOURS[signal[j]],
-                                  width=round(1 + 5 * float(w[j] / top_w), 2), info=info).options)
-    legend = [(acc, colour[acc]) for acc in account_ids]
-    return ClusterDrawing(level=level, network=network, n_nodes_total=n_nodes_total,
-                          n_edges_total=n_edges_total, notes=notes, accounts=legend)
+    strings, prompts = _Table(), _Table()
+    out_pairs = []
+    # prompts are numbered from the strongest pair down, so the table holds the best evidence
+    prompt_rank = {}
+    shorts = [(_short(p.get("prompt_example_a"), PROMPT_CHARS), _short(p.get("prompt_example_b"), PROMPT_CHARS))
+              for p in links]
+    for j in np.lexsort((b, a, -w)).tolist():
+        for text in shorts[j]:
+            if isinstance(text, str) and text and text not in prompt_rank and len(prompt_rank) < MAX_PROMPTS:
+                prompt_rank[text] = prompts.add(text)
+    a_list, b_list = a.tolist(), b.tolist()
+    for j, row in enumerate(links):
+        weights = {s: round(row[f"w_{s}"], 3) for s in LINK_SIGNALS if (row[f"w_{s}"] or 0) > 0}
+        ev = {}
+        for s in LINK_SIGNALS:
+            ref = strings.add(row.get(f"evidence_{s}"))
+            if ref is not None:
+                ev[s] = ref
+        pair = {"a": a_list[j], "b": b_list[j], "weight": round(row["weight"], 4), "w": weights, "ev": ev,
+                "k": [strings.add(str(row["key_a"])), strings.add(str(row["key_b"]))], "n": int(row["n_key_pairs"])}
+        refs = [prompt_rank.get(text) for text in shorts[j]]
+        if any(r is not None for r in refs):
+            pair["p"] = refs
+        out_pairs.append(pair)
+    options = dict(GRAPH_OPTIONS)
+    options["interaction"] = dict(GRAPH_OPTIONS["interaction"], hideEdgesOnDrag=len(out_nodes) > 400)
+    return ClusterDrawing(nodes=out_nodes, pairs=out_pairs, strings=strings.values, prompts=prompts.values,
+                          n_nodes_total=n_nodes_total, n_edges_total=n_edges_total, notes=notes, options=options)

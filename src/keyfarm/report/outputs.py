@@ -20,7 +20,7 @@ MEMBER_REQUIRED = ("key_id", "account_id", "cluster_id")
 MEMBER_EXTRA = ("org_id", "email_domain", "created_at", "daily_token_limit", "total_tokens",
                 "peak_daily_tokens", "n_requests", "usage")
 CLUSTER_REQUIRED = ("cluster_id",)
-CLUSTER_EXTRA = ("n_keys", "n_accounts", "score", "flagged", "signals", "total_tokens", "limit_multiplier",
+CLUSTER_EXTRA = ("n_keys", "n_accounts", "score", "verdict", "flagged", "signals", "total_tokens", "limit_multiplier",
                  "explanation", "usage", "creation_spread_hours", "synchrony", "prompt_homogeneity",
                  "n_signals", "declared_org", "institutional_domain", "weakest_key_a", "weakest_key_b",
                  "weakest_weight", "weakest_signal", "strongest_key_a", "strongest_key_b",
@@ -39,7 +39,11 @@ class ReportData:
     edges: pd.DataFrame
     run: dict = field(default_factory=dict)
     quarantined: dict = field(default_factory=dict)   # table -> {reason: rows}
-    changes: pd.DataFrame | None = None                # changes.parquet of a run with --previous
+    activity: pd.DataFrame | None = None   # activity.parquet (None: not written by this run)
+    slots: pd.DataFrame | None = None      # slots.parquet
+    hubs: pd.DataFrame | None = None       # hubs.parquet
+    labels: pd.DataFrame | None = None     # labels.parquet (analysts' labels, oldest first)
+    changes: pd.DataFrame | None = None    # changes.parquet (runs with --previous)
 
 
 def _read_table(path: Path, table: str, required) -> pd.DataFrame:
@@ -103,6 +107,9 @@ def load_outputs(out_dir: str | Path) -> ReportData:
         if missing.any():
             clusters.loc[missing, column] = sizes[column].reindex(clusters.loc[missing, "cluster_id"]).to_numpy()
     clusters["flagged"] = clusters["flagged"].fillna(False).astype(bool)
+    # runs before verdicts had only `flagged`
+    clusters["verdict"] = clusters["verdict"].where(clusters["verdict"].notna(),
+                                                    np.where(clusters["flagged"], "farm", "clear")).astype(object)
     clusters = clusters.sort_values("cluster_id", kind="stable").reset_index(drop=True)
 
     edges = _fill(edges.copy(), EDGE_EXTRA)
@@ -119,6 +126,21 @@ def load_outputs(out_dir: str | Path) -> ReportData:
     same = (ca == cb) & ~pd.isna(ca)
     edges["cluster_id"] = np.where(same, np.nan_to_num(ca.astype(float), nan=-1), -1).astype(np.int64)
     edges = edges.sort_values(["key_a", "key_b"], kind="stable").reset_index(drop=True)
-    changes = pd.read_parquet(out / "changes.parquet") if (out / "changes.parquet").is_file() else None
+    from keyfarm.labels import read_out_labels
+
+    labels = read_out_labels(out)
     return ReportData(path=out, members=members, clusters=clusters, edges=edges, run=run,
-                      quarantined=_quarantine_counts(out, run), changes=changes)
+                      quarantined=_quarantine_counts(out, run), activity=_optional(out, "activity"),
+                      slots=_optional(out, "slots"), hubs=_optional(out, "hubs"),
+                      labels=labels if len(labels) else None, changes=_optional(out, "changes"))
+
+
+def _optional(out: Path, table: str) -> pd.DataFrame | None:
+    """An optional table of OUT_DIR, or None when absent (older runs, other engines)."""
+    path = out / f"{table}.parquet"
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - a damaged file is one clear input error
+        raise KeyfarmInputError(f"{table}: {path} is not a readable Parquet file: {exc}", table=table) from None

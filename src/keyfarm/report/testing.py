@@ -29,7 +29,9 @@ def hostile_out_dir(path, *, big_cluster_keys: int = 30, big_cluster_links: int 
                     seed: int = 0) -> Path:
     """Write an OUT_DIR: cluster 0 (6 keys, 4 accounts; the XSS key ids), cluster 1 (2 keys),
     cluster 2 (`big_cluster_keys` keys over as many/3 accounts; all pairs linked, or with
-    `big_cluster_links` each key linked to the next that many keys) and a singleton."""
+    `big_cluster_links` each key linked to the next that many keys) and a singleton; with the
+    scaled features and fitted weights of a score breakdown, activity and slots (timelines),
+    hubs (a prompt hub's hostile text), labels (hostile notes) and changes.parquet."""
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -83,7 +85,7 @@ def hostile_out_dir(path, *, big_cluster_keys: int = 30, big_cluster_links: int 
     clusters = pd.DataFrame({
         "cluster_id": np.array([0, 1, 2], np.int64), "n_keys": np.array([6, 2, big_cluster_keys], np.int64),
         "n_accounts": np.array([4, 2, (big_cluster_keys + 2) // 3], np.int64), "score": [0.97, 0.2, 0.6],
-        "flagged": [True, False, True], "signals": [hostile("signals", i) for i in range(3)],
+        "flagged": [True, False, False], "signals": [hostile("signals", i) for i in range(3)],
         "total_tokens": np.array([10, 20, 30], np.int64), "limit_multiplier": [12.5, 0.4, 3.0],
         "explanation": [hostile("explanation", i) + " " + SCRIPT_XSS for i in range(3)],
         "usage": [0.9, 0.1, 0.5], "creation_spread_hours": [1.5, 100.0, 3.0], "synchrony": [0.8, 0.0, 0.5],
@@ -97,10 +99,58 @@ def hostile_out_dir(path, *, big_cluster_keys: int = 30, big_cluster_links: int 
         "strongest_signal": [hostile("strongest_signal", i) for i in range(3)],
         "strongest_evidence": [hostile("strongest_evidence", i) for i in range(3)],
     })
+    from keyfarm.scoring.verdict import MODEL_FEATURES, ScoringConfig
+
+    clusters["verdict"] = ["farm", "clear", "review"]
+    clusters["share_ip"] = [0.5, 0.0, 1.0]
+    clusters["control"] = [0.9, 0.0, 0.2]
+    clusters["activation_spread_hours"] = [2.0, 50.0, 10.0]
+    clusters["rotation_blocks"] = [1.0, 1.0, 20.0]
+    for column in ("span_payment", "span_timing", "span_device", "share_prompt"):
+        clusters[column] = [0.75, 0.0, 0.3]
+    for i, name in enumerate(MODEL_FEATURES):
+        clusters[f"f_{name}"] = np.round(rng.random(3), 6)
+    scoring = ScoringConfig().to_dict()
+    logit = scoring["bias"] + sum(clusters[f"f_{n}"] * scoring["weights"].get(n, 0.0) for n in MODEL_FEATURES)
+    clusters["score"] = np.round(1 / (1 + np.exp(-logit)), 6)
+
+    start = pd.Timestamp("2026-01-02", tz="UTC")
+    in_clusters = [i for i in range(n) if cluster[i] in (0, 1, 2)]
+    activity = pd.DataFrame({
+        "cluster_id": np.repeat(np.array(cluster, np.int64)[in_clusters], 4),
+        "account_id": np.repeat(np.array(accounts, dtype=object)[in_clusters], 4),
+        "bin": np.tile(start + pd.to_timedelta([0, 900, 3600 * 7, 86400 + 1800], unit="s"), len(in_clusters)),
+        "n_requests": rng.integers(1, 20, 4 * len(in_clusters)).astype(np.int64),
+        "tokens": rng.integers(10, 5000, 4 * len(in_clusters)).astype(np.int64)})
+    activity = activity.groupby(["cluster_id", "account_id", "bin"], as_index=False).sum()
+    slots = pd.DataFrame({"cluster_id": np.array([0, 0, 2], np.int64),
+                          "slot": start + pd.to_timedelta([60, 3600 * 7 + 120, 86400 + 1860], unit="s"),
+                          "n_accounts": np.array([4, 3, 9], np.int64)})
+    hubs = pd.DataFrame({"token": [hostile("hub_token", 0), "pdup:0011223344556677"],
+                         "signal": [hostile("hub_signal", 0), "prompt"], "n_accounts": np.array([99, 50], np.int64),
+                         "n_keys": np.array([120, 60], np.int64), "score": [0.7, None],
+                         "verdict": [hostile("hub_verdict"), None], "example": [None, hostile("hub_example") + SCRIPT_XSS]})
+    labels = pd.DataFrame({"account_id": pd.Series([None, IMG_XSS], dtype=object),
+                           "cluster_id": pd.array([0, None], dtype="Int64"), "label": ["farm", "benign"],
+                           "source": [hostile("label_source"), "analyst"],
+                           "ts": pd.to_datetime(["2026-01-05T10:00:00Z", "2026-01-05T11:00:00Z"], utc=True),
+                           "note": [hostile("label_note") + SCRIPT_XSS, hostile("label_note", 1)]})
+    changes = pd.DataFrame({"cluster_id": np.array([2, 0], np.int64), "status": ["grown", "new"],
+                            "n_accounts_before": np.array([8, 0], np.int64),
+                            "n_accounts_after": np.array([10, 4], np.int64),
+                            "n_keys_before": np.array([9, 0], np.int64), "n_keys_after": np.array([12, 4], np.int64),
+                            "previous_cluster_ids": [hostile("previous_cluster_ids"), ""],
+                            "returning": [False, True], "verdict_before": [hostile("verdict_before"), None],
+                            "verdict_after": ["farm", hostile("verdict_after")]})
+    activity.to_parquet(out / "activity.parquet", index=False)
+    slots.to_parquet(out / "slots.parquet", index=False)
+    hubs.to_parquet(out / "hubs.parquet", index=False)
+    labels.to_parquet(out / "labels.parquet", index=False)
+    changes.to_parquet(out / "changes.parquet", index=False)
     members.to_parquet(out / "members.parquet", index=False)
     clusters.to_parquet(out / "clusters.parquet", index=False)
     edges.to_parquet(out / "edges.parquet", index=False)
-    run = {"version": hostile("version"), "run_id": hostile("run_id"), "seed": 0, "config": {},
+    run = {"version": hostile("version"), "run_id": hostile("run_id"), "seed": 0, "config": {"scoring": scoring},
            "input": hostile("input"), "input_rows": {"keys": n, hostile("table"): 3},
            "valid_rows": {"keys": n}, "quarantined": {"requests": {hostile("reason"): 2}},
            "hubs": [{"token": hostile("hub_token"), "signal": hostile("hub_signal"), "n_accounts": 99, "n_keys": 120}],

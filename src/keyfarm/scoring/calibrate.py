@@ -114,6 +114,7 @@ def labelled_clusters(out_dirs, labels: pd.DataFrame) -> pd.DataFrame:
                                index=pd.to_numeric(cl["cluster_id"]).astype(np.int64).to_numpy())
             y = direct.combine_first(y)
         frame = clusters.set_index("cluster_id").join(y.rename("share"), how="inner")
+        frame.index.name = "cluster_id"   # cluster_id labels give y an unnamed index, and the join keeps it
         frame["y"] = (frame["share"] >= 0.5).astype(np.int64)
         frame["out_dir"] = str(out)
         parts.append(frame.reset_index())

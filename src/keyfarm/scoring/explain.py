@@ -27,7 +27,7 @@ def _facts(row: pd.Series, names, texts, scaled_row: pd.Series, floor: float) ->
     for name in names:
         if scaled_row[name] < floor:
             continue
-        fmt = row.to_dict()
+        fmt = dict(row)   # a Series or a plain dict (the report passes dicts)
         col = _SHARE_COLUMN.get(name)
         fmt["N"] = int(row["n_accounts"])
         fmt["n"] = int(round(row[col] * row["n_accounts"])) if col else 0
@@ -35,38 +35,62 @@ def _facts(row: pd.Series, names, texts, scaled_row: pd.Series, floor: float) ->
     return out
 
 
+def evidence_parts(row, s, config) -> dict:
+    """The parts of one cluster's explanation, as lists of phrases: `control` (evidence of one
+    actor), `infra` (shared infrastructure or interest), `evasion` (one phrase), `against`
+    (benign indicators) and, for `review` and `clear`, `missing` (what `farm` would need).
+
+    `row` (a Series or dict) holds the cluster's features with score, verdict and control; `s` its
+    scaled features (keyfarm.scoring.verdict.feature_scales, `network` included). Read-only: `explain` joins these
+    phrases into the sentence, the report lists them beside the score breakdown.
+    """
+    control = _facts(row, _CONTROL_TEXT, _CONTROL_TEXT, s, 0.5)
+    infra = _facts(row, _INFRA_TEXT, _INFRA_TEXT, s, 0.5)
+    mult = float(np.nan_to_num(row["limit_multiplier"]))
+    evasion = f"together {mult:.1f}× one account's daily limit at {row['usage']:.0%} median use of each"
+    against = []
+    if row["declared_org"]:
+        against.append("one declared organisation")
+    if row["institutional_domain"]:
+        against.append("one institutional email domain")
+    missing = []
+    if row["verdict"] != "farm":
+        if not control or row["control"] < config.min_control:
+            missing.append("evidence of one actor (no shared card, unusual time slots, rare device, "
+                           "private addresses or burst)")
+        if mult < config.min_multiplier:
+            missing.append(f"drawing beyond one account (needs {config.min_multiplier:g}× a limit)")
+        if row["n_accounts"] < config.min_accounts:
+            missing.append(f"at least {config.min_accounts} accounts")
+        if not missing:
+            missing.append(f"a score of {config.threshold:g}")
+    return {"control": control, "infra": infra, "evasion": evasion, "against": against, "missing": missing}
+
+
+def contributions(scaled: pd.DataFrame, config) -> pd.DataFrame:
+    """Each model feature's contribution to the logit (scaled value × fitted weight), one column
+    per MODEL_FEATURES name: bias + the row's sum is the score's logit, as in Splink's match-weight
+    waterfall. Read-only: the same product keyfarm.scoring.verdict.model_logit sums."""
+    from keyfarm.scoring.verdict import model_logit
+
+    return model_logit(scaled, config)[1]
+
+
 def explain(out: pd.DataFrame, scaled: pd.DataFrame, contrib: pd.DataFrame, config) -> list[str]:
     """The explanation of every row of `out` (features with score and verdict)."""
     sentences = []
     for i in out.index:
-        row, s = out.loc[i], scaled.loc[i]
-        control = _facts(row, _CONTROL_TEXT, _CONTROL_TEXT, s, 0.5)
-        infra = _facts(row, _INFRA_TEXT, _INFRA_TEXT, s, 0.5)
-        mult = float(np.nan_to_num(row["limit_multiplier"]))
-        evasion = f"together {mult:.1f}× one account's daily limit at {row['usage']:.0%} median use of each"
+        row = out.loc[i]
+        parts = evidence_parts(row, scaled.loc[i], config)
         head = {"farm": "Farm", "review": "Review", "clear": "Clear"}[row["verdict"]]
-        text = f"{head} (score {row['score']:.2f}): control — " + ("; ".join(control) if control else "none")
-        if infra:
-            text += f"; shared infrastructure or interest — {'; '.join(infra)}"
-        text += f"; evasion — {evasion}"
-        against = []
-        if row["declared_org"]:
-            against.append("one declared organisation")
-        if row["institutional_domain"]:
-            against.append("one institutional email domain")
-        if against:
-            text += "; against: " + ", ".join(against)
-        if row["verdict"] != "farm":
-            missing = []
-            if not control or row["control"] < config.min_control:
-                missing.append("evidence of one actor (no shared card, unusual time slots, rare device, "
-                               "private addresses or burst)")
-            if mult < config.min_multiplier:
-                missing.append(f"drawing beyond one account (needs {config.min_multiplier:g}× a limit)")
-            if row["n_accounts"] < config.min_accounts:
-                missing.append(f"at least {config.min_accounts} accounts")
-            if not missing:
-                missing.append(f"a score of {config.threshold:g}")
-            text += "; missing for farm: " + ", ".join(missing)
+        text = f"{head} (score {row['score']:.2f}): control — " + \
+            ("; ".join(parts["control"]) if parts["control"] else "none")
+        if parts["infra"]:
+            text += f"; shared infrastructure or interest — {'; '.join(parts['infra'])}"
+        text += f"; evasion — {parts['evasion']}"
+        if parts["against"]:
+            text += "; against: " + ", ".join(parts["against"])
+        if parts["missing"]:
+            text += "; missing for farm: " + ", ".join(parts["missing"])
         sentences.append(text + ".")
     return sentences

@@ -64,3 +64,21 @@ def _parse_tokens(needed: pd.DataFrame, bands: int) -> pd.DataFrame:
     return pd.DataFrame({"key": needed["key"].to_numpy(np.int64)[ok], "token": token.to_numpy(dtype=object)[ok],
                          "column": column[ok], "value": value[ok]})
 
+
+
+def hub_examples(requests: pd.DataFrame, incidence: pd.DataFrame, hub_tokens, config) -> pd.DataFrame:
+    """(token, prompt): one prompt behind each prompt hub token in `hub_tokens` (a `pdup:` hash
+    says nothing to an analyst; the text does). The prompt is one of the smallest key's reaching
+    the token (`incidence`: the prompt signal's key, token rows), chosen as `token_examples` does."""
+    out = pd.DataFrame({"token": np.zeros(0, object), "prompt": np.zeros(0, object)})
+    if not len(incidence) or "prompt" not in requests:
+        return out
+    wanted = incidence[incidence["token"].isin(pd.Index(hub_tokens))]
+    if not len(wanted):
+        return out
+    needed = wanted.sort_values(["token", "key"], kind="stable").drop_duplicates("token")[["key", "token"]]
+    mask = np.isin(requests["key"].to_numpy(np.int64), needed["key"].to_numpy(np.int64))
+    pairs = pd.DataFrame({"key": requests["key"].to_numpy(np.int64)[mask],
+                          "prompt": requests["prompt"].to_numpy(dtype=object)[mask]})
+    found = token_examples(pairs, needed.reset_index(drop=True), config)
+    return found[["token", "prompt"]].sort_values("token", kind="stable").reset_index(drop=True)

@@ -1,5 +1,6 @@
-// keyfarm cluster page: draw the precomputed graph with vis-network; tooltips and the selection
-// panel are built as DOM nodes with textContent, so no data string is ever parsed as HTML.
+// keyfarm cluster page: draw the precomputed account graph with vis-network, one line per signal
+// of each linked pair; tooltips and the details panel are built as DOM nodes with textContent, so
+// no data string is ever parsed as HTML. Example prompts are read from the page's prompts table.
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("kf-data").textContent);
@@ -20,25 +21,24 @@
     tr.appendChild(el("td", mono ? "mono" : null, value));
     table.appendChild(tr);
   }
+  function prompt(i) {
+    var row = document.getElementById("prompt-" + i);
+    return row ? row.querySelector("blockquote").textContent : null;
+  }
   function usageText(info) {
     var limit = info.daily_token_limit, peak = info.peak_daily_tokens;
     if (peak === null || peak === undefined) { return null; }
-    if (!limit) { return int(peak) + " tokens on its peak day (no limit recorded)"; }
-    return int(peak) + " of " + int(limit) + " tokens/day on its peak day (" + Math.round(100 * peak / limit) + "%)";
+    if (!limit) { return int(peak) + " tokens on its keys' peak days (no limit recorded)"; }
+    return int(peak) + " of " + int(limit) + " tokens/day on its keys' peak days (" + Math.round(100 * peak / limit) + "%)";
   }
 
-  function nodeDetails(info) {
+  function nodeDetails(info, withKeys) {
     var box = el("div", "kf-tip");
     var t = el("table");
-    if (data.level === "key") {
-      addRow(t, "key", info.key_id, true);
-      addRow(t, "account", info.account_id, true);
-    } else {
-      addRow(t, "account", info.account_id, true);
-      addRow(t, "keys", int(info.n_keys));
-      addRow(t, "first key", info.example_key, true);
-    }
-    addRow(t, "created", info.created_at);
+    addRow(t, "account", info.account_id, true);
+    addRow(t, "label", data.labels[info.account_id]);
+    addRow(t, "keys", int(info.n_keys));
+    addRow(t, "first key created", info.created_at);
     addRow(t, "usage vs limit", usageText(info));
     if (info.usage !== null && info.usage !== undefined) { addRow(t, "mean daily use / limit", num(info.usage, 2)); }
     addRow(t, "total tokens", int(info.total_tokens));
@@ -46,29 +46,36 @@
     addRow(t, "org", info.org_id, true);
     addRow(t, "email domain", info.email_domain, true);
     box.appendChild(t);
+    if (withKeys) {
+      box.appendChild(el("div", "muted", "keys" + (info.keys.length < info.n_keys ? " (first " + info.keys.length + ")" : "") + ":"));
+      var ul = el("ul", "keys");
+      info.keys.forEach(function (k) { ul.appendChild(el("li", "mono", k)); });
+      box.appendChild(ul);
+    }
     return box;
   }
 
-  function edgeDetails(info) {
+  function pairDetails(pair, withPrompts) {
     var box = el("div", "kf-tip");
     var t = el("table");
-    addRow(t, data.level === "key" ? "keys" : "accounts", info.a + "  ↔  " + info.b, true);
-    if (data.level === "account") {
-      addRow(t, "strongest key pair", info.key_a + "  ↔  " + info.key_b, true);
-      addRow(t, "linked key pairs", int(info.n_key_pairs));
-    }
-    addRow(t, "link weight", num(info.weight));
-    addRow(t, "strongest signal", info.signal);
-    Object.keys(info.weights).forEach(function (s) { addRow(t, "  w_" + s, num(info.weights[s])); });
-    var ev = info.evidence || {};
-    addRow(t, "shared payment (prefix)", ev.payment, true);
-    addRow(t, "shared IP / range", ev.ip, true);
-    addRow(t, "shared device", ev.device, true);
-    addRow(t, "prompt LSH bucket", ev.prompt, true);
+    var a = data.nodes[pair.a].info.account_id, b = data.nodes[pair.b].info.account_id;
+    addRow(t, "accounts", a + "  ↔  " + b, true);
+    var keys = pair.k.map(function (i) { return data.strings[i]; });
+    addRow(t, "strongest key pair", keys[0] + "  ↔  " + keys[1], true);
+    addRow(t, "linked key pairs", int(pair.n));
+    addRow(t, "link weight", num(pair.weight));
+    if (pair.p === undefined && pair.w.prompt !== undefined) { addRow(t, "prompts", "see the strongest pairs' examples"); }
+    Object.keys(pair.w).forEach(function (s) {
+      var token = pair.ev[s] === undefined ? "" : data.strings[pair.ev[s]];
+      if (s === "payment" && token.length > 12) { token = token.slice(0, 12) + "…"; }   // a prefix is enough to compare
+      token = token ? "  " + token : "";
+      addRow(t, s, num(pair.w[s]) + token, true);
+    });
     box.appendChild(t);
-    (ev.prompts || []).forEach(function (p, i) {
-      box.appendChild(el("div", "muted", "near-duplicate prompt of " + (i === 0 ? info.a : info.b) + ":"));
-      box.appendChild(el("blockquote", null, p));
+    (pair.p || []).forEach(function (i, end) {
+      if (i === null) { return; }
+      box.appendChild(el("div", "muted", "prompt #" + (i + 1) + " of " + keys[end] + ":"));
+      if (withPrompts) { box.appendChild(el("blockquote", null, prompt(i))); }
     });
     return box;
   }
@@ -82,18 +89,26 @@
   }
 
   var nodes = new vis.DataSet(data.nodes.map(function (n) {
-    var c = {};
-    Object.keys(n).forEach(function (k) { if (k !== "info") { c[k] = n[k]; } });
-    c.title = nodeDetails(n.info);
+    var labelled = data.labels[n.info.account_id];
+    var c = {id: n.id, x: n.x, y: n.y, size: n.size, label: n.label, physics: false,
+             color: labelled === "farm" ? "#dc2626" : (labelled === "benign" ? "#16a34a" : "#4e79a7")};
+    c.title = nodeDetails(n.info, false);
     return c;
   }));
-  var edges = new vis.DataSet(data.edges.map(function (e, i) {
-    var c = {id: i};
-    Object.keys(e).forEach(function (k) { if (k !== "info") { c[k] = e[k]; } });
-    c.title = edgeDetails(e.info);
-    c.signal = e.info.signal;
-    return c;
-  }));
+  var lines = [];
+  var maxW = 0;
+  data.edges.forEach(function (p) { Object.keys(p.w).forEach(function (s) { maxW = Math.max(maxW, p.w[s]); }); });
+  data.edges.forEach(function (p, j) {
+    var signals = Object.keys(p.w);
+    signals.forEach(function (s, k) {
+      var bend = signals.length === 1 ? false :
+        {enabled: true, type: k % 2 ? "curvedCCW" : "curvedCW", roundness: 0.08 * (1 + Math.floor(k / 2))};
+      lines.push({id: lines.length, from: p.a, to: p.b, color: {color: data.colours[s], opacity: 0.8},
+                  width: 1 + 4 * p.w[s] / (maxW || 1), smooth: bend, signal: s, pair: j,
+                  title: pairDetails(p, true)});
+    });
+  });
+  var edges = new vis.DataSet(lines);
   var network = new vis.Network(container, {nodes: nodes, edges: edges}, data.options);
   window.kfNetwork = network;
   network.once("afterDrawing", function () {
@@ -102,17 +117,18 @@
 
   var selection = document.getElementById("selection");
   network.on("click", function (params) {
+    if (!params.nodes.length && !params.edges.length) { return; }
     while (selection.firstChild) { selection.removeChild(selection.firstChild); }
     if (params.nodes.length) {
-      selection.appendChild(el("h2", null, data.level === "key" ? "Selected key" : "Selected account"));
-      selection.appendChild(nodeDetails(data.nodes[params.nodes[0]].info));
-    } else if (params.edges.length) {
+      selection.appendChild(el("h2", null, "Selected account"));
+      selection.appendChild(nodeDetails(data.nodes[params.nodes[0]].info, true));
+    } else {
       selection.appendChild(el("h2", null, "Selected link"));
-      selection.appendChild(edgeDetails(data.edges[params.edges[0]].info));
+      selection.appendChild(pairDetails(data.edges[edges.get(params.edges[0]).pair], true));
     }
   });
 
-  // legend: click a signal to hide or show its links
+  // legend: click a signal to hide or show its lines (a pair's other signals stay)
   Array.prototype.forEach.call(document.querySelectorAll(".legend li[data-signal]"), function (li) {
     li.classList.add("toggle");
     li.addEventListener("click", function () {
@@ -123,16 +139,32 @@
     });
   });
 
-  // find: select and zoom to nodes whose key or account contains the text
+  // find: select and zoom to accounts whose id, or one of whose keys, contains the text
   var find = document.getElementById("find");
   find.addEventListener("change", function () {
     var q = find.value.trim().toLowerCase();
     if (!q) { network.unselectAll(); network.fit(); return; }
     var hits = data.nodes.filter(function (n) {
-      return String(n.info.key_id || "").toLowerCase().indexOf(q) >= 0 ||
-             String(n.info.account_id || "").toLowerCase().indexOf(q) >= 0;
+      return String(n.info.account_id).toLowerCase().indexOf(q) >= 0 ||
+        n.info.keys.some(function (k) { return String(k).toLowerCase().indexOf(q) >= 0; });
     }).map(function (n) { return n.id; });
     network.selectNodes(hits);
     if (hits.length) { network.fit({nodes: hits, animation: false}); }
   });
+})();
+
+// timeline: show tokens or requests
+(function () {
+  "use strict";
+  Array.prototype.forEach.call(document.querySelectorAll('input[name="tl"]'), function (radio) {
+    radio.addEventListener("change", function () {
+      var show = radio.value;
+      ["tokens", "requests"].forEach(function (name) {
+        Array.prototype.forEach.call(document.querySelectorAll("svg.timeline g.tl-" + name), function (g) {
+          g.style.display = name === show ? "" : "none";
+        });
+      });
+    });
+  });
+  document.body.setAttribute("data-timeline", String(document.querySelectorAll("svg.timeline path").length));
 })();
