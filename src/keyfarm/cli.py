@@ -31,6 +31,10 @@ click.ClickException.exit_code = 2  # usage and input errors share code 2 (STYLE
 
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+share_option = click.option(
+    "--max-quarantine-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+    help="Stop (exit 2) when a table loses more than this share of its rows to quarantine; a table "
+         "losing every row always stops.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,8 +101,9 @@ def generate(out_dir, n_keys, seed, days, requests_per_key, dirty_rows, patterns
 @main.command()
 @click.argument("input_dir", type=click.Path())
 @json_option
+@share_option
 @handle_errors
-def validate(input_dir, as_json):
+def validate(input_dir, as_json, max_quarantine_share):
     """Load and validate the tables in INPUT_DIR; print row and quarantine counts.
 
     \b
@@ -109,19 +114,22 @@ def validate(input_dir, as_json):
 
     from keyfarm.io import load_tables
 
-    tables = load_tables(input_dir)
-    summary = {"input_rows": tables.input_rows,
-               "valid_rows": {"keys": len(tables.keys), "accounts": len(tables.accounts),
-                              "payments": len(tables.payments), "requests": len(tables.requests)},
-               "quarantined": tables.quarantine_counts()}
+    tables = load_tables(input_dir, max_quarantine_share=None)   # counts first, then the verdict on them
+    summary = {"input_rows": tables.input_rows, "valid_rows": tables.valid_rows(),
+               "quarantined": tables.quarantine_counts(), "nulled": tables.nulled_counts()}
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
-        return
-    for name, rows in summary["input_rows"].items():
-        click.echo(f"{name:<9} {rows:>12,} rows read, {summary['valid_rows'][name]:>12,} valid")
-    for name, reasons in summary["quarantined"].items():
-        for reason, count in reasons.items():
-            click.echo(f"quarantined {name}: {count:,} rows ({reason})")
+    else:
+        for name, rows in summary["input_rows"].items():
+            click.echo(f"{name:<9} {rows:>12,} rows read, {summary['valid_rows'][name]:>12,} valid")
+        for name, reasons in summary["quarantined"].items():
+            for reason, count in reasons.items():
+                click.echo(f"quarantined {name}: {count:,} rows ({reason})")
+        for name, columns in summary["nulled"].items():
+            for column, reasons in columns.items():
+                for reason, count in reasons.items():
+                    click.echo(f"nulled {name}.{column}: {count:,} values ({reason}; rows kept)")
+    tables.check_quarantine(max_quarantine_share)
 
 
 @main.command()
@@ -156,9 +164,11 @@ def evaluate(out_dir, truth, as_json):
 @click.option("--spark-partitions", type=click.IntRange(min=1), default=None,
               help="Spark shuffle partitions (key, block and token groups); default: 2 per local thread, "
                    "else the cluster's spark.sql.shuffle.partitions.")
+@share_option
 @quiet_option
 @handle_errors
-def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master, spark_partitions, quiet):
+def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master, spark_partitions,
+         max_quarantine_share, quiet):
     """Link the keys in INPUT_DIR into clusters and score them; write OUT_DIR.
 
     \b
@@ -171,12 +181,13 @@ def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master,
         from keyfarm.spark import run_link_spark
 
         result = run_link_spark(input_dir, out_dir, config_path=config_path, seed=seed, quiet=quiet,
-                                report=not no_report, master=spark_master, partitions=spark_partitions)
+                                report=not no_report, master=spark_master, partitions=spark_partitions,
+                                max_quarantine_share=max_quarantine_share)
     else:
         from keyfarm.pipeline import run_link
 
         result = run_link(input_dir, out_dir, config_path=config_path, seed=seed, quiet=quiet,
-                          report=not no_report)
+                          report=not no_report, max_quarantine_share=max_quarantine_share)
     counts = result.run["counts"]
     click.echo(f"{out_dir}: {counts['keys']:,} keys, {counts['clusters']:,} clusters, "
                f"{counts['flagged_clusters']:,} flagged ({counts['flagged_keys']:,} keys)")

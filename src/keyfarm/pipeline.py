@@ -236,8 +236,10 @@ def score_stage(tables: Tables, activity, membership: np.ndarray, graph, hubs: p
     return membership, hubs, feats
 
 
-def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None = None) -> LinkResult:
-    """Run the linkage job on a folder of tables (or loaded `Tables`) and return its outputs."""
+def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None = None,
+         max_quarantine_share: float | None = 0.5) -> LinkResult:
+    """Run the linkage job on a folder of tables (or loaded `Tables`) and return its outputs; a
+    folder whose table loses more than `max_quarantine_share` of its rows stops (io.load_tables)."""
     from keyfarm.config import Config
     from keyfarm.graph import build_graph
     from keyfarm.scoring import key_activity, score_clusters
@@ -248,7 +250,8 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
     config = config or Config.default()
     progress = progress or Progress(quiet=True)
     with progress.stage("load") as info:
-        tables = tables_or_dir if isinstance(tables_or_dir, Tables) else load_tables(tables_or_dir)
+        tables = tables_or_dir if isinstance(tables_or_dir, Tables) else \
+            load_tables(tables_or_dir, max_quarantine_share=max_quarantine_share)
         info["counts"] = f"{len(tables.keys):,} keys, {len(tables.requests):,} requests, " \
                          f"{sum(sum(r.values()) for r in tables.quarantine_counts().values()):,} quarantined"
     incidences = {}
@@ -296,6 +299,7 @@ def run_record(tables: Tables, config, seed: int, hubs: pd.DataFrame, members: p
                        "payments": len(tables.payments),
                        "requests": len(tables.requests) if n_requests is None else int(n_requests)},
         "quarantined": tables.quarantine_counts(),
+        "nulled": tables.nulled_counts(),
         "n_hubs": {str(k): int(v) for k, v in hubs["signal"].value_counts().sort_index().items()},
         "hubs": _json_records(hubs.head(RUN_JSON_HUBS)),   # all of them: hubs.parquet
         "counts": {"keys": len(members), "accounts": int(tables.keys["account"].max()) + 1 if len(members) else 0,
@@ -335,13 +339,13 @@ def write_outputs(result: LinkResult, out_dir: str | Path, *, input_dir: str | N
 
 
 def run_link(input_dir, out_dir, *, config_path=None, seed: int = 0, quiet: bool = False,
-             report: bool = True) -> LinkResult:
+             report: bool = True, max_quarantine_share: float | None = 0.5) -> LinkResult:
     """`keyfarm link`: link, write OUT_DIR, then the report (when the report package is present)."""
     from keyfarm.config import Config
 
     config = Config.from_toml(config_path) if config_path else Config.default()
     progress = Progress(quiet)
-    result = link(input_dir, config, seed=seed, progress=progress)
+    result = link(input_dir, config, seed=seed, progress=progress, max_quarantine_share=max_quarantine_share)
     return finish_run(result, input_dir, out_dir, progress, report=report)
 
 

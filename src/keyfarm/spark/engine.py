@@ -130,7 +130,8 @@ def _load_small_tables(spark, location: str):
                                     "keys.csv, keys.csv.gz or keys.jsonl)", table="keys")
     else:
         frames = read_table_files(Path(location), ("keys", "accounts", "payments"))
-    return tables_from_frames(frames["keys"], frames["accounts"], frames["payments"], None)
+    # checked against --max-quarantine-share once the requests are validated too (_link)
+    return tables_from_frames(frames["keys"], frames["accounts"], frames["payments"], None, check=False)
 
 
 def _exists(spark, location: str) -> bool:
@@ -239,7 +240,7 @@ def _quarantine_frame(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 def link_spark(input_path, config=None, *, seed: int = 0, master: str = "local[2]",
                progress: Progress | None = None, spark=None, groups: int | None = None,
-               partitions: int | None = None):
+               partitions: int | None = None, max_quarantine_share: float | None = 0.5):
     """Run the linkage job on Spark; same outputs as pipeline.link for the same input and seed.
 
     `input_path` is a local folder or a Spark/Hadoop URI (file://, s3a://, hdfs://…) holding
@@ -257,13 +258,14 @@ def link_spark(input_path, config=None, *, seed: int = 0, master: str = "local[2
     if own:
         spark = spark_session(master, shuffle_partitions=partitions)
     try:
-        return _link(spark, str(input_path), config, seed, progress, groups)
+        return _link(spark, str(input_path), config, seed, progress, groups, max_quarantine_share)
     finally:
         if own:
             spark.stop()
 
 
-def _link(spark, location: str, config, seed: int, progress: Progress, groups: int | None):
+def _link(spark, location: str, config, seed: int, progress: Progress, groups: int | None,
+          max_quarantine_share: float | None):
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -300,8 +302,8 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
             if path is not None:
                 raw, ctx.nanos_columns, n_input = _read_requests(spark, path)
                 raw_columns = [c for c in raw.columns if c != "source_row"]
-                from keyfarm.io import _check_columns
-                _check_columns(pd.DataFrame(columns=raw_columns), schema.REQUESTS)
+                from keyfarm.io import check_columns
+                check_columns(pd.DataFrame(columns=raw_columns), schema.REQUESTS)
             bc = spark.sparkContext.broadcast(ctx)
             if path is None:
                 ok = spark.createDataFrame(stages.conform(pd.DataFrame(), stages.VALID_SCHEMA),
@@ -315,6 +317,7 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
             if len(q_rows):
                 tables.quarantine["requests"] = _quarantine_frame(q_rows, raw_columns)
             n_valid = ok.count()
+            tables.check_quarantine(max_quarantine_share, valid_rows={"requests": int(n_valid)})
             info["counts"] = f"{len(tables.keys):,} keys, {n_valid:,} requests, " \
                              f"{sum(sum(r.values()) for r in tables.quarantine_counts().values()):,} quarantined"
 
@@ -496,7 +499,8 @@ def _activity(per_key: pd.DataFrame, span, config, KeyActivity, activity_span):
 
 
 def run_link_spark(input_dir, out_dir, *, config_path=None, seed: int = 0, quiet: bool = False,
-                   report: bool = True, master: str = "local[2]", spark=None, partitions: int | None = None):
+                   report: bool = True, master: str = "local[2]", spark=None, partitions: int | None = None,
+                   max_quarantine_share: float | None = 0.5):
     """`keyfarm link --engine spark`: link on Spark, write OUT_DIR, then the report (as run_link)."""
     from keyfarm.config import Config
     from keyfarm.pipeline import finish_run
@@ -505,5 +509,5 @@ def run_link_spark(input_dir, out_dir, *, config_path=None, seed: int = 0, quiet
     config = Config.from_toml(config_path) if config_path else Config.default()
     progress = Progress(quiet)
     result = link_spark(input_dir, config, seed=seed, master=master, progress=progress, spark=spark,
-                        partitions=partitions)
+                        partitions=partitions, max_quarantine_share=max_quarantine_share)
     return finish_run(result, input_dir, out_dir, progress, report=report)
