@@ -57,7 +57,7 @@ def main(verbose: bool) -> None:
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--keys", "n_keys", type=click.IntRange(min=2000), default=5000, show_default=True,
               help="Number of API keys in the world.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
               help="Random seed (same seed, same bytes; another seed draws other parameters).")
 @click.option("--days", type=click.IntRange(min=1), default=3, show_default=True, help="Days of request logs.")
 @click.option("--requests-per-key", type=click.FloatRange(min=1), default=10.0, show_default=True,
@@ -156,7 +156,7 @@ def evaluate(out_dir, truth, as_json):
 @click.argument("input_dir", type=click.Path())
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder.")
 @click.option("--config", "config_path", type=click.Path(), default=None, help="TOML configuration file.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of community detection.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Seed of community detection.")
 @click.option("--no-report", is_flag=True, help="Skip the HTML report.")
 @click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
               help="local: pandas + Numba on this machine; spark: PySpark (pip install 'keyfarm[spark]').")
@@ -203,7 +203,7 @@ def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master,
 @click.option("--C", "C", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Inverse L2 regularisation strength of the logistic regression.")
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True, help="Cross-validation folds.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fold split.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Seed of the fold split.")
 @json_option
 @handle_errors
 def calibrate(out_dirs, labels_path, audit_db, out_path, C, folds, seed, as_json):

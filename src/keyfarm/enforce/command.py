@@ -64,7 +64,7 @@ def _iso_date(ctx, param, value):
               help="HTTP sink retries per batch.")
 @click.option("--backoff", type=click.FloatRange(min=0), default=0.2, show_default=True,
               help="HTTP sink first backoff, seconds (doubles per retry, jittered).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the backoff jitter.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Seed of the backoff jitter.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 def enforce_command(out_dir, min_score, include_unflagged, max_accounts, max_total_accounts, allowlist, as_of,
                     action_rule, force, plan_file, plan_out, do_apply, revert_run, sink, audit_path, operator,

@@ -43,6 +43,7 @@ from keyfarm.signals.minhash import (CHARS, PRIME, WORDS, band_hashes, char_tabl
 
 log = logging.getLogger(__name__)
 
+PROMPT_LIMITS = {"num_perm": 1024, "shingle_words": 32, "shingle_chars": 64, "max_chars": 1_000_000}
 PARALLEL_MIN_DOCS = 2000   # below this the serial kernels win (thread start-up); measured in bench_prompt
 _NO_LIMIT = np.iinfo(np.int64).max
 
@@ -81,6 +82,12 @@ class PromptConfig:
                                      f"prompt.num_perm = {self.num_perm}")
         if self.shingle not in ("word", "char"):
             raise KeyfarmConfigError(f"prompt.shingle must be 'word' or 'char', not {self.shingle!r}")
+        # upper bounds: each setting sizes arrays (num_perm × distinct prompts signature values)
+        for name, most in PROMPT_LIMITS.items():
+            if getattr(self, name) > most:
+                raise KeyfarmConfigError(f"setting prompt.{name} must be <= {most:,}, got {getattr(self, name)!r}")
+        if not 0 <= self.seed < 2**63:
+            raise KeyfarmConfigError(f"setting prompt.seed must be within 0..2**63-1, got {self.seed!r}")
 
     @property
     def shingle_size(self) -> int:
