@@ -14,6 +14,7 @@ import click
 
 from keyfarm import __version__
 from keyfarm.errors import KeyfarmError
+from keyfarm.terminal import printable, printable_lines
 
 
 def handle_errors(func):
@@ -22,8 +23,8 @@ def handle_errors(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except KeyfarmError as exc:
-            raise click.ClickException(str(exc)) from None
+        except KeyfarmError as exc:   # values from input files are in messages: escape them
+            raise click.ClickException(printable(exc)) from None
     return wrapper
 
 
@@ -149,7 +150,8 @@ def evaluate(out_dir, truth, as_json):
     from keyfarm.evaluate import evaluate as run_evaluate, format_report
 
     metrics = run_evaluate(out_dir, truth)
-    click.echo(json.dumps(metrics, indent=2, sort_keys=True) if as_json else format_report(metrics))
+    click.echo(json.dumps(metrics, indent=2, sort_keys=True, ensure_ascii=True) if as_json
+               else printable_lines(format_report(metrics)))
 
 
 @main.command()
@@ -189,7 +191,7 @@ def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master,
         result = run_link(input_dir, out_dir, config_path=config_path, seed=seed, quiet=quiet,
                           report=not no_report, max_quarantine_share=max_quarantine_share)
     counts = result.run["counts"]
-    click.echo(f"{out_dir}: {counts['keys']:,} keys, {counts['clusters']:,} clusters, "
+    click.echo(f"{printable(out_dir)}: {counts['keys']:,} keys, {counts['clusters']:,} clusters, "
                f"{counts['flagged_clusters']:,} flagged ({counts['flagged_keys']:,} keys)")
 
 
@@ -242,7 +244,7 @@ def calibrate(out_dirs, labels_path, audit_db, out_path, C, folds, seed, as_json
                                "cv_recall": result.cv_recall,
                                "reliability": result.reliability.to_dict("records")}, indent=2))
     else:
-        click.echo(result.report())
+        click.echo(printable_lines(result.report()))
 
 
 def _register_package_commands() -> None:

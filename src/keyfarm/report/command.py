@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from keyfarm.errors import KeyfarmError, KeyfarmInputError
+from keyfarm.terminal import printable
 
 
 class _InputError(click.ClickException):
@@ -41,8 +42,8 @@ def report_command(out_dir, max_nodes, quiet):
         with progress.stage("report"):
             index = write_report(out_dir, max_nodes=max_nodes, progress=progress)
     except KeyfarmError as exc:
-        raise _InputError(str(exc)) from None
-    click.echo(str(index))
+        raise _InputError(printable(exc)) from None
+    click.echo(printable(index))
 
 
 def page_path(out_dir, cluster_id: int | None = None) -> Path:
@@ -79,6 +80,6 @@ def explore_command(out_dir, cluster_id, print_path):
     try:
         path = page_path(out_dir, cluster_id)
     except KeyfarmError as exc:
-        raise _InputError(str(exc)) from None
+        raise _InputError(printable(exc)) from None
     if print_path or not webbrowser.open(path.as_uri()):
-        click.echo(str(path))
+        click.echo(printable(path))
