@@ -164,12 +164,12 @@ class HttpSink:
         results: dict[str, SinkResult] = {}
         pending = list(actions)
         retry = self.retry_policy()
-        attempts, last = 0, "not sent"
+        attempts, last = 0, {}
         while pending:
             attempts += 1
             reply = self._post(pending)
-            last = reply.summary
             for key, (status, response) in reply.outcomes.items():
+                last[key] = response
                 if status in ("done", "failed"):
                     results[key] = SinkResult(status, response)
             pending = [a for a in pending if a["idempotency_key"] not in results]
@@ -179,10 +179,11 @@ class HttpSink:
                 retry = retry.increment("POST", self.url, response=reply.response, error=reply.error)
             except MaxRetryError:
                 break
-            log.info("%s: %d actions to retry (%s)", self.url, len(pending), last)
+            log.info("%s: %d actions to retry (%s)", self.url, len(pending), reply.summary)
             self._sleep(self._wait(retry, reply.response))
         for a in pending:
-            results[a["idempotency_key"]] = SinkResult("error", f"gave up after {attempts} attempt(s): {last}"[:500])
+            why = last.get(a["idempotency_key"], "not sent")
+            results[a["idempotency_key"]] = SinkResult("error", f"gave up after {attempts} attempt(s): {why}"[:500])
         return [results[a["idempotency_key"]] for a in actions]
 
     def _wait(self, retry: Retry, response) -> float:
