@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -69,7 +70,12 @@ def read_table_file(path: Path, name: str) -> pd.DataFrame:
     if path.is_dir():
         parts = list_parts(path, name)
         frames = [_read_one(p, name) for p in parts]
-        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        rows = [f for f in frames if len(f)]   # an empty part adds no rows (nor, to pandas, dtypes)
+        if len(rows) < 2:
+            return (rows or frames)[0]
+        with warnings.catch_warnings():   # all-null columns of a part: io.py types every column itself
+            warnings.simplefilter("ignore", FutureWarning)
+            return pd.concat(rows, ignore_index=True)
     return _read_one(path, name)
 
 
