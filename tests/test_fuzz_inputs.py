@@ -4,6 +4,7 @@ quarantined. A short run here (derandomized, so CI is repeatable); scripts/fuzz_
 thousands of examples."""
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,24 +18,23 @@ FAST = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-def _scratch() -> Path:
-    return Path(tempfile.mkdtemp(prefix="keyfarm-fuzz-"))
+@contextlib.contextmanager
+def _loaded(drawn):
+    """The drawn folder written to a scratch folder and loaded (keyfarm.fuzz.check_folder)."""
+    folder = Path(tempfile.mkdtemp(prefix="keyfarm-fuzz-"))
+    try:
+        write_folder(folder, drawn)
+        yield check_folder(folder)
+    finally:
+        shutil.rmtree(folder)
 
 
 @FAST
 @given(input_folders())
 def test_loading_a_broken_folder_gives_tables_or_a_one_line_error_and_loses_no_row(drawn):
-    folder = _scratch()
-    try:
-        write_folder(folder, drawn)
-        outcome = check_folder(folder)
+    with _loaded(drawn) as outcome, contextlib.suppress(KeyfarmError):
         if outcome.tables is not None:
-            try:
-                outcome.tables.check_quarantine(0.5)
-            except KeyfarmError:
-                pass
-    finally:
-        shutil.rmtree(folder)
+            outcome.tables.check_quarantine(0.5)
 
 
 @settings(FAST, max_examples=8)
@@ -42,15 +42,6 @@ def test_loading_a_broken_folder_gives_tables_or_a_one_line_error_and_loses_no_r
 def test_linking_what_loads_never_raises_anything_but_a_keyfarm_error(drawn):
     from keyfarm.pipeline import link
 
-    folder = _scratch()
-    try:
-        write_folder(folder, drawn)
-        outcome = check_folder(folder)
-        if outcome.tables is not None and len(outcome.tables.keys):
-            try:
-                result = link(outcome.tables)
-            except KeyfarmError:
-                return
-            assert len(result.members) == len(outcome.tables.keys)
-    finally:
-        shutil.rmtree(folder)
+    with _loaded(drawn) as outcome, contextlib.suppress(KeyfarmError):
+        if outcome.tables is not None:
+            assert len(link(outcome.tables).members) == len(outcome.tables.keys)
