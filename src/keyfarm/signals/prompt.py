@@ -221,7 +221,7 @@ def incidence(tables, config) -> pd.DataFrame:
 
     # signatures and band buckets of the prompts in use, numbered 0..n_used-1
     used, local_of_pair = np.unique(p_of, return_inverse=True)
-    ubuf, uoff = _encode([texts[i] for i in used])
+    ubuf, uoff = encode_texts([texts[i] for i in used])
     bucket_id, bucket_hash = bucket_ids(band_buckets(ubuf, uoff, cfg))   # (n_used * bands,), row-major
     del ubuf, uoff
     n_prompts_in = np.bincount(bucket_id, minlength=len(bucket_hash))
@@ -272,7 +272,7 @@ def _as_text_list(texts) -> list[str]:
     return out
 
 
-def _encode(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def encode_texts(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """UTF-8 bytes of all texts end to end and their offsets (lone surrogates pass through)."""
     data = [t.encode("utf-8", "surrogatepass") for t in texts]
     offsets = np.zeros(len(data) + 1, np.int64)
@@ -282,7 +282,7 @@ def _encode(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _normalized_buffer(texts: list[str], max_chars: int, parallel: bool = False):
-    buf, offsets = _encode(texts)
+    buf, offsets = encode_texts(texts)
     cls, lower = char_tables()
     kernel = normalize_parallel if parallel else normalize_serial
     return kernel(buf, offsets, cls, lower, np.int64(max_chars))

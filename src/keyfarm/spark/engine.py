@@ -166,12 +166,30 @@ def _read_uri_table(spark, location: str, name: str) -> pd.DataFrame | None:
     return frame
 
 
+def _spark_format(location: str) -> str:
+    """".parquet", ".csv" or ".jsonl": by the ending (any case), or for a local folder of parts by
+    its parts (all of one kind; keyfarm.readers.list_parts refuses what it cannot read)."""
+    from keyfarm import schema
+    from keyfarm.readers import format_of, list_parts
+
+    if not is_uri(location) and Path(location).is_dir():
+        kinds = {format_of(p.name, schema.PART_FORMATS) for p in list_parts(Path(location), "requests")}
+        kinds = {".csv" if k in (".csv", ".csv.gz") else ".jsonl" if k in (".jsonl", ".json") else k for k in kinds}
+        if len(kinds) > 1:
+            raise KeyfarmInputError(f"table requests: the parts of {location} mix formats ({', '.join(sorted(kinds))})",
+                                    table="requests")
+        return kinds.pop()
+    ext = format_of(location.rstrip("/").rsplit("/", 1)[-1], schema.PART_FORMATS)
+    return {".csv.gz": ".csv", ".json": ".jsonl"}.get(ext, ext or ".parquet")
+
+
 def _spark_read(spark, location: str):
     """(DataFrame as Spark reads it, the Parquet columns it gives as int64 nanoseconds)."""
-    if location.endswith(".csv") or location.endswith(".csv.gz"):
+    kind = _spark_format(location)
+    if kind == ".csv":
         return spark.read.option("header", True).option("multiLine", True).option("escape", '"') \
             .csv(location), ()
-    if location.endswith(".jsonl"):
+    if kind == ".jsonl":
         return spark.read.json(location), ()
     return spark.read.parquet(location), _nanos_columns(location)
 
@@ -296,7 +314,12 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                 account_id=tables.keys["account_id"].to_numpy(dtype=object),
                 quarantined_keys=frozenset(q_keys["key_id"].astype(str)) if q_keys is not None and len(q_keys)
                 else frozenset(), config=config)
-            path = _find(spark, location, "requests", _REQUEST_NAMES)
+            if is_uri(location):
+                path = _find(spark, location, "requests", _REQUEST_NAMES)
+            else:   # a local folder: found as the local engine finds it (any case, folders of parts)
+                from keyfarm.readers import find_table_file
+                found = find_table_file(Path(location), "requests")
+                path = None if found is None else str(found)
             n_input = 0
             raw_columns: list[str] = []
             if path is not None:
@@ -311,7 +334,7 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                 q_rows = pd.DataFrame(columns=["source_row", "reason", "raw"])
             else:
                 checked = keep(raw.mapInPandas(_per_batch(stages.check_batch, bc), stages.CHECKED_SCHEMA))
-                ok = checked.filter(F.col("kind") == "ok").select(*stages._VALID_COLUMNS)
+                ok = checked.filter(F.col("kind") == "ok").select(*stages.VALID_COLUMNS)
                 q_rows = checked.filter(F.col("kind") == "q").select("source_row", "reason", "raw").toPandas()
                 tables.input_rows["requests"] = n_input
             if len(q_rows):
@@ -328,7 +351,7 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                 if n not in SIGNAL_PARTITIONING:
                     log.warning("signal %s has no declared partitioning: it runs in one Spark group", n)
             names = {kind: tuple(n for n in fns if where[n] == kind) for kind in ("driver", "key", "block", "global")}
-            driver_inc = stages._incidence_rows(fns[n](tables, config) for n in names["driver"])
+            driver_inc = stages.incidence_rows(fns[n](tables, config) for n in names["driver"])
             parts = [spark.createDataFrame(driver_inc, schema=stages.INCIDENCE_SCHEMA)]
             keyed = keep(ok.withColumn("g", key_group).groupBy("g").applyInPandas(
                 _per_group(stages.key_stage, bc, names["key"]), stages.KEY_STAGE_SCHEMA))
