@@ -318,3 +318,26 @@ def test_cli_errors_escape_values_from_input(tmp_path):
                                        f"\"{HOSTILE}\",a,2026-11-01\n")
     result = CliRunner().invoke(main, ["validate", str(tmp_path)])
     assert result.exit_code == 2 and "\x1b" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("text,message", [("[[allowlist]]\nkind = 'account_id'\nvalue = 'a'\nreason = 'r'\n",
+                                           "unknown key 'allowlist'"),
+                                          ("allow = [1]\n", "array of tables")])
+def test_a_misspelt_allowlist_is_an_error_not_an_empty_allowlist(tmp_path, text, message):
+    from keyfarm.enforce import load_allowlist
+    (tmp_path / "allow.toml").write_text(text)
+    with pytest.raises(KeyfarmInputError, match=message):
+        load_allowlist(tmp_path / "allow.toml")
+
+
+def test_an_allowlist_that_is_not_utf8_is_a_clear_error(tmp_path):
+    from keyfarm.enforce import load_allowlist
+    (tmp_path / "allow.csv").write_bytes(b"\xff\xfekind,value,reason\n")
+    with pytest.raises(KeyfarmInputError, match="cannot read"):
+        load_allowlist(tmp_path / "allow.csv")
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999/x", "http:///x", "http://[::1/x"])
+def test_a_sink_url_that_cannot_be_parsed_is_a_config_error(url):
+    with pytest.raises(KeyfarmConfigError, match="sink URL"):
+        HttpSink(url)

@@ -240,3 +240,12 @@ def test_validate_prints_the_counts_then_fails_over_the_share(tmp_path):
     assert "quarantined requests: 3 rows (unknown_key_id)" in result.output
     assert "nulled keys.daily_token_limit: 1 values (negative_value; rows kept)" in result.output
     assert CliRunner().invoke(main, ["validate", str(tmp_path), "--max-quarantine-share", "0.9"]).exit_code == 0
+
+
+def test_an_out_dir_that_cannot_be_created_is_one_line_not_a_traceback(tmp_path):
+    KEYS.to_csv(tmp_path / "keys.csv", index=False)
+    (tmp_path / "file").write_text("x")
+    result = CliRunner().invoke(main, ["link", str(tmp_path), "--out", str(tmp_path / "file" / "out"), "--quiet",
+                                       "--no-report"])
+    assert result.exit_code == 2 and "Not a directory" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -25,6 +25,9 @@ def handle_errors(func):
             return func(*args, **kwargs)
         except KeyfarmError as exc:   # values from input files are in messages: escape them
             raise click.ClickException(printable(exc)) from None
+        except OSError as exc:        # a folder that cannot be written, a full disk: no traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(printable(f"{where}{exc.strerror or exc}")) from None
     return wrapper
 
 

@@ -95,6 +95,8 @@ def enforce_command(out_dir, min_score, include_unflagged, max_accounts, max_tot
         code = 1
     except KeyfarmError as exc:
         raise _InputError(printable(exc)) from None
+    except OSError as exc:   # a plan or sink path that cannot be written
+        raise _InputError(printable(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")) from None
     ctx.exit(code)
 
 

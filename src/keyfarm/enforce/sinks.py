@@ -22,7 +22,8 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.exceptions import HTTPError, InvalidHeader, MaxRetryError, ProtocolError, ReadTimeoutError
+from urllib3.exceptions import (HTTPError, InvalidHeader, LocationParseError, MaxRetryError, ProtocolError,
+                                ReadTimeoutError)
 from urllib3.util import Retry, parse_url
 
 from keyfarm import __version__
@@ -140,6 +141,12 @@ class HttpSink:
                  max_body: int = 1 << 20):
         if not _is_http(url):
             raise KeyfarmConfigError(f"sink URL must start with http:// or https://, got {url!r}")
+        try:
+            host = parse_url(url).host
+        except LocationParseError as exc:
+            raise KeyfarmConfigError(f"sink URL {url!r} is not a valid URL: {exc}") from None
+        if not host:
+            raise KeyfarmConfigError(f"sink URL {url!r} names no host")
         if batch_size < 1 or retries < 0 or not timeout > 0 or not backoff >= 0 or not max_body > 0:
             raise KeyfarmConfigError("HttpSink needs batch_size >= 1, retries >= 0, timeout > 0, backoff >= 0 "
                                      "and max_body > 0")
