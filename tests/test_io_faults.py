@@ -249,3 +249,13 @@ def test_an_out_dir_that_cannot_be_created_is_one_line_not_a_traceback(tmp_path)
                                        "--no-report"])
     assert result.exit_code == 2 and "Not a directory" in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_numeric_id_column_with_nulls_matches_the_same_ids_as_text(tmp_path):
+    keys = pd.DataFrame({"key_id": [10.0, 11.0, None], "account_id": [7.0, 7.0, 8.0],
+                         "created_at": ["2026-11-01"] * 3})
+    keys.to_parquet(tmp_path / "keys.parquet", index=False)
+    REQUESTS.assign(key_id=["10", "11", "10", "11"]).to_csv(tmp_path / "requests.csv", index=False)
+    tables = load_tables(tmp_path)
+    assert tables.keys["key_id"].tolist() == ["10", "11"] and tables.keys["account_id"].tolist() == ["7", "7"]
+    assert len(tables.requests) == 4 and tables.quarantine_counts() == {"keys": {"empty_id": 1}}

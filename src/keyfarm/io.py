@@ -221,7 +221,13 @@ def _factorized(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
 def _as_text(values: pd.Series, strip: bool = False) -> pd.Series:
     """Ids and optional strings as Python str (None for missing); numbers become their text."""
     codes, uniques = _factorized(values)
-    text = uniques.astype(str)
+    if pd.api.types.is_float_dtype(values.dtype) and len(uniques):
+        # a numeric id column is float only because it has nulls: 10.0 is the id 10, as in CSV
+        num = uniques.to_numpy(dtype=float)
+        whole = np.isfinite(num) & (np.floor(num) == num) & (np.abs(num) < 2**53)
+        text = pd.Series([str(int(v)) if w else str(v) for v, w in zip(num, whole)], dtype=object)
+    else:
+        text = uniques.astype(str)
     if strip:
         text = text.str.strip()
     table = np.append(text.to_numpy(dtype=object), None)

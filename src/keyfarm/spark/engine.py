@@ -200,6 +200,9 @@ def _read_requests(spark, location: str):
     from pyspark.sql import functions as F
 
     raw, nanos = _spark_read(spark, location)
+    for taken in ("source_row", "_pid", "_mid"):   # an input column of that name is an extra column, kept
+        if taken in raw.columns:
+            raw = raw.withColumnRenamed(taken, f"input_{taken}")
     raw = raw.withColumn("_pid", F.spark_partition_id()).withColumn("_mid", F.monotonically_increasing_id())
     counts = dict(raw.groupBy("_pid").count().collect())
     n_parts = max(counts) + 1 if counts else 0
