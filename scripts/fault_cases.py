@@ -84,6 +84,7 @@ def cases(world: Path):
         keys = base["keys"].assign(key_id=base["keys"]["key_id"].astype(str).map(ids).astype(int))
         req = base["requests"].assign(key_id=base["requests"]["key_id"].astype(str).map(ids))
         req = req[req["key_id"].notna()].assign(key_id=lambda f: f["key_id"].astype(int))
+        req = pd.concat([req, req.iloc[:1].assign(key_id=None)], ignore_index=True)   # one row without a key
         _write(folder, {**base, "keys": keys, "requests": req}, {"keys": "jsonl", "requests": "jsonl"})
         return []
 

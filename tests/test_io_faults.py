@@ -273,3 +273,19 @@ def test_nul_bytes_anywhere_in_a_long_csv_keep_every_field(tmp_path):
     (tmp_path / "keys.csv").write_bytes(b"key_id,account_id,created_at\nk\x00,a,2026-11-01\nk2,a\n")
     with pytest.raises(KeyfarmInputError, match="line 3 has 2 fields"):
         load_tables(tmp_path)
+
+
+def test_a_parquet_list_column_is_a_bad_value_not_a_traceback(tmp_path):
+    pq.write_table(pa.table({"key_id": ["k1", "k2"], "account_id": pa.array([["a"], ["b"]]),
+                             "created_at": ["2026-11-01"] * 2, "daily_token_limit": pa.array([[1], [2]])}),
+                   tmp_path / "keys.parquet")
+    with pytest.raises(KeyfarmInputError, match="every row"):
+        load_tables(tmp_path)
+    tables = tables_from_frames(pd.read_parquet(tmp_path / "keys.parquet").assign(account_id="a"))
+    assert tables.nulled_counts() == {"keys": {"daily_token_limit": {"bad_value": 2}}}
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path):
+    for body in (b"key_id,account_id,created_at\nk1,a,2026-11-01\n", b"key_id,account_id,created_at\nk\x001,a,2026-11-01\n"):
+        (tmp_path / "keys.csv").write_bytes(b"\xef\xbb\xbf" + body)
+        assert len(load_tables(tmp_path).keys) == 1

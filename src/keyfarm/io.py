@@ -6,6 +6,8 @@ counted; nothing is silently dropped.
 """
 from __future__ import annotations
 
+import datetime
+import decimal
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,19 +242,21 @@ def _empty_ids(values: pd.Series) -> np.ndarray:
     return empty[codes]
 
 
+_SCALARS = (str, int, float, decimal.Decimal, datetime.date, np.integer, np.floating, np.datetime64)
 _SCALAR_KINDS = {"string", "empty", "integer", "floating", "mixed-integer-float", "decimal", "datetime",
                  "datetime64", "date", "categorical"}
 
 
 def _bad_values(values: pd.Series) -> np.ndarray:
-    """Values that are no scalar of any column kind: lists, objects (a nested JSON value), booleans
-    and bytes. Checked value by value only when pandas cannot tell the column is plain."""
+    """Values that are no scalar of any column kind: lists and arrays (a Parquet list column),
+    objects (a nested JSON value), booleans, bytes. Checked value by value only when pandas
+    cannot tell the column is plain."""
     if values.dtype != object:
         return np.broadcast_to(pd.api.types.is_bool_dtype(values.dtype), len(values)) & values.notna().to_numpy()
     if pd.api.types.infer_dtype(values, skipna=True) in _SCALAR_KINDS:
         return np.zeros(len(values), bool)
-    return np.fromiter((isinstance(v, (list, tuple, dict, set, bool, bytes, np.bool_)) for v in values),
-                       dtype=bool, count=len(values))
+    return np.fromiter((not (_is_missing(v) or (isinstance(v, _SCALARS) and not isinstance(v, (bool, np.bool_))))
+                        for v in values), dtype=bool, count=len(values))
 
 
 _TS_BOUNDS = (pd.Timestamp(schema.MIN_TS), pd.Timestamp(schema.MAX_TS))

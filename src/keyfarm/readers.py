@@ -117,8 +117,9 @@ def _read_one(path: Path, name: str) -> pd.DataFrame:
 def read_csv_text(path: Path, name: str) -> pd.DataFrame:
     """A CSV (or gzipped CSV) file with every column as text; an empty field is null.
 
-    pyarrow's reader keeps a NUL inside a field (pandas' C parser cuts the field there) and hands
-    the text to the same dictionary encoding as Parquet's strings.
+    pyarrow parses it into dictionary-encoded text (as Parquet's strings become); a file holding a
+    NUL is read by Python's csv module instead, which keeps the NUL inside its field (pandas' C
+    parser cut the field there; pyarrow's miscounts fields after one).
     """
     read = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES)
     parse = pacsv.ParseOptions(newlines_in_values=True)
@@ -128,15 +129,22 @@ def read_csv_text(path: Path, name: str) -> pd.DataFrame:
         return pa.input_stream(str(path), compression="gzip" if gzip else None)
 
     with source() as stream:
-        has_nul = _contains_nul(stream)
+        head = stream.read(CSV_BLOCK_BYTES)
+        has_nul = b"\x00" in head or _contains_nul(stream)
     if has_nul:   # pyarrow's parser miscounts fields after a NUL in some blocks (measured: row 4097)
         with source() as stream:
-            return _read_csv_python(stream.read().decode("utf-8"), name, path)
-
-    with source() as stream, pacsv.open_csv(stream, read_options=read, parse_options=parse) as reader:
-        names = reader.schema.names
+            return _read_csv_python(stream.read().decode("utf-8-sig"), name, path)   # -sig: as pyarrow, drop a BOM
+    # the header by Python's csv module: pyarrow's streaming reader (open_csv) reads ahead on threads
+    # and, closed early, corrupted the next read of the file now and then (measured: 1 read in 8 of a
+    # 120 MB requests.csv failed with a spliced row)
+    names = next(csv.reader(io.StringIO(head.decode("utf-8-sig", "replace"), newline="")), None)
+    if names is None:
+        raise KeyfarmInputError(f"table {name}: cannot read {path.name}: Empty CSV file", table=name)
     _check_unique_names(names, name, path)
-    convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+    # parsed straight into dictionary arrays: logs repeat their values, and the text of a 100 MB
+    # file never sits in memory as one string per row
+    text = pa.dictionary(pa.int32(), pa.string())
+    convert = pacsv.ConvertOptions(column_types={n: text for n in names},
                                    strings_can_be_null=True, null_values=[""])
     with source() as stream:
         return arrow_to_frame(pacsv.read_csv(stream, read_options=read, parse_options=parse,
