@@ -106,7 +106,7 @@ def test_every_quarantine_reason_is_counted_and_rows_kept_as_read():
         "ip": ["300.1.2.3", "1.2.3.4", "1.2.3.4", "1.2.3.4", "1.2.3.4", "1.2.3.4", "1.2.3.4", None],
         "prompt_tokens": ["1", "1", "1", "1", "-3", "1.5", "1", "1"],
     })], ignore_index=True)
-    tables = tables_from_frames(keys, requests=requests)
+    tables = tables_from_frames(keys, requests=requests, max_quarantine_share=None)
     assert tables.quarantine_counts() == {
         "keys": {"bad_timestamp": 1, "empty_id": 1},
         "requests": {"bad_integer": 1, "bad_timestamp": 1, "empty_id": 1, "key_quarantined": 1,

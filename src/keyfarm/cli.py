@@ -14,6 +14,7 @@ import click
 
 from keyfarm import __version__
 from keyfarm.errors import KeyfarmError
+from keyfarm.terminal import printable, printable_lines
 
 
 def handle_errors(func):
@@ -22,8 +23,11 @@ def handle_errors(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except KeyfarmError as exc:
-            raise click.ClickException(str(exc)) from None
+        except KeyfarmError as exc:   # values from input files are in messages: escape them
+            raise click.ClickException(printable(exc)) from None
+        except OSError as exc:        # a folder that cannot be written, a full disk: no traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(printable(f"{where}{exc.strerror or exc}")) from None
     return wrapper
 
 
@@ -31,6 +35,10 @@ click.ClickException.exit_code = 2  # usage and input errors share code 2 (STYLE
 
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+share_option = click.option(
+    "--max-quarantine-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+    help="Stop (exit 2) when a table loses more than this share of its rows to quarantine; a table "
+         "losing every row always stops.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -53,7 +61,7 @@ def main(verbose: bool) -> None:
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--keys", "n_keys", type=click.IntRange(min=2000), default=5000, show_default=True,
               help="Number of API keys in the world.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
               help="Random seed (same seed, same bytes; another seed draws other parameters).")
 @click.option("--days", type=click.IntRange(min=1), default=3, show_default=True, help="Days of request logs.")
 @click.option("--requests-per-key", type=click.FloatRange(min=1), default=10.0, show_default=True,
@@ -107,8 +115,9 @@ def generate(out_dir, n_keys, seed, days, requests_per_key, dirty_rows, patterns
 @main.command()
 @click.argument("input_dir", type=click.Path())
 @json_option
+@share_option
 @handle_errors
-def validate(input_dir, as_json):
+def validate(input_dir, as_json, max_quarantine_share):
     """Load and validate the tables in INPUT_DIR; print row and quarantine counts.
 
     \b
@@ -119,19 +128,22 @@ def validate(input_dir, as_json):
 
     from keyfarm.io import load_tables
 
-    tables = load_tables(input_dir)
-    summary = {"input_rows": tables.input_rows,
-               "valid_rows": {"keys": len(tables.keys), "accounts": len(tables.accounts),
-                              "payments": len(tables.payments), "requests": len(tables.requests)},
-               "quarantined": tables.quarantine_counts()}
+    tables = load_tables(input_dir, max_quarantine_share=None)   # counts first, then the verdict on them
+    summary = {"input_rows": tables.input_rows, "valid_rows": tables.valid_rows(),
+               "quarantined": tables.quarantine_counts(), "nulled": tables.nulled_counts()}
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
-        return
-    for name, rows in summary["input_rows"].items():
-        click.echo(f"{name:<9} {rows:>12,} rows read, {summary['valid_rows'][name]:>12,} valid")
-    for name, reasons in summary["quarantined"].items():
-        for reason, count in reasons.items():
-            click.echo(f"quarantined {name}: {count:,} rows ({reason})")
+    else:
+        for name, rows in summary["input_rows"].items():
+            click.echo(f"{name:<9} {rows:>12,} rows read, {summary['valid_rows'][name]:>12,} valid")
+        for name, reasons in summary["quarantined"].items():
+            for reason, count in reasons.items():
+                click.echo(f"quarantined {name}: {count:,} rows ({reason})")
+        for name, columns in summary["nulled"].items():
+            for column, reasons in columns.items():
+                for reason, count in reasons.items():
+                    click.echo(f"nulled {name}.{column}: {count:,} values ({reason}; rows kept)")
+    tables.check_quarantine(max_quarantine_share)
 
 
 @main.command()
@@ -151,14 +163,15 @@ def evaluate(out_dir, truth, as_json):
     from keyfarm.evaluate import evaluate as run_evaluate, format_report
 
     metrics = run_evaluate(out_dir, truth)
-    click.echo(json.dumps(metrics, indent=2, sort_keys=True) if as_json else format_report(metrics))
+    click.echo(json.dumps(metrics, indent=2, sort_keys=True, ensure_ascii=True) if as_json
+               else printable_lines(format_report(metrics)))
 
 
 @main.command()
 @click.argument("input_dir", type=click.Path())
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder.")
 @click.option("--config", "config_path", type=click.Path(), default=None, help="TOML configuration file.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of community detection.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Seed of community detection.")
 @click.option("--no-report", is_flag=True, help="Skip the HTML report.")
 @click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
               help="local: pandas + Numba on this machine; spark: PySpark (pip install 'keyfarm[spark]').")
@@ -172,10 +185,11 @@ def evaluate(out_dir, truth, as_json):
               help="Labels table (account_id or cluster_id, label farm|benign): carried to later runs.")
 @click.option("--banned", "banned", type=click.Path(dir_okay=False), default=None,
               help="Enforcement audit database: banned accounts' values count, reverted bans are benign.")
+@share_option
 @quiet_option
 @handle_errors
 def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master, spark_partitions, previous,
-         labels_path, banned, quiet):
+         labels_path, banned, max_quarantine_share, quiet):
     """Link the keys in INPUT_DIR into clusters and score them; write OUT_DIR.
 
     \b
@@ -191,14 +205,16 @@ def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master,
         from keyfarm.spark import run_link_spark
 
         result = run_link_spark(input_dir, out_dir, config_path=config_path, seed=seed, quiet=quiet,
-                                report=not no_report, master=spark_master, partitions=spark_partitions)
+                                report=not no_report, master=spark_master, partitions=spark_partitions,
+                                max_quarantine_share=max_quarantine_share)
     else:
         from keyfarm.pipeline import run_link
 
         result = run_link(input_dir, out_dir, config_path=config_path, seed=seed, quiet=quiet,
-                          report=not no_report, previous=previous, labels_path=labels_path, banned=banned)
+                          report=not no_report, previous=previous, labels_path=labels_path, banned=banned,
+                          max_quarantine_share=max_quarantine_share)
     counts = result.run["counts"]
-    click.echo(f"{out_dir}: {counts['keys']:,} keys, {counts['clusters']:,} clusters, "
+    click.echo(f"{printable(out_dir)}: {counts['keys']:,} keys, {counts['clusters']:,} clusters, "
                f"{counts['flagged_clusters']:,} flagged ({counts['flagged_keys']:,} keys)")
 
 
@@ -212,7 +228,7 @@ def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master,
 @click.option("--C", "C", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Inverse L2 regularisation strength of the logistic regression.")
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True, help="Cross-validation folds.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fold split.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Seed of the fold split.")
 @json_option
 @handle_errors
 def calibrate(out_dirs, labels_path, audit_db, out_path, C, folds, seed, as_json):
@@ -261,7 +277,7 @@ def calibrate(out_dirs, labels_path, audit_db, out_path, C, folds, seed, as_json
                                "cv_recall": result.cv_recall,
                                "reliability": result.reliability.to_dict("records")}, indent=2))
     else:
-        click.echo(result.report())
+        click.echo(printable_lines(result.report()))
 
 
 def _register_package_commands() -> None:

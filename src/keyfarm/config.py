@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import tomllib
 import types
 import typing
@@ -182,6 +183,10 @@ class TimingConfig:
             raise KeyfarmConfigError(f"setting timing.busy_share must be <= 1, got {self.busy_share!r}")
 
 
+ALGORITHMS = ("leiden", "louvain", "components", "label_propagation")
+OBJECTIVES = ("cpm", "modularity")
+
+
 @dataclass(frozen=True)
 class CommunityConfig:
     """Community detection on the account graph (see keyfarm.pipeline)."""
@@ -191,6 +196,36 @@ class CommunityConfig:
     resolution: float = 0.2
     n_iterations: int = 2         # Leiden iterations; -1: until stable (a long tail at 1M nodes: see note)
     min_edge_weight: float = 0.0  # edges lighter than this are left out of community detection
+
+    def __post_init__(self):
+        _one_of("community", "algorithm", self.algorithm, ALGORITHMS)
+        _one_of("community", "objective", self.objective, OBJECTIVES)
+        _at_least("community", "resolution", self.resolution, 0.0)
+        _at_least("community", "min_edge_weight", self.min_edge_weight, 0.0)
+        if self.n_iterations != -1 and self.n_iterations < 1:   # 0 iterations would find no clusters at all
+            raise KeyfarmConfigError("setting community.n_iterations must be -1 (until stable) or >= 1, "
+                                     f"got {self.n_iterations!r}")
+
+
+def _one_of(section: str, name: str, value, known) -> None:
+    if value not in known:
+        raise KeyfarmConfigError(f"setting {section}.{name} must be one of {', '.join(known)}, got {value!r}")
+
+
+def check_finite(section: str, obj) -> None:
+    """Every number of a settings dataclass (and of its dict fields, e.g. scoring.weights) is finite
+    and fits int64: a NaN weight makes every score NaN, an infinite one every score 0 or 1."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        for sub, v in items:
+            key = f"{section}.{f.name}" + (f".{sub}" if sub is not None else "")
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            if isinstance(v, float) and not math.isfinite(v):
+                raise KeyfarmConfigError(f"setting {key} must be a finite number, got {v!r}")
+            if isinstance(v, int) and not -2**63 < v < 2**63:
+                raise KeyfarmConfigError(f"setting {key} is out of range, got {v!r}")
 
 
 @dataclass(frozen=True)
@@ -205,6 +240,10 @@ class Config:
     timing: TimingConfig = field(default_factory=TimingConfig)
     community: CommunityConfig = field(default_factory=CommunityConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            check_finite(f.name, getattr(self, f.name))
 
     @classmethod
     def default(cls) -> "Config":
@@ -296,6 +335,8 @@ def _checked(key: str, value, hint, current):
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif origin is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and not math.isfinite(float(value)):
+            raise KeyfarmConfigError(f"setting {key} must be a finite number, got {value!r}")
         value = float(value) if ok else value
     elif origin is str:
         ok = isinstance(value, str)

@@ -13,17 +13,7 @@ import numpy as np
 import pandas as pd
 
 from keyfarm.errors import KeyfarmInputError
-
-
-def _read(path: Path, table: str, columns: list[str]) -> pd.DataFrame:
-    if not path.is_file():
-        raise KeyfarmInputError(f"{table}: {path} not found", table=table)
-    frame = pd.read_parquet(path)
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise KeyfarmInputError(f"{table}: column {missing[0]!r} missing in {path}", table=table,
-                                column=missing[0])
-    return frame
+from keyfarm.outputs import out_dir_path, read_output, read_table
 
 
 def flagged_keys(members: pd.DataFrame, clusters: pd.DataFrame) -> pd.Series:
@@ -91,10 +81,10 @@ def evaluate_frames(members: pd.DataFrame, clusters: pd.DataFrame, truth: pd.Dat
 
 def evaluate(out_dir: str | Path, truth: str | Path) -> dict:
     """Read OUT_DIR/members.parquet, clusters.parquet and a truth file; return the metrics dict."""
-    out = Path(out_dir)
-    members = _read(out / "members.parquet", "members", ["key_id", "cluster_id"])
-    clusters = _read(out / "clusters.parquet", "clusters", ["cluster_id", "flagged"])
-    truth_frame = _read(Path(truth), "truth", ["key_id", "farm_id", "pattern"])
+    out = out_dir_path(out_dir)
+    members = read_output(out, "members", ["key_id", "cluster_id"])
+    clusters = read_output(out, "clusters", ["cluster_id", "flagged"])
+    truth_frame = read_table(Path(truth), "truth", ["key_id", "farm_id", "pattern"])
     return evaluate_frames(members, clusters, truth_frame)
 
 

@@ -250,12 +250,14 @@ def score_stage(tables: Tables, activity, membership: np.ndarray, graph, hubs: p
 
 
 def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None = None, previous=None,
-         labels: pd.DataFrame | None = None, banned=None, history=None) -> LinkResult:
+         labels: pd.DataFrame | None = None, banned=None, history=None,
+         max_quarantine_share: float | None = 0.5) -> LinkResult:
     """Run the linkage job on a folder of tables (or loaded `Tables`) and return its outputs.
 
     `previous` is the previous run's OUT_DIR (stable ids, changes, returning farms), `labels` a
     labels table and `banned` an enforcement audit database (keyfarm.history.prepare); or give
-    `history`, already prepared."""
+    `history`, already prepared. A folder whose table loses more than `max_quarantine_share` of
+    its rows stops (io.load_tables)."""
     from keyfarm import history as hist
     from keyfarm.config import Config
     from keyfarm.graph import build_graph
@@ -269,7 +271,8 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
     progress = progress or Progress(quiet=True)
     history = history or hist.prepare(previous, labels=labels, banned=banned)
     with progress.stage("load") as info:
-        tables = tables_or_dir if isinstance(tables_or_dir, Tables) else load_tables(tables_or_dir)
+        tables = tables_or_dir if isinstance(tables_or_dir, Tables) else \
+            load_tables(tables_or_dir, max_quarantine_share=max_quarantine_share)
         info["counts"] = f"{len(tables.keys):,} keys, {len(tables.requests):,} requests, " \
                          f"{sum(sum(r.values()) for r in tables.quarantine_counts().values()):,} quarantined"
     incidences = {}
@@ -333,6 +336,7 @@ def run_record(tables: Tables, config, seed: int, hubs: pd.DataFrame, members: p
                        "payments": len(tables.payments),
                        "requests": len(tables.requests) if n_requests is None else int(n_requests)},
         "quarantined": tables.quarantine_counts(),
+        "nulled": tables.nulled_counts(),
         "n_hubs": {str(k): int(v) for k, v in hubs["signal"].value_counts().sort_index().items()},
         # all of them, with a prompt hub's text where the engine found one: hubs.parquet
         "hubs": _json_records(hubs.drop(columns=["example"], errors="ignore").head(RUN_JSON_HUBS)),
@@ -387,7 +391,8 @@ def write_outputs(result: LinkResult, out_dir: str | Path, *, input_dir: str | N
 
 
 def run_link(input_dir, out_dir, *, config_path=None, seed: int = 0, quiet: bool = False,
-             report: bool = True, previous=None, labels_path=None, banned=None) -> LinkResult:
+             report: bool = True, previous=None, labels_path=None, banned=None,
+             max_quarantine_share: float | None = 0.5) -> LinkResult:
     """`keyfarm link`: link, write OUT_DIR, then the report (when the report package is present).
     PREV_OUT, labels and audit log are checked before anything is computed or written."""
     from keyfarm.config import Config
@@ -397,7 +402,8 @@ def run_link(input_dir, out_dir, *, config_path=None, seed: int = 0, quiet: bool
     config = Config.from_toml(config_path) if config_path else Config.default()
     history = prepare(previous, labels=read_labels(labels_path) if labels_path else None, banned=banned)
     progress = Progress(quiet)
-    result = link(input_dir, config, seed=seed, progress=progress, history=history)
+    result = link(input_dir, config, seed=seed, progress=progress, history=history,
+                  max_quarantine_share=max_quarantine_share)
     return finish_run(result, input_dir, out_dir, progress, report=report)
 
 

@@ -19,11 +19,13 @@ def connected_components(src, dst=None, n_nodes=None) -> np.ndarray:
     array([0, 0, 1, 2, 2])
     """
     src, dst, _, n_nodes = edges_from_args(src, dst, None, n_nodes, weighted=False)
-    return relabel(_union_find(src, dst, np.int64(n_nodes)))
+    return relabel(union_find_roots(src, dst, np.int64(n_nodes)))
 
 
 @numba.njit(cache=True, nogil=True)
-def _find(parent, a):
+def find_root(parent, a):
+    """Root of `a` in the union-find forest `parent`, halving the path on the way (kernel shared
+    with scoring.features' spanning forest)."""
     while parent[a] != a:
         parent[a] = parent[parent[a]]
         a = parent[a]
@@ -31,16 +33,17 @@ def _find(parent, a):
 
 
 @numba.njit(cache=True, nogil=True)
-def _union_find(src, dst, n):
-    """Root (smallest node of its component) of each node."""
+def union_find_roots(src, dst, n):
+    """Root (smallest node of its component) of each node: the one union-find kernel (connected
+    components here, control groups and hub groups in scoring)."""
     parent = np.arange(n)
     for i in range(src.size):
-        a = _find(parent, src[i])
-        b = _find(parent, dst[i])
+        a = find_root(parent, src[i])
+        b = find_root(parent, dst[i])
         if a < b:
             parent[b] = a
         elif b < a:
             parent[a] = b
     for v in range(n):
-        parent[v] = _find(parent, v)
+        parent[v] = find_root(parent, v)
     return parent

@@ -6,10 +6,10 @@ dry-run plan; `apply(plan, sink, audit, operator=, reason=)` sends it; `revert(r
 from keyfarm.enforce.allowlist import AllowEntry, load_allowlist
 from keyfarm.enforce.apply import ApplyResult, apply, revert
 from keyfarm.enforce.audit import Audit
-from keyfarm.enforce.plan import Plan, plan, render_text
+from keyfarm.enforce.plan import Plan, plan, render_text, renew
 from keyfarm.enforce.policy import GuardRefused, LeakedKeyRule, Policy
 from keyfarm.enforce.sinks import HttpSink, JsonlSink, SinkResult, open_sink
 
 __all__ = ["AllowEntry", "ApplyResult", "Audit", "GuardRefused", "HttpSink", "JsonlSink", "LeakedKeyRule",
            "Plan", "Policy", "SinkResult", "apply", "load_allowlist", "open_sink", "plan", "render_text",
-           "revert"]
+           "renew", "revert"]

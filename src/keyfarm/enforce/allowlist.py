@@ -48,27 +48,40 @@ def load_allowlist(path: str | Path) -> tuple[AllowEntry, ...]:
     path = Path(path)
     if not path.is_file():
         raise KeyfarmInputError(f"allowlist: {path} not found", table="allowlist")
-    if path.suffix.lower() == ".toml":
-        try:
-            doc = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise KeyfarmInputError(f"allowlist: {path} is not valid TOML: {exc}", table="allowlist") from None
-        rows = doc.get("allow", [])
-        if not isinstance(rows, list):
-            raise KeyfarmInputError(f"allowlist: {path}: 'allow' must be an array of tables ([[allow]])",
-                                    table="allowlist")
-    elif path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in ("kind", "value", "reason") if c not in (reader.fieldnames or [])]
-            if missing:
-                raise KeyfarmInputError(f"allowlist: column {missing[0]!r} missing in {path}",
-                                        table="allowlist", column=missing[0])
-            rows = list(reader)
-    else:
-        raise KeyfarmInputError(f"allowlist: {path} must end in .csv or .toml", table="allowlist")
+    try:
+        rows = _toml_rows(path) if path.suffix.lower() == ".toml" else _csv_rows(path)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise KeyfarmInputError(f"allowlist: cannot read {path}: {exc}", table="allowlist") from None
     entries = [_entry(row, i + 1, path) for i, row in enumerate(rows)]
     return tuple(sorted(set(entries), key=lambda e: (e.kind, e.value, e.expires or date.max, e.reason)))
+
+
+def _toml_rows(path: Path) -> list:
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise KeyfarmInputError(f"allowlist: {path} is not valid TOML: {exc}", table="allowlist") from None
+    other = sorted(set(doc) - {"allow"})
+    if other:   # a misspelt [[allow]] must not leave every account unprotected
+        raise KeyfarmInputError(f"allowlist: {path}: unknown key {other[0]!r} (entries are [[allow]] tables)",
+                                table="allowlist")
+    rows = doc.get("allow", [])
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise KeyfarmInputError(f"allowlist: {path}: 'allow' must be an array of tables ([[allow]])",
+                                table="allowlist")
+    return rows
+
+
+def _csv_rows(path: Path) -> list:
+    if path.suffix.lower() != ".csv":
+        raise KeyfarmInputError(f"allowlist: {path} must end in .csv or .toml", table="allowlist")
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in ("kind", "value", "reason") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise KeyfarmInputError(f"allowlist: column {missing[0]!r} missing in {path}",
+                                    table="allowlist", column=missing[0])
+        return list(reader)
 
 
 def _entry(row: dict, number: int, path: Path) -> AllowEntry:

@@ -63,7 +63,9 @@ def _apply(plan, sink, audit, operator, reason) -> ApplyResult:
     run_id = plan.plan_id
     reverted = audit.reverted_by(run_id)
     if reverted:
-        raise GuardRefused(f"run {run_id} was reverted by {reverted}; build a new plan to act again")
+        raise GuardRefused(f"run {run_id} was reverted by {reverted}; to act again, build the plan anew from "
+                           "OUT_DIR (keyfarm enforce OUT_DIR --apply, or keyfarm.enforce.renew(plan, audit)): "
+                           "the same decisions get a fresh plan id")
     audit.begin_run(run_id, kind="apply", operator=operator, reason=reason, n_actions=len(plan.actions),
                     plan_id=plan.plan_id, source_run_id=plan.source.get("run_id"), plan_json=plan.to_json(),
                     sink=repr(sink))

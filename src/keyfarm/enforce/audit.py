@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import sqlite3
 from datetime import datetime, timezone
@@ -45,6 +46,32 @@ _TRIGGERS = "".join(
     for table in ("runs", "attempts", "log") for op in ("UPDATE", "DELETE"))
 
 
+BUSY_SECONDS = 5.0   # how long a write waits for another process's transaction before giving up
+
+
+def _db_errors(method):
+    """SQLite failures of an audit operation as one clear KeyfarmInputError (exit 2): a database
+    another process holds locked, a damaged file, a disk that refuses the write."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise _audit_error(self.path, exc) from None
+    return wrapper
+
+
+def _audit_error(path, exc) -> KeyfarmInputError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        why = f"is locked by another process (waited {BUSY_SECONDS:g} s); retry when it is done"
+    elif "malformed" in text or "not a database" in text or "corrupt" in text:
+        why = f"is damaged ({text}); restore it from a backup (the audit log is the record of what was sent)"
+    else:
+        why = f"cannot be used: {text}"
+    return KeyfarmInputError(f"audit: {path} {why}", table="audit")
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
@@ -54,14 +81,21 @@ class Audit:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise KeyfarmInputError(f"audit: {self.path} is a folder; give the path of a database file",
+                                    table="audit")
+        self.db = None
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_SECONDS)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(_SCHEMA + _TRIGGERS)
         except sqlite3.DatabaseError as exc:
-            raise KeyfarmInputError(f"audit: {self.path} is not a usable SQLite database: {exc}",
+            self.close()
+            raise _audit_error(self.path, exc) from None
+        except OSError as exc:
+            raise KeyfarmInputError(f"audit: cannot create {self.path}: {exc.strerror or exc}",
                                     table="audit") from None
         self.db.row_factory = sqlite3.Row
 
@@ -72,23 +106,39 @@ class Audit:
         self.close()
 
     def close(self) -> None:
-        self.db.close()
+        if self.db is not None:
+            self.db.close()
+            self.db = None
 
     @contextlib.contextmanager
     def exclusive(self):
         """Hold the database's run lock (a flock on `<db>.lock`, released by the OS if the process
         dies): one apply or revert at a time per audit database, so no action is sent by two."""
-        with open(f"{self.path}.lock", "a") as fh:
+        try:
+            fh = open(f"{self.path}.lock", "a")
+        except OSError as exc:
+            raise KeyfarmInputError(f"audit: cannot open the lock file {self.path}.lock: {exc.strerror or exc}",
+                                    table="audit") from None
+        with fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise GuardRefused(f"another apply or revert is using {self.path}; wait for it") from None
             try:
+                self.check()
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
+    @_db_errors
+    def check(self) -> None:
+        """Fail before anything is sent when the database is damaged (SQLite's quick_check)."""
+        rows = [r[0] for r in self.db.execute("PRAGMA quick_check")]
+        if rows != ["ok"]:
+            raise sqlite3.DatabaseError(f"database disk image is malformed: {'; '.join(rows[:3])}")
+
     # -- runs
+    @_db_errors
     def begin_run(self, run_id: str, *, kind: str, operator: str, reason: str, n_actions: int,
                   plan_id: str | None = None, reverts: str | None = None, source_run_id: str | None = None,
                   plan_json: str | None = None, sink: str | None = None) -> bool:
@@ -102,18 +152,22 @@ class Audit:
                             (run_id, _now(), operator, reason, os.getpid(), sink))
         return new
 
+    @_db_errors
     def run(self, run_id: str) -> dict | None:
         row = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return dict(row) if row else None
 
+    @_db_errors
     def runs(self) -> list[dict]:
         return [dict(r) for r in self.db.execute("SELECT * FROM runs ORDER BY started_at, run_id")]
 
+    @_db_errors
     def reverted_by(self, run_id: str) -> str | None:
         row = self.db.execute("SELECT run_id FROM runs WHERE reverts = ?", (run_id,)).fetchone()
         return row[0] if row else None
 
     # -- log
+    @_db_errors
     def state(self, run_id: str) -> dict[str, str]:
         """idempotency_key -> 'done' | 'failed' | 'intent' (the furthest status reached)."""
         out: dict[str, str] = {}
@@ -123,6 +177,7 @@ class Audit:
                 out[key] = status
         return out
 
+    @_db_errors
     def record(self, run_id: str, rows: list[dict], *, operator: str, reason: str) -> None:
         """Append log rows (each an action dict plus `status` and `sink_response`) in one transaction."""
         if not rows:
@@ -135,6 +190,7 @@ class Audit:
                   r.get("score"), r.get("evidence_digest"), r["action"], r["idempotency_key"], r["status"],
                   r.get("sink_response")) for r in rows])
 
+    @_db_errors
     def log(self, run_id: str | None = None, status: str | None = None) -> list[dict]:
         """Log rows in order, optionally of one run and/or one status."""
         sql, args = "SELECT * FROM log WHERE 1=1", []

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from keyfarm.errors import KeyfarmError
+from keyfarm.terminal import printable
 
 
 class _InputError(click.ClickException):
@@ -64,11 +65,14 @@ def _iso_date(ctx, param, value):
               help="HTTP sink retries per batch.")
 @click.option("--backoff", type=click.FloatRange(min=0), default=0.2, show_default=True,
               help="HTTP sink first backoff, seconds (doubles per retry, jittered).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the backoff jitter.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Seed of the backoff jitter.")
+@click.option("--follow-redirects", is_flag=True,
+              help="HTTP sink: follow a redirect by POSTing the same batch to its location (default: a "
+                   "redirect leaves the batch pending).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 def enforce_command(out_dir, min_score, include_unflagged, max_accounts, max_total_accounts, allowlist, as_of,
                     action_rule, force, plan_file, plan_out, do_apply, revert_run, sink, audit_path, operator,
-                    reason, batch_size, timeout, retries, backoff, seed, as_json):
+                    reason, batch_size, timeout, retries, backoff, seed, follow_redirects, as_json):
     """Plan, apply or revert bans of flagged clusters in a linkage OUT_DIR.
 
     Without --apply this is a dry run: it prints the plan and writes it as JSON; nothing changes.
@@ -87,18 +91,20 @@ def enforce_command(out_dir, min_score, include_unflagged, max_accounts, max_tot
     try:
         code = _run(**ctx.params)
     except GuardRefused as exc:
-        click.echo(f"Refused: {exc}", err=True)
+        click.echo(f"Refused: {printable(exc)}", err=True)
         code = 1
     except KeyfarmError as exc:
-        raise _InputError(str(exc)) from None
+        raise _InputError(printable(exc)) from None
+    except OSError as exc:   # a plan or sink path that cannot be written
+        raise _InputError(printable(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")) from None
     ctx.exit(code)
 
 
 def _run(*, out_dir, min_score, include_unflagged, max_accounts, max_total_accounts, allowlist, as_of,
          action_rule, force, plan_file, plan_out, do_apply, revert_run, sink, audit_path, operator, reason,
-         batch_size, timeout, retries, backoff, seed, as_json) -> int:
+         batch_size, timeout, retries, backoff, seed, follow_redirects, as_json) -> int:
     from keyfarm.enforce import (Audit, GuardRefused, Plan, Policy, apply, load_allowlist, open_sink, plan,
-                                 render_text, revert)
+                                 render_text, renew, revert)
 
     if revert_run and do_apply:
         raise click.UsageError("--revert and --apply are exclusive")
@@ -113,7 +119,7 @@ def _run(*, out_dir, min_score, include_unflagged, max_accounts, max_total_accou
 
     def make_sink():
         return open_sink(sink, batch_size=batch_size, timeout=timeout, retries=retries, backoff=backoff,
-                         seed=seed) if sink.startswith("http") else open_sink(sink)
+                         seed=seed, follow_redirects=follow_redirects) if sink.startswith("http") else open_sink(sink)
 
     if revert_run:
         target = make_sink()
@@ -130,14 +136,22 @@ def _run(*, out_dir, min_score, include_unflagged, max_accounts, max_total_accou
                         max_total_accounts=max_total_accounts, force=force, action_rule=action_rule,
                         allowlist=load_allowlist(allowlist) if allowlist else (), as_of=as_of)
         the_plan = plan(out_dir, policy)
+        known = audit_path or str(Path(out_dir) / "enforcement" / "audit.sqlite")
+        if Path(known).is_file():   # a revert of these same decisions: act again under a fresh plan id
+            with Audit(known) as audit:
+                renewed = renew(the_plan, audit)
+            if renewed.plan_id != the_plan.plan_id:
+                click.echo(f"plan {the_plan.plan_id} was reverted; the same decisions are plan "
+                           f"{renewed.plan_id}, whose actions are sent anew", err=True)
+                the_plan = renewed
         target_path = Path(plan_out) if plan_out else \
             Path(out_dir) / "enforcement" / f"plan-{the_plan.plan_id}.json"
         the_plan.save(target_path)
-        click.echo(f"plan {the_plan.plan_id} written to {target_path}", err=True)
+        click.echo(f"plan {the_plan.plan_id} written to {printable(target_path)}", err=True)
     guard_hit = bool(the_plan.refusals)
 
     if not do_apply:
-        click.echo(the_plan.to_json() if as_json else render_text(the_plan), nl=False)
+        click.echo(_json(the_plan.to_dict()) if as_json else render_text(the_plan), nl=False)
         if not as_json:
             click.echo("Dry run: nothing was changed. Add --apply --sink ... --operator ... --reason ... to act.",
                        err=True)
@@ -157,6 +171,12 @@ def _run(*, out_dir, min_score, include_unflagged, max_accounts, max_total_accou
     return 0 if result.ok and not guard_hit else 1
 
 
+def _json(doc) -> str:
+    """JSON for the terminal: every non-ASCII character escaped, so no control or bidi character
+    of an id reaches it raw (json escapes C0 controls only)."""
+    return json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=True) + "\n"
+
+
 def _close(sink) -> None:
     close = getattr(sink, "close", None)
     if close:
@@ -168,19 +188,20 @@ def _report(result, as_json: bool, the_plan=None) -> None:
         doc = result.to_dict()
         if the_plan is not None:
             doc["refusals"] = the_plan.refusals
-        click.echo(json.dumps(doc, indent=2, sort_keys=True))
+        click.echo(_json(doc), nl=False)
         return
-    click.echo(f"{result.kind} run {result.run_id}: {result.done}/{result.total} actions done "
+    click.echo(f"{result.kind} run {printable(result.run_id)}: {result.done}/{result.total} actions done "
                f"({result.sent} sent now, {result.skipped} already complete), {len(result.failed)} failed, "
                f"{result.pending} pending")
     for f in result.failed:
-        click.echo(f"  failed {f['action']} account {f['account_id']} key {f['key_id']}: {f['sink_response']}")
+        click.echo(f"  failed {printable(f['action'])} account {printable(f['account_id'])} key "
+                   f"{printable(f['key_id'])}: {printable(f['sink_response'])}")
     if result.pending:
         click.echo("Some actions are pending: run the same command again to finish (nothing is sent twice).",
                    err=True)
     if the_plan is not None:
         for r in the_plan.refusals:
-            click.echo(f"Refused by guard {r['guard']}: {r['detail']}", err=True)
+            click.echo(f"Refused by guard {printable(r['guard'])}: {printable(r['detail'])}", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

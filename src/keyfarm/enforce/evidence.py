@@ -7,7 +7,6 @@ Stage: outputs → enforcement. `read_out_dir` loads and checks members/clusters
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from keyfarm.errors import KeyfarmInputError
+from keyfarm.outputs import out_dir_path, read_output, read_run
 
 MEMBER_COLUMNS = ("key_id", "account_id", "cluster_id")
 CLUSTER_COLUMNS = ("cluster_id", "n_accounts", "score", "flagged", "explanation")
@@ -33,16 +33,6 @@ class OutDir:
     run: dict
 
 
-def _read(path: Path, table: str, columns) -> pd.DataFrame:
-    if not path.is_file():
-        raise KeyfarmInputError(f"{table}: {path} not found (is this a `keyfarm link` OUT_DIR?)", table=table)
-    frame = pd.read_parquet(path)
-    for column in columns:
-        if column not in frame.columns:
-            raise KeyfarmInputError(f"{table}: column {column!r} missing in {path}", table=table, column=column)
-    return frame
-
-
 def _no_nulls(frame: pd.DataFrame, table: str, columns) -> None:
     for column in columns:
         bad = frame[column].isna().to_numpy()
@@ -54,19 +44,11 @@ def _no_nulls(frame: pd.DataFrame, table: str, columns) -> None:
 
 def read_out_dir(out_dir: str | Path) -> OutDir:
     """Load OUT_DIR and check what enforcement relies on; raise KeyfarmInputError naming the row."""
-    path = Path(out_dir)
-    if not path.is_dir():
-        raise KeyfarmInputError(f"OUT_DIR {path} is not a directory")
-    members = _read(path / "members.parquet", "members", MEMBER_COLUMNS)
-    clusters = _read(path / "clusters.parquet", "clusters", CLUSTER_COLUMNS)
-    edges = _read(path / "edges.parquet", "edges", EDGE_COLUMNS)
-    run_path = path / "run.json"
-    if not run_path.is_file():
-        raise KeyfarmInputError(f"run: {run_path} not found", table="run")
-    try:
-        run = json.loads(run_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise KeyfarmInputError(f"run: {run_path} is not valid JSON: {exc}", table="run") from None
+    path = out_dir_path(out_dir)
+    members = read_output(path, "members", MEMBER_COLUMNS)
+    clusters = read_output(path, "clusters", CLUSTER_COLUMNS)
+    edges = read_output(path, "edges", EDGE_COLUMNS)
+    run = read_run(path, missing_ok=False)
 
     _no_nulls(members, "members", MEMBER_COLUMNS)
     members = members.astype({"key_id": str, "account_id": str})

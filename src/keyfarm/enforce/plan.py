@@ -20,6 +20,7 @@ from keyfarm.enforce.allowlist import match_accounts
 from keyfarm.enforce.evidence import account_meta, cluster_evidence, read_out_dir
 from keyfarm.enforce.policy import Policy
 from keyfarm.errors import KeyfarmInputError
+from keyfarm.terminal import printable as _p
 
 FORMAT = 1
 BAN, SUSPEND, REVOKE = "ban_key", "suspend_account", "revoke_key"
@@ -49,6 +50,7 @@ class Plan:
     expired_allowlist: list = field(default_factory=list)
     refusals: list = field(default_factory=list)      # guards that refused something
     forced: list = field(default_factory=list)        # guards that --force overrode
+    supersedes: list = field(default_factory=list)    # ids of reverted plans with these decisions (renew)
 
     @property
     def refused(self) -> bool:
@@ -63,7 +65,7 @@ class Plan:
                 "clusters": self.clusters, "actions": self.actions, "exclusions": self.exclusions,
                 "expired_allowlist": self.expired_allowlist, "refusals": self.refusals,
                 "forced": self.forced, "refused": self.refused,
-                "summary": self.summary()}
+                "summary": self.summary(), **({"supersedes": self.supersedes} if self.supersedes else {})}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, sort_keys=True, ensure_ascii=False) + "\n"
@@ -76,22 +78,39 @@ class Plan:
 
     @classmethod
     def from_dict(cls, doc: dict) -> "Plan":
-        """Rebuild a plan, checking its id against its content (a hand-edited plan is rejected)."""
+        """Rebuild a plan, checking its fields' types, its id against its content (a hand-edited
+        plan is rejected) and every action's idempotency key against its plan id and target."""
+        if not isinstance(doc, dict):
+            raise KeyfarmInputError(f"plan: expected a JSON object, got {type(doc).__name__}", table="plan")
         if doc.get("format") != FORMAT:
             raise KeyfarmInputError(f"plan: unknown format {doc.get('format')!r} (expected {FORMAT})", table="plan")
+        _check_types(doc)
         plan = cls(doc["plan_id"], doc["source"], doc["policy"], doc["clusters"], doc["actions"],
-                   doc["exclusions"], doc["expired_allowlist"], doc["refusals"], doc["forced"])
-        if _plan_id(plan) != plan.plan_id:
-            raise KeyfarmInputError(f"plan: content does not match plan id {plan.plan_id} (was it edited?)",
+                   doc["exclusions"], doc["expired_allowlist"], doc["refusals"], doc["forced"],
+                   doc.get("supersedes", []))
+        try:
+            same = _plan_id(plan) == plan.plan_id
+        except (TypeError, ValueError):   # a value JSON cannot hold again: not a plan we wrote
+            same = False
+        if not same:
+            raise KeyfarmInputError(f"plan: content does not match plan id {_p(plan.plan_id)} (was it edited?)",
                                     table="plan")
+        for i, a in enumerate(plan.actions):
+            if a["idempotency_key"] != idempotency_key(plan.plan_id, a["action"], a["account_id"], a["key_id"]):
+                raise KeyfarmInputError(f"plan: action {i} carries an idempotency key that is not its own",
+                                        table="plan", row=i)
+        try:
+            render_text(plan)   # what the command prints must not fail half-way through a plan
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise KeyfarmInputError(f"plan: malformed ({type(exc).__name__}: {_p(exc)})", table="plan") from None
         return plan
 
     @classmethod
     def load(cls, path: str | Path) -> "Plan":
         try:
             return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError, KeyError) as exc:
-            raise KeyfarmInputError(f"plan: cannot read {path}: {exc}", table="plan") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise KeyfarmInputError(f"plan: cannot read {path}: {_p(exc)}", table="plan") from None
 
     def summary(self) -> dict:
         counts = {}
@@ -104,6 +123,62 @@ class Plan:
                 "exclusions": reasons, "refused": self.refused}
 
 
+_PLAN_FIELDS = {"plan_id": str, "source": dict, "policy": dict, "clusters": list, "actions": list,
+                "exclusions": list, "expired_allowlist": list, "refusals": list, "forced": list}
+_ACTION_FIELDS = {"action": str, "account_id": str, "key_id": (str, type(None)), "cluster_id": int,
+                  "score": (int, float), "idempotency_key": str, "evidence_digest": (str, type(None))}
+
+
+def _check_types(doc: dict) -> None:
+    """The fields apply and the dry run read, with the types they need (a KeyfarmInputError names
+    the first that is missing or of the wrong type)."""
+    def wrong(where: str, expected) -> KeyfarmInputError:
+        names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
+        return KeyfarmInputError(f"plan: {where} must be {names}", table="plan")
+
+    for name, kind in _PLAN_FIELDS.items():
+        if not isinstance(doc.get(name), kind):
+            raise wrong(name, kind)
+    if not isinstance(doc.get("supersedes", []), list) or \
+            not all(isinstance(x, str) for x in doc.get("supersedes", [])):
+        raise wrong("supersedes", list)
+    for name in ("clusters", "exclusions", "expired_allowlist", "refusals", "forced"):
+        for i, item in enumerate(doc[name]):
+            if not isinstance(item, dict):
+                raise wrong(f"{name}[{i}]", dict)
+    for i, a in enumerate(doc["actions"]):
+        if not isinstance(a, dict):
+            raise wrong(f"actions[{i}]", dict)
+        for name, kind in _ACTION_FIELDS.items():
+            value = a.get(name)
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise wrong(f"actions[{i}].{name}", kind)
+        if a["action"] not in (BAN, SUSPEND, REVOKE):
+            raise KeyfarmInputError(f"plan: actions[{i}].action {_p(a['action'])!r} is not one of "
+                                    f"{BAN}, {SUSPEND}, {REVOKE}", table="plan")
+    for i, r in enumerate(doc["refusals"]):
+        if not isinstance(r.get("scope"), str) or not isinstance(r.get("detail"), str):
+            raise wrong(f"refusals[{i}].scope and .detail", str)
+
+
+def renew(p: Plan, audit) -> Plan:
+    """`p`, or, when a revert undid a run of these same decisions (the same plan id), the same
+    decisions under a fresh plan id: the reverted ids go into `supersedes`, which enters the id,
+    so the actions get new idempotency keys and land again (the receiver would take the old keys
+    for repeats). A plan superseding a reverted one can itself be reverted and renewed."""
+    while audit.reverted_by(p.plan_id):
+        p = Plan("", p.source, p.policy, p.clusters, [dict(a) for a in p.actions], p.exclusions,
+                 p.expired_allowlist, p.refusals, p.forced, [*p.supersedes, p.plan_id])
+        _assign_ids(p)
+    return p
+
+
+def _assign_ids(p: Plan) -> None:
+    p.plan_id = _plan_id(p)
+    for a in p.actions:
+        a["idempotency_key"] = idempotency_key(p.plan_id, a["action"], a["account_id"], a["key_id"])
+
+
 def _plan_id(plan: Plan) -> str:
     """Hash of the decisions: everything but the id, the folder it was read from (paths differ
     between hosts) and the as-of date (a plan resumed the next day, deciding the same, is the
@@ -114,6 +189,8 @@ def _plan_id(plan: Plan) -> str:
                "actions": [{k: v for k, v in a.items() if k != "idempotency_key"} for a in plan.actions],
                "exclusions": plan.exclusions, "expired_allowlist": plan.expired_allowlist,
                "refusals": plan.refusals, "forced": plan.forced}
+    if plan.supersedes:   # absent from plans that renew nothing, so their ids stay what they were
+        content["supersedes"] = plan.supersedes
     return "p-" + hashlib.sha256(_canonical(content)).hexdigest()[:16]
 
 
@@ -221,9 +298,7 @@ def plan(out_dir: str | Path, policy: Policy | None = None) -> Plan:
             out.refusals.append({"guard": "max_total_accounts", "scope": "plan",
                                  "detail": detail + ": nothing will be applied (use force to override)"})
 
-    out.plan_id = _plan_id(out)
-    for a in out.actions:
-        a["idempotency_key"] = idempotency_key(out.plan_id, a["action"], a["account_id"], a["key_id"])
+    _assign_ids(out)
     return out
 
 
@@ -244,14 +319,19 @@ def _action_rule(policy: Policy, n_accounts: int, ev) -> tuple[str, str]:
 def render_text(p: Plan, *, limit: int = 20) -> str:
     """The plan as a readable report (what the dry run prints)."""
     pol = p.policy
-    lines = [f"Enforcement plan {p.plan_id} for linkage run {p.source.get('run_id')} in {p.source.get('out_dir')}",
+    lines = [f"Enforcement plan {_p(p.plan_id)} for linkage run {_p(p.source.get('run_id'))} in "
+             f"{_p(p.source.get('out_dir'))}",
              f"Policy: min score {pol['min_score']}, "
              f"{'flagged clusters only' if pol['only_flagged'] else 'all clusters'}, "
              f"max accounts per cluster {pol['max_accounts']}, max accounts in total {pol['max_total_accounts']}, "
-             f"action rule {pol['action_rule']}, allowlist {len(pol['allowlist'])} entries as of {pol['as_of']}"
+             f"action rule {_p(pol['action_rule'])}, allowlist {len(pol['allowlist'])} entries as of "
+             f"{_p(pol['as_of'])}"
              + (", FORCE" if pol["force"] else "")]
     s = p.summary()
-    counts = ", ".join(f"{n} {k}" for k, n in sorted(s["actions"].items())) or "no actions"
+    counts = ", ".join(f"{n} {_p(k)}" for k, n in sorted(s["actions"].items())) or "no actions"
+    if p.supersedes:
+        lines.append(f"Supersedes reverted plan(s) {', '.join(map(_p, p.supersedes))}: the same decisions "
+                     "under a fresh id, so every action is sent again with new idempotency keys")
     lines.append(f"Acting on {s['clusters']} clusters, {s['accounts']} accounts: {counts}")
     by_cluster: dict[int, list] = {}
     for a in p.actions:
@@ -263,10 +343,11 @@ def render_text(p: Plan, *, limit: int = 20) -> str:
     for c in p.clusters:
         what = "ban keys + suspend accounts" if c["rule"] == "ban" else "revoke keys only"
         lines.append("")
-        lines.append(f"cluster {c['cluster_id']}  score {c['score']:.2f}  {what}  "
-                     f"{c['n_accounts']} accounts, {c['n_keys']} keys  evidence {c['evidence_digest'][:16]}")
-        lines.append(f"  why: {c['explanation']}")
-        lines.append(f"  rule: {c['rule_detail']}")
+        lines.append(f"cluster {_p(c['cluster_id'])}  score {float(c['score']):.2f}  {what}  "
+                     f"{_p(c['n_accounts'])} accounts, {_p(c['n_keys'])} keys  "
+                     f"evidence {_p(str(c['evidence_digest'])[:16])}")
+        lines.append(f"  why: {_p(c['explanation'])}")
+        lines.append(f"  rule: {_p(c['rule_detail'])}")
         per_account: dict[str, list] = {}
         for a in by_cluster.get(c["cluster_id"], []):
             per_account.setdefault(a["account_id"], []).append(a)
@@ -274,29 +355,29 @@ def render_text(p: Plan, *, limit: int = 20) -> str:
             if i == limit:
                 lines.append(f"  ... {len(per_account) - limit} more accounts (see the plan JSON)")
                 break
-            keys = [a["key_id"] for a in acts if a["key_id"] is not None]
+            keys = [_p(a["key_id"]) for a in acts if a["key_id"] is not None]
             verb = "suspend; " if any(a["action"] == SUSPEND for a in acts) else ""
             kind = "revoke" if any(a["action"] == REVOKE for a in acts) else "ban"
-            lines.append(f"  account {account_id}: {verb}{kind} keys {', '.join(keys)}")
+            lines.append(f"  account {_p(account_id)}: {verb}{kind} keys {', '.join(keys)}")
         for e in allow.get(c["cluster_id"], []):
             tag = "ALLOWLISTED, not touched" if e["reason"] == "allowlisted" else "not suspended again"
-            lines.append(f"  account {e['account_id']}: {tag} ({e['detail']})")
+            lines.append(f"  account {_p(e['account_id'])}: {tag} ({_p(e['detail'])})")
     lines.append("")
     other = [e for e in p.exclusions if e["reason"] == "oversized"]
     for e in other:
-        lines.append(f"REFUSED cluster {e['cluster_id']} (score {e['score']:.2f}): {e['detail']}")
+        lines.append(f"REFUSED cluster {_p(e['cluster_id'])} (score {float(e['score']):.2f}): {_p(e['detail'])}")
     for reason in ("not_flagged", "below_min_score"):
         ids = [e["cluster_id"] for e in p.exclusions if e["reason"] == reason]
         if ids:
-            shown = ", ".join(map(str, ids[:limit])) + (", ..." if len(ids) > limit else "")
+            shown = ", ".join(map(_p, ids[:limit])) + (", ..." if len(ids) > limit else "")
             lines.append(f"Excluded {len(ids)} clusters: {reason.replace('_', ' ')} ({shown})")
     for x in p.expired_allowlist:
         e = x["entry"]
-        lines.append(f"Expired allowlist entry NOT honoured: {e['kind']}={e['value']} (expired {e['expires']}; "
-                     f"{e['reason']}): accounts {', '.join(x['accounts'])}")
+        lines.append(f"Expired allowlist entry NOT honoured: {_p(e['kind'])}={_p(e['value'])} "
+                     f"(expired {_p(e['expires'])}; {_p(e['reason'])}): accounts {', '.join(map(_p, x['accounts']))}")
     for f in p.forced:
-        lines.append(f"FORCED past guard {f['guard']}: {f['detail']}")
+        lines.append(f"FORCED past guard {_p(f['guard'])}: {_p(f['detail'])}")
     for r in p.refusals:
         if r["scope"] == "plan":
-            lines.append(f"REFUSED plan: {r['detail']}")
+            lines.append(f"REFUSED plan: {_p(r['detail'])}")
     return "\n".join(lines).rstrip() + "\n"

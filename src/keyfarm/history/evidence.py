@@ -117,13 +117,13 @@ def returning_matches(tokens: pd.DataFrame, account_id: np.ndarray, remembered: 
 def farm_groups(rows: pd.DataFrame) -> pd.Series:
     """farm_id → group: remembered farms that share a remembered value are one actor (the
     smallest farm id of each connected group names it); rows are (farm_id, digest)."""
-    from keyfarm.community.components import _union_find
+    from keyfarm.community.components import union_find_roots
 
     farms, f_code = np.unique(rows["farm_id"].to_numpy(np.int64), return_inverse=True)
     d_code = pd.factorize(rows["digest"], sort=True)[0].astype(np.int64)
     if not farms.size:
         return pd.Series(dtype=np.int64)
-    roots = _union_find(f_code.astype(np.int64), d_code + farms.size, np.int64(farms.size + int(d_code.max()) + 1))
+    roots = union_find_roots(f_code.astype(np.int64), d_code + farms.size, np.int64(farms.size + int(d_code.max()) + 1))
     root = roots[:farms.size]
     smallest = pd.Series(farms).groupby(root).transform("min").to_numpy(np.int64)
     return pd.Series(smallest, index=farms)

@@ -12,6 +12,7 @@ import click
 
 from keyfarm.errors import KeyfarmError, KeyfarmInputError
 from keyfarm.report.escape import plain
+from keyfarm.terminal import printable
 
 
 class _InputError(click.ClickException):
@@ -42,8 +43,8 @@ def report_command(out_dir, max_nodes, quiet):
         with progress.stage("report"):
             index = write_report(out_dir, max_nodes=max_nodes, progress=progress)
     except KeyfarmError as exc:
-        raise _InputError(str(exc)) from None
-    click.echo(str(index))
+        raise _InputError(printable(exc)) from None
+    click.echo(printable(index))
 
 
 def page_path(out_dir, cluster_id: int | None = None) -> Path:
@@ -86,9 +87,9 @@ def explore_command(out_dir, cluster_id, account_id, key_id, print_path):
     try:
         page = explore(out_dir, cluster=cluster_id, account=account_id, key=key_id)
     except KeyfarmError as exc:
-        raise _InputError(str(exc)) from None
+        raise _InputError(printable(exc)) from None
     if print_path or not webbrowser.open(page.path.as_uri()):
-        click.echo(str(page.path))
+        click.echo(printable(page.path))
 
 
 @click.command("label", context_settings={"help_option_names": ["-h", "--help"]})
@@ -128,11 +129,11 @@ def label_command(out_dir, label, cluster_id, account_id, note, source, quiet, a
             clusters = members.loc[members["account_id"].astype(str) == str(account_id), "cluster_id"].unique()
         refreshed = refresh_pages(out_dir, clusters)
     except KeyfarmError as exc:
-        raise _InputError(str(exc)) from None
+        raise _InputError(printable(exc)) from None
     record = {k: plain(v) for k, v in row.iloc[0].to_dict().items()}
     if as_json:
         click.echo(json.dumps(record, sort_keys=True))
     elif not quiet:
         what = f"cluster {cluster_id}" if cluster_id is not None else f"account {account_id}"
-        click.echo(f"{Path(out_dir) / 'labels.parquet'}: {what} labelled {label}"
+        click.echo(printable(f"{Path(out_dir) / 'labels.parquet'}: {what} labelled {label}")
                    + (f"; {len(refreshed)} report pages refreshed" if refreshed else ""))

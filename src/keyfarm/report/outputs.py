@@ -6,15 +6,14 @@ pages show less rather than fail.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from keyfarm.errors import KeyfarmInputError
 from keyfarm.graph.weighting import SIGNALS  # noqa: F401  (report.graph and report.cluster import it from here)
+from keyfarm.outputs import out_dir_path, quarantine_counts, read_output, read_run
 
 MEMBER_REQUIRED = ("key_id", "account_id", "cluster_id")
 MEMBER_EXTRA = ("org_id", "email_domain", "created_at", "daily_token_limit", "total_tokens",
@@ -46,16 +45,6 @@ class ReportData:
     changes: pd.DataFrame | None = None    # changes.parquet (runs with --previous)
 
 
-def _read_table(path: Path, table: str, required) -> pd.DataFrame:
-    if not path.is_file():
-        raise KeyfarmInputError(f"{table}: {path} not found (is this a `keyfarm link` OUT_DIR?)", table=table)
-    frame = pd.read_parquet(path)
-    for column in required:
-        if column not in frame.columns:
-            raise KeyfarmInputError(f"{table}: column {column!r} missing in {path}", table=table, column=column)
-    return frame
-
-
 def _fill(frame: pd.DataFrame, columns) -> pd.DataFrame:
     for column in columns:
         if column not in frame.columns:
@@ -63,35 +52,15 @@ def _fill(frame: pd.DataFrame, columns) -> pd.DataFrame:
     return frame
 
 
-def _quarantine_counts(out: Path, run: dict) -> dict:
-    """Quarantined rows per table and reason: from run.json, else counted in quarantine/."""
-    if isinstance(run.get("quarantined"), dict):
-        return run["quarantined"]
-    counts = {}
-    for path in sorted((out / "quarantine").glob("*.parquet")):
-        frame = pd.read_parquet(path)
-        reasons = frame["reason"].astype(str) if "reason" in frame.columns else pd.Series(["?"] * len(frame))
-        counts[path.stem] = {str(k): int(v) for k, v in reasons.value_counts().sort_index().items()}
-    return counts
-
-
 def load_outputs(out_dir: str | Path) -> ReportData:
     """Load members, clusters, edges and run.json of OUT_DIR; fill absent extra columns with nulls."""
-    out = Path(out_dir)
-    if not out.is_dir():
-        raise KeyfarmInputError(f"{out} is not a folder (expected a `keyfarm link` OUT_DIR)")
-    members = _read_table(out / "members.parquet", "members", MEMBER_REQUIRED)
-    clusters = _read_table(out / "clusters.parquet", "clusters", CLUSTER_REQUIRED)
-    edges_path = out / "edges.parquet"
-    edges = _read_table(edges_path, "edges", EDGE_REQUIRED) if edges_path.is_file() else \
-        pd.DataFrame({c: pd.Series(dtype=object) for c in EDGE_REQUIRED})
-    run_path = out / "run.json"
-    try:
-        run = json.loads(run_path.read_text()) if run_path.is_file() else {}
-    except json.JSONDecodeError as exc:
-        raise KeyfarmInputError(f"run.json: not valid JSON ({exc})", table="run") from None
-    if not isinstance(run, dict):
-        run = {}
+    out = out_dir_path(out_dir)
+    members = read_output(out, "members", MEMBER_REQUIRED)
+    clusters = read_output(out, "clusters", CLUSTER_REQUIRED)
+    edges = read_output(out, "edges", EDGE_REQUIRED, missing_ok=True)
+    if edges is None:
+        edges = pd.DataFrame({c: pd.Series(dtype=object) for c in EDGE_REQUIRED})
+    run = read_run(out)
 
     members = _fill(members.copy(), MEMBER_EXTRA)
     members["key_id"] = members["key_id"].astype(str)
@@ -130,17 +99,12 @@ def load_outputs(out_dir: str | Path) -> ReportData:
 
     labels = read_out_labels(out)
     return ReportData(path=out, members=members, clusters=clusters, edges=edges, run=run,
-                      quarantined=_quarantine_counts(out, run), activity=_optional(out, "activity"),
+                      quarantined=quarantine_counts(out, run), activity=_optional(out, "activity"),
                       slots=_optional(out, "slots"), hubs=_optional(out, "hubs"),
                       labels=labels if len(labels) else None, changes=_optional(out, "changes"))
 
 
 def _optional(out: Path, table: str) -> pd.DataFrame | None:
-    """An optional table of OUT_DIR, or None when absent (older runs, other engines)."""
-    path = out / f"{table}.parquet"
-    if not path.is_file():
-        return None
-    try:
-        return pd.read_parquet(path)
-    except Exception as exc:  # noqa: BLE001 - a damaged file is one clear input error
-        raise KeyfarmInputError(f"{table}: {path} is not a readable Parquet file: {exc}", table=table) from None
+    """An optional table of OUT_DIR, or None when absent (older runs, other engines); a damaged
+    one is one clear input error (keyfarm.outputs)."""
+    return read_output(out, table, missing_ok=True)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from keyfarm.errors import KeyfarmInputError
+from keyfarm.outputs import read_output
 from keyfarm.scoring.verdict import MODEL_FEATURES
 
 LABELS = ("farm", "benign")
@@ -95,8 +96,8 @@ def labelled_clusters(out_dirs, labels: pd.DataFrame) -> pd.DataFrame:
     for out in out_dirs:
         if scoped:   # labels of several runs whose ids may repeat (e.g. generated worlds)
             labels = all_labels[all_labels["out_dir"].astype(str) == str(out)]
-        clusters = _read(out / "clusters.parquet", "clusters")
-        members = _read(out / "members.parquet", "members")
+        clusters = read_output(out, "clusters", ("cluster_id",))
+        members = read_output(out, "members", ("key_id", "account_id", "cluster_id"))
         missing = [f"f_{n}" for n in MODEL_FEATURES if f"f_{n}" not in clusters]
         if missing:
             raise KeyfarmInputError(f"clusters: {out} lacks feature column {missing[0]!r} (written by an "
@@ -121,12 +122,6 @@ def labelled_clusters(out_dirs, labels: pd.DataFrame) -> pd.DataFrame:
     if not parts:
         raise KeyfarmInputError("calibrate: no OUT_DIR given", table="clusters")
     return pd.concat(parts, ignore_index=True)
-
-
-def _read(path: Path, table: str) -> pd.DataFrame:
-    if not path.is_file():
-        raise KeyfarmInputError(f"{table}: {path} not found", table=table)
-    return pd.read_parquet(path)
 
 
 @dataclass

@@ -16,7 +16,7 @@ import numba
 import numpy as np
 import pandas as pd
 
-from keyfarm.community.components import _find, _union_find   # union-find kernels (smallest root wins)
+from keyfarm.community.components import find_root, union_find_roots   # union-find kernels (smallest root wins)
 from keyfarm.graph.weighting import SIGNALS
 
 LINK_SIGNALS = tuple(s for s in SIGNALS if s != "account")  # the account signal links keys of one account
@@ -97,7 +97,7 @@ def _weakest_links(src, dst, weight, membership, n_clusters):
         c = membership[a]
         if membership[b] != c:
             continue
-        ra, rb = _find(parent, a), _find(parent, b)
+        ra, rb = find_root(parent, a), find_root(parent, b)
         if ra != rb:
             parent[ra] = rb
             weakest[c] = i  # edges arrive heaviest first: the last one joined is the weakest
@@ -196,7 +196,7 @@ def _span(pairs, n_accounts_total, acc_cluster, cids, n_acc) -> np.ndarray:
     a, b = pairs
     if not a.size:
         return np.zeros(len(cids))
-    roots = _union_find(a, b, np.int64(n_accounts_total))
+    roots = union_find_roots(a, b, np.int64(n_accounts_total))
     scope = np.isin(acc_cluster, cids)
     sizes = pd.DataFrame({"c": acc_cluster[scope], "r": roots[np.flatnonzero(scope)]}).groupby(["c", "r"]).size()
     largest = sizes.groupby(level=0).max().reindex(cids, fill_value=1).to_numpy(np.float64)

@@ -136,13 +136,13 @@ def merge_farm_hubs(membership: np.ndarray, account: np.ndarray, judged: pd.Data
         rows = pd.concat([rows, ip_rows[np.isin(acc, rotating)]], ignore_index=True)
     if not len(rows):
         return membership
-    from keyfarm.community.components import _union_find
+    from keyfarm.community.components import union_find_roots
 
     hub = pd.factorize(rows["token"], sort=True)[0].astype(np.int64)
     acc = account[rows["key"].to_numpy(np.int64)]
     n_acc = int(account.max()) + 1
     # accounts and hubs as one node set: an account joins every farm hub it is on
-    roots = _union_find(acc.astype(np.int64), hub + n_acc, np.int64(n_acc + int(hub.max()) + 1))
+    roots = union_find_roots(acc.astype(np.int64), hub + n_acc, np.int64(n_acc + int(hub.max()) + 1))
     grouped = np.unique(acc)
     roots = roots[grouped]
     out = np.asarray(membership, np.int64).copy()

@@ -87,6 +87,15 @@ class ScoringConfig:
         unknown = [k for k in self.weights if k not in MODEL_FEATURES]
         if unknown:
             raise KeyfarmConfigError(f"unknown key scoring.weights.{unknown[0]} (known: {', '.join(MODEL_FEATURES)})")
+        if self.min_accounts < 1:
+            raise KeyfarmConfigError(f"setting scoring.min_accounts must be >= 1, got {self.min_accounts!r}")
+        if self.min_multiplier < 0:
+            raise KeyfarmConfigError(f"setting scoring.min_multiplier must be >= 0, got {self.min_multiplier!r}")
+        if not 0.0 < self.signal_share <= 1.0:
+            raise KeyfarmConfigError(f"setting scoring.signal_share must be within (0, 1], got {self.signal_share!r}")
+        for name, value in (("bias", self.bias), *((f"weights.{k}", v) for k, v in self.weights.items())):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise KeyfarmConfigError(f"setting scoring.{name} must be a finite number, got {value!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

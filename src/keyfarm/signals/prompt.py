@@ -43,6 +43,7 @@ from keyfarm.signals.minhash import (CHARS, PRIME, WORDS, band_hashes, char_tabl
 
 log = logging.getLogger(__name__)
 
+PROMPT_LIMITS = {"num_perm": 1024, "shingle_words": 32, "shingle_chars": 64, "max_chars": 1_000_000}
 PARALLEL_MIN_DOCS = 2000   # below this the serial kernels win (thread start-up); measured in bench_prompt
 _NO_LIMIT = np.iinfo(np.int64).max
 
@@ -81,6 +82,12 @@ class PromptConfig:
                                      f"prompt.num_perm = {self.num_perm}")
         if self.shingle not in ("word", "char"):
             raise KeyfarmConfigError(f"prompt.shingle must be 'word' or 'char', not {self.shingle!r}")
+        # upper bounds: each setting sizes arrays (num_perm × distinct prompts signature values)
+        for name, most in PROMPT_LIMITS.items():
+            if getattr(self, name) > most:
+                raise KeyfarmConfigError(f"setting prompt.{name} must be <= {most:,}, got {getattr(self, name)!r}")
+        if not 0 <= self.seed < 2**63:
+            raise KeyfarmConfigError(f"setting prompt.seed must be within 0..2**63-1, got {self.seed!r}")
 
     @property
     def shingle_size(self) -> int:
@@ -214,7 +221,7 @@ def incidence(tables, config) -> pd.DataFrame:
 
     # signatures and band buckets of the prompts in use, numbered 0..n_used-1
     used, local_of_pair = np.unique(p_of, return_inverse=True)
-    ubuf, uoff = _encode([texts[i] for i in used])
+    ubuf, uoff = encode_texts([texts[i] for i in used])
     bucket_id, bucket_hash = bucket_ids(band_buckets(ubuf, uoff, cfg))   # (n_used * bands,), row-major
     del ubuf, uoff
     n_prompts_in = np.bincount(bucket_id, minlength=len(bucket_hash))
@@ -265,7 +272,7 @@ def _as_text_list(texts) -> list[str]:
     return out
 
 
-def _encode(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def encode_texts(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """UTF-8 bytes of all texts end to end and their offsets (lone surrogates pass through)."""
     data = [t.encode("utf-8", "surrogatepass") for t in texts]
     offsets = np.zeros(len(data) + 1, np.int64)
@@ -275,7 +282,7 @@ def _encode(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _normalized_buffer(texts: list[str], max_chars: int, parallel: bool = False):
-    buf, offsets = _encode(texts)
+    buf, offsets = encode_texts(texts)
     cls, lower = char_tables()
     kernel = normalize_parallel if parallel else normalize_serial
     return kernel(buf, offsets, cls, lower, np.int64(max_chars))

@@ -130,7 +130,8 @@ def _load_small_tables(spark, location: str):
                                     "keys.csv, keys.csv.gz or keys.jsonl)", table="keys")
     else:
         frames = read_table_files(Path(location), ("keys", "accounts", "payments"))
-    return tables_from_frames(frames["keys"], frames["accounts"], frames["payments"], None)
+    # checked against --max-quarantine-share once the requests are validated too (_link)
+    return tables_from_frames(frames["keys"], frames["accounts"], frames["payments"], None, check=False)
 
 
 def _exists(spark, location: str) -> bool:
@@ -165,12 +166,30 @@ def _read_uri_table(spark, location: str, name: str) -> pd.DataFrame | None:
     return frame
 
 
+def _spark_format(location: str) -> str:
+    """".parquet", ".csv" or ".jsonl": by the ending (any case), or for a local folder of parts by
+    its parts (all of one kind; keyfarm.readers.list_parts refuses what it cannot read)."""
+    from keyfarm import schema
+    from keyfarm.readers import format_of, list_parts
+
+    if not is_uri(location) and Path(location).is_dir():
+        kinds = {format_of(p.name, schema.PART_FORMATS) for p in list_parts(Path(location), "requests")}
+        kinds = {".csv" if k in (".csv", ".csv.gz") else ".jsonl" if k in (".jsonl", ".json") else k for k in kinds}
+        if len(kinds) > 1:
+            raise KeyfarmInputError(f"table requests: the parts of {location} mix formats ({', '.join(sorted(kinds))})",
+                                    table="requests")
+        return kinds.pop()
+    ext = format_of(location.rstrip("/").rsplit("/", 1)[-1], schema.PART_FORMATS)
+    return {".csv.gz": ".csv", ".json": ".jsonl"}.get(ext, ext or ".parquet")
+
+
 def _spark_read(spark, location: str):
     """(DataFrame as Spark reads it, the Parquet columns it gives as int64 nanoseconds)."""
-    if location.endswith(".csv") or location.endswith(".csv.gz"):
+    kind = _spark_format(location)
+    if kind == ".csv":
         return spark.read.option("header", True).option("multiLine", True).option("escape", '"') \
             .csv(location), ()
-    if location.endswith(".jsonl"):
+    if kind == ".jsonl":
         return spark.read.json(location), ()
     return spark.read.parquet(location), _nanos_columns(location)
 
@@ -181,6 +200,9 @@ def _read_requests(spark, location: str):
     from pyspark.sql import functions as F
 
     raw, nanos = _spark_read(spark, location)
+    for taken in ("source_row", "_pid", "_mid"):   # an input column of that name is an extra column, kept
+        if taken in raw.columns:
+            raw = raw.withColumnRenamed(taken, f"input_{taken}")
     raw = raw.withColumn("_pid", F.spark_partition_id()).withColumn("_mid", F.monotonically_increasing_id())
     counts = dict(raw.groupBy("_pid").count().collect())
     n_parts = max(counts) + 1 if counts else 0
@@ -239,7 +261,7 @@ def _quarantine_frame(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 def link_spark(input_path, config=None, *, seed: int = 0, master: str = "local[2]",
                progress: Progress | None = None, spark=None, groups: int | None = None,
-               partitions: int | None = None):
+               partitions: int | None = None, max_quarantine_share: float | None = 0.5):
     """Run the linkage job on Spark; same outputs as pipeline.link for the same input and seed.
 
     `input_path` is a local folder or a Spark/Hadoop URI (file://, s3a://, hdfs://…) holding
@@ -257,13 +279,14 @@ def link_spark(input_path, config=None, *, seed: int = 0, master: str = "local[2
     if own:
         spark = spark_session(master, shuffle_partitions=partitions)
     try:
-        return _link(spark, str(input_path), config, seed, progress, groups)
+        return _link(spark, str(input_path), config, seed, progress, groups, max_quarantine_share)
     finally:
         if own:
             spark.stop()
 
 
-def _link(spark, location: str, config, seed: int, progress: Progress, groups: int | None):
+def _link(spark, location: str, config, seed: int, progress: Progress, groups: int | None,
+          max_quarantine_share: float | None):
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -294,14 +317,19 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                 account_id=tables.keys["account_id"].to_numpy(dtype=object),
                 quarantined_keys=frozenset(q_keys["key_id"].astype(str)) if q_keys is not None and len(q_keys)
                 else frozenset(), config=config)
-            path = _find(spark, location, "requests", _REQUEST_NAMES)
+            if is_uri(location):
+                path = _find(spark, location, "requests", _REQUEST_NAMES)
+            else:   # a local folder: found as the local engine finds it (any case, folders of parts)
+                from keyfarm.readers import find_table_file
+                found = find_table_file(Path(location), "requests")
+                path = None if found is None else str(found)
             n_input = 0
             raw_columns: list[str] = []
             if path is not None:
                 raw, ctx.nanos_columns, n_input = _read_requests(spark, path)
                 raw_columns = [c for c in raw.columns if c != "source_row"]
-                from keyfarm.io import _check_columns
-                _check_columns(pd.DataFrame(columns=raw_columns), schema.REQUESTS)
+                from keyfarm.io import check_columns
+                check_columns(pd.DataFrame(columns=raw_columns), schema.REQUESTS)
             bc = spark.sparkContext.broadcast(ctx)
             if path is None:
                 ok = spark.createDataFrame(stages.conform(pd.DataFrame(), stages.VALID_SCHEMA),
@@ -309,12 +337,13 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                 q_rows = pd.DataFrame(columns=["source_row", "reason", "raw"])
             else:
                 checked = keep(raw.mapInPandas(_per_batch(stages.check_batch, bc), stages.CHECKED_SCHEMA))
-                ok = checked.filter(F.col("kind") == "ok").select(*stages._VALID_COLUMNS)
+                ok = checked.filter(F.col("kind") == "ok").select(*stages.VALID_COLUMNS)
                 q_rows = checked.filter(F.col("kind") == "q").select("source_row", "reason", "raw").toPandas()
                 tables.input_rows["requests"] = n_input
             if len(q_rows):
                 tables.quarantine["requests"] = _quarantine_frame(q_rows, raw_columns)
             n_valid = ok.count()
+            tables.check_quarantine(max_quarantine_share, valid_rows={"requests": int(n_valid)})
             info["counts"] = f"{len(tables.keys):,} keys, {n_valid:,} requests, " \
                              f"{sum(sum(r.values()) for r in tables.quarantine_counts().values()):,} quarantined"
 
@@ -325,7 +354,7 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                 if n not in SIGNAL_PARTITIONING:
                     log.warning("signal %s has no declared partitioning: it runs in one Spark group", n)
             names = {kind: tuple(n for n in fns if where[n] == kind) for kind in ("driver", "key", "block", "global")}
-            driver_inc = stages._incidence_rows(fns[n](tables, config) for n in names["driver"])
+            driver_inc = stages.incidence_rows(fns[n](tables, config) for n in names["driver"])
             parts = [spark.createDataFrame(driver_inc, schema=stages.INCIDENCE_SCHEMA)]
             keyed = keep(ok.withColumn("g", key_group).groupBy("g").applyInPandas(
                 _per_group(stages.key_stage, bc, names["key"]), stages.KEY_STAGE_SCHEMA))
@@ -499,7 +528,8 @@ def _activity(per_key: pd.DataFrame, span, config, KeyActivity, activity_span):
 
 
 def run_link_spark(input_dir, out_dir, *, config_path=None, seed: int = 0, quiet: bool = False,
-                   report: bool = True, master: str = "local[2]", spark=None, partitions: int | None = None):
+                   report: bool = True, master: str = "local[2]", spark=None, partitions: int | None = None,
+                   max_quarantine_share: float | None = 0.5):
     """`keyfarm link --engine spark`: link on Spark, write OUT_DIR, then the report (as run_link)."""
     from keyfarm.config import Config
     from keyfarm.pipeline import finish_run
@@ -508,5 +538,5 @@ def run_link_spark(input_dir, out_dir, *, config_path=None, seed: int = 0, quiet
     config = Config.from_toml(config_path) if config_path else Config.default()
     progress = Progress(quiet)
     result = link_spark(input_dir, config, seed=seed, master=master, progress=progress, spark=spark,
-                        partitions=partitions)
+                        partitions=partitions, max_quarantine_share=max_quarantine_share)
     return finish_run(result, input_dir, out_dir, progress, report=report)

@@ -30,7 +30,7 @@ EXAMPLE_SCHEMA = "key long, token string, prompt string"
 TOKEN_STAGE_SCHEMA = ("kind string, a long, b long, token string, signal string, n_accounts long, "
                       "n_keys long, " + ", ".join(f"w{i} double, c{i} double, t{i} string"
                                                    for i in range(len(SIGNALS))))
-_VALID_COLUMNS = [c.split()[0] for c in VALID_SCHEMA.split(", ")]
+VALID_COLUMNS = [c.split()[0] for c in VALID_SCHEMA.split(", ")]
 _PANDAS_TYPES = {"long": "Int64", "int": "Int32", "double": "float64", "string": object}
 
 
@@ -156,7 +156,7 @@ def _tables(ctx: WorkerContext, requests: pd.DataFrame):
     return Tables(keys=ctx.keys_frame(), accounts=empty, payments=empty, requests=requests)
 
 
-def _incidence_rows(frames) -> pd.DataFrame:
+def incidence_rows(frames) -> pd.DataFrame:
     parts = [f[["key", "token", "weight"]] for f in frames if len(f)]
     if not parts:
         return pd.DataFrame({"key": np.zeros(0, np.int64), "token": np.zeros(0, object), "weight": np.zeros(0)})
@@ -173,7 +173,7 @@ def signal_stage(pdf: pd.DataFrame, ctx: WorkerContext, names: tuple[str, ...]) 
 
     tables = _tables(ctx, from_spark_requests(pdf))
     fns = registry()
-    return conform(_incidence_rows(fns[n](tables, ctx.config) for n in names), INCIDENCE_SCHEMA)
+    return conform(incidence_rows(fns[n](tables, ctx.config) for n in names), INCIDENCE_SCHEMA)
 
 
 def key_stage(pdf: pd.DataFrame, ctx: WorkerContext, names: tuple[str, ...]) -> pd.DataFrame:
@@ -186,7 +186,7 @@ def key_stage(pdf: pd.DataFrame, ctx: WorkerContext, names: tuple[str, ...]) -> 
     requests = from_spark_requests(pdf)
     tables = _tables(ctx, requests)
     fns = registry()
-    inc = _incidence_rows(fns[n](tables, ctx.config) for n in names)
+    inc = incidence_rows(fns[n](tables, ctx.config) for n in names)
     activity = key_activity(requests, bin_seconds=ctx.config.scoring.sync_bin_seconds,
                             network_config=ctx.config.network)
     totals = key_totals(requests, activity)
