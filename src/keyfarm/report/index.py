@@ -162,6 +162,17 @@ def _clusters_table(clusters: pd.DataFrame, labels: dict) -> str:
 
 
 CHANGE_ORDER = {"new": 0, "grown": 1, "merged": 2, "split": 3, "shrunk": 4, "disappeared": 5}
+CHANGE_COLUMNS = {"cluster_id", "status", "n_accounts_before", "n_accounts_after", "n_keys_before", "n_keys_after",
+                  "previous_cluster_ids", "returning", "verdict_before", "verdict_after"}
+
+
+def _changes_as_they_come(changes: pd.DataFrame, run: dict) -> str:
+    """A changes table of a layout this version does not know: every column, escaped."""
+    head = "".join(f"<th>{esc(c)}</th>" for c in changes.columns)
+    rows = "".join("<tr>" + "".join(f"<td>{esc(plain(v))}</td>" for v in r.values()) + "</tr>"
+                   for r in changes.head(MAX_CHANGES).to_dict("records"))
+    return (f'<h2 id="changes">Changes since run <span class="mono">{esc(run.get("previous_run_id"))}</span> '
+            f'({fmt_int(len(changes))})</h2><div class="scroll"><table><tr>{head}</tr>{rows}</table></div>')
 
 
 def _changes(changes: pd.DataFrame | None, run: dict) -> str:
@@ -170,6 +181,8 @@ def _changes(changes: pd.DataFrame | None, run: dict) -> str:
         return ""
     if not len(changes):
         return f"<h2 id=\"changes\">Changes since run {esc(run.get('previous_run_id'))}</h2><p class=\"muted\">none</p>"
+    if not CHANGE_COLUMNS <= set(changes.columns):   # another layout (a newer keyfarm): as it comes
+        return _changes_as_they_come(changes, run)
     frame = changes.assign(_o=changes["status"].map(CHANGE_ORDER).fillna(9),
                            _f=~(changes["verdict_after"].astype(object) == "farm"),
                            _r=~changes["returning"].astype(bool))
