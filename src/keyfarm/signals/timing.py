@@ -38,6 +38,10 @@ a pair's timing evidence saturates at saturation.timing: background accounts tha
 two farm slots get little, farm accounts that share tens of slots get about the cap. Slots on more
 than caps.timing accounts are hubs (never projected, listed in hubs.parquet).
 
+Two group-level token kinds sit on top (coactive_groups): `tgrp:` — the slots shared by accounts in
+lockstep — and `tset:` — one token per scheduler found as a group of accounts and its slot set
+(scheduler_sets), which keeps a scheduler that gives each account only a few requests together.
+
 Limit: a slot's excess must stand out of its count's Poisson noise (≈ z_min × sqrt(e)), so a farm
 that puts few accounts in each slot is invisible against a busy population at 60-second slots;
 finer slots lower e.
