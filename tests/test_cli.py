@@ -67,3 +67,22 @@ def test_evaluate_as_json_gives_the_metrics_of_the_table(tmp_path):
     from keyfarm.evaluate import evaluate
     assert doc == json.loads(json.dumps(evaluate(tmp_path / "out", world / "truth.parquet"), default=str))
     assert 0 <= doc["precision"] <= 1 and 0 <= doc["recall"] <= 1
+
+
+def test_a_bad_setting_fails_before_any_stage_is_imported(tmp_path):
+    """The CLI loads a package's code when its command runs, and the configuration is checked
+    before any table: a bad setting answers without importing the report or enforcement code."""
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[scoring]\nbias = nan\n")
+    probe = ("import sys\nfrom click.testing import CliRunner\nfrom keyfarm.cli import main\n"
+             f"r = CliRunner().invoke(main, ['link', {str(tmp_path)!r}, '--out', {str(tmp_path / 'out')!r}, "
+             f"'--config', {str(bad)!r}])\n"
+             "print(r.exit_code, sorted(m for m in ('keyfarm.report', 'keyfarm.enforce', 'keyfarm.synth') "
+             "if m in sys.modules))\nprint(r.output)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    first, message = out.split("\n", 1)
+    assert first == "2 []", out
+    assert "scoring.bias must be a finite number" in message

@@ -1,12 +1,20 @@
 """keyfarm: link API keys through what they share, find farms, score them with evidence.
 
 Public API: `keyfarm.link(folder_or_tables, config=None, seed=0) -> LinkResult`; the stages live in
-their modules (io, signals, graph, community, scoring, pipeline, report, enforce).
+their modules (io, signals, graph, community, scoring, pipeline, report, enforce). The names below
+are imported on first use, so `keyfarm --help` or a bad setting answers without loading the stages.
 """
 __version__ = "0.1.0"
 
-from keyfarm.config import Config  # noqa: E402
-from keyfarm.io import Tables, load_tables  # noqa: E402
-from keyfarm.pipeline import LinkResult, link  # noqa: E402
+_LAZY = {"Config": "keyfarm.config", "Tables": "keyfarm.io", "load_tables": "keyfarm.io",
+         "LinkResult": "keyfarm.pipeline", "link": "keyfarm.pipeline"}
 
 __all__ = ["Config", "LinkResult", "Tables", "__version__", "link", "load_tables"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'keyfarm' has no attribute {name!r}")

@@ -41,7 +41,28 @@ share_option = click.option(
          "losing every row always stops.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """A group whose package commands (enforce, report, explore, label) are imported when named:
+    `keyfarm link` with a bad setting answers without loading the report or enforcement code."""
+
+    LAZY = {"enforce": ("keyfarm.enforce.command", "enforce_command"),
+            "report": ("keyfarm.report.command", "report_command"),
+            "explore": ("keyfarm.report.command", "explore_command"),
+            "label": ("keyfarm.report.command", "label_command")}
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self.LAZY))
+
+    def get_command(self, ctx, name):
+        if name in self.LAZY and name not in self.commands:
+            import importlib
+
+            module, attr = self.LAZY[name]
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="keyfarm")
 @click.option("--verbose", is_flag=True, help="Log debug messages to stderr.")
 def main(verbose: bool) -> None:
@@ -278,17 +299,3 @@ def calibrate(out_dirs, labels_path, audit_db, out_path, C, folds, seed, as_json
                                "reliability": result.reliability.to_dict("records")}, indent=2))
     else:
         click.echo(printable_lines(result.report()))
-
-
-def _register_package_commands() -> None:
-    """Subcommands defined beside their package (enforce, report)."""
-    from keyfarm.enforce.command import enforce_command
-    from keyfarm.report.command import explore_command, label_command, report_command
-
-    main.add_command(enforce_command, "enforce")
-    main.add_command(report_command, "report")
-    main.add_command(explore_command, "explore")
-    main.add_command(label_command, "label")
-
-
-_register_package_commands()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keyfarm.errors import KeyfarmConfigError
-from keyfarm.scoring import ScoringConfig
+from keyfarm.scoring.verdict import ScoringConfig
 from keyfarm.signals.prompt import PromptConfig
 
 # Non-routable and shared ranges: many unrelated users sit behind one such address.

@@ -11,7 +11,6 @@ from pathlib import Path
 import click
 
 from keyfarm.errors import KeyfarmError, KeyfarmInputError
-from keyfarm.report.escape import plain
 from keyfarm.terminal import printable
 
 
@@ -117,6 +116,7 @@ def label_command(out_dir, label, cluster_id, account_id, note, source, quiet, a
     import json
 
     from keyfarm.labels import append_label
+    from keyfarm.report.escape import plain
     from keyfarm.report import refresh_pages
     import pandas as pd
 

@@ -2,12 +2,20 @@
 
 One module each: `features` (per-key aggregates and the features of every cluster), `verdict`
 (the verdict model: scaled features → calibrated score → farm / review / clear), `explain` (one
-sentence of evidence per cluster), `calibrate` (fitting the model on labelled clusters).
+sentence of evidence per cluster), `calibrate` (fitting the model on labelled clusters). Names are
+imported on first use (the configuration needs `ScoringConfig` without the Numba kernels).
 """
-from keyfarm.scoring.features import (KeyActivity, activity_span, cluster_features, key_activity,
-                                      weakest_links)
-from keyfarm.scoring.verdict import (CONTROL_FEATURES, MODEL_FEATURES, ScoringConfig, feature_scales,
-                                     score_clusters)
+_LAZY = {"KeyActivity": "features", "activity_span": "features", "cluster_features": "features",
+         "key_activity": "features", "weakest_links": "features", "CONTROL_FEATURES": "verdict",
+         "MODEL_FEATURES": "verdict", "ScoringConfig": "verdict", "feature_scales": "verdict",
+         "score_clusters": "verdict"}
 
-__all__ = ["CONTROL_FEATURES", "KeyActivity", "MODEL_FEATURES", "ScoringConfig", "activity_span",
-           "cluster_features", "feature_scales", "key_activity", "score_clusters", "weakest_links"]
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"keyfarm.scoring.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'keyfarm.scoring' has no attribute {name!r}")
