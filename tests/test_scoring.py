@@ -169,3 +169,16 @@ def test_private_infrastructure_opens_the_control_gate_but_weighs_nothing(near_l
     logit, _ = model_logit(feature_scales(feats, config), config)
     logit_no_ip, _ = model_logit(feature_scales(no_ip, config), config)
     assert logit[0] == logit_no_ip[0]
+
+
+def test_private_infrastructure_of_users_who_draw_unalike_does_not_open_the_gate():
+    """The tenants of a gateway share its addresses but are independent users: a quarter of them
+    draw a fraction of what the median does. Their addresses are not one actor's evidence."""
+    tables, membership, src, dst, weight, sig = _infra_world(True)
+    config = ScoringConfig(bias=-3.0, weights=MODEL["weights"])
+    activity = key_activity(tables.requests, bin_seconds=config.sync_bin_seconds)
+    feats = cluster_features(tables.keys, tables.accounts, activity, membership, src, dst, weight, sig, config)
+    alike = score_clusters(feats, config)
+    unalike = score_clusters(feats.assign(usage_low=feats["usage"] * 0.2), config)
+    assert alike["control"].iloc[0] == 1.0 and alike["verdict"].iloc[0] == "farm"
+    assert unalike["control"].iloc[0] == pytest.approx(0.2) and unalike["verdict"].iloc[0] != "farm"

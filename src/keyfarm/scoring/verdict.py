@@ -31,9 +31,9 @@ MODEL_FEATURES = ("payment", "timing", "device", "control_span", "pool", "prompt
 # kept out of `farm` by the control gate, not by a penalty on addresses.
 # evidence a crowd cannot share by chance: the model's control index (control_evasion) is their maximum
 CONTROL_FEATURES = ("control_span", "pool", "burst", "activation")
-# the gate of `farm` also accepts private infrastructure (accounts on one set of exact addresses):
-# evidence of control that an office shares too, so it opens the gate but weighs nothing in the
-# score, which must come from evasion (each account near its limit) and the other evidence
+# the gate of `farm` also accepts private infrastructure (accounts on one set of exact addresses that
+# draw alike, `_infrastructure`): evidence of control that an office shares too, so it opens the
+# gate but weighs nothing in the score, which must come from evasion and the other evidence
 GATE_FEATURES = CONTROL_FEATURES + ("infra",)
 DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
 
@@ -123,7 +123,7 @@ def feature_scales(feats: pd.DataFrame, config: ScoringConfig) -> pd.DataFrame:
         "payment": feats["span_payment"], "timing": feats["span_timing"], "device": feats["span_device"],
         "control_span": feats["span_control"],
         "network": feats["share_ip"], "prompt": feats["share_prompt"],
-        "infra": feats["span_ip"] if "span_ip" in feats else 0.0,
+        "infra": _infrastructure(feats),
         "pool": feats["share_ip"].to_numpy(np.float64) * np.clip(
             (feats["rotation_blocks"].to_numpy(np.float64) - 5.0) / 10.0, 0, 1),
         "burst": burst("creation_spread_hours"), "activation": burst("activation_spread_hours"),
@@ -136,6 +136,20 @@ def feature_scales(feats: pd.DataFrame, config: ScoringConfig) -> pd.DataFrame:
     }, index=feats.index).astype(np.float64)
     scaled["control_evasion"] = control_index(scaled) * scaled["multiplier"]
     return scaled[list(MODEL_FEATURES) + ["network", "infra"]]
+
+
+def _infrastructure(feats: pd.DataFrame) -> np.ndarray:
+    """Private infrastructure as evidence of one actor: the span of accounts on the same exact
+    addresses × how alike they draw (the lower quartile of use over the median, at most 1). One
+    actor's script keeps each account near the same share of its limit; the tenants of a gateway or
+    the staff of an office are independent users whose use spreads out (a quarter of a gateway's
+    tenants under a fifth of the median), so their shared addresses alone do not open the gate."""
+    if "span_ip" not in feats:
+        return np.zeros(len(feats))
+    usage = feats["usage"].to_numpy(np.float64)
+    low = feats["usage_low"].to_numpy(np.float64)
+    alike = np.where(usage > 0, np.clip(np.nan_to_num(low / np.where(usage > 0, usage, 1.0)), 0, 1), 0.0)
+    return feats["span_ip"].to_numpy(np.float64) * alike
 
 
 def control_index(scaled: pd.DataFrame, features=CONTROL_FEATURES) -> np.ndarray:
