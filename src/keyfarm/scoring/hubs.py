@@ -6,9 +6,9 @@ their limit is the best lead a trust-and-safety team gets, a campus NAT is not. 
 judged signal (HUB_SIGNALS) is scored with the cluster verdict model as if its accounts were one
 cluster, with the hub itself as their shared evidence: a shared card or shared unusual time slots
 are evidence of control; a shared address is infrastructure. The verdict goes to hubs.parquet, and
-hubs of a control signal judged `farm` become clusters (`merge_farm_hubs`; cards and a scheduler's group
-token, not single time slots): their accounts leave
-their communities and form one cluster per group of overlapping farm hubs, so a 2,000-account farm
+hubs of a control signal judged `farm` become clusters (`merge_farm_hubs`; cards and a scheduler's
+group token, not single time slots): their accounts leave their communities and form one cluster
+per group of overlapping farm hubs, so a 2,000-account farm
 on one card is one cluster even though no pair of its accounts was projected; of a `farm` address
 hub (a proxy exit) only the accounts rotating through two or more such exits join.
 """
@@ -100,7 +100,8 @@ def judge_hubs(tables, activity, hub_members: pd.DataFrame, hubs: pd.DataFrame, 
     feats = cluster_features(keys, tables.accounts, pseudo, hub_of.astype(np.int64), empty, empty,
                              np.zeros(0), {}, config.scoring)
     signal = hubs.loc[judged, "signal"].to_numpy(dtype=object)[feats["cluster_id"].to_numpy()]
-    control = is_control_hub(signal, hubs.loc[judged, "token"].to_numpy(dtype=object)[feats["cluster_id"].to_numpy()])
+    token = hubs.loc[judged, "token"].to_numpy(dtype=object)[feats["cluster_id"].to_numpy()]
+    control = is_control_hub(signal, token)
     for s, column in HUB_SIGNALS.items():
         feats[column] = np.where(signal == s, 1.0, 0.0)
     for column in ("share_device", "share_prompt", "span_device"):
