@@ -201,28 +201,30 @@ def scheduler_sets(pair_account, hit, expected, at, hour, cfg) -> pd.DataFrame:
     np.minimum.at(first, group_of[acc_ids[big]], acc_ids[big])
     per_hour = 3600 // cfg.slot_seconds
     hour_mean = np.bincount(hour, weights=expected) / np.maximum(np.bincount(hour), 1)
-    ctx = _GroupContext(pairs=pd.DataFrame({"a": pair_account, "s": at, "h": hour[at]}),
-                        expected=np.asarray(expected, np.float64), hour=hour,
+    ctx = _GroupContext(pair_account=np.asarray(pair_account, np.int64), pair_slot=np.asarray(at, np.int64),
+                        expected=np.asarray(expected, np.float64), hour=np.asarray(hour, np.int64),
                         hour_total=per_hour * hour_mean,
                         n=np.bincount(pair_account, minlength=n_acc_all).astype(np.float64),
                         group_of=group_of, n_groups=n_groups)
-    holders = pd.DataFrame({"a": acc_ids[big], "g": group_of[acc_ids[big]]})
+    holder_a, holder_g = acc_ids[big], group_of[acc_ids[big]]
     for r in range(GROUP_ROUNDS):   # the slots from the accounts, the accounts from the slots
-        holders, counted = _group_round(ctx, holders, cfg, first_round=r == 0)
+        holder_a, holder_g, counted = _group_round(ctx, holder_a, holder_g, cfg, first_round=r == 0)
         if r == 0:   # a group that does not count from its members alone never grows
             keep_groups = counted
-        holders = holders[keep_groups[holders["g"].to_numpy(np.int64)]]
-    return pd.DataFrame({"acc": holders["a"].to_numpy(np.int64),
-                         "code": first[holders["g"].to_numpy(np.int64)]})
+        ok = keep_groups[holder_g]
+        holder_a, holder_g = holder_a[ok], holder_g[ok]
+    order = np.lexsort((holder_a, holder_g))
+    return pd.DataFrame({"acc": holder_a[order], "code": first[holder_g[order]]})
 
 
 @dataclass
 class _GroupContext:
-    """What every round of scheduler_sets reads: the (account a, slot s, hour h) activity pairs,
-    per slot its expected crowd, per hour bucket the expected crowds of all its slots (slots with no
-    activity at the hour's mean), per account its slots."""
+    """What every round of scheduler_sets reads: the distinct (account, slot) activity pairs, per
+    slot its expected crowd and hour bucket, per hour bucket the expected crowds of all its slots
+    (slots with no activity at the hour's mean), per account its slots, the lockstep groups."""
 
-    pairs: pd.DataFrame
+    pair_account: np.ndarray
+    pair_slot: np.ndarray
     expected: np.ndarray
     hour: np.ndarray
     hour_total: np.ndarray
@@ -231,52 +233,75 @@ class _GroupContext:
     n_groups: int
 
 
-def _group_round(ctx: _GroupContext, holders: pd.DataFrame, cfg, *, first_round: bool):
+def _group_round(ctx: _GroupContext, holder_a, holder_g, cfg, *, first_round: bool):
     """One round of scheduler_sets: each group's slot set from its holders, its holders from the
-    slot set. Returns the new holders (a, g) and which groups count."""
-    mine = ctx.pairs.merge(holders, on="a")
-    per_slot = mine.groupby(["g", "s"]).size().rename("k").reset_index()     # holders per slot of S
-    g_s = per_slot["g"].to_numpy(np.int64)
-    s_s = per_slot["s"].to_numpy(np.int64)
-    n_hours = ctx.hour_total.size
-    # per (group, hour): S's share of the hour, by expected crowd
-    in_s = np.bincount(g_s * n_hours + ctx.hour[s_s], weights=ctx.expected[s_s],
-                       minlength=ctx.n_groups * n_hours)
-    p_hour = np.clip(in_s / np.maximum(np.tile(ctx.hour_total, ctx.n_groups), 1e-12), 1e-9, 1.0)
-    # every account's slots in S (a holder's: where another holder acts)
-    hits = ctx.pairs.merge(per_slot, on="s")
-    is_holder = hits.merge(holders.assign(x=1), on=["a", "g"], how="left")["x"].notna().to_numpy(bool)
-    hits = hits[hits["k"].to_numpy() - is_holder >= 1]
-    per = hits.groupby(["a", "g"]).size()
-    a = per.index.get_level_values("a").to_numpy(np.int64)
-    gg = per.index.get_level_values("g").to_numpy(np.int64)
-    m = per.to_numpy(np.float64)
-    # the chance of each of the account's slots to fall in S, by its hour; averaged over its slots
-    cand = pd.DataFrame({"a": a, "g": gg})
-    mine_all = ctx.pairs.merge(cand, on="a")
-    p_each = p_hour[mine_all["g"].to_numpy(np.int64) * n_hours + mine_all["h"].to_numpy(np.int64)]
-    p_mean = pd.Series(p_each).groupby([mine_all["a"].to_numpy(), mine_all["g"].to_numpy()]).mean() \
-        .reindex(pd.MultiIndex.from_arrays([a, gg])).to_numpy(np.float64)
-    n = ctx.n[a]
-    passed = (m >= cfg.min_slots) & (m / n >= cfg.group_min_share) & \
-        benjamini_hochberg(binom_logsf(m, n, np.clip(p_mean, 1e-9, 1.0)), cfg.group_alpha)
-    member = ctx.group_of[a] == gg        # the lockstep accounts the group was found from
-    keep = (member & first_round) | passed
-    is_member = ctx.group_of >= 0
-    counted = np.bincount(gg[member], weights=m[member], minlength=ctx.n_groups) / np.maximum(
-        np.bincount(ctx.group_of[is_member], weights=ctx.n[is_member], minlength=ctx.n_groups), 1.0) \
-        >= cfg.group_min_share
-    return pd.DataFrame({"a": a[keep], "g": gg[keep]}), counted
+    slot set. Returns the new holders (accounts, groups) and which groups count.
+
+    One group at a time over NumPy arrays (bincounts over the activity pairs), so memory stays
+    that of the pairs whatever the number of groups. The Benjamini–Hochberg step runs over the
+    eligible tests (m ≥ min_slots, share ≥ group_min_share) of every group, with M = every
+    (account, group) that met (m ≥ 1): the others cannot be accepted, and counting them only in M
+    keeps the step conservative."""
+    pa, ps = ctx.pair_account, ctx.pair_slot
+    n_acc, n_codes, n_hours = ctx.n.size, ctx.expected.size, ctx.hour_total.size
+    counted = np.zeros(ctx.n_groups, bool)
+    cand_a, cand_g, cand_lp, kept_a, kept_g = [], [], [], [], []
+    n_tests = 0
+    order = np.argsort(holder_g, kind="stable")
+    bounds = np.searchsorted(holder_g[order], np.arange(ctx.n_groups + 1))
+    for g in range(ctx.n_groups):
+        accs = holder_a[order[bounds[g]:bounds[g + 1]]]
+        if not accs.size:
+            continue
+        is_holder = np.zeros(n_acc, bool)
+        is_holder[accs] = True
+        k = np.bincount(ps[is_holder[pa]], minlength=n_codes)      # holders acting in each slot
+        in_set = k >= 1
+        sel = np.flatnonzero(in_set[ps])
+        # a pair counts when another holder acts in its slot (for a holder: not only itself)
+        other = sel[k[ps[sel]] - is_holder[pa[sel]] >= 1]
+        m = np.bincount(pa[other], minlength=n_acc).astype(np.float64)
+        member = ctx.group_of == g
+        counted[g] = m[member].sum() / max(ctx.n[member].sum(), 1.0) >= cfg.group_min_share
+        n_tests += int(np.count_nonzero(m))
+        if first_round:
+            kept_a.append(np.flatnonzero(member))
+            kept_g.append(np.full(int(member.sum()), g, np.int64))
+        eligible = np.flatnonzero((m >= cfg.min_slots) & (m >= cfg.group_min_share * ctx.n))
+        if not eligible.size:
+            continue
+        # S's share of each hour, by expected crowd; an account's chance: the mean over its slots
+        p_hour = np.clip(np.bincount(ctx.hour[in_set], weights=ctx.expected[in_set], minlength=n_hours)
+                         / np.maximum(ctx.hour_total, 1e-12), 1e-9, 1.0)
+        is_cand = np.zeros(n_acc, bool)
+        is_cand[eligible] = True
+        rows = np.flatnonzero(is_cand[pa])
+        p_sum = np.bincount(pa[rows], weights=p_hour[ctx.hour[ps[rows]]], minlength=n_acc)[eligible]
+        p_mean = np.clip(p_sum / ctx.n[eligible], 1e-9, 1.0)
+        cand_a.append(eligible)
+        cand_g.append(np.full(eligible.size, g, np.int64))
+        cand_lp.append(binom_logsf(m[eligible], ctx.n[eligible], p_mean))
+    if cand_a:
+        a, gg, lp = np.concatenate(cand_a), np.concatenate(cand_g), np.concatenate(cand_lp)
+        accepted = benjamini_hochberg(lp, cfg.group_alpha, n_tests=max(n_tests, lp.size))
+        kept_a.append(a[accepted])
+        kept_g.append(gg[accepted])
+    if not kept_a:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), counted
+    out = pd.DataFrame({"a": np.concatenate(kept_a), "g": np.concatenate(kept_g)}).drop_duplicates()
+    return out["a"].to_numpy(np.int64), out["g"].to_numpy(np.int64), counted
 
 
-def benjamini_hochberg(log_p: np.ndarray, q: float) -> np.ndarray:
+def benjamini_hochberg(log_p: np.ndarray, q: float, *, n_tests: int | None = None) -> np.ndarray:
     """Mask of the hypotheses the Benjamini–Hochberg step-up procedure rejects at false discovery
-    rate q, from their log p-values: the k smallest, for the largest k with p_(k) ≤ k·q/M."""
+    rate q, from their log p-values: the k smallest, for the largest k with p_(k) ≤ k·q/M, where
+    M = n_tests (default: the hypotheses given; more when others were tested that cannot pass)."""
     if not log_p.size:
         return np.zeros(0, bool)
+    total = log_p.size if n_tests is None else max(int(n_tests), log_p.size)
     order = np.argsort(log_p, kind="stable")
     ranks = np.arange(1, log_p.size + 1)
-    ok = log_p[order] <= np.log(ranks * q / log_p.size)
+    ok = log_p[order] <= np.log(ranks * q / total)
     out = np.zeros(log_p.size, bool)
     if ok.any():
         out[order[:int(np.flatnonzero(ok).max()) + 1]] = True
