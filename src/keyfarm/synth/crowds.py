@@ -25,6 +25,18 @@ def _company_cards(ctx: Context, b: dict, company: np.ndarray) -> None:
     b["card"] = ctx.cards(int(company.max()) + 1)[company]
 
 
+def _companies_in_groups(ctx: Context, b: dict, n: int, per_company, median: float, sigma: float,
+                         min_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Accounts in companies of per_company accounts, each company with its own card, companies in
+    groups of lognormal size (a crowd, a benchmark, a framework): the accounts' `group` is their
+    company's. Returns (company per account, group per company, group ids)."""
+    company = _companies(ctx, n, tuple(per_company))
+    group_of, groups = members(ctx, int(company.max()) + 1, median, sigma, min_size)
+    b["group"] = groups[group_of][company]
+    _company_cards(ctx, b, company)
+    return company, group_of, groups
+
+
 def ci_schedule(ctx: Context, n: int) -> dict:
     """`ci_schedule`: unrelated companies' scheduled jobs (nightly evals, hourly summaries) that fire
     at the same popular clock minutes (:00, :30, 02:00 daily…) from one cloud region's rotating
@@ -33,11 +45,9 @@ def ci_schedule(ctx: Context, n: int) -> dict:
     p = ctx.params["benign"]["ci_schedule"]
     rng = ctx.rng
     b = new_block(ctx, "ci_schedule", n)
-    company = _companies(ctx, n, tuple(p["accounts_per_company"]))
-    n_comp = int(company.max()) + 1
-    crowd_of, crowds = members(ctx, n_comp, p["companies_median"], 0.5, 6)
-    b["group"] = crowds[crowd_of][company]
-    _company_cards(ctx, b, company)
+    company, crowd_of, crowds = _companies_in_groups(ctx, b, n, p["accounts_per_company"],
+                                                     p["companies_median"], 0.5, 6)
+    n_comp = len(crowd_of)
     # one slot table per popular schedule, shared by every company on it
     slot_off, slot_n = [], []
     for period, offset in _SCHEDULES:
@@ -111,11 +121,8 @@ def benchmark_runners(ctx: Context, n: int) -> dict:
     p = ctx.params["benign"]["benchmark_runners"]
     rng = ctx.rng
     b = new_block(ctx, "benchmark_runners", n)
-    lab = _companies(ctx, n, tuple(p["accounts_per_lab"]))
-    n_lab = int(lab.max()) + 1
-    bench_of, benches = members(ctx, n_lab, p["labs_median"], 0.5, 4)
-    b["group"] = benches[bench_of][lab]
-    _company_cards(ctx, b, lab)
+    lab, bench_of, benches = _companies_in_groups(ctx, b, n, p["accounts_per_lab"], p["labs_median"], 0.5, 4)
+    n_lab = len(bench_of)
     lo, hi = p["benchmark_prompts"]
     for i in range(len(benches)):
         k = int(rng.integers(lo, hi + 1))
@@ -151,11 +158,8 @@ def lookalike_apps(ctx: Context, n: int) -> dict:
     p = ctx.params["benign"]["lookalike_apps"]
     rng = ctx.rng
     b = new_block(ctx, "lookalike_apps", n)
-    app = _companies(ctx, n, (1, 2))
-    n_app = int(app.max()) + 1
-    frame_of, frames = members(ctx, n_app, p["apps_median"], p["sigma"], 5)
-    b["group"] = frames[frame_of][app]
-    _company_cards(ctx, b, app)
+    app, frame_of, frames = _companies_in_groups(ctx, b, n, (1, 2), p["apps_median"], p["sigma"], 5)
+    n_app = len(frame_of)
     lo, hi = p["template_words"]
     templates = [ctx.template(int(rng.integers(lo, hi + 1))) for _ in frames]
     n_prompts = rng.integers(5, 20, size=n_app)
