@@ -155,7 +155,7 @@ def _infrastructure(feats: pd.DataFrame) -> np.ndarray:
 def control_index(scaled: pd.DataFrame, features=CONTROL_FEATURES) -> np.ndarray:
     """The strongest evidence of common control among `features` (0..1): CONTROL_FEATURES for the
     model, GATE_FEATURES for the gate of `farm`."""
-    return scaled[[f for f in features if f in scaled]].max(axis=1).to_numpy(np.float64)
+    return scaled[list(features)].max(axis=1).to_numpy(np.float64)
 
 
 def model_logit(scaled: pd.DataFrame, config: ScoringConfig) -> tuple[np.ndarray, pd.DataFrame]:
@@ -165,11 +165,12 @@ def model_logit(scaled: pd.DataFrame, config: ScoringConfig) -> tuple[np.ndarray
     return config.bias + contrib.sum(axis=1).to_numpy(np.float64), contrib
 
 
-def verdicts(score: np.ndarray, scaled: pd.DataFrame, feats: pd.DataFrame,
+def verdicts(score: np.ndarray, control: np.ndarray, feats: pd.DataFrame,
              config: ScoringConfig) -> np.ndarray:
-    """`farm`, `review` or `clear` per cluster under the policy of the module docstring."""
+    """`farm`, `review` or `clear` per cluster under the policy of the module docstring
+    (`control`: the gate's control index, control_index over GATE_FEATURES)."""
     farm = (score >= config.threshold) & (feats["n_accounts"].to_numpy() >= config.min_accounts) \
-        & (control_index(scaled, GATE_FEATURES) >= config.min_control) \
+        & (control >= config.min_control) \
         & (np.nan_to_num(feats["limit_multiplier"].to_numpy(np.float64)) >= config.min_multiplier)
     review = ~farm & (score >= config.review_threshold)
     return np.where(farm, "farm", np.where(review, "review", "clear")).astype(object)
@@ -183,9 +184,10 @@ def score_clusters(feats: pd.DataFrame, config: ScoringConfig) -> pd.DataFrame:
     logit, contrib = model_logit(scaled, config)
     out = feats.copy()
     out["score"] = np.round(1.0 / (1.0 + np.exp(-logit)), 6)
-    out["verdict"] = verdicts(out["score"].to_numpy(), scaled, feats, config)
+    control = control_index(scaled, GATE_FEATURES)
+    out["verdict"] = verdicts(out["score"].to_numpy(), control, feats, config)
     out["flagged"] = out["verdict"].to_numpy() == "farm"
-    out["control"] = np.round(control_index(scaled, GATE_FEATURES), 6)
+    out["control"] = np.round(control, 6)
     for name in MODEL_FEATURES:
         out[f"f_{name}"] = np.round(scaled[name].to_numpy(), 6)
     out["explanation"] = explain(out, scaled, contrib, config)
