@@ -183,8 +183,7 @@ def _control_pairs(src, dst, account, membership, w, hub_members, signal):
     a, b = [account[src[mask]]], [account[dst[mask]]]
     if hub_members is not None and len(hub_members):
         frame = _hub_accounts(hub_members, signal, account, membership)
-        frame = frame[is_control_hub(np.full(len(frame), signal, dtype=object),
-                                     frame["t"].to_numpy(dtype=object))]
+        frame = frame[is_control_hub(signal, frame["t"].to_numpy(dtype=object))]
         if len(frame):
             a.append(frame.groupby(["t", "c"])["a"].transform("min").to_numpy(np.int64))
             b.append(frame["a"].to_numpy(np.int64))

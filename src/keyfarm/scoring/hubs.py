@@ -28,7 +28,8 @@ CONTROL_HUB_PREFIXES = ("tset:",)
 
 
 def is_control_hub(signal, token) -> np.ndarray:
-    """Mask of hub values that are one actor's evidence: a control signal's, or a group token."""
+    """Mask of hub values that are one actor's evidence: a control signal's, or a group token
+    (`signal`: one per token, or one for all)."""
     signal = np.asarray(signal, dtype=object)
     token = pd.Series(np.asarray(token, dtype=object), dtype=object)
     return np.isin(signal, CONTROL_HUB_SIGNALS) | token.str.startswith(CONTROL_HUB_PREFIXES).to_numpy(bool)
