@@ -108,3 +108,39 @@ def test_run_killed_mid_apply_and_rerun_loses_and_duplicates_nothing(tmp_path):
     assert len(rows) == total and {n for _, n in rows} == {1} and intents == total
     assert sorted(k for k, _ in rows) == sorted(rx.applied)
     assert db.execute("SELECT count(*) FROM attempts").fetchone()[0] == 2
+
+
+def test_apply_prints_the_plan_on_stdout_and_a_terminal_must_confirm(tmp_path, monkeypatch):
+    from keyfarm.enforce import command
+
+    out = _world(tmp_path / "out")
+    sink = tmp_path / "s.jsonl"
+    monkeypatch.setattr(command, "_on_terminal", lambda: True)
+    declined = CliRunner().invoke(enforce_command, [str(out), "--apply", "--sink", f"jsonl:{sink}", *WHO], input="n\n")
+    assert declined.exit_code == 1 and "nothing was sent" in declined.stderr
+    assert "ban keys + suspend accounts" in declined.stdout   # the plan, on stdout, before the question
+    assert not sink.exists()
+    confirmed = CliRunner().invoke(enforce_command, [str(out), "--apply", "--sink", f"jsonl:{sink}", *WHO], input="y\n")
+    assert confirmed.exit_code == 0, confirmed.output
+    assert len(sink.read_text().splitlines()) == 27
+    # --yes: not asked (no input given; a question would abort)
+    again = CliRunner().invoke(enforce_command, [str(out), "--apply", "--sink", f"jsonl:{sink}", "--yes", *WHO])
+    assert again.exit_code == 0, again.output
+    assert "0 sent now" in again.stdout
+
+
+def test_refusal_names_the_force_option_and_quiet_keeps_stderr_empty(tmp_path):
+    out = _world(tmp_path / "out", accounts=4)
+    refused = CliRunner().invoke(enforce_command, [str(out), "--max-accounts", "3"])
+    assert refused.exit_code == 1 and "--force overrides" in refused.stdout
+    quiet = CliRunner().invoke(enforce_command, [str(out), "--quiet", "--plan-out", str(tmp_path / "p.json")])
+    assert quiet.exit_code == 0 and quiet.stderr == "" and "ban keys" in quiet.stdout
+
+
+def test_default_guards_pass_a_day_of_a_generated_world(tmp_path):
+    """The defaults let the README's tour act: clusters of a few hundred accounts, ~1,700 in all."""
+    from keyfarm.enforce import Policy
+
+    assert Policy().max_accounts >= 300 and Policy().max_total_accounts >= 2000
+    out = _world(tmp_path / "out", n_farms=10, accounts=250)   # 2,500 accounts
+    assert _invoke(out, "--plan-out", tmp_path / "p.json").exit_code == 0

@@ -59,7 +59,21 @@ class _LazyGroup(click.Group):
 
             module, attr = self.LAZY[name]
             self.add_command(getattr(importlib.import_module(module), attr), name)
-        return super().get_command(ctx, name)
+        command = super().get_command(ctx, name)
+        if command is not None and not any(p.name == "verbose" for p in command.params):
+            command.params.append(_verbose_after())   # `keyfarm link ... --verbose` as `keyfarm --verbose link`
+        return command
+
+
+def _verbose_after() -> click.Option:
+    """The group's --verbose, accepted after a subcommand too (the group has configured logging
+    by the time a subcommand's options are parsed)."""
+    def turn_on(ctx, param, value):
+        if value:
+            logging.getLogger().setLevel(logging.DEBUG)
+
+    return click.Option(["--verbose"], is_flag=True, expose_value=False, callback=turn_on,
+                        help="Log debug messages to stderr (as `keyfarm --verbose COMMAND`).")
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -96,8 +110,9 @@ def main(verbose: bool) -> None:
               help="Write the next period of this generated world (its seed, size and days; the options "
                    "above are ignored): same accounts, new traffic, new accounts, banned farms coming back.")
 @quiet_option
+@json_option
 @handle_errors
-def generate(out_dir, n_keys, seed, days, requests_per_key, dirty_rows, patterns, continue_from, quiet):
+def generate(out_dir, n_keys, seed, days, requests_per_key, dirty_rows, patterns, continue_from, quiet, as_json):
     """Write a synthetic world (input tables, truth.parquet, params.json) to OUT_DIR.
 
     params.json lists every parameter drawn for this seed (see keyfarm.synth.world_parameters).
@@ -106,13 +121,14 @@ def generate(out_dir, n_keys, seed, days, requests_per_key, dirty_rows, patterns
     Example:
       keyfarm generate world --keys 50000 --seed 1 --days 3
       keyfarm generate world-2 --continue world
+      keyfarm generate world --keys 5000 --quiet --json   # {"out_dir": ..., "rows": {...}}
     """
     from keyfarm.progress import Progress
     if continue_from is not None:
         from keyfarm.synth.continuation import next_period_command
 
         next_period_command(continue_from, out_dir, Progress(quiet))
-        click.echo(out_dir)
+        _echo_written(out_dir, as_json)
         return
     from keyfarm.synth import LEGACY_PATTERNS, generate_world, world_parameters, write_world
 
@@ -130,20 +146,35 @@ def generate(out_dir, n_keys, seed, days, requests_per_key, dirty_rows, patterns
         info["counts"] = ", ".join(f"{len(v):,} {k}" for k, v in world.items())
     with progress.stage("write"):
         write_world(world, out_dir, params=params)
-    click.echo(out_dir)
+    _echo_written(out_dir, as_json, {name: len(frame) for name, frame in world.items()})
+
+
+def _echo_written(out_dir, as_json: bool, rows: dict | None = None) -> None:
+    """The folder written: its path, or with --json {"out_dir", "rows"} (rows per table when known)."""
+    if as_json:
+        import json
+
+        doc = {"out_dir": str(out_dir)} if rows is None else {"out_dir": str(out_dir), "rows": rows}
+        click.echo(json.dumps(doc, sort_keys=True, ensure_ascii=True))
+    else:
+        click.echo(printable(out_dir))
 
 
 @main.command()
 @click.argument("input_dir", type=click.Path())
 @json_option
 @share_option
+@quiet_option
 @handle_errors
-def validate(input_dir, as_json, max_quarantine_share):
+def validate(input_dir, as_json, max_quarantine_share, quiet):
     """Load and validate the tables in INPUT_DIR; print row and quarantine counts.
+
+    With --quiet nothing is printed unless a table fails (exit 2): the exit code is the answer.
 
     \b
     Example:
       keyfarm validate world --json
+      keyfarm validate logs/2026-11-22 --max-quarantine-share 0.01 --quiet && keyfarm link logs/2026-11-22 --out out
     """
     import json
 
@@ -154,7 +185,7 @@ def validate(input_dir, as_json, max_quarantine_share):
                "quarantined": tables.quarantine_counts(), "nulled": tables.nulled_counts()}
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
-    else:
+    elif not quiet:
         for name, rows in summary["input_rows"].items():
             click.echo(f"{name:<9} {rows:>12,} rows read, {summary['valid_rows'][name]:>12,} valid")
         for name, reasons in summary["quarantined"].items():
@@ -169,23 +200,98 @@ def validate(input_dir, as_json, max_quarantine_share):
 
 @main.command()
 @click.argument("out_dir", type=click.Path())
-@click.option("--truth", type=click.Path(), required=True, help="truth.parquet of a generated world.")
+@click.option("--truth", type=click.Path(), default=None, help="truth.parquet of a generated world.")
+@click.option("--labels", "labels_path", is_flag=False, flag_value="", default=None, metavar="[LABELS]",
+              help="Compare with analysts' labels: a labels table (CSV or Parquet), or without a value "
+                   "OUT_DIR/labels.parquet (written by `keyfarm label`).")
 @json_option
+@quiet_option
 @handle_errors
-def evaluate(out_dir, truth, as_json):
-    """Score a linkage run in OUT_DIR against ground truth.
+def evaluate(out_dir, truth, labels_path, as_json, quiet):
+    """Score a linkage run in OUT_DIR against ground truth and/or analysts' labels.
+
+    With --truth: key-level precision/recall/F1, B-cubed and per-pattern rates. With --labels:
+    each cluster's and account's latest label against the run's verdict (precision, recall, a
+    verdict x label table; labels of ids the run lacks are counted as unmatched). In JSON the
+    label figures are under "labels".
 
     \b
     Example:
       keyfarm evaluate out --truth world/truth.parquet
+      keyfarm evaluate out --labels                 # out/labels.parquet
+      keyfarm evaluate out --labels reviews.csv --json
     """
     import json
 
-    from keyfarm.evaluate import evaluate as run_evaluate, format_report
+    from keyfarm.evaluate import evaluate as run_evaluate, evaluate_labels, format_labels_report, format_report, \
+        run_tables
 
-    metrics = run_evaluate(out_dir, truth)
+    if truth is None and labels_path is None:
+        raise click.UsageError("give --truth TRUTH and/or --labels [LABELS]")
+    metrics, parts = {}, []
+    if truth is not None:
+        metrics = run_evaluate(out_dir, truth)
+        parts.append(format_report(metrics))
+    if labels_path is not None:
+        from keyfarm.labels import read_out_labels
+        from keyfarm.scoring.calibrate import read_labels
+
+        labels = read_labels(labels_path) if labels_path else read_out_labels(out_dir)
+        if not len(labels):
+            raise click.ClickException(printable(f"labels: no labels in {out_dir}/labels.parquet "
+                                                  "(record some with `keyfarm label`, or give a labels file)"))
+        metrics["labels"] = evaluate_labels(*run_tables(out_dir), labels)
+        parts.append(format_labels_report(metrics["labels"]))
     click.echo(json.dumps(metrics, indent=2, sort_keys=True, ensure_ascii=True) if as_json
-               else printable_lines(format_report(metrics)))
+               else printable_lines("\n\n".join(parts)))
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path())
+@click.option("--verdict", multiple=True, type=click.Choice(["farm", "review", "clear"]),
+              help="Only clusters with this verdict (repeat for several).")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=None, help="Only clusters scoring at least this.")
+@click.option("--signal", multiple=True, metavar="SIGNAL",
+              help="Only clusters linked by this signal (payment, ip, device, prompt, timing; repeat for several).")
+@click.option("--min-accounts", type=click.IntRange(min=2), default=None, help="Only clusters of this many accounts or more.")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="At most this many rows (highest score first).")
+@click.option("--all-columns", is_flag=True, help="Every column of clusters.parquet (features, evidence), not SCHEMA.md's.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header on stdout.")
+@json_option
+@quiet_option
+@handle_errors
+def clusters(out_dir, verdict, min_score, signal, min_accounts, limit, all_columns, as_csv, as_json, quiet):
+    """List the clusters of OUT_DIR, highest score first, filtered by verdict, score, signal, size.
+
+    A table on stdout, or --json (an array of objects) or --csv (text cells starting with = + - @
+    get a leading ' against spreadsheet formulas). The count of rows goes to stderr unless --quiet.
+
+    \b
+    Example:
+      keyfarm clusters out --verdict farm
+      keyfarm clusters out --verdict review --min-score 0.4 --signal payment --csv > review.csv
+      keyfarm clusters out --verdict farm --json | jq '.[].cluster_id'
+    """
+    from keyfarm.query import select_clusters, to_csv, to_json, to_text
+
+    if as_csv and as_json:
+        raise click.UsageError("--csv and --json are exclusive")
+    if signal:   # the signal registry's names (importing it loads Numba: only when asked)
+        from keyfarm.graph.weighting import SIGNALS
+
+        unknown = [s for s in signal if s not in SIGNALS[1:]]
+        if unknown:
+            raise click.BadParameter(f"{unknown[0]!r} is not one of {', '.join(SIGNALS[1:])}", param_hint="--signal")
+    rows = select_clusters(out_dir, verdict=verdict or None, min_score=min_score, signal=signal or None,
+                           min_accounts=min_accounts, limit=limit, all_columns=all_columns)
+    if as_json:
+        click.echo(to_json(rows))
+    elif as_csv:
+        click.echo(to_csv(rows), nl=False)
+    else:
+        click.echo(printable_lines(to_text(rows)))
+    if not quiet:
+        click.echo(f"{len(rows):,} clusters", err=True)
 
 
 @main.command()
@@ -208,14 +314,16 @@ def evaluate(out_dir, truth, as_json):
               help="Enforcement audit database: banned accounts' values count, reverted bans are benign.")
 @share_option
 @quiet_option
+@json_option
 @handle_errors
 def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master, spark_partitions, previous,
-         labels_path, banned, max_quarantine_share, quiet):
+         labels_path, banned, max_quarantine_share, quiet, as_json):
     """Link the keys in INPUT_DIR into clusters and score them; write OUT_DIR.
 
     \b
     Example:
       keyfarm link world --out out --seed 1
+      keyfarm link world --out out --quiet --json   # {"out_dir": ..., "counts": {...}}
       keyfarm link logs/2026-11-22 --out out --config keyfarm.toml --quiet
       keyfarm link logs/2026-11-23 --out out-23 --previous out-22 --banned audit.db
       keyfarm link s3a://lake/requests-day/ --out out --engine spark --spark-master yarn
@@ -235,6 +343,11 @@ def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master,
                           report=not no_report, previous=previous, labels_path=labels_path, banned=banned,
                           max_quarantine_share=max_quarantine_share)
     counts = result.run["counts"]
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"out_dir": str(out_dir), "counts": counts}, sort_keys=True, ensure_ascii=True))
+        return
     click.echo(f"{printable(out_dir)}: {counts['keys']:,} keys, {counts['clusters']:,} clusters, "
                f"{counts['flagged_clusters']:,} flagged ({counts['flagged_keys']:,} keys)")
 
@@ -251,8 +364,9 @@ def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master,
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True, help="Cross-validation folds.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Seed of the fold split.")
 @json_option
+@quiet_option
 @handle_errors
-def calibrate(out_dirs, labels_path, audit_db, out_path, C, folds, seed, as_json):
+def calibrate(out_dirs, labels_path, audit_db, out_path, C, folds, seed, as_json, quiet):
     """Fit the verdict's weights on labelled clusters of OUT_DIRS (written by `keyfarm link`).
 
     Prints cross-validated precision and recall and a reliability table, and writes the fitted
@@ -292,6 +406,8 @@ def calibrate(out_dirs, labels_path, audit_db, out_path, C, folds, seed, as_json
     if out_path:
         with open(out_path, "w") as fh:
             fh.write(result.to_toml())
+        if not quiet:
+            click.echo(f"[scoring] section written to {printable(out_path)}", err=True)
     if as_json:
         click.echo(json.dumps({"bias": result.bias, "weights": result.weights, "n_clusters": result.n_clusters,
                                "n_farm": result.n_farm, "cv_precision": result.cv_precision,

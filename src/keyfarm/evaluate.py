@@ -79,12 +79,21 @@ def evaluate_frames(members: pd.DataFrame, clusters: pd.DataFrame, truth: pd.Dat
     }
 
 
-def evaluate(out_dir: str | Path, truth: str | Path) -> dict:
-    """Read OUT_DIR/members.parquet, clusters.parquet and a truth file; return the metrics dict."""
-    out = out_dir_path(out_dir)
-    members = read_output(out, "members", ["key_id", "cluster_id"])
-    clusters = read_output(out, "clusters", ["cluster_id", "flagged"])
-    truth_frame = read_table(Path(truth), "truth", ["key_id", "farm_id", "pattern"])
+def run_tables(run) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(members, clusters) of a `keyfarm.link` result (a LinkResult) or of an OUT_DIR on disk."""
+    if hasattr(run, "members") and hasattr(run, "clusters"):
+        return run.members, run.clusters
+    out = out_dir_path(run)
+    return (read_output(out, "members", ["key_id", "account_id", "cluster_id"]),
+            read_output(out, "clusters", ["cluster_id", "flagged"]))
+
+
+def evaluate(run, truth) -> dict:
+    """Metrics of a run against ground truth. `run` is a LinkResult (what `keyfarm.link` returns)
+    or an OUT_DIR; `truth` a truth table (key_id, farm_id, pattern) or the path of one."""
+    members, clusters = run_tables(run)
+    truth_frame = truth if isinstance(truth, pd.DataFrame) else \
+        read_table(Path(truth), "truth", ["key_id", "farm_id", "pattern"])
     return evaluate_frames(members, clusters, truth_frame)
 
 
@@ -103,4 +112,77 @@ def format_report(metrics: dict) -> str:
     for name, row in metrics["false_positives_by_pattern"].items():
         lines.append(f"{name:<18}{row['keys']:>8}{row['flagged']:>9}{row['rate']:>9.4f}"
                      f"{row['review']:>9}{row['review_rate']:>9.4f}")
+    return "\n".join(lines)
+
+
+def evaluate_labels(members: pd.DataFrame, clusters: pd.DataFrame, labels: pd.DataFrame) -> dict:
+    """How the run's verdicts agree with analysts' labels (SCHEMA.md's labels table).
+
+    The latest label of each cluster and of each account is one judgement; a cluster label is
+    compared with that cluster's verdict, an account label with the verdict of the account's
+    cluster (`alone` for an account in no cluster of 2+ accounts). Labels of ids this run does not
+    have are counted as `unmatched`, never dropped silently. Precision is the farm share of labelled
+    judgements under `farm`, recall the share of farm labels under `farm`; either is None when
+    nothing was labelled to measure it. Labels are what analysts chose to look at, not a sample:
+    the figures describe agreement on those, not the whole run.
+    """
+    from keyfarm.labels import latest_labels
+
+    labels = labels.copy()
+    for column in ("account_id", "cluster_id"):
+        if column not in labels:
+            labels[column] = None
+    if "ts" not in labels:
+        labels["ts"] = pd.NaT
+    labels["cluster_id"] = pd.to_numeric(labels["cluster_id"], errors="coerce").astype("Int64")
+    labels["account_id"] = labels["account_id"].where(labels["account_id"].notna(), None)
+    by_cluster, by_account = latest_labels(labels)
+    by_account = by_account[by_account["cluster_id"].isna()]   # a row naming both is a cluster label
+    ids = clusters["cluster_id"].astype(np.int64).to_numpy()
+    verdicts = clusters["verdict"].astype(str).to_numpy(dtype=object) if "verdict" in clusters else \
+        np.where(clusters["flagged"].astype(bool), "farm", "clear").astype(object)
+    verdict_of = pd.Series(verdicts, index=ids)
+    first = members.drop_duplicates("account_id")
+    accounts = pd.Series(first["cluster_id"].astype(np.int64).to_numpy(), index=first["account_id"].astype(str))
+    c_ids = by_cluster["cluster_id"].astype(np.int64).to_numpy()
+    c_verdict = verdict_of.reindex(c_ids).to_numpy(dtype=object)
+    a_ids = by_account["account_id"].astype(str).to_numpy()
+    a_cluster = accounts.reindex(a_ids)
+    a_verdict = verdict_of.reindex(a_cluster.fillna(-1).astype(np.int64).to_numpy()).to_numpy(dtype=object)
+    a_verdict = np.where(a_cluster.isna().to_numpy(), None, np.where(pd.isna(a_verdict), "alone", a_verdict))
+    judged = pd.DataFrame({
+        "kind": ["cluster"] * len(c_ids) + ["account"] * len(a_ids),
+        "label": np.concatenate([by_cluster["label"].to_numpy(dtype=object), by_account["label"].to_numpy(dtype=object)]),
+        "verdict": np.concatenate([c_verdict, a_verdict]).astype(object)})
+    matched = judged[judged["verdict"].notna()]
+    table = {v: {lab: int(((matched["verdict"] == v) & (matched["label"] == lab)).sum()) for lab in ("farm", "benign")}
+             for v in ("farm", "review", "clear", "alone")}
+    under_farm = table["farm"]["farm"] + table["farm"]["benign"]
+    farm_labels = sum(row["farm"] for row in table.values())
+    return {
+        "labels": int(len(judged)),
+        "cluster_labels": int(len(c_ids)), "account_labels": int(len(a_ids)),
+        "unmatched": {"cluster": int(((judged["kind"] == "cluster") & judged["verdict"].isna()).sum()),
+                      "account": int(((judged["kind"] == "account") & judged["verdict"].isna()).sum())},
+        "by_verdict": table,
+        "farm_labels": int(farm_labels), "benign_labels": int(len(matched) - farm_labels),
+        "precision": table["farm"]["farm"] / under_farm if under_farm else None,
+        "recall": table["farm"]["farm"] / farm_labels if farm_labels else None,
+        "benign_under_farm": table["farm"]["benign"],
+    }
+
+
+def format_labels_report(metrics: dict) -> str:
+    """evaluate_labels' figures as a plain-text table for the terminal."""
+    def share(value):
+        return "-" if value is None else f"{value:.4f}"
+
+    lines = [f"labels {metrics['labels']:,} ({metrics['cluster_labels']:,} of clusters, "
+             f"{metrics['account_labels']:,} of accounts; unmatched: {metrics['unmatched']['cluster']:,} "
+             f"cluster ids, {metrics['unmatched']['account']:,} account ids not in this run)",
+             f"against labels  precision {share(metrics['precision'])}  recall {share(metrics['recall'])}  "
+             f"(farm labels {metrics['farm_labels']:,}, benign {metrics['benign_labels']:,})",
+             "", f"{'verdict':<10}{'farm':>8}{'benign':>8}"]
+    for verdict, row in metrics["by_verdict"].items():
+        lines.append(f"{verdict:<10}{row['farm']:>8}{row['benign']:>8}")
     return "\n".join(lines)

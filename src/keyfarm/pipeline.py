@@ -41,6 +41,31 @@ class LinkResult:
     activity: pd.DataFrame | None = None   # per cluster, account and time bin (keyfarm.activity)
     slots: pd.DataFrame | None = None      # per cluster, time slots two or more of its accounts share
 
+    def write(self, out_dir: str | Path, *, input_dir: str | None = None) -> Path:
+        """Write OUT_DIR as `keyfarm link --no-report` does (write_outputs); `keyfarm report OUT_DIR`
+        or keyfarm.report.write_report draws the pages from it."""
+        return write_outputs(self, out_dir, input_dir=input_dir)
+
+    def to_networkx(self):
+        """The account graph: node = account_id with cluster_id, verdict, score, n_keys,
+        total_tokens; edge weight and w_<signal> (keyfarm.interop)."""
+        from keyfarm.interop import to_networkx
+        return to_networkx(self.members, self.clusters, self.edges)
+
+    def to_igraph(self):
+        """The account graph as igraph.Graph (vertex `name` = account_id; see to_networkx)."""
+        from keyfarm.interop import to_igraph
+        return to_igraph(self.members, self.clusters, self.edges)
+
+    def __repr__(self) -> str:
+        counts = self.run.get("counts", {}) if isinstance(self.run, dict) else {}
+        verdicts = self.clusters["verdict"].value_counts() if "verdict" in self.clusters else {}
+        return (f"<LinkResult {counts.get('keys', len(self.members)):,} keys, "
+                f"{counts.get('accounts', self.members['account_id'].nunique()):,} accounts, "
+                f"{len(self.clusters):,} clusters (farm {int(verdicts.get('farm', 0)):,}, "
+                f"review {int(verdicts.get('review', 0)):,}, clear {int(verdicts.get('clear', 0)):,}), "
+                f"{len(self.edges):,} edges>")
+
 
 def stable_cluster_ids(membership: np.ndarray) -> np.ndarray:
     """Relabel communities by their smallest key index (keys are sorted by key_id), so a cluster's
@@ -412,6 +437,12 @@ def finish_run(result: LinkResult, input_dir, out_dir, progress: Progress, *, re
     Shared by the local and the Spark engine."""
     with progress.stage("write"):
         write_outputs(result, out_dir, input_dir=input_dir)
+    stale = Path(out_dir) / "report"
+    if not report and stale.is_dir():   # pages of an earlier run would contradict these outputs
+        import shutil
+
+        shutil.rmtree(stale)
+        progress.say(f"removed {stale}: it showed an earlier run (`keyfarm report {out_dir}` draws this one)")
     if report:
         try:
             from keyfarm.report import write_report

@@ -46,5 +46,15 @@ class Progress:
         self.say(f"{name} done in {elapsed:.1f}s, peak {self.peaks[name]:.1f} GiB{counts}")
 
     def bar(self, iterable=None, total=None, desc: str = ""):
-        """A tqdm bar on stderr (disabled when quiet) for loops within a stage."""
-        return tqdm(iterable, total=total, desc=desc, disable=self.quiet, file=self.file, leave=False)
+        """A tqdm bar on stderr for loops within a stage, only on a terminal: a log file or a
+        pipe gets the stage lines, never `\r` frames of a bar. Disabled when quiet."""
+        return tqdm(iterable, total=total, desc=desc, disable=self.quiet or not _is_terminal(self.file),
+                    file=self.file, leave=False)
+
+
+def _is_terminal(file) -> bool:
+    isatty = getattr(file, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:   # a closed file
+        return False

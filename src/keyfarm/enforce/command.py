@@ -38,9 +38,9 @@ def _iso_date(ctx, param, value):
 @click.option("--min-score", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Exclude clusters scoring below this.")
 @click.option("--include-unflagged", is_flag=True, help="Also consider clusters the job did not flag.")
-@click.option("--max-accounts", type=click.IntRange(min=1), default=100, show_default=True,
+@click.option("--max-accounts", type=click.IntRange(min=1), default=500, show_default=True,
               help="Refuse a cluster with more accounts (unless --force).")
-@click.option("--max-total-accounts", type=click.IntRange(min=1), default=1000, show_default=True,
+@click.option("--max-total-accounts", type=click.IntRange(min=1), default=5000, show_default=True,
               help="Refuse the whole plan if it touches more accounts (unless --force).")
 @click.option("--allowlist", type=click.Path(dir_okay=False), help="Allowlist file (.csv or .toml).")
 @click.option("--as-of", callback=_iso_date, help="Judge allowlist expiry on this date (default: today, UTC).")
@@ -69,13 +69,16 @@ def _iso_date(ctx, param, value):
 @click.option("--follow-redirects", is_flag=True,
               help="HTTP sink: follow a redirect by POSTing the same batch to its location (default: a "
                    "redirect leaves the batch pending).")
+@click.option("--yes", "-y", is_flag=True, help="Apply or revert without asking (a terminal is asked to confirm).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No notes on stderr (plan file written, dry run, pending).")
 def enforce_command(out_dir, min_score, include_unflagged, max_accounts, max_total_accounts, allowlist, as_of,
                     action_rule, force, plan_file, plan_out, do_apply, revert_run, sink, audit_path, operator,
-                    reason, batch_size, timeout, retries, backoff, seed, follow_redirects, as_json):
+                    reason, batch_size, timeout, retries, backoff, seed, follow_redirects, yes, as_json, quiet):
     """Plan, apply or revert bans of flagged clusters in a linkage OUT_DIR.
 
     Without --apply this is a dry run: it prints the plan and writes it as JSON; nothing changes.
+    With --apply the plan is printed too, then (on a terminal, unless --yes) confirmed, then sent.
 
     \b
     Example:
@@ -93,6 +96,9 @@ def enforce_command(out_dir, min_score, include_unflagged, max_accounts, max_tot
     except GuardRefused as exc:
         click.echo(f"Refused: {printable(exc)}", err=True)
         code = 1
+    except click.Abort:
+        click.echo("Not confirmed: nothing was sent.", err=True)
+        code = 1
     except KeyfarmError as exc:
         raise _InputError(printable(exc)) from None
     except OSError as exc:   # a plan or sink path that cannot be written
@@ -102,7 +108,7 @@ def enforce_command(out_dir, min_score, include_unflagged, max_accounts, max_tot
 
 def _run(*, out_dir, min_score, include_unflagged, max_accounts, max_total_accounts, allowlist, as_of,
          action_rule, force, plan_file, plan_out, do_apply, revert_run, sink, audit_path, operator, reason,
-         batch_size, timeout, retries, backoff, seed, follow_redirects, as_json) -> int:
+         batch_size, timeout, retries, backoff, seed, follow_redirects, yes, as_json, quiet) -> int:
     from keyfarm.enforce import (Audit, GuardRefused, Plan, Policy, apply, load_allowlist, open_sink, plan,
                                  render_text, renew, revert)
 
@@ -121,12 +127,17 @@ def _run(*, out_dir, min_score, include_unflagged, max_accounts, max_total_accou
         return open_sink(sink, batch_size=batch_size, timeout=timeout, retries=retries, backoff=backoff,
                          seed=seed, follow_redirects=follow_redirects) if sink.startswith("http") else open_sink(sink)
 
+    def note(message: str) -> None:
+        if not quiet:
+            click.echo(message, err=True)
+
     if revert_run:
+        _confirm(yes, f"Revert run {printable(revert_run)} through {printable(sink)}?")
         target = make_sink()
         with Audit(audit_path) as audit:
             result = revert(revert_run, target, audit, operator=operator, reason=reason)
         _close(target)
-        _report(result, as_json)
+        _report(result, as_json, quiet=quiet)
         return 0 if result.ok else 1
 
     if plan_file:
@@ -141,34 +152,51 @@ def _run(*, out_dir, min_score, include_unflagged, max_accounts, max_total_accou
             with Audit(known) as audit:
                 renewed = renew(the_plan, audit)
             if renewed.plan_id != the_plan.plan_id:
-                click.echo(f"plan {the_plan.plan_id} was reverted; the same decisions are plan "
-                           f"{renewed.plan_id}, whose actions are sent anew", err=True)
+                note(f"plan {the_plan.plan_id} was reverted; the same decisions are plan "
+                     f"{renewed.plan_id}, whose actions are sent anew")
                 the_plan = renewed
         target_path = Path(plan_out) if plan_out else \
             Path(out_dir) / "enforcement" / f"plan-{the_plan.plan_id}.json"
         the_plan.save(target_path)
-        click.echo(f"plan {the_plan.plan_id} written to {printable(target_path)}", err=True)
+        note(f"plan {the_plan.plan_id} written to {printable(target_path)}")
     guard_hit = bool(the_plan.refusals)
 
     if not do_apply:
         click.echo(_json(the_plan.to_dict()) if as_json else render_text(the_plan), nl=False)
         if not as_json:
-            click.echo("Dry run: nothing was changed. Add --apply --sink ... --operator ... --reason ... to act.",
-                       err=True)
+            note("Dry run: nothing was changed. Add --apply --sink ... --operator ... --reason ... to act.")
         return 1 if guard_hit else 0
 
-    if not as_json:
-        click.echo(render_text(the_plan), err=True, nl=False)
+    if not as_json:   # what is about to be sent, on stdout as in a dry run
+        click.echo(render_text(the_plan), nl=False)
     if the_plan.refused:  # before opening the sink: a refused plan touches nothing
         raise GuardRefused("plan refused: " + "; ".join(r["detail"] for r in the_plan.refusals))
+    n_actions = len(the_plan.actions)
+    _confirm(yes, f"Apply plan {printable(the_plan.plan_id)} ({n_actions:,} actions) through {printable(sink)}?")
     target = make_sink()
     try:
         with Audit(audit_path) as audit:
             result = apply(the_plan, target, audit, operator=operator, reason=reason)
     finally:
         _close(target)
-    _report(result, as_json, the_plan)
+    _report(result, as_json, the_plan, quiet=quiet)
     return 0 if result.ok and not guard_hit else 1
+
+
+def _confirm(yes: bool, question: str) -> None:
+    """Ask on a terminal before anything is sent (click.Abort when declined); scripts and
+    pipes, and --yes, are not asked."""
+    if yes or not _on_terminal():
+        return
+    click.confirm(question, abort=True, err=True)
+
+
+def _on_terminal() -> bool:
+    """Is a person at the keyboard (stdin a terminal)?"""
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _json(doc) -> str:
@@ -183,7 +211,7 @@ def _close(sink) -> None:
         close()
 
 
-def _report(result, as_json: bool, the_plan=None) -> None:
+def _report(result, as_json: bool, the_plan=None, *, quiet: bool = False) -> None:
     if as_json:
         doc = result.to_dict()
         if the_plan is not None:
@@ -196,7 +224,7 @@ def _report(result, as_json: bool, the_plan=None) -> None:
     for f in result.failed:
         click.echo(f"  failed {printable(f['action'])} account {printable(f['account_id'])} key "
                    f"{printable(f['key_id'])}: {printable(f['sink_response'])}")
-    if result.pending:
+    if result.pending and not quiet:
         click.echo("Some actions are pending: run the same command again to finish (nothing is sent twice).",
                    err=True)
     if the_plan is not None:

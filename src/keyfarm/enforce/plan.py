@@ -254,7 +254,7 @@ def plan(out_dir: str | Path, policy: Policy | None = None) -> Plan:
             detail = f"{n_accounts} accounts > max_accounts {policy.max_accounts}"
             if not policy.force:
                 out.exclusions.append({"reason": "oversized", **base, "n_accounts": n_accounts,
-                                       "detail": detail + ": refused (use force to override)"})
+                                       "detail": detail + ": refused (--force overrides)"})
                 out.refusals.append({"guard": "max_accounts", "scope": "cluster", "cluster_id": cid,
                                      "detail": detail})
                 continue
@@ -296,7 +296,7 @@ def plan(out_dir: str | Path, policy: Policy | None = None) -> Plan:
             out.forced.append({"guard": "max_total_accounts", "detail": detail})
         else:
             out.refusals.append({"guard": "max_total_accounts", "scope": "plan",
-                                 "detail": detail + ": nothing will be applied (use force to override)"})
+                                 "detail": detail + ": nothing will be applied (--force overrides)"})
 
     _assign_ids(out)
     return out

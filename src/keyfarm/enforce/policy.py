@@ -43,12 +43,15 @@ class Policy:
     `keyfarm.enforce.allowlist.load_allowlist` (always win). action_rule: "auto" (ban + suspend,
     or revoke-only for leaked-key clusters), "ban" or "revoke" for every cluster. as_of: the date
     allowlist expiry is judged against (None: today, UTC).
+
+    The size guards' defaults pass what a day of a 50k-key world flags (clusters of up to ~280
+    accounts, ~1,100 accounts in all) and stop a run that would act on an order of magnitude more.
     """
 
     min_score: float = 0.5
     only_flagged: bool = True
-    max_accounts: int | None = 100
-    max_total_accounts: int | None = 1000
+    max_accounts: int | None = 500
+    max_total_accounts: int | None = 5000
     force: bool = False
     allowlist: tuple = ()
     action_rule: str = "auto"

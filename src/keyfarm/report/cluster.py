@@ -207,7 +207,6 @@ def cluster_page(cluster: dict, members: pd.DataFrame, edges: pd.DataFrame, *, r
     drawn = (f"{len(drawing.nodes):,} accounts and {len(drawing.pairs):,} linked pairs drawn "
              f"({drawing.n_nodes_total:,} accounts, {fmt_int(cluster.get('n_keys'))} keys, "
              f"{drawing.n_edges_total:,} linked pairs in the cluster)")
-    empty = pd.DataFrame()
     body = f"""<header><h1>Cluster {esc(cid)} {badge}{_label_badge(cluster_label)} <span class="sub">score {fmt_float(cluster.get("score"), 3)}</span></h1>
 <div class="sub">{back}run <span class="mono">{esc(run.get("run_id"))}</span> · {drawn} ·
 <a href="#why">why</a> · <a href="#timeline">when</a> · <a href="#links">links</a> · <a href="#prompts-h">prompts</a> ·
@@ -224,7 +223,7 @@ def cluster_page(cluster: dict, members: pd.DataFrame, edges: pd.DataFrame, *, r
 <h2 id="timeline">Activity over time</h2>
 <div class="controls"><label><input type="radio" name="tl" value="tokens" checked> tokens</label>
 <label><input type="radio" name="tl" value="requests"> requests</label></div>
-{timeline_svg(activity if activity is not None else empty, slots if slots is not None else empty, {n["account_id"]: n["created_at"] for n in nodes})}
+{timeline_svg(activity, slots, {n["account_id"]: n["created_at"] for n in nodes})}
 <h2 id="links">Strongest links and their evidence</h2>{_links_table(drawing, [n["info"]["account_id"] for n in drawing.nodes])}
 <h2 id="prompts-h">Example prompts</h2>{_prompts_table(drawing)}
 <h2 id="labels">Analyst labels</h2>{_labels_section(cid, labels)}

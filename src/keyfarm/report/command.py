@@ -26,13 +26,15 @@ class _InputError(click.ClickException):
 @click.option("--max-nodes", type=click.IntRange(min=2), default=500, show_default=True,
               help="Clusters with more keys are drawn at account level.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
-def report_command(out_dir, max_nodes, quiet):
+@click.option("--json", "as_json", is_flag=True, help='Print {"index": PATH, "pages": N} as JSON.')
+def report_command(out_dir, max_nodes, quiet, as_json):
     """Write OUT_DIR/report/: index.html and one interactive page per cluster (offline HTML).
 
     \b
     Example:
       keyfarm report out
       keyfarm report out --max-nodes 1500 --quiet
+      keyfarm report out --quiet --json
     """
     from keyfarm.progress import Progress
     from keyfarm.report import write_report
@@ -43,16 +45,28 @@ def report_command(out_dir, max_nodes, quiet):
             index = write_report(out_dir, max_nodes=max_nodes, progress=progress)
     except KeyfarmError as exc:
         raise _InputError(printable(exc)) from None
-    click.echo(printable(index))
+    if as_json:
+        import json
+
+        pages = sum(1 for _ in (index.parent / "clusters").glob("*.html"))
+        click.echo(json.dumps({"index": str(index), "pages": pages}, sort_keys=True, ensure_ascii=True))
+    else:
+        click.echo(printable(index))
 
 
-def page_path(out_dir, cluster_id: int | None = None) -> Path:
-    """The report page of OUT_DIR (index, or one cluster's page); writes the report if absent."""
+def page_path(out_dir, cluster_id: int | None = None, *, progress=None) -> Path:
+    """The report page of OUT_DIR (index, or one cluster's page); writes the report if absent
+    (`progress`: a keyfarm.progress.Progress that reports it)."""
     from keyfarm.report import write_report
 
     report = Path(out_dir) / "report"
     if not (report / "index.html").is_file():
-        write_report(out_dir)
+        if progress is not None:
+            progress.say(f"no report in {printable(out_dir)} yet: writing it")
+            with progress.stage("report"):
+                write_report(out_dir, progress=progress)
+        else:
+            write_report(out_dir)
     if cluster_id is None:
         return (report / "index.html").resolve()
     page = report / "clusters" / f"{cluster_id}.html"
@@ -69,7 +83,10 @@ def page_path(out_dir, cluster_id: int | None = None) -> Path:
 @click.option("--account", "account_id", default=None, help="Open the page of the cluster holding this account.")
 @click.option("--key", "key_id", default=None, help="Open the page of the cluster holding this key.")
 @click.option("--print-path", is_flag=True, help="Print the page's path instead of opening a browser.")
-def explore_command(out_dir, cluster_id, account_id, key_id, print_path):
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr (when the report must be written first).")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"path", "cluster_id", "found_by"} as JSON instead of opening a browser.')
+def explore_command(out_dir, cluster_id, account_id, key_id, print_path, quiet, as_json):
     """Open the report of OUT_DIR (or the page of one cluster, account or key) in the browser.
 
     Writes the report first if OUT_DIR has none. Without a browser, prints the page's path.
@@ -80,14 +97,21 @@ def explore_command(out_dir, cluster_id, account_id, key_id, print_path):
       keyfarm explore out
       keyfarm explore out --cluster 2090 --print-path
       keyfarm explore out --key sk-live-123 --print-path
+      keyfarm explore out --account acct_42 --json
     """
+    from keyfarm.progress import Progress
     from keyfarm.report.explore import explore
 
     try:
-        page = explore(out_dir, cluster=cluster_id, account=account_id, key=key_id)
+        page = explore(out_dir, cluster=cluster_id, account=account_id, key=key_id, progress=Progress(quiet))
     except KeyfarmError as exc:
         raise _InputError(printable(exc)) from None
-    if print_path or not webbrowser.open(page.path.as_uri()):
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"path": str(page.path), "cluster_id": page.cluster_id, "found_by": page.found_by},
+                              sort_keys=True, ensure_ascii=True))
+    elif print_path or not webbrowser.open(page.path.as_uri()):
         click.echo(printable(page.path))
 
 

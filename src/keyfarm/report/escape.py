@@ -42,6 +42,8 @@ def plain(value):
 
 def esc(value) -> str:
     """Text or attribute value escaped for HTML (quotes too); None and NaN become an empty string."""
+    if value.__class__ is str:   # most values: no conversion to try
+        return html.escape(value, quote=True)
     value = plain(value)
     if value is None:
         return ""
@@ -59,7 +61,13 @@ def column_values(series: pd.Series) -> list:
         for i in np.flatnonzero(~np.isfinite(values)).tolist():
             out[i] = None
         return out
-    return [plain(v) for v in series.tolist()]
+    values = series.tolist()
+    if kind == "O" and pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
+        # text with nulls (None, NaN, NA): only the nulls need `plain`
+        for i in np.flatnonzero(series.isna().to_numpy()).tolist():
+            values[i] = None
+        return values
+    return [plain(v) for v in values]
 
 
 def records(frame: pd.DataFrame) -> list[dict]:

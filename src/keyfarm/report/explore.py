@@ -73,7 +73,8 @@ def resolve_cluster(out_dir, *, cluster: int | None = None, account: str | None 
     return cid, f"{name} {value}"
 
 
-def explore(out_dir, *, cluster: int | None = None, account: str | None = None, key: str | None = None) -> Page:
+def explore(out_dir, *, cluster: int | None = None, account: str | None = None, key: str | None = None,
+            progress=None) -> Page:
     """The report page of a cluster, of the cluster holding `account` or `key`, or the index.
 
     Writes the report first if OUT_DIR has none. In a notebook, the returned Page displays itself.
@@ -83,4 +84,4 @@ def explore(out_dir, *, cluster: int | None = None, account: str | None = None, 
     from keyfarm.report.command import page_path
 
     cid, how = resolve_cluster(out_dir, cluster=cluster, account=account, key=key)
-    return Page(out_dir=Path(out_dir), path=page_path(out_dir, cid), cluster_id=cid, found_by=how)
+    return Page(out_dir=Path(out_dir), path=page_path(out_dir, cid, progress=progress), cluster_id=cid, found_by=how)
