@@ -199,7 +199,11 @@ def test_report_command_prints_index_path(tmp_path):
 def test_explore_prints_cluster_page_and_rejects_unknown_cluster(tmp_path):
     out = hostile_out_dir(tmp_path / "out")
     result = CliRunner().invoke(explore_command, [str(out), "--cluster", "0", "--print-path"])
-    assert result.exit_code == 0 and result.output.strip().endswith("clusters/0.html")
+    assert result.exit_code == 0 and result.stdout.strip().endswith("clusters/0.html")
+    assert "writing it" in result.stderr   # the report had to be written first: said on stderr
+    as_json = CliRunner().invoke(explore_command, [str(out), "--key", "m1", "--json", "--quiet"])
+    doc = json.loads(as_json.stdout)
+    assert doc["path"].endswith(".html") and doc["found_by"].startswith("key") and as_json.stderr == ""
     bad = CliRunner().invoke(explore_command, [str(out), "--cluster", "3", "--print-path"])
     assert bad.exit_code == 2 and "cluster 3" in bad.output
 

@@ -240,7 +240,7 @@ def evaluate(out_dir, truth, labels_path, as_json, quiet):
         if not len(labels):
             raise click.ClickException(printable(f"labels: no labels in {out_dir}/labels.parquet "
                                                   "(record some with `keyfarm label`, or give a labels file)"))
-        metrics["labels"] = evaluate_labels(*run_tables(out_dir), labels)
+        metrics["labels"] = evaluate_labels(*run_tables(out_dir, ("key_id", "account_id", "cluster_id")), labels)
         parts.append(format_labels_report(metrics["labels"]))
     click.echo(json.dumps(metrics, indent=2, sort_keys=True, ensure_ascii=True) if as_json
                else printable_lines("\n\n".join(parts)))

@@ -79,12 +79,13 @@ def evaluate_frames(members: pd.DataFrame, clusters: pd.DataFrame, truth: pd.Dat
     }
 
 
-def run_tables(run) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(members, clusters) of a `keyfarm.link` result (a LinkResult) or of an OUT_DIR on disk."""
+def run_tables(run, member_columns=("key_id", "cluster_id")) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(members, clusters) of a `keyfarm.link` result (a LinkResult) or of an OUT_DIR on disk,
+    members with at least `member_columns`."""
     if hasattr(run, "members") and hasattr(run, "clusters"):
         return run.members, run.clusters
     out = out_dir_path(run)
-    return (read_output(out, "members", ["key_id", "account_id", "cluster_id"]),
+    return (read_output(out, "members", list(member_columns)),
             read_output(out, "clusters", ["cluster_id", "flagged"]))
 
 

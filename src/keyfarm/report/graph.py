@@ -15,8 +15,11 @@ import random
 from dataclasses import dataclass, field
 
 import igraph
+import numba
 import numpy as np
 import pandas as pd
+
+from keyfarm.community.components import find_root   # the one union-find kernel
 
 from keyfarm.report.escape import plain, records
 from keyfarm.report.outputs import SIGNALS
@@ -61,23 +64,22 @@ def strongest_signal(edges: pd.DataFrame) -> np.ndarray:
 def _max_spanning_forest_first(a: np.ndarray, b: np.ndarray, weight: np.ndarray, n: int) -> np.ndarray:
     """Edge order: a maximum spanning forest (Kruskal) first, then the rest, both by weight desc."""
     order = np.lexsort((b, a, -weight))
-    parent = list(range(n))
+    in_forest = _forest_of(np.asarray(a, np.int64), np.asarray(b, np.int64), order, np.int64(n))
+    return np.concatenate([order[in_forest], order[~in_forest]]).astype(np.int64)
 
-    def find(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
 
-    tree, rest = [], []
-    for e in order.tolist():
-        ra, rb = find(int(a[e])), find(int(b[e]))
+@numba.njit(cache=True, nogil=True)
+def _forest_of(a, b, order, n):
+    """Kruskal over edges in `order`: True where the edge joins two trees (the forest's edges)."""
+    parent = np.arange(n)
+    in_forest = np.zeros(order.size, np.bool_)
+    for i in range(order.size):
+        e = order[i]
+        ra, rb = find_root(parent, a[e]), find_root(parent, b[e])
         if ra != rb:
             parent[ra] = rb
-            tree.append(e)
-        else:
-            rest.append(e)
-    return np.array(tree + rest, dtype=np.int64)
+            in_forest[i] = True
+    return in_forest
 
 
 def layout(n: int, a: np.ndarray, b: np.ndarray, weight: np.ndarray, *, seed: int = 0) -> np.ndarray:
@@ -175,12 +177,18 @@ class _Table:
 
     def add(self, value):
         if value.__class__ is not str:   # values come from `records`: plain already
+            if value is None:
+                return None
             value = plain(value)
             if not isinstance(value, str):
                 return None
         if not value:
             return None
-        return self.index.setdefault(value, len(self.index))
+        index = self.index
+        found = index.get(value)
+        if found is None:
+            found = index[value] = len(index)
+        return found
 
     @property
     def values(self) -> list[str]:
@@ -248,7 +256,8 @@ def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: in
         links = [links[j] for j in np.flatnonzero(ok).tolist()]
         a, b, w = remap[a[ok]], remap[b[ok]], w[ok]
 
-    order = _max_spanning_forest_first(a, b, w, len(nodes))
+    # the forest decides which pairs are drawn only when some must be left out
+    order = _max_spanning_forest_first(a, b, w, len(nodes)) if a.size > max_edges else np.arange(a.size)
     if order.size > max_edges:
         notes.append(f"{order.size:,} linked account pairs exceed the {max_edges:,}-link limit: a maximum "
                      f"spanning forest and the strongest other pairs are drawn ({max_edges:,} pairs).")
@@ -274,23 +283,35 @@ def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: in
     prompt_rank = {}
     shorts = [(_short(p.get("prompt_example_a"), PROMPT_CHARS), _short(p.get("prompt_example_b"), PROMPT_CHARS))
               for p in links]
-    for j in np.lexsort((b, a, -w)).tolist():
-        for text in shorts[j]:
-            if isinstance(text, str) and text and text not in prompt_rank and len(prompt_rank) < MAX_PROMPTS:
-                prompt_rank[text] = prompts.add(text)
+    if any(x is not None or y is not None for x, y in shorts):
+        for j in np.lexsort((b, a, -w)).tolist():
+            if len(prompt_rank) >= MAX_PROMPTS:
+                break
+            for text in shorts[j]:
+                if isinstance(text, str) and text and text not in prompt_rank and len(prompt_rank) < MAX_PROMPTS:
+                    prompt_rank[text] = prompts.add(text)
     a_list, b_list = a.tolist(), b.tolist()
+    weight_columns = [(s, f"w_{s}") for s in LINK_SIGNALS]
+    evidence_columns = [(s, f"evidence_{s}") for s in LINK_SIGNALS]
+    add = strings.add
     for j, row in enumerate(links):
-        weights = {s: round(row[f"w_{s}"], 3) for s in LINK_SIGNALS if (row[f"w_{s}"] or 0) > 0}
+        weights = {}
+        for s, column in weight_columns:
+            value = row[column]
+            if value and value > 0:
+                weights[s] = round(value, 3)
         ev = {}
-        for s in LINK_SIGNALS:
-            ref = strings.add(row.get(f"evidence_{s}"))
+        for s, column in evidence_columns:
+            ref = add(row.get(column))
             if ref is not None:
                 ev[s] = ref
         pair = {"a": a_list[j], "b": b_list[j], "weight": round(row["weight"], 4), "w": weights, "ev": ev,
-                "k": [strings.add(str(row["key_a"])), strings.add(str(row["key_b"]))], "n": int(row["n_key_pairs"])}
-        refs = [prompt_rank.get(text) for text in shorts[j]]
-        if any(r is not None for r in refs):
-            pair["p"] = refs
+                "k": [add(str(row["key_a"])), add(str(row["key_b"]))], "n": int(row["n_key_pairs"])}
+        x, y = shorts[j]
+        if x is not None or y is not None:
+            refs = [prompt_rank.get(x), prompt_rank.get(y)]
+            if refs[0] is not None or refs[1] is not None:
+                pair["p"] = refs
         out_pairs.append(pair)
     options = dict(GRAPH_OPTIONS)
     options["interaction"] = dict(GRAPH_OPTIONS["interaction"], hideEdgesOnDrag=len(out_nodes) > 400)

@@ -9,6 +9,8 @@ columns where most of the cluster acted together are banded across all rows: syn
 """
 from __future__ import annotations
 
+import datetime as _dt
+
 import numpy as np
 import pandas as pd
 
@@ -46,20 +48,19 @@ def _fmt_seconds(seconds: int) -> str:
 def _cell_paths(rows: np.ndarray, cols: np.ndarray, levels: np.ndarray, x, cw: float, top: float) -> list[str]:
     """One SVG path per shade: runs of adjacent cells of one shade in a row become one rectangle
     (cells are sorted by row, then column), so a busy cluster's timeline stays a few kB."""
+    if rows.size == 0:
+        return []
+    rows, cols, levels = (np.asarray(v, np.int64) for v in (rows, cols, levels))
+    # a run ends where the next cell is in another row, not adjacent, or of another shade
+    last = np.ones(rows.size, bool)
+    last[:-1] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1] + 1) | (levels[1:] != levels[:-1])
+    ends = np.flatnonzero(last)
+    starts = np.r_[0, ends[:-1] + 1]
     paths: dict[int, list[str]] = {}
-    run_start = None
-    n = rows.size
-    rows, cols, levels = rows.tolist(), cols.tolist(), levels.tolist()
-    for i in range(n):
-        if run_start is None:
-            run_start = i
-        last = i == n - 1 or rows[i + 1] != rows[i] or cols[i + 1] != cols[i] + 1 or levels[i + 1] != levels[i]
-        if last:
-            c0, c1 = cols[run_start], cols[i]
-            w = max((c1 - c0 + 1) * cw - 0.2, 0.6)
-            paths.setdefault(levels[i], []).append(
-                f"M{x(c0):.1f} {top + rows[i] * ROW_H}h{w:.1f}v{ROW_H - 1}h{-w:.1f}z")
-            run_start = None
+    for c0, c1, row, level in zip(cols[starts].tolist(), cols[ends].tolist(), rows[ends].tolist(),
+                                  levels[ends].tolist()):
+        w = max((c1 - c0 + 1) * cw - 0.2, 0.6)
+        paths.setdefault(level, []).append(f"M{x(c0):.1f} {top + row * ROW_H}h{w:.1f}v{ROW_H - 1}h{-w:.1f}z")
     return [f'<path class="s{lv}" d="{"".join(d)}"/>' for lv, d in sorted(paths.items())]
 
 
@@ -163,15 +164,16 @@ def timeline_svg(activity, slots, created: dict) -> str:
         y = top + i * ROW_H
         acc = str(names[j])
         when = created.get(acc)
+        when = None if when is None or pd.isna(when) else pd.Timestamp(when)
         tip = f"{acc}: {fmt_int(acc_tokens[j])} tokens, {fmt_int(acc_requests[j])} requests"
-        if when is not None and not pd.isna(when):
-            tip += f"; first key created {pd.Timestamp(when).isoformat()}"
+        if when is not None:
+            tip += f"; first key created {when.isoformat()}"
         out.append(f'<text x="{LABEL_W - 6}" y="{y + ROW_H - 1}" text-anchor="end" class="tl-acc"><title>{esc(tip)}'
                    f"</title>{esc(acc if len(acc) <= 28 else acc[:27] + '…')}</text>")
         first_x = x(int(acc_first[j]))
         out.append(f'<line x1="{first_x:.1f}" y1="{y}" x2="{first_x:.1f}" y2="{y + ROW_H - 1}" class="tl-first"/>')
-        if when is not None and not pd.isna(when):
-            cs = (pd.Timestamp(when).value // 10**9 - start_s) / width_s
+        if when is not None:
+            cs = (when.value // 10**9 - start_s) / width_s
             cx = LABEL_W + min(max(cs, 0), n_cols) * cw
             mark = "◀" if cs < 0 else ("▶" if cs > n_cols else "▲")
             out.append(f'<text x="{cx:.1f}" y="{y + ROW_H - 1}" class="tl-created" text-anchor="middle">{mark}</text>')
@@ -187,7 +189,7 @@ def timeline_svg(activity, slots, created: dict) -> str:
     first_tick = -(-start_s // tick_s) * tick_s
     for t in range(first_tick, start_s + span_s + 1, tick_s):
         tx = LABEL_W + (t - start_s) / width_s * cw
-        label = pd.Timestamp(t, unit="s", tz="UTC").strftime("%m-%d" if tick_s == 86400 else "%m-%d %H:%M")
+        label = _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%m-%d" if tick_s == 86400 else "%m-%d %H:%M")
         out.append(f'<line x1="{tx:.1f}" y1="{top}" x2="{tx:.1f}" y2="{axis_y + 4}" class="tl-tick"/>'
                    f'<text x="{tx:.1f}" y="{axis_y + 16}" text-anchor="middle" class="muted">{esc(label)}</text>')
     out.append("</svg>")
