@@ -215,3 +215,11 @@ def test_relinking_without_a_report_removes_the_earlier_runs_report(run, small_w
     finish_run(result, small_world_dir, out, Progress(file=said), report=False)
     assert not (out / "report").exists() and (out / "members.parquet").is_file()
     assert "earlier run" in said.getvalue()
+
+
+def test_clusters_ids_prints_one_id_per_line_for_shell_loops(run):
+    result, out = run
+    got = _invoke("clusters", out, "--verdict", "farm", "--ids", "--quiet")
+    farm = result.clusters[result.clusters["verdict"] == "farm"]
+    assert sorted(int(x) for x in got.output.split()) == sorted(farm["cluster_id"].tolist())
+    assert _invoke("clusters", out, "--ids", "--json").exit_code == 2

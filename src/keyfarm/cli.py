@@ -257,10 +257,11 @@ def evaluate(out_dir, truth, labels_path, as_json, quiet):
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="At most this many rows (highest score first).")
 @click.option("--all-columns", is_flag=True, help="Every column of clusters.parquet (features, evidence), not SCHEMA.md's.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header on stdout.")
+@click.option("--ids", "as_ids", is_flag=True, help="Only the cluster ids, one per line (for shell loops).")
 @json_option
 @quiet_option
 @handle_errors
-def clusters(out_dir, verdict, min_score, signal, min_accounts, limit, all_columns, as_csv, as_json, quiet):
+def clusters(out_dir, verdict, min_score, signal, min_accounts, limit, all_columns, as_csv, as_ids, as_json, quiet):
     """List the clusters of OUT_DIR, highest score first, filtered by verdict, score, signal, size.
 
     A table on stdout, or --json (an array of objects) or --csv (text cells starting with = + - @
@@ -271,11 +272,12 @@ def clusters(out_dir, verdict, min_score, signal, min_accounts, limit, all_colum
       keyfarm clusters out --verdict farm
       keyfarm clusters out --verdict review --min-score 0.4 --signal payment --csv > review.csv
       keyfarm clusters out --verdict farm --json | jq '.[].cluster_id'
+      for id in $(keyfarm clusters out --verdict farm --ids --quiet); do keyfarm explore out --cluster $id; done
     """
     from keyfarm.query import select_clusters, to_csv, to_json, to_text
 
-    if as_csv and as_json:
-        raise click.UsageError("--csv and --json are exclusive")
+    if as_csv + as_json + as_ids > 1:
+        raise click.UsageError("--csv, --json and --ids are exclusive")
     if signal:   # the signal registry's names (importing it loads Numba: only when asked)
         from keyfarm.graph.weighting import SIGNALS
 
@@ -288,6 +290,8 @@ def clusters(out_dir, verdict, min_score, signal, min_accounts, limit, all_colum
         click.echo(to_json(rows))
     elif as_csv:
         click.echo(to_csv(rows), nl=False)
+    elif as_ids:
+        click.echo("".join(f"{int(c)}\n" for c in rows["cluster_id"]), nl=False)
     else:
         click.echo(printable_lines(to_text(rows)))
     if not quiet:
