@@ -289,3 +289,40 @@ def test_benjamini_hochberg_matches_the_step_up_rule():
     assert timing.benjamini_hochberg(np.log(p), 0.05).tolist() == [True, True] + [False] * 8
     assert timing.benjamini_hochberg(np.log(p[::-1]), 0.05).tolist() == [False] * 8 + [True, True]
     assert timing.benjamini_hochberg(np.zeros(0), 0.05).tolist() == []
+
+
+def _blocks_context(rng, blocks, slots_per_block: int = 60, per_account: int = 12):
+    """A _GroupContext of accounts in blocks (each block: its own slots, each account acting in
+    per_account of them), every account holding group `g` of its block; returns (ctx, holders, groups)."""
+    pa, ps, holder_g = [], [], []
+    first = 0
+    for b, (n, g) in enumerate(blocks):
+        for a in range(first, first + n):
+            for s in rng.choice(slots_per_block, per_account, replace=False):
+                pa.append(a)
+                ps.append(b * slots_per_block + int(s))
+            holder_g.append(g)
+        first += n
+    pa, ps = np.array(pa), np.array(ps)
+    n_slots = len(blocks) * slots_per_block
+    ctx = timing._GroupContext(pair_account=pa, pair_slot=ps, expected=np.ones(n_slots),
+                               hour=np.zeros(n_slots, np.int64), hour_total=np.ones(1),
+                               n=np.bincount(pa).astype(float), group_of=np.array(holder_g),
+                               n_groups=max(holder_g) + 1)
+    return ctx, np.arange(first), np.array(holder_g)
+
+
+def test_a_group_of_two_schedulers_is_split_one_scheduler_is_not():
+    """Two dense blocks of accounts × slots held as one group (modularity merged them) come apart
+    into one part each; a single block, however big, stays whole."""
+    rng = np.random.default_rng(5)
+    ctx, holder_a, holder_g = _blocks_context(rng, [(30, 0), (20, 0), (60, 1)])
+    part = timing.split_groups(ctx, holder_a, holder_g, 5)
+    a, b, c = part[:30], part[30:50], part[50:]
+    assert len(set(a)) == 1 and len(set(b)) == 1 and a[0] != b[0]
+    assert a[0] == 0          # the larger part keeps the group's own token
+    assert (c == 0).all()
+    # an account acting in both blocks' slots goes with the block it shares most slots with
+    ctx.pair_slot = np.where((ctx.pair_account == 35) & (np.arange(ctx.pair_slot.size) % 4 == 0),
+                             ctx.pair_slot - 60, ctx.pair_slot)
+    assert timing.split_groups(ctx, holder_a, holder_g, 5)[35] == b[0]

@@ -64,6 +64,8 @@ from keyfarm.signals import make_incidence, ts_ns
 _SECOND = 10**9
 BUSY_CHANCE = 0.16   # P(count ≥ expected + sqrt(expected + 1)), at most, for Poisson-like slot counts
 GROUP_RESOLUTION = 1.0  # scheduler_sets: modularity resolution of the lockstep accounts × busy slots
+GROUP_DENSITY = 0.005  # split_groups: CPM density of one scheduler's accounts x slots block
+SPLIT_SHARE = 0.1    # split_groups: a part must hold this share of its group's accounts
 GROUP_ROUNDS = 3     # scheduler_sets: rounds of slot set from accounts, accounts from slot set
 
 
@@ -213,8 +215,71 @@ def scheduler_sets(pair_account, hit, expected, at, hour, cfg) -> pd.DataFrame:
             keep_groups = counted
         ok = keep_groups[holder_g]
         holder_a, holder_g = holder_a[ok], holder_g[ok]
-    order = np.lexsort((holder_a, holder_g))
-    return pd.DataFrame({"acc": holder_a[order], "code": first[holder_g[order]]})
+    part = split_groups(ctx, holder_a, holder_g, cfg.group_min_accounts)
+    order = np.lexsort((holder_a, part, holder_g))
+    code = first[holder_g[order]].astype(str)
+    code = np.where(part[order] > 0, np.char.add(np.char.add(code, "s"), part[order].astype(str)), code)
+    return pd.DataFrame({"acc": holder_a[order], "code": code})
+
+
+def split_groups(ctx, holder_a, holder_g, min_accounts: int) -> np.ndarray:
+    """Per holder, its part of its group (0: the largest): a group whose holders form two or more
+    dense blocks of accounts × slots is split into them.
+
+    Modularity's resolution limit lets two schedulers that meet in a few slots start as one
+    community once the graph is large, and the rounds keep both: every holder passes against the
+    union of their slots. Both pass because each is dense with its own half, so the group's holders
+    × the slots where another holder acts are partitioned by CPM at density GROUP_DENSITY (a
+    scheduler's block is denser, two schedulers' cross links far sparser); parts of at least
+    min_accounts accounts become groups, and each account of a smaller part joins the big part it
+    shares most slots with (ties: the larger part). A part must also hold SPLIT_SHARE of the group:
+    CPM also carves a few small blocks out of one big scheduler, which are not another. One CPM run over every group at once, each
+    group's accounts and slots its own nodes."""
+    from keyfarm.community.leiden import leiden
+
+    part = np.zeros(holder_a.size, np.int64)
+    if holder_a.size < 2 * min_accounts:
+        return part
+    pa, ps = ctx.pair_account, ctx.pair_slot
+    # edges: (holder h of group g, slot s of h where another holder of g acts)
+    order = np.argsort(holder_a, kind="stable")
+    ha, hg = holder_a[order], holder_g[order]
+    lo, hi = np.searchsorted(ha, pa, "left"), np.searchsorted(ha, pa, "right")
+    reps = hi - lo      # an activity pair of an account holding several groups: one row each
+    row = np.repeat(np.arange(pa.size), reps)
+    h = order[np.repeat(lo - np.cumsum(reps) + reps, reps) + np.arange(int(reps.sum()))]
+    gs = holder_g[h] * np.int64(ctx.expected.size) + ps[row]
+    gs_code = np.unique(gs)
+    inv = np.searchsorted(gs_code, gs)
+    shared = np.bincount(inv, minlength=gs_code.size) >= 2
+    keep = shared[inv]
+    h, inv = h[keep], inv[keep]
+    if not h.size:
+        return part
+    slot_nodes, slot_node = np.unique(inv, return_inverse=True)
+    labels = leiden(h.astype(np.int64), (slot_node + holder_a.size).astype(np.int64), np.ones(h.size),
+                    holder_a.size + slot_nodes.size, objective="cpm", resolution=GROUP_DENSITY,
+                    seed=0, n_iterations=-1)
+    acc_label, slot_label = labels[:holder_a.size], labels[holder_a.size:]
+    for grp in np.unique(holder_g):
+        mine = np.flatnonzero(holder_g == grp)
+        sizes = pd.Series(acc_label[mine]).value_counts()
+        big = sizes[sizes >= max(min_accounts, SPLIT_SHARE * mine.size)]
+        if len(big) < 2:
+            continue
+        rank = {lab: r for r, lab in enumerate(sorted(big.index, key=lambda x: (-big[x], x)))}
+        # each holder: the big part it shares most slots with (its own when it is in one)
+        e = np.isin(h, mine)
+        votes = pd.DataFrame({"h": h[e], "lab": slot_label[slot_node[e]]})
+        votes = votes[votes["lab"].isin(big.index)]
+        votes["r"] = votes["lab"].map(rank)
+        best = votes.groupby(["h", "r"]).size().reset_index(name="n") \
+            .sort_values(["h", "n", "r"], ascending=[True, False, True]).drop_duplicates("h")
+        choice = pd.Series(0, index=mine)
+        choice.loc[best["h"].to_numpy()] = best["r"].to_numpy()
+        own = np.array([rank.get(lab, -1) for lab in acc_label[mine]])
+        part[mine] = np.where(own >= 0, own, choice.to_numpy())
+    return part
 
 
 @dataclass
