@@ -131,13 +131,15 @@ def text(values: pd.Series, f: Factor, strip: bool = False) -> Factor:
         out = uniques.astype(str)
     if strip:
         out = out.str.strip()
-    return Factor(f.codes, out.to_numpy(dtype=object)).distinct()
+    out = out.to_numpy(dtype=object)
+    if np.array_equal(out, f.values):   # text already (distinct raw values: distinct texts)
+        return Factor(f.codes, out)
+    return Factor(f.codes, out).distinct()
 
 
-def empty_ids(f: Factor) -> np.ndarray:
-    """Rows whose id is missing or blank."""
-    blank = (pd.Series(f.values, dtype=object).astype(str).str.strip() == "").to_numpy(bool)
-    return np.append(blank, True)[f.codes]
+def empty_ids(ids: Factor) -> np.ndarray:
+    """Rows whose id (`text(..., strip=True)`) is missing or blank."""
+    return np.append(ids.values == "", True)[ids.codes]
 
 
 def timestamps(values: pd.Series, f: Factor | None) -> tuple[np.ndarray, np.ndarray]:

@@ -285,9 +285,8 @@ def _validate(frame: pd.DataFrame, spec: schema.TableSpec, q: _Quarantine) -> _C
             values = values.astype(object).copy()
             values[odd] = None
         if col.kind == "id":
-            f = coerce.factor(values)
-            t.kill(coerce.empty_ids(f), schema.REASON_EMPTY_ID)
-            t.columns[col.name] = coerce.text(values, f, strip=True)
+            t.columns[col.name] = ids = coerce.text(values, coerce.factor(values), strip=True)
+            t.kill(coerce.empty_ids(ids), schema.REASON_EMPTY_ID)
         elif col.kind == "str":
             t.columns[col.name] = coerce.text(values, coerce.factor(values))
         elif col.kind == "ts":
