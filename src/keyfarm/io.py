@@ -3,6 +3,11 @@
 Structural problems (missing folder, table or column, duplicate unique ids) raise KeyfarmInputError
 naming table, column and an example row. Row-level problems go to quarantine with a `reason` and are
 counted; nothing is silently dropped.
+
+The tables scale with the logs, so nothing here walks rows in Python: each column is coerced over
+its distinct values (keyfarm.coerce), a row's problems are boolean masks over the input (a row goes
+to quarantine for the first problem the column order finds), and the valid rows are picked and
+ordered once, at the end, by integer codes and sort ranks.
 """
 from __future__ import annotations
 
