@@ -83,24 +83,13 @@ def parse_addresses(text) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
 def parse_ips(ips: pd.Series) -> pd.DataFrame:
     """Parse a column of IP text into `ip` (canonical), `ip_version` (0 = malformed), `ip_hi`, `ip_lo`.
 
-    Leading/trailing whitespace is ignored; null and unparsable values get version 0.
+    Leading/trailing whitespace is ignored; null and unparsable values get version 0 (the
+    loader's coercion, keyfarm.coerce.addresses, on one column).
     """
-    codes, uniques = pd.factorize(ips, use_na_sentinel=True)   # parse distinct values only
-    stripped = pd.Series(uniques, dtype=object).astype("string").str.strip().to_numpy(dtype=object)
-    version, hi, lo, canon = parse_addresses(stripped)
-    return ip_frame(codes, version, hi, lo, canon, index=ips.index)
+    from keyfarm import coerce   # coerce builds on this module
 
-
-def ip_frame(codes: np.ndarray, version: np.ndarray, hi: np.ndarray, lo: np.ndarray, canon: np.ndarray,
-             index=None) -> pd.DataFrame:
-    """The loader's ip columns for rows that hold distinct address `codes` (−1: missing)."""
-    pick = np.where(codes >= 0, codes, len(version))
-    return pd.DataFrame({
-        "ip": np.append(canon, None)[pick],
-        "ip_version": np.append(version, np.int8(0))[pick],
-        "ip_hi": np.append(hi, np.uint64(0))[pick],
-        "ip_lo": np.append(lo, np.uint64(0))[pick],
-    }, index=index)
+    parsed, _ = coerce.addresses(coerce.factor(ips))
+    return pd.DataFrame(parsed.columns(np.arange(len(ips))), index=ips.index)
 
 
 def format_ipv4(value: np.ndarray) -> np.ndarray:
