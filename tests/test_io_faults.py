@@ -289,3 +289,33 @@ def test_a_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path):
     for body in (b"key_id,account_id,created_at\nk1,a,2026-11-01\n", b"key_id,account_id,created_at\nk\x001,a,2026-11-01\n"):
         (tmp_path / "keys.csv").write_bytes(b"\xef\xbb\xbf" + body)
         assert len(load_tables(tmp_path).keys) == 1
+
+
+# ---------------------------------------------------------------- which reason, what is counted
+
+def test_a_row_is_quarantined_for_its_first_problem_and_nulls_count_only_rows_kept_so_far():
+    requests = pd.DataFrame({
+        "key_id": ["k1", "", "k2", "k3", "nobody", "k1"],
+        "ts": ["2026-11-03", "garbage", "garbage", "2026-11-03", "2026-11-03", "2026-11-03"],
+        "ip": ["1.2.3.4", "bad", "bad", "bad", "1.2.3.4", "1.2.3.4"],
+        "user_agent": [{"n": 1}, {"n": 2}, "ua", "ua", "ua", {"n": 3}],
+        "prompt_tokens": ["1", "1", "1", "1", "x", "-1"],
+    })
+    tables = tables_from_frames(KEYS, requests=requests, max_quarantine_share=None)
+    q = tables.quarantine["requests"]
+    assert q["reason"].tolist() == ["empty_id", "bad_timestamp", "malformed_ip", "bad_integer", "negative_value"]
+    assert q["source_row"].tolist() == [1, 2, 3, 4, 5]
+    # user_agent is checked before ts: rows 0 and 5 (and not row 1, gone for its empty key_id) count
+    assert tables.nulled_counts() == {"requests": {"user_agent": {"bad_value": 2}}}
+    assert tables.requests["user_agent"].tolist() == [None]
+
+
+def test_parquet_row_groups_and_dictionaries_load_as_one_table(tmp_path):
+    KEYS.to_csv(tmp_path / "keys.csv", index=False)
+    pq.write_table(pa.Table.from_pandas(REQUESTS, preserve_index=False), tmp_path / "requests.parquet")
+    one = load_tables(tmp_path)
+    pq.write_table(pa.Table.from_pandas(REQUESTS, preserve_index=False), tmp_path / "requests.parquet",
+                   row_group_size=1, use_dictionary=["ip"])
+    many = load_tables(tmp_path)
+    pd.testing.assert_frame_equal(one.requests, many.requests)
+    assert one.requests["ip"].tolist() == ["203.0.113.7", "203.0.113.7", "203.0.113.8", "203.0.113.9"]

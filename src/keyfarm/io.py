@@ -3,11 +3,14 @@
 Structural problems (missing folder, table or column, duplicate unique ids) raise KeyfarmInputError
 naming table, column and an example row. Row-level problems go to quarantine with a `reason` and are
 counted; nothing is silently dropped.
+
+The tables scale with the logs, so nothing here walks rows in Python: each column is coerced over
+its distinct values (keyfarm.coerce), a row's problems are boolean masks over the input (a row goes
+to quarantine for the first problem the column order finds), and the valid rows are picked and
+ordered once, at the end, by integer codes and sort ranks.
 """
 from __future__ import annotations
 
-import datetime
-import decimal
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from keyfarm import schema
+from keyfarm import coerce, schema
 from keyfarm.errors import KeyfarmInputError
-from keyfarm.ipaddr import parse_ips
 from keyfarm.readers import find_table_file, read_parquet_dictionary, read_table_file  # noqa: F401
 
 log = logging.getLogger(__name__)
@@ -142,24 +144,16 @@ class _Quarantine:
         self.parts: dict[str, list[tuple[np.ndarray, str]]] = {}
         self.nulled: dict[str, dict[str, dict[str, int]]] = {}
 
-    def add(self, table: str, frame: pd.DataFrame, bad: np.ndarray, reason: str) -> pd.DataFrame:
-        """Move rows where `bad` to quarantine with `reason`; return the rest."""
-        bad = np.asarray(bad, dtype=bool)
-        if bad.any():
-            self.parts.setdefault(table, []).append((frame.index.to_numpy()[bad], reason))
-            frame = frame.loc[~bad]
-        return frame
+    def add(self, table: str, labels: np.ndarray, reason: str) -> None:
+        """Rows `labels` (index labels of the input) go to quarantine with `reason`."""
+        if len(labels):
+            self.parts.setdefault(table, []).append((labels, reason))
 
-    def null(self, table: str, column: str, values: pd.Series, bad: np.ndarray, reason: str) -> pd.Series:
-        """Null `values` where `bad` (the row stays) and count it under `reason`."""
-        bad = np.asarray(bad, dtype=bool)
-        if not bad.any():
-            return values
-        per_column = self.nulled.setdefault(table, {}).setdefault(column, {})
-        per_column[reason] = per_column.get(reason, 0) + int(bad.sum())
-        out = values.copy()
-        out[bad] = None
-        return out
+    def null(self, table: str, column: str, n: int, reason: str) -> None:
+        """Count `n` values of `column` nulled (rows kept) under `reason`."""
+        if n:
+            per_column = self.nulled.setdefault(table, {}).setdefault(column, {})
+            per_column[reason] = per_column.get(reason, 0) + n
 
     def rejected_values(self, table: str, originals: dict[str, pd.DataFrame], column: str) -> set:
         rows = [idx for idx, _ in self.parts.get(table, [])]
@@ -186,8 +180,7 @@ class _Quarantine:
         return out
 
 
-def _is_missing(value) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA or value is pd.NaT
+_is_missing = coerce._is_missing
 
 
 def _free_name(column: str, taken) -> str:
@@ -213,228 +206,219 @@ def check_columns(frame: pd.DataFrame, spec: schema.TableSpec) -> None:
                 f"first row: {example})", table=spec.name, column=col.name, row=0)
 
 
+class _Checked:
+    """One table after validation, before its valid rows are picked and ordered: per column its
+    coerced form (coerce.Factor for ids and strings, UTC nanoseconds for timestamps, floats for
+    integers, coerce.Addresses for ip), the rows still valid, and the extra input columns."""
 
-def _factorized(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
-    """Codes (−1 for missing) and distinct values: logs repeat ids, so work on the distinct ones."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    return codes, pd.Series(uniques, dtype=object)
+    def __init__(self, frame: pd.DataFrame, spec: schema.TableSpec, q: _Quarantine) -> None:
+        self.spec = spec
+        self.q = q
+        self.labels = frame.index.to_numpy()
+        self.dead = np.zeros(len(frame), bool)
+        self.columns: dict[str, object] = {}
+        internal = [c for c in frame.columns if c in schema.INTERNAL_COLUMNS and c not in spec.column_names]
+        kept = [c for c in frame.columns if c not in internal]
+        self.layout = kept + [c for c in spec.column_names if c not in frame.columns]
+        if "ip" in spec.column_names:
+            self.layout = [c for c in self.layout if c != "ip"] + ["ip", "ip_version", "ip_hi", "ip_lo"]
+        extra = [c for c in kept if c not in spec.column_names]
+        self.extra = frame[extra] if extra else None
 
+    def kill(self, mask: np.ndarray, reason: str) -> None:
+        """Rows where `mask` (and still valid) go to quarantine with `reason`."""
+        hit = np.asarray(mask, bool) & ~self.dead
+        if hit.any():
+            self.q.add(self.spec.name, self.labels[hit], reason)
+            self.dead |= hit
 
-def _as_text(values: pd.Series, strip: bool = False) -> pd.Series:
-    """Ids and optional strings as Python str (None for missing); numbers become their text."""
-    codes, uniques = _factorized(values)
-    if pd.api.types.is_float_dtype(values.dtype) and len(uniques):
-        # a numeric id column is float only because it has nulls: 10.0 is the id 10, as in CSV
-        num = uniques.to_numpy(dtype=float)
-        whole = np.isfinite(num) & (np.floor(num) == num) & (np.abs(num) < 2**53)
-        text = pd.Series([str(int(v)) if w else str(v) for v, w in zip(num, whole)], dtype=object)
-    else:
-        text = uniques.astype(str)
-    if strip:
-        text = text.str.strip()
-    table = np.append(text.to_numpy(dtype=object), None)
-    return pd.Series(table[codes], index=values.index, dtype=object)
+    def null(self, column: str, mask: np.ndarray, reason: str) -> None:
+        """Count the values of valid rows where `mask` as nulled (their row stays)."""
+        self.q.null(self.spec.name, column, int((np.asarray(mask, bool) & ~self.dead).sum()), reason)
 
+    def settle(self, col: schema.Column, problems: dict[str, np.ndarray]) -> None:
+        """Apply a column's problems (reason → row mask; the coerced value is already null there):
+        an optional column with on_bad="null" loses the value and keeps the row; otherwise the row
+        goes to quarantine. A zero that means "not given" is always nulled."""
+        for reason, mask in problems.items():
+            if reason == schema.REASON_ZERO_LIMIT or (not col.required and col.on_bad == "null"):
+                self.null(col.name, mask, reason)
+            else:
+                self.kill(mask, reason)
 
-def _empty_ids(values: pd.Series) -> np.ndarray:
-    codes, uniques = _factorized(values)
-    empty = np.append((uniques.astype(str).str.strip() == "").to_numpy(), True)
-    return empty[codes]
+    @property
+    def rows(self) -> np.ndarray:
+        return np.flatnonzero(~self.dead)
 
-
-_SCALARS = (str, int, float, decimal.Decimal, datetime.date, np.integer, np.floating, np.datetime64)
-_SCALAR_KINDS = {"string", "empty", "integer", "floating", "mixed-integer-float", "decimal", "datetime",
-                 "datetime64", "date", "categorical"}
-
-
-def _bad_values(values: pd.Series) -> np.ndarray:
-    """Values that are no scalar of any column kind: lists and arrays (a Parquet list column),
-    objects (a nested JSON value), booleans, bytes. Checked value by value only when pandas
-    cannot tell the column is plain."""
-    if values.dtype != object:
-        return np.broadcast_to(pd.api.types.is_bool_dtype(values.dtype), len(values)) & values.notna().to_numpy()
-    if pd.api.types.infer_dtype(values, skipna=True) in _SCALAR_KINDS:
-        return np.zeros(len(values), bool)
-    return np.fromiter((not (_is_missing(v) or (isinstance(v, _SCALARS) and not isinstance(v, (bool, np.bool_))))
-                        for v in values), dtype=bool, count=len(values))
-
-
-_TS_BOUNDS = (pd.Timestamp(schema.MIN_TS), pd.Timestamp(schema.MAX_TS))
-
-
-def _parse_timestamps(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """UTC timestamps from ISO 8601 text or Parquet timestamps (NaT where unparsable or beyond
-    pandas' range), and the mask of those outside schema.MIN_TS..MAX_TS (also NaT)."""
-    if pd.api.types.is_datetime64_any_dtype(values):
-        ts = values
-        if getattr(ts.dt, "tz", None) is None:
-            ts = ts.dt.tz_localize("UTC")
-        ts = ts.dt.tz_convert("UTC")
-        outside = ((ts < _TS_BOUNDS[0]) | (ts >= _TS_BOUNDS[1])).to_numpy(bool)
-        return ts.where(~outside).astype("datetime64[ns, UTC]"), outside
-    text = values.astype("string")
-    codes, uniques = pd.factorize(text, use_na_sentinel=True)  # logs repeat timestamps
-    parsed = pd.to_datetime(pd.Series(uniques, dtype=object), utc=True, errors="coerce",
-                            format="ISO8601")
-    parsed = pd.DatetimeIndex(parsed).as_unit("ns")
-    out = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[ns]")
-    ok = codes >= 0
-    out[ok] = parsed.tz_convert(None).to_numpy()[codes[ok]] if len(parsed) else out[ok]
-    ts = pd.Series(out, index=values.index).dt.tz_localize("UTC")
-    outside = ((ts < _TS_BOUNDS[0]) | (ts >= _TS_BOUNDS[1])).to_numpy(bool)
-    return ts.where(~outside), outside
+    def frame(self, rows: np.ndarray, first: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+        """The validated table of input rows `rows` (positions, in this order), columns in the
+        loader's order; `first` adds columns in front."""
+        out = dict(first or {})
+        for name in self.layout:
+            if name in ("ip_version", "ip_hi", "ip_lo"):
+                continue
+            value = self.columns.get(name)
+            if name not in self.columns:
+                out[name] = self.extra[name].iloc[rows].reset_index(drop=True)
+            elif isinstance(value, coerce.Factor):
+                out[name] = pd.Series(value.take(rows), dtype=object)
+            elif isinstance(value, coerce.Addresses):
+                out.update(value.columns(rows))
+            elif value.dtype == np.int64:   # nanoseconds
+                out[name] = pd.Series(value[rows].view("M8[ns]")).dt.tz_localize("UTC")
+            else:
+                out[name] = pd.Series(coerce.int64_array(value[rows]))
+        return pd.DataFrame(out)
 
 
-def _parse_ints(values: pd.Series, col: schema.Column) -> tuple[pd.Series, dict[str, np.ndarray]]:
-    """Nullable Int64 column (null where not a valid value) and the masks of its problems, by
-    reason: not an integer, negative, above `col.max`, and 0 where 0 means "not given".
-
-    Values compare as float64; bounds stay below 2**53, so no value above a bound passes as one
-    within it, and every valid value converts exactly (2**63 − 1 is out of range, never −9.2e18).
-    """
-    limit = col.max if col.max is not None else schema.MAX_LIMIT
-    if pd.api.types.is_bool_dtype(values.dtype):
-        num = np.full(len(values), np.nan)
-        present = values.notna().to_numpy()
-    elif pd.api.types.is_numeric_dtype(values.dtype):
-        num = values.to_numpy(dtype=float, na_value=np.nan)
-        present = values.notna().to_numpy()
-    else:
-        codes, uniques = _factorized(values)
-        text = uniques.astype(str).str.strip()
-        parsed = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        num = np.append(parsed, np.nan)[codes]
-        present = np.append((text != "").to_numpy(), False)[codes]
-    with np.errstate(invalid="ignore"):
-        bad = present & (~np.isfinite(num) | (np.floor(num) != num))
-        negative = present & ~bad & (num < 0)
-        too_big = present & ~bad & (num > limit)
-        zero = present & ~bad & (num == 0) if col.zero_is_null else np.zeros(len(values), bool)
-    problems = {schema.REASON_BAD_INT: bad, schema.REASON_NEGATIVE: negative,
-                schema.REASON_OUT_OF_RANGE: too_big, schema.REASON_ZERO_LIMIT: zero}
-    clean = np.where(bad | negative | too_big | zero | ~present, np.nan, num)
-    return pd.Series(pd.array(clean, dtype="Float64").astype("Int64"), index=values.index), problems
-
-
-def _settle(q: _Quarantine, spec: schema.TableSpec, col: schema.Column, frame: pd.DataFrame,
-            problems: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Apply a column's problems (reason → row mask, rows of `frame`): an optional column with
-    on_bad="null" loses the value and keeps the row; otherwise the row goes to quarantine. A zero
-    that means "not given" is always nulled."""
-    for reason, mask in problems.items():
-        mask = np.asarray(mask, bool)
-        if not mask.any():
-            continue
-        if reason == schema.REASON_ZERO_LIMIT or (not col.required and col.on_bad == "null"):
-            frame[col.name] = q.null(spec.name, col.name, frame[col.name], mask, reason)
-        else:
-            keep = ~mask
-            frame = q.add(spec.name, frame, mask, reason)
-            for other in problems:
-                problems[other] = np.asarray(problems[other], bool)[keep]
-    return frame
-
-
-def _validate(frame: pd.DataFrame, spec: schema.TableSpec, q: _Quarantine) -> pd.DataFrame:
-    """Coerce one table's columns and quarantine bad rows; optional columns are added as null.
+def _validate(frame: pd.DataFrame, spec: schema.TableSpec, q: _Quarantine) -> _Checked:
+    """Coerce one table's columns and quarantine bad rows, column by column in the order of `spec`
+    (a row is quarantined for its first problem); optional columns absent from the input are null.
 
     An extra input column named like a column keyfarm adds (schema.INTERNAL_COLUMNS) is left out
     of the validated table (it stays in the quarantine rows, as read)."""
     check_columns(frame, spec)
-    internal = [c for c in frame.columns if c in schema.INTERNAL_COLUMNS and c not in spec.column_names]
-    frame = frame.drop(columns=internal) if internal else frame.copy(deep=False)  # columns are replaced, never written in place
+    t = _Checked(frame, spec, q)
     for col in spec.columns:
-        if col.name not in frame.columns:
-            frame[col.name] = pd.Series(None, index=frame.index, dtype=object)
-    for col in spec.columns:
-        odd = _bad_values(frame[col.name])
+        values = frame[col.name] if col.name in frame.columns else pd.Series(None, index=frame.index, dtype=object)
+        odd = coerce.bad_values(values)
         if odd.any():
             if not col.required and col.on_bad == "null":
-                frame[col.name] = q.null(spec.name, col.name, frame[col.name].astype(object), odd,
-                                         schema.REASON_BAD_VALUE)
+                t.null(col.name, odd, schema.REASON_BAD_VALUE)
             else:
-                frame = q.add(spec.name, frame, odd, schema.REASON_BAD_VALUE)
-        values = frame[col.name]
+                t.kill(odd, schema.REASON_BAD_VALUE)
+            values = values.astype(object).copy()
+            values[odd] = None
         if col.kind == "id":
-            frame = q.add(spec.name, frame, _empty_ids(values), schema.REASON_EMPTY_ID)
-            frame[col.name] = _as_text(frame[col.name], strip=True)
+            t.columns[col.name] = ids = coerce.text(values, coerce.factor(values), strip=True)
+            t.kill(coerce.empty_ids(ids), schema.REASON_EMPTY_ID)
         elif col.kind == "str":
-            frame[col.name] = _as_text(values)
+            t.columns[col.name] = coerce.text(values, coerce.factor(values))
         elif col.kind == "ts":
-            ts, outside = _parse_timestamps(values)
-            given = values.notna().to_numpy()
-            bad = ts.isna().to_numpy() & ~outside & (given | col.required)
-            frame[col.name] = ts
-            frame = _settle(q, spec, col, frame, {schema.REASON_BAD_TIMESTAMP: bad,
-                                                  schema.REASON_OUT_OF_RANGE: outside})
+            f = None if pd.api.types.is_datetime64_any_dtype(values) else coerce.factor(values)
+            ns, outside = coerce.timestamps(values, f)
+            given = values.notna().to_numpy() if f is None else f.codes >= 0
+            bad = (ns == coerce.NAT) & ~outside & (given | col.required)
+            t.columns[col.name] = ns
+            t.settle(col, {schema.REASON_BAD_TIMESTAMP: bad, schema.REASON_OUT_OF_RANGE: outside})
         elif col.kind == "int":
-            ints, problems = _parse_ints(values, col)
-            frame[col.name] = ints
-            frame = _settle(q, spec, col, frame, problems)
+            numeric = pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype)
+            clean, problems = coerce.integers(values, None if numeric else coerce.factor(values), col)
+            t.columns[col.name] = clean
+            t.settle(col, problems)
         elif col.kind == "ip":
-            parsed = parse_ips(values)
-            frame = frame.drop(columns=[col.name]).join(parsed)
-            frame = q.add(spec.name, frame, (parsed["ip_version"] == 0).to_numpy(), schema.REASON_BAD_IP)
-    return frame
+            parsed, bad = coerce.addresses(coerce.factor(values))
+            t.columns[col.name] = parsed
+            t.kill(bad, schema.REASON_BAD_IP)
+    return t
 
 
-def _check_unique(frame: pd.DataFrame, spec: schema.TableSpec) -> None:
+def _check_unique(t: _Checked) -> None:
+    spec = t.spec
     if spec.unique is None:
         return
-    dup = frame[spec.unique].duplicated(keep=False).to_numpy()
+    rows = t.rows
+    codes = pd.Series(t.columns[spec.unique].codes[rows])
+    dup = codes.duplicated(keep=False).to_numpy()
     if dup.any():
-        rows = np.flatnonzero(dup)
-        example = frame.iloc[rows[0]]
+        where = rows[dup]
+        example = t.columns[spec.unique].take(where[:1])[0]
         raise KeyfarmInputError(
             f"table {spec.name}: column {spec.unique!r} must be unique; "
-            f"{int(frame[spec.unique].duplicated().sum())} duplicate value(s), e.g. "
-            f"{example[spec.unique]!r} at rows {', '.join(str(int(frame.index[r])) for r in rows[:3])}",
-            table=spec.name, column=spec.unique, row=int(frame.index[rows[0]]))
-
-
-def _sort_by_content(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Sort by the first two columns; fall back to all columns only where those tie."""
-    frame = frame.sort_values(columns[:2], kind="stable").reset_index(drop=True)
-    tied = frame.duplicated(columns[:2], keep=False).to_numpy()
-    if tied.any():
-        part = frame.loc[tied].sort_values(columns, kind="stable", na_position="first")
-        frame = pd.concat([frame.loc[~tied], part]).sort_values(columns[:2], kind="stable") \
-            .reset_index(drop=True)
-    return frame
+            f"{int(codes.duplicated().sum())} duplicate value(s), e.g. "
+            f"{example!r} at rows {', '.join(str(int(t.labels[r])) for r in where[:3])}",
+            table=spec.name, column=spec.unique, row=int(t.labels[where[0]]))
 
 
 REQUEST_ORDER = ["key", "ts", "ip", "device_fingerprint", "user_agent", "prompt", "prompt_tokens",
                  "completion_tokens"]
 
 
+def content_order(key: np.ndarray, ts: np.ndarray, tie_ranks) -> np.ndarray:
+    """Positions of request rows ordered by content, not arrival: by key and timestamp, and where
+    those tie by `tie_ranks(positions)` (the sort ranks of the other REQUEST_ORDER columns of
+    those rows, missing first, most significant first). Stable: rows equal in every one keep
+    their order."""
+    order = np.lexsort((ts, key))
+    if order.size < 2:
+        return order
+    k, s = key[order], ts[order]
+    same = (k[1:] == k[:-1]) & (s[1:] == s[:-1])
+    tied = np.zeros(order.size, bool)
+    tied[1:] = same
+    tied[:-1] |= same
+    at = np.flatnonzero(tied)
+    if at.size:
+        rows = order[at]
+        ranks = tie_ranks(rows)
+        order[at] = rows[np.lexsort([*reversed(ranks), ts[rows], key[rows]])]
+    return order
+
+
+def _rank(values: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """Sort ranks of a validated requests column at `rows` (missing first)."""
+    if pd.api.types.is_integer_dtype(values.dtype):
+        return np.where(values.isna().to_numpy()[rows], -1, values.to_numpy(dtype=float, na_value=-1)[rows])
+    return coerce.factor(values.iloc[rows]).ranks(np.arange(len(rows)))
+
+
 def sort_requests(requests: pd.DataFrame) -> pd.DataFrame:
     """Validated requests ordered by content, not arrival: the same logs in another order give the
-    same table."""
-    return _sort_by_content(requests, REQUEST_ORDER)
+    same table (content_order)."""
+    order = content_order(requests["key"].to_numpy(np.int64), requests["ts"].array.asi8,
+                          lambda rows: [_rank(requests[c], rows) for c in REQUEST_ORDER[2:]])
+    return requests.take(order).reset_index(drop=True)
 
 
-def _attach_keys(requests: pd.DataFrame, key_index: pd.Index, quarantined_keys, q: _Quarantine) -> pd.DataFrame:
-    """Insert `key` (row of the key in the sorted keys table); quarantine rows whose key_id is unknown
-    or whose key row was itself quarantined (`quarantined_keys`: a callable giving those key ids)."""
-    key_pos = key_index.get_indexer(requests["key_id"])
-    unknown = key_pos < 0
+def _requests_frame(t: _Checked, key: np.ndarray) -> pd.DataFrame:
+    """The valid requests of `t` (`key`: each input row's key index) ordered by content."""
+    rows = t.rows
+    cols = t.columns
+
+    def ranks(at):
+        at = rows[at]
+        out = [cols["ip"].text.ranks(at)]
+        out += [cols[c].ranks(at) for c in ("device_fingerprint", "user_agent", "prompt")]
+        out += [np.where(np.isnan(cols[c][at]), -1.0, cols[c][at]) for c in ("prompt_tokens", "completion_tokens")]
+        return out
+
+    order = rows[content_order(key[rows], cols["ts"][rows], ranks)]
+    return t.frame(order, {"key": key[order].astype(np.int64)})
+
+
+def _attach_keys(t: _Checked, key_index: pd.Index, quarantined_keys) -> np.ndarray:
+    """Each request row's key (row of the key in the sorted keys table); quarantine rows whose
+    key_id is unknown or whose key row was itself quarantined (`quarantined_keys`: a callable
+    giving those key ids)."""
+    ids = t.columns["key_id"]
+    pos = np.append(key_index.get_indexer(ids.values), -1)
+    unknown = (pos < 0)[ids.codes] & ~t.dead
     if unknown.any():
-        was_quarantined = requests["key_id"].isin(quarantined_keys()).to_numpy() & unknown
-        requests = q.add("requests", requests, was_quarantined, REASON_KEY_QUARANTINED)
-        key_pos = key_index.get_indexer(requests["key_id"])
-        requests = q.add("requests", requests, key_pos < 0, schema.REASON_UNKNOWN_KEY)
-        key_pos = key_index.get_indexer(requests["key_id"])
-    requests.insert(0, "key", key_pos.astype(np.int64))
-    return requests
+        rejected = pd.Series(ids.values, dtype=object).isin(quarantined_keys()).to_numpy()
+        t.kill(np.append(rejected, False)[ids.codes] & unknown, REASON_KEY_QUARANTINED)
+        t.kill(unknown, schema.REASON_UNKNOWN_KEY)
+    return pos[ids.codes]
 
 
-def _check_payments(payments: pd.DataFrame, account_id: pd.Series, q: _Quarantine) -> pd.DataFrame:
+def _check_payments(t: _Checked, account_ids: np.ndarray) -> None:
     """Quarantine payment rows of accounts that own no key (they link nothing) and repeats of an
     (account, instrument) row already seen (the first is kept)."""
-    unknown = ~payments["account_id"].isin(pd.Index(account_id.unique())).to_numpy()
-    payments = q.add("payments", payments, unknown, schema.REASON_UNKNOWN_ACCOUNT)
-    repeated = payments.duplicated(["account_id", "payment_fingerprint"], keep="first").to_numpy()
-    return q.add("payments", payments, repeated, schema.REASON_DUPLICATE_ROW)
+    account, instrument = t.columns["account_id"], t.columns["payment_fingerprint"]
+    known = np.append(pd.Series(account.values, dtype=object).isin(account_ids).to_numpy(), False)
+    t.kill(~known[account.codes], schema.REASON_UNKNOWN_ACCOUNT)
+    rows = t.rows
+    pair = account.codes[rows].astype(np.int64) * (len(instrument.values) + 1) + instrument.codes[rows]
+    repeated = np.ones(rows.size, bool)
+    repeated[np.unique(pair, return_index=True)[1]] = False
+    mask = np.zeros(len(t.dead), bool)
+    mask[rows[repeated]] = True
+    t.kill(mask, schema.REASON_DUPLICATE_ROW)
+
+
+def _sorted_rows(t: _Checked, columns: list[str]) -> np.ndarray:
+    """Valid rows of `t` ordered by the text of `columns` (stable)."""
+    rows = t.rows
+    return rows[np.lexsort([t.columns[c].ranks(rows) for c in reversed(columns)])]
 
 
 def validate_requests(frame: pd.DataFrame, key_index: pd.Index,
@@ -447,9 +431,9 @@ def validate_requests(frame: pd.DataFrame, key_index: pd.Index,
     none) whose `source_row` is the batch's index, so give the batch the input row numbers as index.
     """
     q = _Quarantine()
-    requests = _validate(frame, schema.REQUESTS, q)
-    requests = _attach_keys(requests, key_index, lambda: set(quarantined_keys), q)
-    return sort_requests(requests), q.frames({"requests": frame}).get("requests")
+    t = _validate(frame, schema.REQUESTS, q)
+    key = _attach_keys(t, key_index, lambda: set(quarantined_keys))
+    return _requests_frame(t, key), q.frames({"requests": frame}).get("requests")
 
 
 def tables_from_frames(keys: pd.DataFrame, accounts: pd.DataFrame | None = None,
@@ -462,37 +446,36 @@ def tables_from_frames(keys: pd.DataFrame, accounts: pd.DataFrame | None = None,
     originals = {"keys": keys, "accounts": accounts, "payments": payments, "requests": requests}
     keys = accounts = payments = requests = None  # only `originals` holds the raw frames now
     q = _Quarantine()
-    out: dict[str, pd.DataFrame] = {}
+    checked: dict[str, _Checked] = {}
     input_rows: dict[str, int] = {}
     for name, spec in schema.TABLES.items():
         frame = originals[name]
         if frame is None:
             frame = pd.DataFrame({c: pd.Series(dtype=object) for c in spec.column_names})
-            originals[name] = frame
         else:
             input_rows[name] = len(frame)
         if not frame.index.equals(pd.RangeIndex(len(frame))):
             frame = frame.reset_index(drop=True)
         originals[name] = frame
-        out[name] = _validate(frame, spec, q)
-        _check_unique(out[name], spec)
+        checked[name] = _validate(frame, spec, q)
+        _check_unique(checked[name])
     frame = None
 
-    keys = out["keys"].sort_values("key_id", kind="stable").reset_index(drop=True)
-    keys["account"] = pd.factorize(keys["account_id"], sort=True)[0].astype(np.int64)
-    keys["daily_token_limit"] = keys["daily_token_limit"].astype("Int64")
+    k = checked["keys"]
+    key_rows = _sorted_rows(k, ["key_id"])
+    account = k.columns["account_id"]
+    account_rank = np.unique(account.ranks(key_rows), return_inverse=True)[1]
+    keys = k.frame(key_rows)
+    keys["account"] = account_rank.astype(np.int64)
 
-    requests = _attach_keys(out.pop("requests"), pd.Index(keys["key_id"]),
-                            lambda: q.rejected_values("keys", originals, "key_id"), q)
-    out["payments"] = _check_payments(out["payments"], keys["account_id"], q)
+    key_of_row = _attach_keys(checked["requests"], pd.Index(keys["key_id"]),
+                              lambda: q.rejected_values("keys", originals, "key_id"))
+    _check_payments(checked["payments"], account.values[np.unique(account.codes[key_rows])])
     quarantine = q.frames(originals)
     originals.clear()  # the raw tables are no longer needed: free them before sorting
-    requests = sort_requests(requests)
-
-    for name in ("accounts", "payments"):
-        out[name] = out[name].reset_index(drop=True)
-    payments = out["payments"].sort_values(["account_id", "payment_fingerprint"], kind="stable").reset_index(drop=True)
-    accounts = out["accounts"].sort_values("account_id", kind="stable").reset_index(drop=True)
+    requests = _requests_frame(checked.pop("requests"), key_of_row)
+    payments = checked["payments"].frame(_sorted_rows(checked["payments"], ["account_id", "payment_fingerprint"]))
+    accounts = checked["accounts"].frame(_sorted_rows(checked["accounts"], ["account_id"]))
     tables = Tables(keys=keys, accounts=accounts, payments=payments, requests=requests,
                     quarantine=quarantine, input_rows=input_rows, nulled=q.nulled)
     if check:
