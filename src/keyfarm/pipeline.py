@@ -117,17 +117,21 @@ def detect_communities(graph, tables: Tables, config, seed: int, initial: np.nda
 
 
 def _signal_of(graph, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For edges `index` (−1 = none): the signal carrying most weight and its strongest token."""
+    """For edges `index` (−1 = none): the signal carrying most weight and its strongest token
+    (read for those edges only, not stacked over the whole graph)."""
     signals = [s for s in graph.w if s != "account"]
-    stacked = np.column_stack([graph.w[s] for s in signals]) if graph.n_edges else np.zeros((0, len(signals)))
     names = np.full(index.size, None, dtype=object)
     tokens = np.full(index.size, None, dtype=object)
     ok = index >= 0
-    if ok.any() and stacked.size:
-        top = stacked[index[ok]].argmax(axis=1)
+    if ok.any() and graph.n_edges and signals:
+        rows = index[ok]
+        top = np.column_stack([graph.w[s][rows] for s in signals]).argmax(axis=1)
         names[ok] = np.array(signals, dtype=object)[top]
-        ev = np.column_stack([graph.evidence_text(s) for s in signals])
-        tokens[ok] = ev[index[ok], top]
+        table = np.append(graph.tokens, None).astype(object)
+        none = np.full(rows.size, -1, np.int64)
+        ids = np.column_stack([graph.evidence[s][rows] if s in graph.evidence else none for s in signals])
+        best = ids[np.arange(rows.size), top]
+        tokens[ok] = table[np.where(best >= 0, best, len(graph.tokens))]
     return names, tokens
 
 

@@ -173,17 +173,18 @@ def _synchrony(activity: KeyActivity, account: np.ndarray, membership: np.ndarra
         return np.where(expected > 0, np.clip(1.0 - distinct / expected, 0.0, 1.0), 0.0)
 
 
-def _control_pairs(src, dst, account, membership, w, hub_members, signal):
+def _control_pairs(src, dst, account, membership, w, hub, signal):
     """Account pairs (a, b) inside one cluster tied by `signal`: projected links at LINK_MIN or
     more, and accounts sharing one of its control hub values (a card, a scheduler's group token;
-    each tied to the value's first)."""
-    from keyfarm.scoring.hubs import is_control_hub
+    each tied to the value's first). `hub` is `_hub_rows` of the hub members (or None)."""
+    from keyfarm.scoring.hubs import CONTROL_HUB_SIGNALS
 
     mask = (membership[src] == membership[dst]) & (account[src] != account[dst]) & (w >= LINK_MIN)
     a, b = [account[src[mask]]], [account[dst[mask]]]
-    if hub_members is not None and len(hub_members):
-        frame = _hub_accounts(hub_members, signal, account, membership)
-        frame = frame[is_control_hub(signal, frame["t"].to_numpy(dtype=object))]
+    if hub is not None:
+        frame = _hub_accounts(hub, signal)
+        if signal not in CONTROL_HUB_SIGNALS:
+            frame = frame[hub.group_token[frame["t"].to_numpy(np.int64)]]
         if len(frame):
             a.append(frame.groupby(["t", "c"])["a"].transform("min").to_numpy(np.int64))
             b.append(frame["a"].to_numpy(np.int64))
@@ -214,18 +215,42 @@ def _linked_share(src, dst, account, membership, w, cids, n_acc) -> np.ndarray:
     return touched / np.maximum(n_acc, 1)
 
 
-def _hub_accounts(hub_members: pd.DataFrame, signal: str, account, membership) -> pd.DataFrame:
-    """Distinct (t: hub token, c: cluster, a: account) of the keys on the signal's hub values."""
-    rows = hub_members[hub_members["signal"].to_numpy(dtype=object) == signal]
-    key = rows["key"].to_numpy(np.int64)
-    return pd.DataFrame({"t": rows["token"].to_numpy(dtype=object), "c": membership[key],
-                         "a": account[key]}).drop_duplicates()
+@dataclass
+class _HubRows:
+    """The hub members as integer codes, computed once per feature run: t (token code), s (signal
+    code), c (cluster), a (account) per row; `signals` names the signal codes, `group_token` says
+    per token code whether it is a group token (scoring.hubs.is_control_hub's prefixes)."""
+
+    t: np.ndarray
+    s: np.ndarray
+    c: np.ndarray
+    a: np.ndarray
+    signals: list
+    group_token: np.ndarray
 
 
-def _hub_share(hub_members: pd.DataFrame, signal: str, account, membership, cids, n_acc) -> np.ndarray:
+def _hub_rows(hub_members: pd.DataFrame | None, account, membership) -> _HubRows | None:
+    from keyfarm.scoring.hubs import is_control_hub
+
+    if hub_members is None or not len(hub_members):
+        return None
+    t, tokens = pd.factorize(hub_members["token"].to_numpy(dtype=object))
+    s, signals = pd.factorize(hub_members["signal"].to_numpy(dtype=object))
+    key = hub_members["key"].to_numpy(np.int64)
+    return _HubRows(t=t.astype(np.int64), s=s.astype(np.int64), c=membership[key], a=account[key],
+                    signals=list(signals), group_token=is_control_hub("", np.asarray(tokens, dtype=object)))
+
+
+def _hub_accounts(hub: _HubRows, signal: str) -> pd.DataFrame:
+    """Distinct (t: hub token code, c: cluster, a: account) of the keys on the signal's hub values."""
+    rows = hub.s == (hub.signals.index(signal) if signal in hub.signals else -2)
+    return pd.DataFrame({"t": hub.t[rows], "c": hub.c[rows], "a": hub.a[rows]}).drop_duplicates()
+
+
+def _hub_share(hub: _HubRows, signal: str, cids, n_acc) -> np.ndarray:
     """Per cluster: the share of its accounts sharing a hub value of `signal` with another of its
     accounts (hubs are never projected, so their evidence inside a cluster is counted here)."""
-    frame = _hub_accounts(hub_members, signal, account, membership)
+    frame = _hub_accounts(hub, signal)
     if not len(frame):
         return np.zeros(len(cids))
     frame = frame[frame.groupby(["t", "c"])["a"].transform("size").to_numpy() >= 2]
@@ -255,6 +280,7 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
     feats["n_accounts"] = n_acc.to_numpy()[cids]
     n_accounts = feats["n_accounts"].to_numpy(np.float64)
     in_scope = np.isin(membership, cids)
+    hub = _hub_rows(hub_members, account, membership)
 
     # evasion: use of each key's own limit, and how many limits the cluster draws together
     daily = activity.daily
@@ -310,7 +336,8 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
         acc_meta["org_id"] = None
         acc_meta["email_domain"] = None
     acc_meta = acc_meta[scope]
-    org = acc_meta.groupby("c")["org_id"].agg(lambda s: s.notna().all() and s.nunique() == 1)
+    by_c = acc_meta.groupby("c")["org_id"]   # one declared organisation: none missing, one distinct
+    org = (by_c.count() == by_c.size()) & (by_c.nunique() == 1)
     dom = acc_meta.assign(inst=institutional(acc_meta["email_domain"])).groupby("c").agg(
         inst=("inst", "all"), n_dom=("email_domain", "nunique"))
     feats["declared_org"] = org.reindex(cids).fillna(False).astype(bool).to_numpy()
@@ -332,9 +359,8 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
             continue
         w = np.asarray(w, np.float64)
         feats[f"share_{s}"] = _linked_share(src, dst, account, membership, w, cids, n_accounts)
-        if hub_members is not None and len(hub_members):
-            feats[f"share_{s}"] = np.maximum(feats[f"share_{s}"].to_numpy(),
-                                             _hub_share(hub_members, s, account, membership, cids, n_accounts))
+        if hub is not None:
+            feats[f"share_{s}"] = np.maximum(feats[f"share_{s}"].to_numpy(), _hub_share(hub, s, cids, n_accounts))
         part = (pd.Series(w[inside]).groupby(ecl).sum() / total).reindex(cids).fillna(0).to_numpy()
         on = part >= config.signal_share
         linked = np.where(on, np.where(linked == "", s, linked + "," + s), linked)
@@ -363,7 +389,7 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
             # one shared busy slot is a coincidence in a big population; a span of one actor's
             # slots needs several (or lockstep slots), or crowds chain into it at 1M accounts
             w = np.where(w >= TIMING_SPAN_MIN, w, 0.0)
-        pairs = _control_pairs(src, dst, account, membership, w, hub_members, s)
+        pairs = _control_pairs(src, dst, account, membership, w, hub, s)
         feats[f"span_{s}"] = _span(pairs, n_acc_total, acc_cluster_all, cids, n_accounts)
         union_a.append(pairs[0])
         union_b.append(pairs[1])
@@ -375,7 +401,7 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
     # it, so it is control evidence for the verdict's gate only, never a weight of the model
     w_ip = signal_weights.get("ip")
     feats["span_ip"] = 0.0 if w_ip is None else _span(
-        _control_pairs(src, dst, account, membership, np.asarray(w_ip, np.float64), hub_members, "ip"),
+        _control_pairs(src, dst, account, membership, np.asarray(w_ip, np.float64), hub, "ip"),
         n_acc_total, acc_cluster_all, cids, n_accounts)
     if "prompt" in signal_weights:
         has_prompt = pd.Series((np.asarray(signal_weights["prompt"])[inside] > 0).astype(float)).groupby(ecl).mean()

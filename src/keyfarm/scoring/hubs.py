@@ -86,7 +86,9 @@ def judge_hubs(tables, activity, hub_members: pd.DataFrame, hubs: pd.DataFrame, 
 
     # one pseudo key per (hub, key): each hub is a cluster of its own copies of the keys
     keys = tables.keys.iloc[key].reset_index(drop=True)
-    acc = pd.factorize(pd.Series(hub_of).astype(str) + "/" + keys["account"].astype(str))[0]
+    # one pseudo account per (hub, account), numbered in order of first appearance
+    n_acc = int(keys["account"].max()) + 1 if len(keys) else 1
+    acc = pd.factorize(hub_of.astype(np.int64) * n_acc + keys["account"].to_numpy(np.int64))[0]
     keys["account"] = acc.astype(np.int64)
     copy = pd.DataFrame({"key": key, "new": np.arange(key.size)})
     daily = activity.daily.merge(copy, on="key").drop(columns="key").rename(columns={"new": "key"})
@@ -111,7 +113,7 @@ def judge_hubs(tables, activity, hub_members: pd.DataFrame, hubs: pd.DataFrame, 
         feats[f"span_{s}"] = np.where(control & (signal == s), 1.0, 0.0)
     feats["span_control"] = control.astype(np.float64)
     feats["signals"] = signal
-    scored = score_clusters(feats, config.scoring)
+    scored = score_clusters(feats, config.scoring, explanations=False)
     rows = np.flatnonzero(judged)[scored["cluster_id"].to_numpy()]
     out.loc[rows, "score"] = scored["score"].to_numpy()
     out.loc[rows, "verdict"] = scored["verdict"].to_numpy(dtype=object)
