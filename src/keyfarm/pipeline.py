@@ -161,7 +161,7 @@ def assemble_outputs(tables: Tables, graph, membership: np.ndarray, scored: pd.D
     members["org_id"] = meta["org_id"].reindex(members["account_id"]).to_numpy() if meta is not None else None
     members["email_domain"] = meta["email_domain"].reindex(members["account_id"]).to_numpy() \
         if meta is not None else None
-    members["created_at"] = keys["created_at"].to_numpy()
+    members["created_at"] = keys["created_at"].array   # datetimes, not one Timestamp object per key
     members["daily_token_limit"] = keys["daily_token_limit"].astype("Int64").to_numpy()
     totals = key_totals(tables.requests, activity) if totals is None else totals
     for col in ("total_tokens", "peak_daily_tokens", "n_requests"):

@@ -172,9 +172,11 @@ def finish(history: History, tables, members: pd.DataFrame, clusters: pd.DataFra
         prev.ids if prev is not None else empty_tables()["ids"],
         prev.next_cluster_id if prev is not None else 0, returning=returning_farm)
     stable = lineage.stable
-    members = members.assign(cluster_id=stable[canonical])
-    edges = edges.assign(cluster_id=np.where(edges["cluster_id"].to_numpy(np.int64) >= 0,
-                                             stable[np.maximum(edges["cluster_id"].to_numpy(np.int64), 0)], -1))
+    # shallow copies with one column replaced: a 1M-key run's edges are ~10⁷ rows of text columns,
+    # and assign() would copy them all
+    members = _with_column(members, "cluster_id", stable[canonical])
+    edge_cluster = edges["cluster_id"].to_numpy(np.int64)
+    edges = _with_column(edges, "cluster_id", np.where(edge_cluster >= 0, stable[np.maximum(edge_cluster, 0)], -1))
     labels_in = clusters["cluster_id"].to_numpy(np.int64)
     status = lineage.status.set_index("label").reindex(labels_in)
     first_prev = prev.ids.set_index("cluster_id")["first_seen"] if prev is not None else pd.Series(dtype=object)
@@ -197,6 +199,13 @@ def finish(history: History, tables, members: pd.DataFrame, clusters: pd.DataFra
         changes = changes_table(lineage.status, lineage.disappeared, clusters)
     state = next_state(history, tables, acc_ids, stable[acc_label], clusters, lineage.next_id)
     return members, clusters, edges, changes, state
+
+
+def _with_column(frame: pd.DataFrame, name: str, values: np.ndarray) -> pd.DataFrame:
+    """`frame` with column `name` replaced by `values`, sharing every other column's data."""
+    out = frame.copy(deep=False)
+    out[name] = values
+    return out
 
 
 def _returning_labels(history: History, acc_label: np.ndarray) -> pd.Series:

@@ -24,6 +24,9 @@ import numpy as np
 import pandas as pd
 
 REMEMBERED_KINDS = ("pay", "dev", "ua", "ip4", "ip6", "ip6/64")
+# signals whose tokens are never of a remembered kind (acct:, pdup:/lsh:, slot:/tset:): their
+# incidences (the prompt signal's are the largest of all) are skipped without reading a token
+UNREMEMBERED_SIGNALS = ("account", "prompt", "timing")
 STRONG_KINDS = ("pay", "dev")
 MAX_TOKEN_ACCOUNTS = 200
 TIE_SHARE = 0.5
@@ -43,9 +46,31 @@ def token_digest(tokens) -> np.ndarray:
     return digests[codes]
 
 
-def _kinds(tokens: np.ndarray) -> np.ndarray:
-    """The kind of each token text: what stands before its first ':'."""
-    return pd.Series(tokens, dtype=object).str.split(":", n=1).str[0].to_numpy(dtype=object)
+def _kinds(tokens: np.ndarray):
+    """The kind of each token text, what stands before its first ':', as an Arrow array (Arrow's
+    string kernels: a 1M-key run has millions of distinct address and device tokens)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pa.array(np.asarray(tokens, dtype=object), type=pa.string(), from_pandas=True)
+    return pc.list_element(pc.split_pattern(text, ":", max_splits=1), 0)
+
+
+def _remembered(tokens: np.ndarray) -> np.ndarray:
+    """Mask of the token texts of a REMEMBERED_KINDS kind."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    hit = pc.is_in(_kinds(tokens), value_set=pa.array(REMEMBERED_KINDS))
+    return pc.fill_null(hit, False).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _only_unremembered(frame: pd.DataFrame) -> bool:
+    """Does every row of the incidence `frame` come from one of UNREMEMBERED_SIGNALS?"""
+    if "signal" not in frame:
+        return False
+    signal = frame["signal"].to_numpy(dtype=object)
+    return signal[0] in UNREMEMBERED_SIGNALS and bool((signal == signal[0]).all())
 
 
 def account_tokens(incidences, account: np.ndarray) -> pd.DataFrame:
@@ -56,10 +81,10 @@ def account_tokens(incidences, account: np.ndarray) -> pd.DataFrame:
     accounts, codes, texts = [], [], []
     n_texts = 0
     for frame in incidences:
-        if not len(frame):
+        if not len(frame) or _only_unremembered(frame):
             continue
         code, uniq = pd.factorize(frame["token"].to_numpy(dtype=object))
-        keep_uniq = np.isin(_kinds(np.asarray(uniq, dtype=object)), REMEMBERED_KINDS)
+        keep_uniq = _remembered(np.asarray(uniq, dtype=object))
         if not keep_uniq.any():
             continue
         local = np.full(len(uniq), -1, np.int64)
@@ -79,8 +104,7 @@ def account_tokens(incidences, account: np.ndarray) -> pd.DataFrame:
     pair = np.unique(acc * np.int64(len(categories)) + code)   # distinct, sorted by account then token
     acc, code = pair // len(categories), pair % len(categories)
     categories = np.asarray(categories, dtype=object)
-    kind_of = _kinds(categories)
-    kinds, kind_code = np.unique(kind_of.astype(str), return_inverse=True)
+    kinds, kind_code = np.unique(_kinds(categories).to_numpy(zero_copy_only=False).astype(str), return_inverse=True)
     return pd.DataFrame({
         "account": acc.astype(np.int64),
         "kind": pd.Categorical.from_codes(kind_code[code], categories=kinds.astype(object)),
