@@ -229,8 +229,9 @@ def next_state(history: History, tables, acc_ids: np.ndarray, acc_cluster: np.nd
     account = tables.keys["account"].to_numpy(np.int64)
     community = _acc_label(history.communities, account) if history.communities is not None else \
         np.arange(acc_ids.size, dtype=np.int64)
-    accounts = pd.DataFrame({"account_id": acc_ids, "cluster_id": acc_cluster, "community": community}) \
-        .sort_values("account_id", kind="stable").reset_index(drop=True)
+    accounts = pd.DataFrame({"account_id": acc_ids, "cluster_id": acc_cluster, "community": community})
+    if not pd.Index(acc_ids).is_monotonic_increasing:   # account codes are usually in account_id order
+        accounts = accounts.sort_values("account_id", kind="stable").reset_index(drop=True)
     in_cluster = np.isin(acc_cluster, clusters["cluster_id"].to_numpy(np.int64))
     label = np.where(in_cluster, acc_cluster, -1)
     tie = ev.tying_tokens(history.tokens, label) if history.tokens is not None else None
