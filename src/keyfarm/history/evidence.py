@@ -23,6 +23,8 @@ import hashlib
 import numpy as np
 import pandas as pd
 
+from keyfarm.arrays import sorted_unique
+
 REMEMBERED_KINDS = ("pay", "dev", "ua", "ip4", "ip6", "ip6/64")
 # signals whose tokens are never of a remembered kind (acct:, pdup:/lsh:, slot:/tset:): their
 # incidences (the prompt signal's are the largest of all) are skipped without reading a token
@@ -101,7 +103,7 @@ def account_tokens(incidences, account: np.ndarray) -> pd.DataFrame:
     glob, categories = pd.factorize(np.concatenate(texts), sort=True)
     code = glob[np.concatenate(codes)].astype(np.int64)
     acc = np.concatenate(accounts).astype(np.int64)
-    pair = np.unique(acc * np.int64(len(categories)) + code)   # distinct, sorted by account then token
+    pair = sorted_unique(acc * np.int64(len(categories)) + code)   # distinct, sorted by account then token
     acc, code = pair // len(categories), pair % len(categories)
     categories = np.asarray(categories, dtype=object)
     kinds, kind_code = np.unique(_kinds(categories).to_numpy(zero_copy_only=False).astype(str), return_inverse=True)

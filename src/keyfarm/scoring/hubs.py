@@ -140,6 +140,7 @@ def merge_farm_hubs(membership: np.ndarray, account: np.ndarray, judged: pd.Data
         rows = pd.concat([rows, ip_rows[np.isin(acc, rotating)]], ignore_index=True)
     if not len(rows):
         return membership
+    from keyfarm.arrays import sorted_unique
     from keyfarm.community.components import union_find_roots
 
     hub = pd.factorize(rows["token"], sort=True)[0].astype(np.int64)
@@ -147,7 +148,7 @@ def merge_farm_hubs(membership: np.ndarray, account: np.ndarray, judged: pd.Data
     n_acc = int(account.max()) + 1
     # accounts and hubs as one node set: an account joins every farm hub it is on
     roots = union_find_roots(acc.astype(np.int64), hub + n_acc, np.int64(n_acc + int(hub.max()) + 1))
-    grouped = np.unique(acc)
+    grouped = sorted_unique(acc)
     roots = roots[grouped]
     out = np.asarray(membership, np.int64).copy()
     base = int(out.max()) + 1 if out.size else 0
