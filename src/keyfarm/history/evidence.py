@@ -106,10 +106,10 @@ def account_tokens(incidences, account: np.ndarray) -> pd.DataFrame:
     pair = sorted_unique(acc * np.int64(len(categories)) + code)   # distinct, sorted by account then token
     acc, code = pair // len(categories), pair % len(categories)
     categories = np.asarray(categories, dtype=object)
-    kinds, kind_code = np.unique(_kinds(categories).to_numpy(zero_copy_only=False).astype(str), return_inverse=True)
+    kind_code, kinds = pd.factorize(_kinds(categories).to_numpy(zero_copy_only=False), sort=True)
     return pd.DataFrame({
         "account": acc.astype(np.int64),
-        "kind": pd.Categorical.from_codes(kind_code[code], categories=kinds.astype(object)),
+        "kind": pd.Categorical.from_codes(kind_code[code], categories=np.asarray(kinds, dtype=object)),
         "token": pd.Categorical.from_codes(code, categories=categories)})
 
 
@@ -124,15 +124,14 @@ def tying_tokens(tokens: pd.DataFrame, label: np.ndarray) -> pd.DataFrame:
     lab = np.asarray(label, np.int64)[account]
     code, uniq = pd.factorize(tokens["token"])
     total = np.bincount(code)[code]
-    _, pair, inside = np.unique((lab - lab.min()) * np.int64(len(uniq)) + code, return_inverse=True,
-                                return_counts=True)
-    inside = inside[pair]
+    pair = pd.factorize((lab - lab.min()) * np.int64(len(uniq)) + code)[0]   # hash codes: no sort needed
+    inside = np.bincount(pair)[pair]
     kind = tokens["kind"].to_numpy(dtype=object)
     own_card = (kind == "pay") & (inside == total)
     tie = np.flatnonzero(((inside >= 2) & (inside >= TIE_SHARE * total)) | own_card)
     text = np.asarray(uniq, dtype=object)
     tie_code = code[tie]
-    used, back = np.unique(tie_code, return_inverse=True)
+    back, used = pd.factorize(tie_code)
     return pd.DataFrame({"label": lab[tie], "account": account[tie], "kind": kind[tie],
                          "token": token_digest(text[used])[back] if tie.size else np.zeros(0, dtype=object)})
 
