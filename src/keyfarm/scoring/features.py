@@ -181,12 +181,16 @@ def _synchrony(activity: KeyActivity, account: np.ndarray, membership: np.ndarra
     time: a crowd that works when everyone works scores ≈ 0; accounts firing together score ≈ 1."""
     bins = activity.bins
     key = bins["key"].to_numpy(np.int64)
-    frame = pd.DataFrame({"c": membership[key], "a": account[key], "bin": bins["bin"].to_numpy(np.int64)})
-    frame = frame[np.isin(frame["c"].to_numpy(), cids)].drop_duplicates(["a", "bin"])
-    if not len(frame):
+    c = membership[key]
+    keep = np.isin(c, cids)
+    c, a, b = c[keep], account[key[keep]], bins["bin"].to_numpy(np.int64)[keep]
+    if not c.size:
         return np.zeros(len(cids))
-    events = frame.groupby("c").size().reindex(cids, fill_value=0).to_numpy(np.int64)
-    distinct = frame.drop_duplicates(["c", "bin"]).groupby("c").size().reindex(cids, fill_value=0).to_numpy()
+    first = _first_rows(a, b)   # one event per account and bin, in the cluster of its first row
+    c, b = c[first], b[first]
+    n = int(max(c.max(), cids.max())) + 1
+    events = np.bincount(c, minlength=n)[cids].astype(np.int64)
+    distinct = np.bincount(c[_first_rows(c, b)], minlength=n)[cids]
     pop = activity.population if activity.population is not None and len(activity.population) \
         else population_bins(bins)
     counts = pop.to_numpy(np.float64)
@@ -199,13 +203,26 @@ def _synchrony(activity: KeyActivity, account: np.ndarray, membership: np.ndarra
         return np.where(expected > 0, np.clip(1.0 - distinct / expected, 0.0, 1.0), 0.0)
 
 
-def _control_pairs(src, dst, account, membership, w, hub, signal):
+def _first_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Mask of the first row of each distinct (x, y) pair of non-negative integer codes (what
+    DataFrame.drop_duplicates keeps), over one int64 code where it fits."""
+    if not x.size:
+        return np.zeros(0, bool)
+    low = int(y.min())
+    span = int(y.max()) - low + 1
+    if (int(x.max()) + 1) * span < 2**62:
+        return ~pd.Series(x * span + (y - low)).duplicated().to_numpy()
+    return ~pd.DataFrame({"x": x, "y": y}).duplicated().to_numpy()
+
+
+def _control_pairs(src, dst, account, inside, w, hub, signal):
     """Account pairs (a, b) inside one cluster tied by `signal`: projected links at LINK_MIN or
     more, and accounts sharing one of its control hub values (a card, a scheduler's group token;
-    each tied to the value's first). `hub` is `_hub_rows` of the hub members (or None)."""
+    each tied to the value's first). `inside` marks the edges between two accounts of one cluster;
+    `hub` is `_hub_rows` of the hub members (or None)."""
     from keyfarm.scoring.hubs import CONTROL_HUB_SIGNALS
 
-    mask = (membership[src] == membership[dst]) & (account[src] != account[dst]) & (w >= LINK_MIN)
+    mask = inside & (w >= LINK_MIN)
     a, b = [account[src[mask]]], [account[dst[mask]]]
     if hub is not None:
         frame = _hub_accounts(hub, signal)
@@ -230,14 +247,16 @@ def _span(pairs, n_accounts_total, acc_cluster, cids, n_acc) -> np.ndarray:
     return np.where(largest >= 2, largest / np.maximum(n_acc, 1), 0.0)
 
 
-def _linked_share(src, dst, account, membership, w, cids, n_acc) -> np.ndarray:
-    """Per cluster: the share of its accounts tied to another of its accounts by this signal."""
-    mask = (membership[src] == membership[dst]) & (account[src] != account[dst]) & (w >= LINK_MIN)
+def _linked_share(src, dst, account, membership, inside, w, cids, n_acc) -> np.ndarray:
+    """Per cluster: the share of its accounts tied to another of its accounts by this signal
+    (`inside`: the edges between two accounts of one cluster)."""
+    mask = inside & (w >= LINK_MIN)
     if not mask.any():
         return np.zeros(len(cids))
-    ends = pd.DataFrame({"c": np.concatenate([membership[src[mask]], membership[dst[mask]]]),
-                         "a": np.concatenate([account[src[mask]], account[dst[mask]]])}).drop_duplicates()
-    touched = ends.groupby("c").size().reindex(cids, fill_value=0).to_numpy(np.float64)
+    c = np.concatenate([membership[src[mask]], membership[dst[mask]]])
+    a = np.concatenate([account[src[mask]], account[dst[mask]]])
+    c = c[_first_rows(c, a)]
+    touched = np.bincount(c, minlength=int(max(c.max(), cids.max())) + 1)[cids].astype(np.float64)
     return touched / np.maximum(n_acc, 1)
 
 
@@ -299,69 +318,77 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
         .to_numpy(np.float64)
     limit = np.where(limit > 0, limit, float(config.default_daily_limit))
 
-    n_acc = pd.Series(account).groupby(membership).nunique().reindex(range(n_clusters), fill_value=0)
-    cids = np.flatnonzero(n_acc.to_numpy() >= 2)
+    n_acc_total = int(account.max()) + 1 if account.size else 0
+    # distinct accounts per cluster: one hash pass over (cluster, account) codes
+    pair = pd.unique(membership * np.int64(max(n_acc_total, 1)) + account)
+    n_acc = np.bincount(pair // max(n_acc_total, 1), minlength=n_clusters)
+    cids = np.flatnonzero(n_acc >= 2)
     feats = pd.DataFrame({"cluster_id": cids})
     feats["n_keys"] = np.bincount(membership, minlength=n_clusters)[cids]
-    feats["n_accounts"] = n_acc.to_numpy()[cids]
+    feats["n_accounts"] = n_acc[cids]
     n_accounts = feats["n_accounts"].to_numpy(np.float64)
     in_scope = np.isin(membership, cids)
     hub = _hub_rows(hub_members, account, membership)
 
-    # evasion: use of each key's own limit, and how many limits the cluster draws together
+    # evasion: use of each key's own limit, and how many limits the cluster draws together (over
+    # the keys of clusters of 2+ accounts only: every aggregate below is per cluster)
     daily = activity.daily
     dkey = daily["key"].to_numpy(np.int64)
+    drow = in_scope[dkey]
+    dkey = dkey[drow]
     dcl = membership[dkey]
-    per_key_use = (daily.assign(ratio=daily["tokens"].to_numpy() / limit[dkey])
-                   .groupby("key")["ratio"].mean())
+    dtokens = daily["tokens"].to_numpy()[drow]
+    per_key_use = pd.Series(dtokens / limit[dkey]).groupby(dkey).mean()
     use = pd.Series(per_key_use.to_numpy(), index=membership[per_key_use.index.to_numpy()]).groupby(level=0)
     feats["usage"] = use.median().reindex(cids).fillna(0.0).to_numpy()
     feats["usage_low"] = use.quantile(0.25).reindex(cids).fillna(0.0).to_numpy()
-    cl_daily = pd.DataFrame({"c": dcl, "day": daily["day"].to_numpy(), "t": daily["tokens"].to_numpy()}) \
+    cl_daily = pd.DataFrame({"c": dcl, "day": daily["day"].to_numpy()[drow], "t": dtokens}) \
         .groupby(["c", "day"])["t"].sum().groupby(level=0).max()
-    feats["total_tokens"] = pd.Series(daily["tokens"].to_numpy()).groupby(dcl).sum() \
+    feats["total_tokens"] = pd.Series(dtokens).groupby(dcl).sum() \
         .reindex(cids).fillna(0).astype(np.int64).to_numpy()
     med_limit = pd.Series(limit[in_scope]).groupby(membership[in_scope]).median().reindex(cids).to_numpy()
     feats["limit_multiplier"] = cl_daily.reindex(cids).fillna(0).to_numpy() / med_limit
 
-    # control: creation burst of the accounts, activation burst of their newest keys
+    # control: creation burst of the accounts, activation burst of their newest keys (accounts of
+    # clusters of 2+ accounts only)
     first_key = pd.Series(np.arange(len(keys))).groupby(account).first()
     acc_cluster = membership[first_key.to_numpy()]  # an account's cluster: that of its first key
-    acc_cluster_all = np.full(int(account.max()) + 1 if account.size else 0, -1, np.int64)
+    acc_cluster_all = np.full(n_acc_total, -1, np.int64)
     acc_cluster_all[first_key.index.to_numpy()] = acc_cluster
+    scope = np.isin(acc_cluster, cids)
+    scope_acc = first_key.index.to_numpy()[scope]
+    key_scope = np.isin(account, scope_acc)
     key_hours = keys["created_at"].dt.tz_convert("UTC").array.asi8 / 3.6e12
-    key_hours = np.where(keys["created_at"].isna().to_numpy(), np.nan, key_hours)
-    first_hours = pd.Series(key_hours).groupby(account).min().reindex(first_key.index).to_numpy()
-    newest_hours = pd.Series(key_hours).groupby(account).max().reindex(first_key.index).to_numpy()
+    key_hours = np.where(keys["created_at"].isna().to_numpy(), np.nan, key_hours)[key_scope]
+    first_hours = pd.Series(key_hours).groupby(account[key_scope]).min().reindex(scope_acc).to_numpy()
+    newest_hours = pd.Series(key_hours).groupby(account[key_scope]).max().reindex(scope_acc).to_numpy()
     acc_hours = first_hours
+    scope_ids = keys["account_id"].to_numpy(dtype=object)[first_key.to_numpy()[scope]]
     if len(accounts) and "created_at" in accounts and accounts["created_at"].notna().any():
-        ids = keys["account_id"].to_numpy(dtype=object)[first_key.to_numpy()]
-        declared = accounts.set_index("account_id")["created_at"].reindex(ids)
+        declared = accounts.set_index("account_id")["created_at"].reindex(scope_ids)
         dh = declared.dt.tz_convert("UTC").array.asi8 / 3.6e12
         acc_hours = np.where(declared.isna().to_numpy(), first_hours, dh)
-    scope = np.isin(acc_cluster, cids)
-    feats["creation_spread_hours"] = _spread_hours(acc_hours[scope], acc_cluster[scope], cids)
-    feats["activation_spread_hours"] = _spread_hours(newest_hours[scope], acc_cluster[scope], cids)
+    feats["creation_spread_hours"] = _spread_hours(acc_hours, acc_cluster[scope], cids)
+    feats["activation_spread_hours"] = _spread_hours(newest_hours, acc_cluster[scope], cids)
     feats["synchrony"] = _synchrony(activity, account, membership, cids)
     # rotation: the median account's distinct public address blocks (its keys' largest count)
     if activity.blocks is not None and len(activity.blocks):
         bkey = activity.blocks.index.to_numpy(np.int64)
         per_account = pd.Series(activity.blocks.to_numpy(np.float64)).groupby(account[bkey]).max()
         acc_c = acc_cluster_all[per_account.index.to_numpy()]
-        feats["rotation_blocks"] = pd.Series(per_account.to_numpy()).groupby(acc_c).median() \
+        keep = np.isin(acc_c, cids)
+        feats["rotation_blocks"] = pd.Series(per_account.to_numpy()[keep]).groupby(acc_c[keep]).median() \
             .reindex(cids).fillna(0.0).to_numpy()
     else:
         feats["rotation_blocks"] = 0.0
 
     # declared organisation and institutional domain (context, not control)
-    acc_meta = pd.DataFrame({"account_id": keys["account_id"].to_numpy(dtype=object)[first_key.to_numpy()],
-                             "c": acc_cluster})
+    acc_meta = pd.DataFrame({"account_id": scope_ids, "c": acc_cluster[scope]})
     if len(accounts):
         acc_meta = acc_meta.join(accounts.set_index("account_id")[["org_id", "email_domain"]], on="account_id")
     else:
         acc_meta["org_id"] = None
         acc_meta["email_domain"] = None
-    acc_meta = acc_meta[scope]
     by_c = acc_meta.groupby("c")["org_id"]   # one declared organisation: none missing, one distinct
     org = (by_c.count() == by_c.size()) & (by_c.nunique() == 1)
     dom = acc_meta.assign(inst=institutional(acc_meta["email_domain"])).groupby("c").agg(
@@ -384,7 +411,7 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
             feats[f"share_{s}"] = 0.0
             continue
         w = np.asarray(w, np.float64)
-        feats[f"share_{s}"] = _linked_share(src, dst, account, membership, w, cids, n_accounts)
+        feats[f"share_{s}"] = _linked_share(src, dst, account, membership, inside, w, cids, n_accounts)
         if hub is not None:
             feats[f"share_{s}"] = np.maximum(feats[f"share_{s}"].to_numpy(), _hub_share(hub, s, cids, n_accounts))
         part = (pd.Series(w[inside]).groupby(ecl).sum() / total).reindex(cids).fillna(0).to_numpy()
@@ -415,7 +442,7 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
             # one shared busy slot is a coincidence in a big population; a span of one actor's
             # slots needs several (or lockstep slots), or crowds chain into it at 1M accounts
             w = np.where(w >= TIMING_SPAN_MIN, w, 0.0)
-        pairs = _control_pairs(src, dst, account, membership, w, hub, s)
+        pairs = _control_pairs(src, dst, account, inside, w, hub, s)
         feats[f"span_{s}"] = _span(pairs, n_acc_total, acc_cluster_all, cids, n_accounts)
         union_a.append(pairs[0])
         union_b.append(pairs[1])
@@ -427,7 +454,7 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
     # it, so it is control evidence for the verdict's gate only, never a weight of the model
     w_ip = signal_weights.get("ip")
     feats["span_ip"] = 0.0 if w_ip is None else _span(
-        _control_pairs(src, dst, account, membership, np.asarray(w_ip, np.float64), hub, "ip"),
+        _control_pairs(src, dst, account, inside, np.asarray(w_ip, np.float64), hub, "ip"),
         n_acc_total, acc_cluster_all, cids, n_accounts)
     if "prompt" in signal_weights:
         has_prompt = pd.Series((np.asarray(signal_weights["prompt"])[inside] > 0).astype(float)).groupby(ecl).mean()
@@ -436,11 +463,12 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
         feats["prompt_homogeneity"] = 0.0
 
     # weakest and strongest links between different accounts
+    # (Kruskal over the edges inside clusters only: the others never join a spanning forest)
     between = account[src] != account[dst]
     w_between = np.where(between, np.asarray(weight, np.float64), -np.inf)
-    weak = weakest_links(src[between], dst[between], np.asarray(weight, np.float64)[between], membership)
-    weak = np.where(weak >= 0, np.flatnonzero(between)[np.maximum(weak, 0)] if between.any() else -1, -1)
-    edge_cluster = np.where((membership[src] == membership[dst]) & between, membership[src], -1)
+    weak = weakest_links(src[inside], dst[inside], np.asarray(weight, np.float64)[inside], membership)
+    weak = np.where(weak >= 0, np.flatnonzero(inside)[np.maximum(weak, 0)] if inside.any() else -1, -1)
+    edge_cluster = np.where(inside, membership[src], -1)
     strong = _strongest_links(w_between, edge_cluster, n_clusters)
     feats["weakest_edge"] = weak[cids]
     feats["strongest_edge"] = strong[cids]
