@@ -91,8 +91,8 @@ def judge_hubs(tables, activity, hub_members: pd.DataFrame, hubs: pd.DataFrame, 
     acc = pd.factorize(hub_of.astype(np.int64) * n_acc + keys["account"].to_numpy(np.int64))[0]
     keys["account"] = acc.astype(np.int64)
     copy = pd.DataFrame({"key": key, "new": np.arange(key.size)})
-    daily = activity.daily.merge(copy, on="key").drop(columns="key").rename(columns={"new": "key"})
-    bins = activity.bins.merge(copy, on="key").drop(columns="key").rename(columns={"new": "key"})
+    daily = _copies(activity.daily, key)
+    bins = _copies(activity.bins, key)
     blocks = None
     if activity.blocks is not None:
         b = copy.assign(v=activity.blocks.reindex(copy["key"]).to_numpy()).dropna(subset=["v"])
@@ -118,6 +118,19 @@ def judge_hubs(tables, activity, hub_members: pd.DataFrame, hubs: pd.DataFrame, 
     out.loc[rows, "score"] = scored["score"].to_numpy()
     out.loc[rows, "verdict"] = scored["verdict"].to_numpy(dtype=object)
     return out
+
+
+def _copies(frame: pd.DataFrame, key: np.ndarray) -> pd.DataFrame:
+    """The rows of `frame` (a per-key aggregate with column `key`) for each pseudo key i (a copy
+    of key[i]), with `key` := i: pseudo keys in order, each one's rows in their order in `frame`
+    (index arithmetic over the frame sorted by key, instead of a many-to-many merge)."""
+    own = frame["key"].to_numpy(np.int64)
+    order = np.arange(own.size) if (own[1:] >= own[:-1]).all() else np.argsort(own, kind="stable")
+    start = np.searchsorted(own[order], key, "left")
+    count = np.searchsorted(own[order], key, "right") - start
+    copy = np.repeat(np.arange(key.size, dtype=np.int64), count)
+    row = order[np.repeat(start, count) + np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)]
+    return pd.DataFrame({c: copy if c == "key" else frame[c].to_numpy()[row] for c in frame.columns})
 
 
 def merge_farm_hubs(membership: np.ndarray, account: np.ndarray, judged: pd.DataFrame,
