@@ -77,9 +77,9 @@ def _only_unremembered(frame: pd.DataFrame) -> bool:
 
 def account_tokens(incidences, account: np.ndarray) -> pd.DataFrame:
     """Distinct (account, kind, token text) of the remembered kinds, over all signals' incidences,
-    sorted by account and token. Kinds are read once per distinct token, and `kind` and `token`
-    are categoricals (categories sorted), so a 1M-key run holds integer codes, not a string per
-    row."""
+    sorted by account (an account's tokens in order of first appearance). Kinds are read once per
+    distinct token, and `kind` and `token` are categoricals, so a 1M-key run holds integer codes,
+    not a string per row."""
     accounts, codes, texts = [], [], []
     n_texts = 0
     for frame in incidences:
@@ -99,18 +99,19 @@ def account_tokens(incidences, account: np.ndarray) -> pd.DataFrame:
         codes.append(row_code[keep])
     if not accounts:
         return pd.DataFrame({"account": np.zeros(0, np.int64), "kind": [], "token": []})
-    # one code per distinct text over all signals, in the texts' sorted order
-    glob, categories = pd.factorize(np.concatenate(texts), sort=True)
+    # one code per distinct text over all signals (hash codes; no sort of the texts: nothing
+    # downstream depends on the order of tokens within an account)
+    glob, categories = pd.factorize(np.concatenate(texts))
     code = glob[np.concatenate(codes)].astype(np.int64)
     acc = np.concatenate(accounts).astype(np.int64)
-    pair = sorted_unique(acc * np.int64(len(categories)) + code)   # distinct, sorted by account then token
+    pair = sorted_unique(acc * np.int64(len(categories)) + code)   # distinct, sorted by account
     acc, code = pair // len(categories), pair % len(categories)
     categories = np.asarray(categories, dtype=object)
     kind_code, kinds = pd.factorize(_kinds(categories).to_numpy(zero_copy_only=False), sort=True)
     return pd.DataFrame({
         "account": acc.astype(np.int64),
-        "kind": pd.Categorical.from_codes(kind_code[code], categories=np.asarray(kinds, dtype=object)),
-        "token": pd.Categorical.from_codes(code, categories=categories)})
+        "kind": pd.Categorical.from_codes(kind_code[code], categories=np.asarray(kinds, dtype=object), validate=False),
+        "token": pd.Categorical.from_codes(code, categories=categories, validate=False)})
 
 
 def tying_tokens(tokens: pd.DataFrame, label: np.ndarray) -> pd.DataFrame:
