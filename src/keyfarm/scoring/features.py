@@ -54,8 +54,11 @@ def key_blocks(requests: pd.DataFrame, network_config=None) -> pd.Series:
         ok &= ~in_networks(version, hi, lo, special_networks(network_config))
     block = np.where(version == 6, (hi >> np.uint64(16)).astype(np.int64) | (1 << 62),
                      (lo >> np.uint64(8)).astype(np.int64))
-    frame = pd.DataFrame({"key": requests["key"].to_numpy(np.int64)[ok], "b": block[ok]}).drop_duplicates()
-    return frame.groupby("key").size().astype(np.int64)
+    key = requests["key"].to_numpy(np.int64)[ok]
+    block = pd.factorize(block[ok])[0].astype(np.int64)
+    count = np.bincount(key[_first_rows(key, block)]) if key.size else np.zeros(0, np.int64)
+    have = np.flatnonzero(count)
+    return pd.Series(count[have].astype(np.int64), index=pd.Index(have, name="key"))
 
 
 def key_activity(requests: pd.DataFrame, *, bin_seconds: int = 300, network_config=None) -> KeyActivity:
