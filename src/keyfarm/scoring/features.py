@@ -158,6 +158,13 @@ def institutional(domain: pd.Series) -> np.ndarray:
     return domain.fillna("").astype(str).str.lower().str.contains(INSTITUTIONAL).to_numpy(bool)
 
 
+def _rows(column: pd.Series, row: np.ndarray) -> pd.Series:
+    """`column`'s values at positions `row`, missing (NaN/NaT) where `row` is −1 (as a reindex)."""
+    out = column.iloc[np.maximum(row, 0)].reset_index(drop=True) if len(column) else \
+        pd.Series(np.full(row.size, np.nan), dtype=column.dtype)
+    return out.where(pd.Series(row >= 0)) if (row < 0).any() else out
+
+
 def _spread_hours(hours: np.ndarray, cluster: np.ndarray, cids: np.ndarray) -> np.ndarray:
     """Per cluster: the 10–90% spread of `hours` over its accounts (NaN where unknown)."""
     ok = np.isfinite(hours)
@@ -367,8 +374,10 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
     newest_hours = pd.Series(key_hours).groupby(account[key_scope]).max().reindex(scope_acc).to_numpy()
     acc_hours = first_hours
     scope_ids = keys["account_id"].to_numpy(dtype=object)[first_key.to_numpy()[scope]]
+    # each account's row in `accounts` (−1: none), found once for its creation time, organisation and domain
+    row = pd.Index(accounts["account_id"]).get_indexer(scope_ids) if len(accounts) else None
     if len(accounts) and "created_at" in accounts and accounts["created_at"].notna().any():
-        declared = accounts.set_index("account_id")["created_at"].reindex(scope_ids)
+        declared = _rows(accounts["created_at"], row)
         dh = declared.dt.tz_convert("UTC").array.asi8 / 3.6e12
         acc_hours = np.where(declared.isna().to_numpy(), first_hours, dh)
     feats["creation_spread_hours"] = _spread_hours(acc_hours, acc_cluster[scope], cids)
@@ -388,7 +397,8 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
     # declared organisation and institutional domain (context, not control)
     acc_meta = pd.DataFrame({"account_id": scope_ids, "c": acc_cluster[scope]})
     if len(accounts):
-        acc_meta = acc_meta.join(accounts.set_index("account_id")[["org_id", "email_domain"]], on="account_id")
+        acc_meta["org_id"] = _rows(accounts["org_id"], row).to_numpy()
+        acc_meta["email_domain"] = _rows(accounts["email_domain"], row).to_numpy()
     else:
         acc_meta["org_id"] = None
         acc_meta["email_domain"] = None
