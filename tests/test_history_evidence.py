@@ -101,3 +101,60 @@ def test_the_partition_closer_to_yesterday_is_kept_ties_keep_the_cold_start():
     assert agreement(previous, same) > agreement(previous, merged)
     assert closer_to_previous(previous, merged, same) is same
     assert closer_to_previous(previous, same, same.copy()) is same
+
+
+def _reference_account_tokens(incidences, account):
+    """The plain pandas statement of account_tokens: split every token, keep remembered kinds."""
+    from keyfarm.history.evidence import REMEMBERED_KINDS
+
+    parts = []
+    for frame in incidences:
+        token = frame["token"].to_numpy(dtype=object)
+        kind = pd.Series(token).str.split(":", n=1).str[0].to_numpy(dtype=object)
+        keep = np.isin(kind, REMEMBERED_KINDS)
+        parts.append(pd.DataFrame({"account": account[frame["key"].to_numpy(np.int64)[keep]],
+                                   "kind": kind[keep], "token": token[keep]}))
+    return pd.concat(parts, ignore_index=True).drop_duplicates(["account", "token"]) \
+        .sort_values(["account", "token"], kind="stable").reset_index(drop=True)
+
+
+def _random_incidences(rng, n_keys=60):
+    kinds = {"payment": ["pay"], "device": ["dev", "ua"], "ip": ["ip4", "ip4/24", "ip6", "ip6/64", "ip6/48"],
+             "prompt": ["pdup", "lsh:3"], "timing": ["slot", "tset"]}
+    frames = []
+    for signal, prefixes in kinds.items():
+        n = int(rng.integers(1, 200))
+        token = [f"{prefixes[i % len(prefixes)]}:{v}" for i, v in enumerate(rng.integers(0, 25, n))]
+        frames.append(pd.DataFrame({"key": rng.integers(0, n_keys, n), "token": np.array(token, dtype=object),
+                                    "signal": np.full(n, signal, dtype=object)}))
+    return frames
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_account_tokens_and_ties_over_codes_equal_the_plain_pandas_statement(seed):
+    from keyfarm.history.evidence import TIE_SHARE, account_tokens
+
+    rng = np.random.default_rng(seed)
+    account = rng.integers(0, 30, 60)
+    frames = _random_incidences(rng)
+    got = account_tokens(frames, account)
+    assert (np.diff(got["account"].to_numpy()) >= 0).all()
+    got = got.assign(token=got["token"].astype(object), kind=got["kind"].astype(object)) \
+        .sort_values(["account", "token"], kind="stable").reset_index(drop=True)
+    want = _reference_account_tokens(frames, account)
+    assert got["account"].tolist() == want["account"].tolist()
+    assert got["token"].tolist() == want["token"].tolist()
+    assert got["kind"].tolist() == want["kind"].tolist()
+    label = rng.integers(-1, 6, 30)
+    tie = tying_tokens(got, label)
+    # the groupby statement of a tie: 2+ of the cluster's accounts and half of all holders, or a card of its own
+    frame = want.assign(label=label[want["account"].to_numpy()])
+    total = frame.groupby("token")["account"].transform("size")
+    inside = frame.groupby(["label", "token"])["account"].transform("size")
+    keep = ((inside >= 2) & (inside >= TIE_SHARE * total)) | ((frame["kind"] == "pay") & (inside == total))
+    ref = frame[keep.to_numpy()]
+    assert tie["label"].tolist() == ref["label"].tolist()
+    assert tie["account"].tolist() == ref["account"].tolist()
+    assert tie["kind"].tolist() == ref["kind"].tolist()
+    assert tie["token"].tolist() == token_digest(ref["token"].to_numpy(dtype=object)).tolist()
+    assert len(ref) > 0

@@ -142,17 +142,21 @@ def detect_communities(graph, tables: Tables, config, seed: int, initial: np.nda
 
 
 def _signal_of(graph, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For edges `index` (−1 = none): the signal carrying most weight and its strongest token."""
+    """For edges `index` (−1 = none): the signal carrying most weight and its strongest token
+    (read for those edges only, not stacked over the whole graph)."""
     signals = [s for s in graph.w if s != "account"]
-    stacked = np.column_stack([graph.w[s] for s in signals]) if graph.n_edges else np.zeros((0, len(signals)))
     names = np.full(index.size, None, dtype=object)
     tokens = np.full(index.size, None, dtype=object)
     ok = index >= 0
-    if ok.any() and stacked.size:
-        top = stacked[index[ok]].argmax(axis=1)
+    if ok.any() and graph.n_edges and signals:
+        rows = index[ok]
+        top = np.column_stack([graph.w[s][rows] for s in signals]).argmax(axis=1)
         names[ok] = np.array(signals, dtype=object)[top]
-        ev = np.column_stack([graph.evidence_text(s) for s in signals])
-        tokens[ok] = ev[index[ok], top]
+        table = np.append(graph.tokens, None).astype(object)
+        none = np.full(rows.size, -1, np.int64)
+        ids = np.column_stack([graph.evidence[s][rows] if s in graph.evidence else none for s in signals])
+        best = ids[np.arange(rows.size), top]
+        tokens[ok] = table[np.where(best >= 0, best, len(graph.tokens))]
     return names, tokens
 
 
@@ -182,7 +186,7 @@ def assemble_outputs(tables: Tables, graph, membership: np.ndarray, scored: pd.D
     members["org_id"] = meta["org_id"].reindex(members["account_id"]).to_numpy() if meta is not None else None
     members["email_domain"] = meta["email_domain"].reindex(members["account_id"]).to_numpy() \
         if meta is not None else None
-    members["created_at"] = keys["created_at"].to_numpy()
+    members["created_at"] = keys["created_at"].array   # datetimes, not one Timestamp object per key
     members["daily_token_limit"] = keys["daily_token_limit"].astype("Int64").to_numpy()
     totals = key_totals(tables.requests, activity) if totals is None else totals
     for col in ("total_tokens", "peak_daily_tokens", "n_requests"):

@@ -172,9 +172,11 @@ def finish(history: History, tables, members: pd.DataFrame, clusters: pd.DataFra
         prev.ids if prev is not None else empty_tables()["ids"],
         prev.next_cluster_id if prev is not None else 0, returning=returning_farm)
     stable = lineage.stable
-    members = members.assign(cluster_id=stable[canonical])
-    edges = edges.assign(cluster_id=np.where(edges["cluster_id"].to_numpy(np.int64) >= 0,
-                                             stable[np.maximum(edges["cluster_id"].to_numpy(np.int64), 0)], -1))
+    # shallow copies with one column replaced: a 1M-key run's edges are ~10⁷ rows of text columns,
+    # and assign() would copy them all
+    members = _with_column(members, "cluster_id", stable[canonical])
+    edge_cluster = edges["cluster_id"].to_numpy(np.int64)
+    edges = _with_column(edges, "cluster_id", np.where(edge_cluster >= 0, stable[np.maximum(edge_cluster, 0)], -1))
     labels_in = clusters["cluster_id"].to_numpy(np.int64)
     status = lineage.status.set_index("label").reindex(labels_in)
     first_prev = prev.ids.set_index("cluster_id")["first_seen"] if prev is not None else pd.Series(dtype=object)
@@ -199,6 +201,13 @@ def finish(history: History, tables, members: pd.DataFrame, clusters: pd.DataFra
     return members, clusters, edges, changes, state
 
 
+def _with_column(frame: pd.DataFrame, name: str, values: np.ndarray) -> pd.DataFrame:
+    """`frame` with column `name` replaced by `values`, sharing every other column's data."""
+    out = frame.copy(deep=False)
+    out[name] = values
+    return out
+
+
 def _returning_labels(history: History, acc_label: np.ndarray) -> pd.Series:
     """canonical label → remembered farm id, for clusters holding accounts that returned to it
     (the farm of most such accounts; ties to the smaller id)."""
@@ -220,8 +229,9 @@ def next_state(history: History, tables, acc_ids: np.ndarray, acc_cluster: np.nd
     account = tables.keys["account"].to_numpy(np.int64)
     community = _acc_label(history.communities, account) if history.communities is not None else \
         np.arange(acc_ids.size, dtype=np.int64)
-    accounts = pd.DataFrame({"account_id": acc_ids, "cluster_id": acc_cluster, "community": community}) \
-        .sort_values("account_id", kind="stable").reset_index(drop=True)
+    accounts = pd.DataFrame({"account_id": acc_ids, "cluster_id": acc_cluster, "community": community})
+    if not pd.Index(acc_ids).is_monotonic_increasing:   # account codes are usually in account_id order
+        accounts = accounts.sort_values("account_id", kind="stable").reset_index(drop=True)
     in_cluster = np.isin(acc_cluster, clusters["cluster_id"].to_numpy(np.int64))
     label = np.where(in_cluster, acc_cluster, -1)
     tie = ev.tying_tokens(history.tokens, label) if history.tokens is not None else None

@@ -23,53 +23,118 @@ import hashlib
 import numpy as np
 import pandas as pd
 
+from keyfarm.arrays import sorted_unique
+
 REMEMBERED_KINDS = ("pay", "dev", "ua", "ip4", "ip6", "ip6/64")
+# signals whose tokens are never of a remembered kind (acct:, pdup:/lsh:, slot:/tset:): their
+# incidences (the prompt signal's are the largest of all) are skipped without reading a token
+UNREMEMBERED_SIGNALS = ("account", "prompt", "timing")
 STRONG_KINDS = ("pay", "dev")
 MAX_TOKEN_ACCOUNTS = 200
 TIE_SHARE = 0.5
 
 
 def token_digest(tokens) -> np.ndarray:
-    """blake2b (96 bits, hex) of each token text: state/ stores values only as digests."""
+    """blake2b (96 bits, hex) of each token text: state/ stores values only as digests. Each
+    distinct text is hashed once (hash-based codes: no sort of a fixed-width text array)."""
     tokens = np.asarray(tokens, dtype=object)
-    uniq, inverse = np.unique(tokens.astype(str), return_inverse=True)
-    digests = np.array([hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+    if not tokens.size:
+        return np.zeros(0, dtype=object)
+    codes, uniq = pd.factorize(tokens)
+    if (codes < 0).any():   # a null is digested as its text ('None', 'nan'), as str() spells it
+        codes, uniq = pd.factorize(tokens.astype(str))
+    digests = np.array([hashlib.blake2b(str(t).encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
                         for t in uniq], dtype=object)
-    return digests[inverse] if tokens.size else np.zeros(0, dtype=object)
+    return digests[codes]
+
+
+def _kinds(tokens: np.ndarray):
+    """The kind of each token text, what stands before its first ':', as an Arrow array (Arrow's
+    string kernels: a 1M-key run has millions of distinct address and device tokens)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pa.array(np.asarray(tokens, dtype=object), type=pa.string(), from_pandas=True)
+    return pc.list_element(pc.split_pattern(text, ":", max_splits=1), 0)
+
+
+def _remembered(tokens: np.ndarray) -> np.ndarray:
+    """Mask of the token texts of a REMEMBERED_KINDS kind."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    hit = pc.is_in(_kinds(tokens), value_set=pa.array(REMEMBERED_KINDS))
+    return pc.fill_null(hit, False).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _only_unremembered(frame: pd.DataFrame) -> bool:
+    """Does every row of the incidence `frame` come from one of UNREMEMBERED_SIGNALS?"""
+    if "signal" not in frame:
+        return False
+    signal = frame["signal"].to_numpy(dtype=object)
+    return signal[0] in UNREMEMBERED_SIGNALS and bool((signal == signal[0]).all())
 
 
 def account_tokens(incidences, account: np.ndarray) -> pd.DataFrame:
-    """Distinct (account, kind, token text) of the remembered kinds, over all signals' incidences."""
-    parts = []
+    """Distinct (account, kind, token text) of the remembered kinds, over all signals' incidences,
+    sorted by account (an account's tokens in order of first appearance). Kinds are read once per
+    distinct token, and `kind` and `token` are categoricals, so a 1M-key run holds integer codes,
+    not a string per row."""
+    accounts, codes, texts = [], [], []
+    n_texts = 0
     for frame in incidences:
-        if not len(frame):
+        if not len(frame) or _only_unremembered(frame):
             continue
-        token = frame["token"].to_numpy(dtype=object)
-        kind = pd.Series(token).str.split(":", n=1).str[0].to_numpy(dtype=object)
-        keep = np.isin(kind, REMEMBERED_KINDS)
-        if keep.any():
-            parts.append(pd.DataFrame({"account": account[frame["key"].to_numpy(np.int64)[keep]],
-                                       "kind": kind[keep], "token": token[keep]}))
-    if not parts:
+        code, uniq = pd.factorize(frame["token"].to_numpy(dtype=object))
+        keep_uniq = _remembered(np.asarray(uniq, dtype=object))
+        if not keep_uniq.any():
+            continue
+        local = np.full(len(uniq), -1, np.int64)
+        local[keep_uniq] = n_texts + np.arange(int(keep_uniq.sum()))
+        n_texts += int(keep_uniq.sum())
+        texts.append(np.asarray(uniq, dtype=object)[keep_uniq])
+        row_code = local[code[code >= 0]]
+        keep = row_code >= 0
+        accounts.append(account[frame["key"].to_numpy(np.int64)[code >= 0][keep]])
+        codes.append(row_code[keep])
+    if not accounts:
         return pd.DataFrame({"account": np.zeros(0, np.int64), "kind": [], "token": []})
-    return pd.concat(parts, ignore_index=True).drop_duplicates(["account", "token"]) \
-        .sort_values(["account", "token"], kind="stable").reset_index(drop=True)
+    # one code per distinct text over all signals (hash codes; no sort of the texts: nothing
+    # downstream depends on the order of tokens within an account)
+    glob, categories = pd.factorize(np.concatenate(texts))
+    code = glob[np.concatenate(codes)].astype(np.int64)
+    acc = np.concatenate(accounts).astype(np.int64)
+    pair = sorted_unique(acc * np.int64(len(categories)) + code)   # distinct, sorted by account
+    acc, code = pair // len(categories), pair % len(categories)
+    categories = np.asarray(categories, dtype=object)
+    kind_code, kinds = pd.factorize(_kinds(categories).to_numpy(zero_copy_only=False), sort=True)
+    return pd.DataFrame({
+        "account": acc.astype(np.int64),
+        "kind": pd.Categorical.from_codes(kind_code[code], categories=np.asarray(kinds, dtype=object), validate=False),
+        "token": pd.Categorical.from_codes(code, categories=categories, validate=False)})
 
 
 def tying_tokens(tokens: pd.DataFrame, label: np.ndarray) -> pd.DataFrame:
     """Rows of `tokens` (account_tokens) whose value ties the account's cluster (`label` per
-    account); with the cluster's label as column `label` and the token as a digest."""
+    account); with the cluster's label as column `label` and the token as a digest. Counts are
+    bincounts over integer codes of tokens and of (label, token) pairs."""
     if not len(tokens):
         return pd.DataFrame({"label": np.zeros(0, np.int64), "account": np.zeros(0, np.int64),
                              "kind": [], "token": []})
-    frame = tokens.assign(label=label[tokens["account"].to_numpy(np.int64)])
-    total = frame.groupby("token")["account"].transform("size")
-    inside = frame.groupby(["label", "token"])["account"].transform("size")
-    own_card = (frame["kind"] == "pay").to_numpy() & (inside == total).to_numpy()
-    tie = frame[((inside >= 2) & (inside >= TIE_SHARE * total)).to_numpy() | own_card]
-    return pd.DataFrame({"label": tie["label"].to_numpy(np.int64), "account": tie["account"].to_numpy(np.int64),
-                         "kind": tie["kind"].to_numpy(dtype=object),
-                         "token": token_digest(tie["token"].to_numpy(dtype=object))})
+    account = tokens["account"].to_numpy(np.int64)
+    lab = np.asarray(label, np.int64)[account]
+    code, uniq = pd.factorize(tokens["token"])
+    total = np.bincount(code)[code]
+    pair = pd.factorize((lab - lab.min()) * np.int64(len(uniq)) + code)[0]   # hash codes: no sort needed
+    inside = np.bincount(pair)[pair]
+    kind = tokens["kind"].to_numpy(dtype=object)
+    own_card = (kind == "pay") & (inside == total)
+    tie = np.flatnonzero(((inside >= 2) & (inside >= TIE_SHARE * total)) | own_card)
+    text = np.asarray(uniq, dtype=object)
+    tie_code = code[tie]
+    back, used = pd.factorize(tie_code)
+    return pd.DataFrame({"label": lab[tie], "account": account[tie], "kind": kind[tie],
+                         "token": token_digest(text[used])[back] if tie.size else np.zeros(0, dtype=object)})
 
 
 def returning_matches(tokens: pd.DataFrame, account_id: np.ndarray, remembered: pd.DataFrame, *,
@@ -84,7 +149,8 @@ def returning_matches(tokens: pd.DataFrame, account_id: np.ndarray, remembered: 
                           "group": np.zeros(0, np.int64), "n_values": np.zeros(0, np.int64)})
     if not len(tokens) or not len(remembered):
         return empty
-    degree = tokens.groupby("token")["account"].transform("size").to_numpy()
+    code = pd.factorize(tokens["token"])[0]
+    degree = np.bincount(code)[code]
     fresh = ~pd.Index(account_id[tokens["account"].to_numpy(np.int64)]).isin(pd.Index(seen))
     now = tokens[(degree <= MAX_TOKEN_ACCOUNTS) & fresh]
     now = now.assign(digest=token_digest(now["token"].to_numpy(dtype=object)),

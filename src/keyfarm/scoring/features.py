@@ -16,6 +16,7 @@ import numba
 import numpy as np
 import pandas as pd
 
+from keyfarm.arrays import sorted_unique
 from keyfarm.community.components import find_root, union_find_roots   # union-find kernels (smallest root wins)
 from keyfarm.graph.weighting import SIGNALS
 
@@ -53,8 +54,11 @@ def key_blocks(requests: pd.DataFrame, network_config=None) -> pd.Series:
         ok &= ~in_networks(version, hi, lo, special_networks(network_config))
     block = np.where(version == 6, (hi >> np.uint64(16)).astype(np.int64) | (1 << 62),
                      (lo >> np.uint64(8)).astype(np.int64))
-    frame = pd.DataFrame({"key": requests["key"].to_numpy(np.int64)[ok], "b": block[ok]}).drop_duplicates()
-    return frame.groupby("key").size().astype(np.int64)
+    key = requests["key"].to_numpy(np.int64)[ok]
+    block = pd.factorize(block[ok])[0].astype(np.int64)
+    count = np.bincount(key[_first_rows(key, block)]) if key.size else np.zeros(0, np.int64)
+    have = np.flatnonzero(count)
+    return pd.Series(count[have].astype(np.int64), index=pd.Index(have, name="key"))
 
 
 def key_activity(requests: pd.DataFrame, *, bin_seconds: int = 300, network_config=None) -> KeyActivity:
@@ -65,13 +69,38 @@ def key_activity(requests: pd.DataFrame, *, bin_seconds: int = 300, network_conf
     tokens = (requests["prompt_tokens"].fillna(0).to_numpy(np.int64)
               + requests["completion_tokens"].fillna(0).to_numpy(np.int64))
     key = requests["key"].to_numpy(np.int64)
-    daily = pd.DataFrame({"key": key, "day": ts // 86400, "tokens": tokens}) \
-        .groupby(["key", "day"], sort=True, as_index=False)["tokens"].sum()
-    bins = pd.DataFrame({"key": key, "bin": ts // bin_seconds}).drop_duplicates() \
-        .sort_values(["key", "bin"], kind="stable").reset_index(drop=True)
+    day_key, day, tokens = _sum_by_pair(key, ts // 86400, tokens)
+    daily = pd.DataFrame({"key": day_key, "day": day, "tokens": tokens})
+    bin_key, bin_, _ = _sum_by_pair(key, ts // bin_seconds, None)
+    bins = pd.DataFrame({"key": bin_key, "bin": bin_})
     span = activity_span(int(ts.min()), int(ts.max()), bin_seconds) if len(ts) else 1
     return KeyActivity(daily=daily, bins=bins, n_bins_total=span, population=population_bins(bins),
                        blocks=key_blocks(requests, network_config))
+
+
+def _sum_by_pair(key: np.ndarray, part: np.ndarray, values: np.ndarray | None):
+    """Distinct (key, part) pairs sorted by key then part, with the sum of `values` over each
+    (None: pairs only): one sort of an int64 code instead of a two-column groupby over the logs."""
+    if not key.size:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, None if values is None else empty
+    low = int(part.min())
+    span = int(part.max()) - low + 1
+    if (int(key.max()) + 1) * span >= 2**62:   # codes would overflow: the two-column way
+        frame = pd.DataFrame({"k": key, "p": part, "v": np.zeros(key.size, np.int64) if values is None else values})
+        out = frame.groupby(["k", "p"], sort=True, as_index=False)["v"].sum()
+        return (out["k"].to_numpy(np.int64), out["p"].to_numpy(np.int64),
+                None if values is None else out["v"].to_numpy(np.int64))
+    code = key * span + (part - low)
+    if values is None:
+        code = sorted_unique(code)
+        return code // span, code % span + low, None
+    order = np.argsort(code, kind="stable")
+    code = code[order]
+    start = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+    sums = np.add.reduceat(values[order], start) if start.size else np.zeros(0, np.int64)
+    first = code[start]
+    return first // span, first % span + low, sums.astype(np.int64)
 
 
 def population_bins(bins: pd.DataFrame) -> pd.Series:
@@ -129,6 +158,13 @@ def institutional(domain: pd.Series) -> np.ndarray:
     return domain.fillna("").astype(str).str.lower().str.contains(INSTITUTIONAL).to_numpy(bool)
 
 
+def _rows(column: pd.Series, row: np.ndarray) -> pd.Series:
+    """`column`'s values at positions `row`, missing (NaN/NaT) where `row` is −1 (as a reindex)."""
+    out = column.iloc[np.maximum(row, 0)].reset_index(drop=True) if len(column) else \
+        pd.Series(np.full(row.size, np.nan), dtype=column.dtype)
+    return out.where(pd.Series(row >= 0)) if (row < 0).any() else out
+
+
 def _spread_hours(hours: np.ndarray, cluster: np.ndarray, cids: np.ndarray) -> np.ndarray:
     """Per cluster: the 10–90% spread of `hours` over its accounts (NaN where unknown)."""
     ok = np.isfinite(hours)
@@ -155,12 +191,16 @@ def _synchrony(activity: KeyActivity, account: np.ndarray, membership: np.ndarra
     time: a crowd that works when everyone works scores ≈ 0; accounts firing together score ≈ 1."""
     bins = activity.bins
     key = bins["key"].to_numpy(np.int64)
-    frame = pd.DataFrame({"c": membership[key], "a": account[key], "bin": bins["bin"].to_numpy(np.int64)})
-    frame = frame[np.isin(frame["c"].to_numpy(), cids)].drop_duplicates(["a", "bin"])
-    if not len(frame):
+    c = membership[key]
+    keep = np.isin(c, cids)
+    c, a, b = c[keep], account[key[keep]], bins["bin"].to_numpy(np.int64)[keep]
+    if not c.size:
         return np.zeros(len(cids))
-    events = frame.groupby("c").size().reindex(cids, fill_value=0).to_numpy(np.int64)
-    distinct = frame.drop_duplicates(["c", "bin"]).groupby("c").size().reindex(cids, fill_value=0).to_numpy()
+    first = _first_rows(a, b)   # one event per account and bin, in the cluster of its first row
+    c, b = c[first], b[first]
+    n = int(max(c.max(), cids.max())) + 1
+    events = np.bincount(c, minlength=n)[cids].astype(np.int64)
+    distinct = np.bincount(c[_first_rows(c, b)], minlength=n)[cids]
     pop = activity.population if activity.population is not None and len(activity.population) \
         else population_bins(bins)
     counts = pop.to_numpy(np.float64)
@@ -173,17 +213,31 @@ def _synchrony(activity: KeyActivity, account: np.ndarray, membership: np.ndarra
         return np.where(expected > 0, np.clip(1.0 - distinct / expected, 0.0, 1.0), 0.0)
 
 
-def _control_pairs(src, dst, account, membership, w, hub_members, signal):
+def _first_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Mask of the first row of each distinct (x, y) pair of non-negative integer codes (what
+    DataFrame.drop_duplicates keeps), over one int64 code where it fits."""
+    if not x.size:
+        return np.zeros(0, bool)
+    low = int(y.min())
+    span = int(y.max()) - low + 1
+    if (int(x.max()) + 1) * span < 2**62:
+        return ~pd.Series(x * span + (y - low)).duplicated().to_numpy()
+    return ~pd.DataFrame({"x": x, "y": y}).duplicated().to_numpy()
+
+
+def _control_pairs(src, dst, account, inside, w, hub, signal):
     """Account pairs (a, b) inside one cluster tied by `signal`: projected links at LINK_MIN or
     more, and accounts sharing one of its control hub values (a card, a scheduler's group token;
-    each tied to the value's first)."""
-    from keyfarm.scoring.hubs import is_control_hub
+    each tied to the value's first). `inside` marks the edges between two accounts of one cluster;
+    `hub` is `_hub_rows` of the hub members (or None)."""
+    from keyfarm.scoring.hubs import CONTROL_HUB_SIGNALS
 
-    mask = (membership[src] == membership[dst]) & (account[src] != account[dst]) & (w >= LINK_MIN)
+    mask = inside & (w >= LINK_MIN)
     a, b = [account[src[mask]]], [account[dst[mask]]]
-    if hub_members is not None and len(hub_members):
-        frame = _hub_accounts(hub_members, signal, account, membership)
-        frame = frame[is_control_hub(signal, frame["t"].to_numpy(dtype=object))]
+    if hub is not None:
+        frame = _hub_accounts(hub, signal)
+        if signal not in CONTROL_HUB_SIGNALS:
+            frame = frame[hub.group_token[frame["t"].to_numpy(np.int64)]]
         if len(frame):
             a.append(frame.groupby(["t", "c"])["a"].transform("min").to_numpy(np.int64))
             b.append(frame["a"].to_numpy(np.int64))
@@ -203,29 +257,55 @@ def _span(pairs, n_accounts_total, acc_cluster, cids, n_acc) -> np.ndarray:
     return np.where(largest >= 2, largest / np.maximum(n_acc, 1), 0.0)
 
 
-def _linked_share(src, dst, account, membership, w, cids, n_acc) -> np.ndarray:
-    """Per cluster: the share of its accounts tied to another of its accounts by this signal."""
-    mask = (membership[src] == membership[dst]) & (account[src] != account[dst]) & (w >= LINK_MIN)
+def _linked_share(src, dst, account, membership, inside, w, cids, n_acc) -> np.ndarray:
+    """Per cluster: the share of its accounts tied to another of its accounts by this signal
+    (`inside`: the edges between two accounts of one cluster)."""
+    mask = inside & (w >= LINK_MIN)
     if not mask.any():
         return np.zeros(len(cids))
-    ends = pd.DataFrame({"c": np.concatenate([membership[src[mask]], membership[dst[mask]]]),
-                         "a": np.concatenate([account[src[mask]], account[dst[mask]]])}).drop_duplicates()
-    touched = ends.groupby("c").size().reindex(cids, fill_value=0).to_numpy(np.float64)
+    c = np.concatenate([membership[src[mask]], membership[dst[mask]]])
+    a = np.concatenate([account[src[mask]], account[dst[mask]]])
+    c = c[_first_rows(c, a)]
+    touched = np.bincount(c, minlength=int(max(c.max(), cids.max())) + 1)[cids].astype(np.float64)
     return touched / np.maximum(n_acc, 1)
 
 
-def _hub_accounts(hub_members: pd.DataFrame, signal: str, account, membership) -> pd.DataFrame:
-    """Distinct (t: hub token, c: cluster, a: account) of the keys on the signal's hub values."""
-    rows = hub_members[hub_members["signal"].to_numpy(dtype=object) == signal]
-    key = rows["key"].to_numpy(np.int64)
-    return pd.DataFrame({"t": rows["token"].to_numpy(dtype=object), "c": membership[key],
-                         "a": account[key]}).drop_duplicates()
+@dataclass
+class _HubRows:
+    """The hub members as integer codes, computed once per feature run: t (token code), s (signal
+    code), c (cluster), a (account) per row; `signals` names the signal codes, `group_token` says
+    per token code whether it is a group token (scoring.hubs.is_control_hub's prefixes)."""
+
+    t: np.ndarray
+    s: np.ndarray
+    c: np.ndarray
+    a: np.ndarray
+    signals: list
+    group_token: np.ndarray
 
 
-def _hub_share(hub_members: pd.DataFrame, signal: str, account, membership, cids, n_acc) -> np.ndarray:
+def _hub_rows(hub_members: pd.DataFrame | None, account, membership) -> _HubRows | None:
+    from keyfarm.scoring.hubs import is_control_hub
+
+    if hub_members is None or not len(hub_members):
+        return None
+    t, tokens = pd.factorize(hub_members["token"].to_numpy(dtype=object))
+    s, signals = pd.factorize(hub_members["signal"].to_numpy(dtype=object))
+    key = hub_members["key"].to_numpy(np.int64)
+    return _HubRows(t=t.astype(np.int64), s=s.astype(np.int64), c=membership[key], a=account[key],
+                    signals=list(signals), group_token=is_control_hub("", np.asarray(tokens, dtype=object)))
+
+
+def _hub_accounts(hub: _HubRows, signal: str) -> pd.DataFrame:
+    """Distinct (t: hub token code, c: cluster, a: account) of the keys on the signal's hub values."""
+    rows = hub.s == (hub.signals.index(signal) if signal in hub.signals else -2)
+    return pd.DataFrame({"t": hub.t[rows], "c": hub.c[rows], "a": hub.a[rows]}).drop_duplicates()
+
+
+def _hub_share(hub: _HubRows, signal: str, cids, n_acc) -> np.ndarray:
     """Per cluster: the share of its accounts sharing a hub value of `signal` with another of its
     accounts (hubs are never projected, so their evidence inside a cluster is counted here)."""
-    frame = _hub_accounts(hub_members, signal, account, membership)
+    frame = _hub_accounts(hub, signal)
     if not len(frame):
         return np.zeros(len(cids))
     frame = frame[frame.groupby(["t", "c"])["a"].transform("size").to_numpy() >= 2]
@@ -248,69 +328,82 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
         .to_numpy(np.float64)
     limit = np.where(limit > 0, limit, float(config.default_daily_limit))
 
-    n_acc = pd.Series(account).groupby(membership).nunique().reindex(range(n_clusters), fill_value=0)
-    cids = np.flatnonzero(n_acc.to_numpy() >= 2)
+    n_acc_total = int(account.max()) + 1 if account.size else 0
+    # distinct accounts per cluster: one hash pass over (cluster, account) codes
+    pair = pd.unique(membership * np.int64(max(n_acc_total, 1)) + account)
+    n_acc = np.bincount(pair // max(n_acc_total, 1), minlength=n_clusters)
+    cids = np.flatnonzero(n_acc >= 2)
     feats = pd.DataFrame({"cluster_id": cids})
     feats["n_keys"] = np.bincount(membership, minlength=n_clusters)[cids]
-    feats["n_accounts"] = n_acc.to_numpy()[cids]
+    feats["n_accounts"] = n_acc[cids]
     n_accounts = feats["n_accounts"].to_numpy(np.float64)
     in_scope = np.isin(membership, cids)
+    hub = _hub_rows(hub_members, account, membership)
 
-    # evasion: use of each key's own limit, and how many limits the cluster draws together
+    # evasion: use of each key's own limit, and how many limits the cluster draws together (over
+    # the keys of clusters of 2+ accounts only: every aggregate below is per cluster)
     daily = activity.daily
     dkey = daily["key"].to_numpy(np.int64)
+    drow = in_scope[dkey]
+    dkey = dkey[drow]
     dcl = membership[dkey]
-    per_key_use = (daily.assign(ratio=daily["tokens"].to_numpy() / limit[dkey])
-                   .groupby("key")["ratio"].mean())
+    dtokens = daily["tokens"].to_numpy()[drow]
+    per_key_use = pd.Series(dtokens / limit[dkey]).groupby(dkey).mean()
     use = pd.Series(per_key_use.to_numpy(), index=membership[per_key_use.index.to_numpy()]).groupby(level=0)
     feats["usage"] = use.median().reindex(cids).fillna(0.0).to_numpy()
     feats["usage_low"] = use.quantile(0.25).reindex(cids).fillna(0.0).to_numpy()
-    cl_daily = pd.DataFrame({"c": dcl, "day": daily["day"].to_numpy(), "t": daily["tokens"].to_numpy()}) \
+    cl_daily = pd.DataFrame({"c": dcl, "day": daily["day"].to_numpy()[drow], "t": dtokens}) \
         .groupby(["c", "day"])["t"].sum().groupby(level=0).max()
-    feats["total_tokens"] = pd.Series(daily["tokens"].to_numpy()).groupby(dcl).sum() \
+    feats["total_tokens"] = pd.Series(dtokens).groupby(dcl).sum() \
         .reindex(cids).fillna(0).astype(np.int64).to_numpy()
     med_limit = pd.Series(limit[in_scope]).groupby(membership[in_scope]).median().reindex(cids).to_numpy()
     feats["limit_multiplier"] = cl_daily.reindex(cids).fillna(0).to_numpy() / med_limit
 
-    # control: creation burst of the accounts, activation burst of their newest keys
+    # control: creation burst of the accounts, activation burst of their newest keys (accounts of
+    # clusters of 2+ accounts only)
     first_key = pd.Series(np.arange(len(keys))).groupby(account).first()
     acc_cluster = membership[first_key.to_numpy()]  # an account's cluster: that of its first key
-    acc_cluster_all = np.full(int(account.max()) + 1 if account.size else 0, -1, np.int64)
+    acc_cluster_all = np.full(n_acc_total, -1, np.int64)
     acc_cluster_all[first_key.index.to_numpy()] = acc_cluster
+    scope = np.isin(acc_cluster, cids)
+    scope_acc = first_key.index.to_numpy()[scope]
+    key_scope = np.isin(account, scope_acc)
     key_hours = keys["created_at"].dt.tz_convert("UTC").array.asi8 / 3.6e12
-    key_hours = np.where(keys["created_at"].isna().to_numpy(), np.nan, key_hours)
-    first_hours = pd.Series(key_hours).groupby(account).min().reindex(first_key.index).to_numpy()
-    newest_hours = pd.Series(key_hours).groupby(account).max().reindex(first_key.index).to_numpy()
+    key_hours = np.where(keys["created_at"].isna().to_numpy(), np.nan, key_hours)[key_scope]
+    first_hours = pd.Series(key_hours).groupby(account[key_scope]).min().reindex(scope_acc).to_numpy()
+    newest_hours = pd.Series(key_hours).groupby(account[key_scope]).max().reindex(scope_acc).to_numpy()
     acc_hours = first_hours
+    scope_ids = keys["account_id"].to_numpy(dtype=object)[first_key.to_numpy()[scope]]
+    # each account's row in `accounts` (−1: none), found once for its creation time, organisation and domain
+    row = pd.Index(accounts["account_id"]).get_indexer(scope_ids) if len(accounts) else None
     if len(accounts) and "created_at" in accounts and accounts["created_at"].notna().any():
-        ids = keys["account_id"].to_numpy(dtype=object)[first_key.to_numpy()]
-        declared = accounts.set_index("account_id")["created_at"].reindex(ids)
+        declared = _rows(accounts["created_at"], row)
         dh = declared.dt.tz_convert("UTC").array.asi8 / 3.6e12
         acc_hours = np.where(declared.isna().to_numpy(), first_hours, dh)
-    scope = np.isin(acc_cluster, cids)
-    feats["creation_spread_hours"] = _spread_hours(acc_hours[scope], acc_cluster[scope], cids)
-    feats["activation_spread_hours"] = _spread_hours(newest_hours[scope], acc_cluster[scope], cids)
+    feats["creation_spread_hours"] = _spread_hours(acc_hours, acc_cluster[scope], cids)
+    feats["activation_spread_hours"] = _spread_hours(newest_hours, acc_cluster[scope], cids)
     feats["synchrony"] = _synchrony(activity, account, membership, cids)
     # rotation: the median account's distinct public address blocks (its keys' largest count)
     if activity.blocks is not None and len(activity.blocks):
         bkey = activity.blocks.index.to_numpy(np.int64)
         per_account = pd.Series(activity.blocks.to_numpy(np.float64)).groupby(account[bkey]).max()
         acc_c = acc_cluster_all[per_account.index.to_numpy()]
-        feats["rotation_blocks"] = pd.Series(per_account.to_numpy()).groupby(acc_c).median() \
+        keep = np.isin(acc_c, cids)
+        feats["rotation_blocks"] = pd.Series(per_account.to_numpy()[keep]).groupby(acc_c[keep]).median() \
             .reindex(cids).fillna(0.0).to_numpy()
     else:
         feats["rotation_blocks"] = 0.0
 
     # declared organisation and institutional domain (context, not control)
-    acc_meta = pd.DataFrame({"account_id": keys["account_id"].to_numpy(dtype=object)[first_key.to_numpy()],
-                             "c": acc_cluster})
+    acc_meta = pd.DataFrame({"account_id": scope_ids, "c": acc_cluster[scope]})
     if len(accounts):
-        acc_meta = acc_meta.join(accounts.set_index("account_id")[["org_id", "email_domain"]], on="account_id")
+        acc_meta["org_id"] = _rows(accounts["org_id"], row).to_numpy()
+        acc_meta["email_domain"] = _rows(accounts["email_domain"], row).to_numpy()
     else:
         acc_meta["org_id"] = None
         acc_meta["email_domain"] = None
-    acc_meta = acc_meta[scope]
-    org = acc_meta.groupby("c")["org_id"].agg(lambda s: s.notna().all() and s.nunique() == 1)
+    by_c = acc_meta.groupby("c")["org_id"]   # one declared organisation: none missing, one distinct
+    org = (by_c.count() == by_c.size()) & (by_c.nunique() == 1)
     dom = acc_meta.assign(inst=institutional(acc_meta["email_domain"])).groupby("c").agg(
         inst=("inst", "all"), n_dom=("email_domain", "nunique"))
     feats["declared_org"] = org.reindex(cids).fillna(False).astype(bool).to_numpy()
@@ -331,10 +424,9 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
             feats[f"share_{s}"] = 0.0
             continue
         w = np.asarray(w, np.float64)
-        feats[f"share_{s}"] = _linked_share(src, dst, account, membership, w, cids, n_accounts)
-        if hub_members is not None and len(hub_members):
-            feats[f"share_{s}"] = np.maximum(feats[f"share_{s}"].to_numpy(),
-                                             _hub_share(hub_members, s, account, membership, cids, n_accounts))
+        feats[f"share_{s}"] = _linked_share(src, dst, account, membership, inside, w, cids, n_accounts)
+        if hub is not None:
+            feats[f"share_{s}"] = np.maximum(feats[f"share_{s}"].to_numpy(), _hub_share(hub, s, cids, n_accounts))
         part = (pd.Series(w[inside]).groupby(ecl).sum() / total).reindex(cids).fillna(0).to_numpy()
         on = part >= config.signal_share
         linked = np.where(on, np.where(linked == "", s, linked + "," + s), linked)
@@ -363,7 +455,7 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
             # one shared busy slot is a coincidence in a big population; a span of one actor's
             # slots needs several (or lockstep slots), or crowds chain into it at 1M accounts
             w = np.where(w >= TIMING_SPAN_MIN, w, 0.0)
-        pairs = _control_pairs(src, dst, account, membership, w, hub_members, s)
+        pairs = _control_pairs(src, dst, account, inside, w, hub, s)
         feats[f"span_{s}"] = _span(pairs, n_acc_total, acc_cluster_all, cids, n_accounts)
         union_a.append(pairs[0])
         union_b.append(pairs[1])
@@ -375,7 +467,7 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
     # it, so it is control evidence for the verdict's gate only, never a weight of the model
     w_ip = signal_weights.get("ip")
     feats["span_ip"] = 0.0 if w_ip is None else _span(
-        _control_pairs(src, dst, account, membership, np.asarray(w_ip, np.float64), hub_members, "ip"),
+        _control_pairs(src, dst, account, inside, np.asarray(w_ip, np.float64), hub, "ip"),
         n_acc_total, acc_cluster_all, cids, n_accounts)
     if "prompt" in signal_weights:
         has_prompt = pd.Series((np.asarray(signal_weights["prompt"])[inside] > 0).astype(float)).groupby(ecl).mean()
@@ -384,11 +476,12 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
         feats["prompt_homogeneity"] = 0.0
 
     # weakest and strongest links between different accounts
+    # (Kruskal over the edges inside clusters only: the others never join a spanning forest)
     between = account[src] != account[dst]
     w_between = np.where(between, np.asarray(weight, np.float64), -np.inf)
-    weak = weakest_links(src[between], dst[between], np.asarray(weight, np.float64)[between], membership)
-    weak = np.where(weak >= 0, np.flatnonzero(between)[np.maximum(weak, 0)] if between.any() else -1, -1)
-    edge_cluster = np.where((membership[src] == membership[dst]) & between, membership[src], -1)
+    weak = weakest_links(src[inside], dst[inside], np.asarray(weight, np.float64)[inside], membership)
+    weak = np.where(weak >= 0, np.flatnonzero(inside)[np.maximum(weak, 0)] if inside.any() else -1, -1)
+    edge_cluster = np.where(inside, membership[src], -1)
     strong = _strongest_links(w_between, edge_cluster, n_clusters)
     feats["weakest_edge"] = weak[cids]
     feats["strongest_edge"] = strong[cids]

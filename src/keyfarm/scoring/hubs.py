@@ -86,11 +86,13 @@ def judge_hubs(tables, activity, hub_members: pd.DataFrame, hubs: pd.DataFrame, 
 
     # one pseudo key per (hub, key): each hub is a cluster of its own copies of the keys
     keys = tables.keys.iloc[key].reset_index(drop=True)
-    acc = pd.factorize(pd.Series(hub_of).astype(str) + "/" + keys["account"].astype(str))[0]
+    # one pseudo account per (hub, account), numbered in order of first appearance
+    n_acc = int(keys["account"].max()) + 1 if len(keys) else 1
+    acc = pd.factorize(hub_of.astype(np.int64) * n_acc + keys["account"].to_numpy(np.int64))[0]
     keys["account"] = acc.astype(np.int64)
     copy = pd.DataFrame({"key": key, "new": np.arange(key.size)})
-    daily = activity.daily.merge(copy, on="key").drop(columns="key").rename(columns={"new": "key"})
-    bins = activity.bins.merge(copy, on="key").drop(columns="key").rename(columns={"new": "key"})
+    daily = _copies(activity.daily, key)
+    bins = _copies(activity.bins, key)
     blocks = None
     if activity.blocks is not None:
         b = copy.assign(v=activity.blocks.reindex(copy["key"]).to_numpy()).dropna(subset=["v"])
@@ -111,11 +113,24 @@ def judge_hubs(tables, activity, hub_members: pd.DataFrame, hubs: pd.DataFrame, 
         feats[f"span_{s}"] = np.where(control & (signal == s), 1.0, 0.0)
     feats["span_control"] = control.astype(np.float64)
     feats["signals"] = signal
-    scored = score_clusters(feats, config.scoring)
+    scored = score_clusters(feats, config.scoring, explanations=False)
     rows = np.flatnonzero(judged)[scored["cluster_id"].to_numpy()]
     out.loc[rows, "score"] = scored["score"].to_numpy()
     out.loc[rows, "verdict"] = scored["verdict"].to_numpy(dtype=object)
     return out
+
+
+def _copies(frame: pd.DataFrame, key: np.ndarray) -> pd.DataFrame:
+    """The rows of `frame` (a per-key aggregate with column `key`) for each pseudo key i (a copy
+    of key[i]), with `key` := i: pseudo keys in order, each one's rows in their order in `frame`
+    (index arithmetic over the frame sorted by key, instead of a many-to-many merge)."""
+    own = frame["key"].to_numpy(np.int64)
+    order = np.arange(own.size) if (own[1:] >= own[:-1]).all() else np.argsort(own, kind="stable")
+    start = np.searchsorted(own[order], key, "left")
+    count = np.searchsorted(own[order], key, "right") - start
+    copy = np.repeat(np.arange(key.size, dtype=np.int64), count)
+    row = order[np.repeat(start, count) + np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)]
+    return pd.DataFrame({c: copy if c == "key" else frame[c].to_numpy()[row] for c in frame.columns})
 
 
 def merge_farm_hubs(membership: np.ndarray, account: np.ndarray, judged: pd.DataFrame,
@@ -138,6 +153,7 @@ def merge_farm_hubs(membership: np.ndarray, account: np.ndarray, judged: pd.Data
         rows = pd.concat([rows, ip_rows[np.isin(acc, rotating)]], ignore_index=True)
     if not len(rows):
         return membership
+    from keyfarm.arrays import sorted_unique
     from keyfarm.community.components import union_find_roots
 
     hub = pd.factorize(rows["token"], sort=True)[0].astype(np.int64)
@@ -145,7 +161,7 @@ def merge_farm_hubs(membership: np.ndarray, account: np.ndarray, judged: pd.Data
     n_acc = int(account.max()) + 1
     # accounts and hubs as one node set: an account joins every farm hub it is on
     roots = union_find_roots(acc.astype(np.int64), hub + n_acc, np.int64(n_acc + int(hub.max()) + 1))
-    grouped = np.unique(acc)
+    grouped = sorted_unique(acc)
     roots = roots[grouped]
     out = np.asarray(membership, np.int64).copy()
     base = int(out.max()) + 1 if out.size else 0

@@ -176,8 +176,9 @@ def verdicts(score: np.ndarray, control: np.ndarray, feats: pd.DataFrame,
     return np.where(farm, "farm", np.where(review, "review", "clear")).astype(object)
 
 
-def score_clusters(feats: pd.DataFrame, config: ScoringConfig) -> pd.DataFrame:
-    """Add the scaled features (`f_<name>`), `score`, `verdict`, `flagged` and an `explanation`."""
+def score_clusters(feats: pd.DataFrame, config: ScoringConfig, *, explanations: bool = True) -> pd.DataFrame:
+    """Add the scaled features (`f_<name>`), `score`, `verdict`, `flagged` and an `explanation`
+    (left out with `explanations=False`: hub triage reads only score and verdict)."""
     from keyfarm.scoring.explain import explain
 
     scaled = feature_scales(feats, config)
@@ -190,5 +191,6 @@ def score_clusters(feats: pd.DataFrame, config: ScoringConfig) -> pd.DataFrame:
     out["control"] = np.round(control, 6)
     for name in MODEL_FEATURES:
         out[f"f_{name}"] = np.round(scaled[name].to_numpy(), 6)
-    out["explanation"] = explain(out, scaled, contrib, config)
+    if explanations:
+        out["explanation"] = explain(out, scaled, contrib, config)
     return out

@@ -40,7 +40,10 @@ def token_examples(pairs: pd.DataFrame, needed: pd.DataFrame, config) -> pd.Data
     want = _parse_tokens(needed.drop_duplicates(["key", "token"]), cfg.bands)
     found = []
     for column, rows in want.groupby("column", sort=True):
-        per = cand.assign(value=values[text_of_cand, column])
+        # only the candidates of keys wanting a token of this column can match (an LSH band's
+        # tokens are wanted by few keys; the inner merge on key would drop the others anyway)
+        mine = cand["key"].isin(rows["key"]).to_numpy()
+        per = cand[mine].assign(value=values[text_of_cand[mine], column])
         hit = rows.merge(per, on=["key", "value"], how="inner")
         found.append(hit.sort_values(["key", "token", "rank"], kind="stable")
                      .drop_duplicates(["key", "token"], keep="first")[["key", "token", "raw"]])
@@ -55,11 +58,13 @@ def token_examples(pairs: pd.DataFrame, needed: pd.DataFrame, config) -> pd.Data
 def _parse_tokens(needed: pd.DataFrame, bands: int) -> pd.DataFrame:
     """(key, token, column, value) of prompt tokens: pdup:<hex> → column 0, lsh:<b>:<hex> → 1 + b."""
     token = needed["token"].astype(str)
-    parts = token.str.split(":", expand=False)
+    code, distinct = pd.factorize(token.to_numpy(dtype=object))   # each distinct token parsed once
+    parts = pd.Series(np.asarray(distinct, dtype=object), dtype=object).str.split(":", expand=False)
     kind = parts.str[0].to_numpy(dtype=object)
     is_lsh = kind == "lsh"
-    column = np.where(is_lsh, pd.to_numeric(parts.str[1].where(is_lsh, "-1")).to_numpy(np.int64) + 1, 0)
-    value = np.array([int(h, 16) for h in parts.str[-1]], dtype=np.uint64)
+    column = np.where(is_lsh, pd.to_numeric(parts.str[1].where(is_lsh, "-1")).to_numpy(np.int64) + 1, 0)[code]
+    value = np.array([int(h, 16) for h in parts.str[-1]], dtype=np.uint64)[code]
+    kind, is_lsh = kind[code], is_lsh[code]
     ok = ((kind == "pdup") | is_lsh) & (column <= bands)
     return pd.DataFrame({"key": needed["key"].to_numpy(np.int64)[ok], "token": token.to_numpy(dtype=object)[ok],
                          "column": column[ok], "value": value[ok]})
