@@ -254,12 +254,11 @@ def incidence(tables, config) -> pd.DataFrame:
 
     # signatures and band buckets of the prompts in use, numbered 0..n_used-1
     used, local_of_pair = np.unique(p_of, return_inverse=True)
-    bucket_id, bucket_hash = bucket_ids(band_buckets(raw_uniques[text_raw[used]], cfg))  # (n_used * bands,)
-    n_prompts_in = np.bincount(bucket_id, minlength=len(bucket_hash))
-    solo = (n_prompts_in[bucket_id] == 1).reshape(len(used), cfg.bands)
+    bucket_id, bucket_hash = shared_bucket_ids(band_buckets(raw_uniques[text_raw[used]], cfg))
+    solo = bucket_id < 0
 
     frames = [_pdup_rows(pairs, local_of_pair, account, tie, solo, text_hash[used], cfg.bands),
-              _lsh_rows(pairs, local_of_pair, account, tie, solo, bucket_id, np.asarray(bucket_hash), cfg.bands)]
+              _lsh_rows(pairs, local_of_pair, account, tie, solo, bucket_id.ravel(), bucket_hash, cfg.bands)]
     frame = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
     if frame is None:
         return make_incidence([], [], "prompt")
@@ -272,7 +271,7 @@ def incidence(tables, config) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ helpers
 
-PROMPT_CHUNK = 100_000   # distinct prompts encoded, normalised and hashed at a time: bounds the scratch
+PROMPT_CHUNK = 50_000   # distinct prompts encoded, normalised and signed at a time: bounds the scratch
 
 
 def distinct_normalized(raw_uniques, cfg: PromptConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -402,19 +401,27 @@ def band_buckets(texts, cfg: PromptConfig) -> np.ndarray:
     return out
 
 
-def bucket_ids(buckets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(bucket id per entry of buckets.ravel(), hash of each bucket id). A bucket hash covers its
-    band, so buckets are numbered band by band: one small hash table per band, not one for all."""
+def shared_bucket_ids(buckets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(bucket id of each entry of buckets (n, bands), -1 where no other prompt shares the bucket;
+    the band and hash of each id). Only buckets of two or more prompts are numbered (the others
+    become `pdup:` tokens), band by band (a bucket hash covers its band: one small hash table
+    per band, not one for all), and the ids overwrite `buckets` in place: the signal's largest
+    arrays are these n × bands values, so they are held once."""
     n, bands = buckets.shape
-    ids = np.empty((n, bands), np.int64)
-    hashes = []
+    ids = buckets.view(np.int64)
+    hashes, band_of = [], []
     start = 0
     for band in range(bands):
         codes, uniques = pd.factorize(buckets[:, band])
-        ids[:, band] = codes + start
-        hashes.append(np.asarray(uniques, np.uint64))
-        start += len(uniques)
-    return ids.ravel(), (np.concatenate(hashes) if hashes else np.zeros(0, np.uint64))
+        shared = np.bincount(codes, minlength=len(uniques)) >= 2
+        number = np.where(shared, np.cumsum(shared) - 1 + start, -1)
+        hashes.append(np.asarray(uniques, np.uint64)[shared])
+        band_of.append(np.full(int(shared.sum()), band, np.int64))
+        ids[:, band] = number[codes]
+        start += int(shared.sum())
+    if not hashes:
+        return ids, np.zeros((0, 2), np.uint64)
+    return ids, np.column_stack([np.concatenate(band_of).astype(np.uint64), np.concatenate(hashes)])
 
 
 def _hex(values: np.ndarray) -> np.ndarray:
@@ -439,7 +446,8 @@ def _pdup_rows(pairs, local_of_pair, account, tie, solo, ids, bands) -> pd.DataF
 
 
 def _lsh_rows(pairs, local_of_pair, account, tie, solo, bucket_id, bucket_hash, bands) -> pd.DataFrame:
-    """`lsh:` tokens: buckets holding 2+ distinct prompts and reached by 2+ accounts, one row per key."""
+    """`lsh:` tokens: buckets holding 2+ distinct prompts and reached by 2+ accounts, one row per key.
+    bucket_hash: (band, hash) of each shared bucket id (shared_bucket_ids)."""
     shared = ~solo.ravel()
     if not shared.any():
         return pd.DataFrame()
@@ -466,9 +474,8 @@ def _lsh_rows(pairs, local_of_pair, account, tie, solo, bucket_id, bucket_hash, 
         tie=("tie", "max"), count=("count", "sum"), first_seen=("first_seen", "min"),
         last_seen=("last_seen", "max")).reset_index()
     b = rows["bucket"].to_numpy()
-    band_of_bucket = np.empty(len(bucket_hash), np.int64)
-    band_of_bucket[bucket_id] = np.arange(bucket_id.size) % bands
-    tokens = pd.Series(_hex(bucket_hash[b]), dtype=object)
+    band_of_bucket = bucket_hash[:, 0].astype(np.int64)
+    tokens = pd.Series(_hex(bucket_hash[b, 1]), dtype=object)
     return pd.DataFrame({"key": rows["key"].to_numpy(),
                          "token": ("lsh:" + pd.Series(band_of_bucket[b]).astype(str) + ":" + tokens).to_numpy(),
                          "weight": rows["tie"].to_numpy() / bands, "count": rows["count"].to_numpy(),
