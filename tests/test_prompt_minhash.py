@@ -209,8 +209,12 @@ def test_estimated_jaccard_is_unbiased_over_many_pairs(method):
     assert abs(np.mean(errors)) < 4 * 0.0026
 
 
+def _word(i: int, first: str = "w") -> str:
+    return first + "".join(chr(97 + int(d)) for d in str(i))   # letters only: digits normalise to 0
+
+
 def _edited(rng, words: list[str], rate: float) -> str:
-    return " ".join(f"z{rng.integers(10**6)}" if rng.random() < rate else w for w in words)
+    return " ".join(_word(rng.integers(10**6), "z") if rng.random() < rate else w for w in words)
 
 
 def test_lsh_recall_at_the_threshold_is_no_worse_than_the_classic_signatures():
@@ -220,14 +224,16 @@ def test_lsh_recall_at_the_threshold_is_no_worse_than_the_classic_signatures():
     rng = np.random.default_rng(11)
     pairs, exact = [], []
     for _ in range(300):
-        words = [f"w{rng.integers(3000)}" for _ in range(60)]
+        words = [_word(rng.integers(3000)) for _ in range(60)]
         a, b = " ".join(words), _edited(rng, words, rng.uniform(0.05, 0.35))
         x, y = set(shingles(a)), set(shingles(b))
         pairs.append((a, b))
         exact.append(len(x & y) / len(x | y))
     exact = np.array(exact)
-    unrelated = [(" ".join(f"w{i}" for i in rng.integers(3000, size=60)),
-                  " ".join(f"w{i}" for i in rng.integers(3000, size=60))) for _ in range(300)]
+    distant = []   # copies with most words replaced: exact Jaccard about 0.1-0.25, rarely candidates
+    for _ in range(300):
+        words = [_word(rng.integers(3000)) for _ in range(60)]
+        distant.append((" ".join(words), _edited(rng, words, rng.uniform(0.5, 0.7))))
     found = {}
     for method in ("oph", "classic"):
         def hit(pair, k):  # independent hash functions per pair: a share over pairs estimates a probability
@@ -235,15 +241,16 @@ def test_lsh_recall_at_the_threshold_is_no_worse_than_the_classic_signatures():
             buckets = lsh_buckets(sig, cfg.bands, cfg.rows)
             return bool((buckets[0] == buckets[1]).any())
         found[method] = (np.array([hit(p, k) for k, p in enumerate(pairs)]),
-                         np.array([hit(p, k) for k, p in enumerate(unrelated)]))
+                         np.array([hit(p, k) for k, p in enumerate(distant)]))
     near = np.abs(exact - cfg.threshold) < 0.15
     assert near.sum() > 100
     (oph, oph_fp), (classic, classic_fp) = found["oph"], found["classic"]
     se = np.sqrt(2 * 0.25 / near.sum())   # of a difference of two shares, at its largest
     assert oph[near].mean() >= classic[near].mean() - 3 * se
     assert oph.mean() >= classic.mean() - 3 * np.sqrt(2 * 0.25 / len(pairs))
-    # and it does not buy recall with chance candidates among unrelated prompts
-    assert oph_fp.mean() <= classic_fp.mean() + 0.02
+    # and it does not buy recall with more candidates among distant pairs
+    assert 0 < classic_fp.mean() < 0.2
+    assert oph_fp.mean() <= classic_fp.mean() + 3 * np.sqrt(2 * classic_fp.mean() / len(distant))
     # both follow the S-curve 1 - (1 - J**rows)**bands of the exact Jaccard
     expected = 1 - (1 - exact ** cfg.rows) ** cfg.bands
     for hits in (oph, classic):
