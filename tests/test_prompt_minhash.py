@@ -291,6 +291,10 @@ def test_bad_arguments_are_clear_errors():
         minhash_signatures(["ok", 3])
     with pytest.raises(ValueError):
         minhash_signatures(["ok"], shingle="sentence")
+    with pytest.raises(ValueError, match="method must be one of oph, classic"):
+        minhash_signatures(["ok"], method="superminhash")
     with pytest.raises(KeyfarmConfigError):
         PromptConfig(bands=40, rows=4)
+    with pytest.raises(KeyfarmConfigError, match="prompt.minhash must be one of oph, classic"):
+        PromptConfig(minhash="k-perm")
     assert abs(PromptConfig().threshold - (1 / 32) ** 0.25) < 1e-12
