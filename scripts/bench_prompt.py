@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/bench_prompt.py --sizes 100000 --sample 2000 --repeat 5
     .venv/bin/python scripts/bench_prompt.py --world /work/q13/world-1000000-s1-d3   # the prompt signal
+    .venv/bin/python scripts/bench_prompt.py --lsh 2000                              # LSH recall, accuracy
 Prompts are 20-400 words drawn from a Zipf vocabulary. Both sides sign the same sample with the same
 num_perm, and their shingle sets are identical: datasketch gets the shingles as strings
 (keyfarm.signals.prompt.shingles, by default character 9-grams of the normalised text), checked
@@ -13,6 +14,9 @@ Python strings to the signature matrix. Each repeat times datasketch and then ev
 the ratio printed is the median over repeats of (keyfarm prompts/s) / (datasketch prompts/s).
 Accuracy: on pairs of sample prompts (a prompt and a paraphrase of it), the mean and largest
 |estimate - exact Jaccard| over the pairs, for each signature.
+
+With --lsh N: LSH candidates of both methods against the S-curve of the exact Jaccard on N pairs
+near the threshold and N distant pairs, and the estimate's spread by size of the shingle union.
 
 With --world: load a world's tables, then run the prompt signal (keyfarm.signals.prompt.incidence)
 alone and print its time and its peak memory above the loaded tables (Linux: the peak is reset
@@ -112,6 +116,60 @@ def bench_signatures(args) -> None:
           f"max {np.max(err):.4f}")
 
 
+def _letters(i: int, first: str = "w") -> str:
+    return first + "".join(chr(97 + int(d)) for d in str(i))   # letters only: digits normalise to 0
+
+
+def bench_lsh(args) -> None:
+    """LSH candidates of both methods against the S-curve 1 - (1 - J**rows)**bands of the exact
+    Jaccard, on pairs of a 60-word text and a copy with words replaced (5-35 %: near the
+    threshold; 50-70 %: distant pairs), each pair signed with its own seed; then the spread of
+    the estimate's error, in classic standard errors sqrt(J(1-J)/k), by size of the union."""
+    from keyfarm.signals.prompt import PromptConfig, estimate_jaccard, lsh_buckets, minhash_signatures, shingles
+
+    cfg = PromptConfig()
+    rng = np.random.default_rng(11)
+
+    def pairs(n, lo, hi):
+        out, exact = [], []
+        for _ in range(n):
+            words = [_letters(rng.integers(3000)) for _ in range(60)]
+            b = " ".join(_letters(rng.integers(10**6), "z") if rng.random() < rng.uniform(lo, hi) else w for w in words)
+            x, y = set(shingles(" ".join(words))), set(shingles(b))
+            out.append((" ".join(words), b))
+            exact.append(len(x & y) / len(x | y))
+        return out, np.array(exact)
+
+    for name, (ps, exact) in (("near", pairs(args.lsh, 0.05, 0.35)), ("distant", pairs(args.lsh, 0.5, 0.7))):
+        expected = (1 - (1 - exact ** cfg.rows) ** cfg.bands).mean()
+        line = [f"{name} pairs ({len(ps)}, mean J {exact.mean():.3f}): S-curve {expected:.4f}"]
+        for method in ("oph", "classic"):
+            hits = []
+            for k, p in enumerate(ps):
+                buckets = lsh_buckets(minhash_signatures(list(p), cfg.num_perm, seed=k, method=method),
+                                      cfg.bands, cfg.rows)
+                hits.append(bool((buckets[0] == buckets[1]).any()))
+            line.append(f"{method} {np.mean(hits):.4f}")
+        print(", ".join(line), "(share of pairs that are LSH candidates)")
+
+    k = 256
+    for method in ("oph", "classic"):
+        rng = np.random.default_rng(1)
+        z, union = [], []
+        for seed in range(args.lsh):
+            sets = [set(rng.choice(401, size=int(rng.integers(1, 121)), replace=False).tolist()) for _ in range(2)]
+            exact = len(sets[0] & sets[1]) / len(sets[0] | sets[1])
+            if not 0.05 < exact < 0.95:
+                continue
+            sig = minhash_signatures([" ".join(_letters(i) for i in sorted(s)) for s in sets], k, seed=seed,
+                                     shingle="word", size=1, method=method)
+            z.append((estimate_jaccard(sig[0], sig[1]) - exact) / np.sqrt(exact * (1 - exact) / k))
+            union.append(len(sets[0] | sets[1]))
+        z, union = np.array(z), np.array(union)
+        print(f"{method:<7} sd of (estimate - J) / sqrt(J(1-J)/{k}) by union size: " + ", ".join(
+            f"{lo}-{hi}: {z[(union >= lo) & (union < hi)].std():.2f}" for lo, hi in ((1, 40), (40, 100), (100, 250))))
+
+
 def _datasketch_one(minhash_cls, shingle_bytes, num_perm):
     m = minhash_cls(num_perm=num_perm, seed=1)
     m.update_batch(shingle_bytes)
@@ -160,9 +218,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=cfg.shingle_size)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--world", help="time the prompt signal and its peak memory on this world instead")
+    parser.add_argument("--lsh", type=int, metavar="PAIRS", help="compare LSH candidates and estimate spread instead")
     args = parser.parse_args()
     if args.world:
         bench_world(args)
+    elif args.lsh:
+        bench_lsh(args)
     else:
         bench_signatures(args)
 
