@@ -1,6 +1,8 @@
 """Prompt signal incidence: paraphrased templates link farms, popular prompts are hubs, evidence units, odd inputs."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -64,15 +66,17 @@ def test_incidence_has_the_contract_columns_and_types():
     assert not inc.duplicated(["key", "token"]).any()
 
 
-def test_paraphrased_templates_link_farm_accounts_and_unrelated_prompts_do_not():
+@pytest.mark.parametrize("method", ["oph", "classic"])
+def test_paraphrased_templates_link_farm_accounts_and_unrelated_prompts_do_not(method):
+    config = dataclasses.replace(Config.default(), prompt=PromptConfig(minhash=method))
     rng = np.random.default_rng(0)
     farm = {f"farm{i}": [_paraphrase(rng, t) for t in ("algebra", "geometry", "calculus")] for i in range(4)}
     others = {f"user{i}": [_unrelated(rng) for _ in range(3)] for i in range(6)}
     tables = _world({**farm, **others})
-    members = _tokens_by_account(tables, prompt.incidence(tables, Config.default()))
+    members = _tokens_by_account(tables, prompt.incidence(tables, config))
     assert len(members) > 0 and all(all(a.startswith("farm") for a in m) for m in members)
 
-    graph, _, _ = build_graph(tables, Config.default())
+    graph, _, _ = build_graph(tables, config)
     accounts = tables.keys["account_id"].to_numpy()
     linked = {tuple(sorted((accounts[a], accounts[b])))
               for a, b, w in zip(graph.src, graph.dst, graph.w["prompt"]) if w > 0}

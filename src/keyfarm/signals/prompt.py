@@ -5,8 +5,12 @@ everything that is not a letter, mark or number, including punctuation, "_" and 
 spaces collapsed and stripped), identical normalised prompts are de-duplicated (logs repeat), each
 distinct prompt is shingled (character 9-grams by default, or word n-grams; a prompt shorter than
 one n-gram is one shingle, its whole text, so short prompts never share a bucket unless equal), MinHashed
-with `num_perm` universal hash functions (a*x + b mod 2**31-1, a and b drawn from
-np.random.default_rng(seed)) and cut into `bands` bands of `rows` values. Two prompts of Jaccard
+into `num_perm` values and cut into `bands` bands of `rows` values. The MinHash is one-permutation
+hashing with optimal densification by default (one seeded hash per shingle picks one of num_perm
+bins and a value, each bin keeps its least value, empty bins copy a non-empty one along a fixed
+probe sequence), or, with prompt.minhash = "classic", num_perm universal hash functions per
+shingle (a*x + b mod 2**31-1, a and b drawn from np.random.default_rng(seed)); both agree in a
+value with probability the Jaccard similarity J of the shingle sets. Two prompts of Jaccard
 similarity J share a given band with probability J**rows, and at least one band with probability
 1 - (1 - J**rows)**bands: a threshold near (1/bands)**(1/rows). The defaults (character 9-grams,
 32 × 4, threshold 0.42) were measured with scripts/measure_shingles.py (see PromptConfig).
@@ -39,11 +43,14 @@ import pandas as pd
 from keyfarm.errors import KeyfarmConfigError
 from keyfarm.signals import make_incidence, ts_ns
 from keyfarm.signals.minhash import (CHARS, PRIME, WORDS, band_hashes, char_tables, minhash_parallel,
-                                     minhash_serial, normalize_parallel, normalize_serial)
+                                     minhash_serial, normalize_parallel, normalize_serial, oph_parallel,
+                                     oph_raw_parallel, oph_raw_serial, oph_serial, text_hashes_parallel,
+                                     text_hashes_serial, ascii_outputs)
 
 log = logging.getLogger(__name__)
 
 PROMPT_LIMITS = {"num_perm": 1024, "shingle_words": 32, "shingle_chars": 64, "max_chars": 1_000_000}
+MINHASH_METHODS = ("oph", "classic")
 PARALLEL_MIN_DOCS = 2000   # below this the serial kernels win (thread start-up); measured in bench_prompt
 _NO_LIMIT = np.iinfo(np.int64).max
 
@@ -61,7 +68,8 @@ class PromptConfig:
     pairs outside farms (char 9-grams: 9.2, word 3-grams: 2.4) against about 7,000 inside farms.
     """
 
-    num_perm: int = 128         # MinHash functions; estimate's standard error sqrt(J(1-J)/num_perm)
+    num_perm: int = 128         # MinHash values; estimate's standard error about sqrt(J(1-J)/num_perm)
+    minhash: str = "oph"        # "oph": one permutation, densified; "classic": num_perm hash functions
     bands: int = 32             # LSH bands; bands × rows <= num_perm
     rows: int = 4               # signature values per band; threshold ≈ (1/bands)**(1/rows) = 0.42
     shingle: str = "char"       # "char": code-point n-grams (spaces included); "word": word n-grams
@@ -80,6 +88,9 @@ class PromptConfig:
         if self.bands * self.rows > self.num_perm:
             raise KeyfarmConfigError(f"prompt.bands × prompt.rows = {self.bands * self.rows} exceeds "
                                      f"prompt.num_perm = {self.num_perm}")
+        if self.minhash not in MINHASH_METHODS:
+            raise KeyfarmConfigError(f"prompt.minhash must be one of {', '.join(MINHASH_METHODS)}, "
+                                     f"not {self.minhash!r}")
         if self.shingle not in ("word", "char"):
             raise KeyfarmConfigError(f"prompt.shingle must be 'word' or 'char', not {self.shingle!r}")
         # upper bounds: each setting sizes arrays (num_perm × distinct prompts signature values)
@@ -131,16 +142,34 @@ def shingles(text: str, kind: str = "char", size: int = 9) -> list[str]:
 
 
 def minhash_signatures(texts, num_perm: int = 128, seed: int = 1, *, shingle: str = "char", size: int = 9,
-                       max_chars: int | None = None, parallel: bool | None = None) -> np.ndarray:
+                       max_chars: int | None = None, parallel: bool | None = None,
+                       method: str = "oph") -> np.ndarray:
     """MinHash signatures of texts' shingles: uint32 array (len(texts), num_perm).
 
-    Shingles default to PromptConfig's (character 9-grams). Value p of a row is min over the text's shingles of (a_p * x + b_p) mod (2**31 - 1), x the
-    shingle's 64-bit hash shifted right by 33 (see keyfarm.signals.minhash for the fixed hashes).
-    Same texts, seed and settings → the same signatures on every machine. Texts without shingles
-    (empty after normalisation) get rows of 0xFFFFFFFF. `parallel` (default: from 2,000 texts)
-    spreads documents over Numba threads. texts: a sequence of str (None counts as empty).
+    Parameters
+    ----------
+    texts : sequence of str (None counts as empty)
+    num_perm : number of values per signature
+    seed : hash seed; same texts, seed and settings → the same signatures on every machine
+    shingle, size : shingles, by default PromptConfig's (character 9-grams)
+    max_chars : texts are cut at this many code points first (None: no limit)
+    parallel : spread documents over Numba threads (default: from 2,000 texts); same result
+    method : "oph" (default): one-permutation hashing with optimal densification, one hash per
+        shingle; "classic": num_perm hash functions per shingle, value p the least
+        (a_p * x + b_p) mod (2**31 - 1) over the shingles, x the shingle's 64-bit hash >> 33.
+        See keyfarm.signals.minhash for the fixed hashes of both.
 
-    References: Broder, "On the resemblance and containment of documents" (1997).
+    Returns
+    -------
+    uint32 array; values are below 2**31, except rows of texts without shingles (empty after
+    normalisation): all 0xFFFFFFFF. Either method's rows agree in a column with probability the
+    Jaccard similarity of the shingle sets (estimate_jaccard).
+
+    References
+    ----------
+    Broder, "On the resemblance and containment of documents" (1997); Li, Owen & Zhang, "One
+    permutation hashing" (NIPS 2012); Shrivastava, "Optimal densification for fast and accurate
+    minwise hashing" (ICML 2017).
 
     >>> sig = minhash_signatures(["the quick brown fox", "The quick, brown fox!"], 64)
     >>> float(estimate_jaccard(sig[0], sig[1]))
@@ -148,11 +177,15 @@ def minhash_signatures(texts, num_perm: int = 128, seed: int = 1, *, shingle: st
     """
     if num_perm < 1:
         raise ValueError("num_perm must be positive")
+    if num_perm > PROMPT_LIMITS["num_perm"]:
+        raise ValueError(f"num_perm must be at most {PROMPT_LIMITS['num_perm']:,}")
+    if method not in MINHASH_METHODS:
+        raise ValueError(f"method must be one of {', '.join(MINHASH_METHODS)}, not {method!r}")
     _check_shingle(shingle, size)
     texts = _as_text_list(texts)
     par = len(texts) >= PARALLEL_MIN_DOCS if parallel is None else parallel
-    buf, offsets = _normalized_buffer(texts, _NO_LIMIT if max_chars is None else int(max_chars), par)
-    return _signatures(buf, offsets, num_perm, seed, shingle, size, par)
+    return _raw_signatures(texts, _NO_LIMIT if max_chars is None else int(max_chars), num_perm, seed, shingle,
+                           size, par, method)
 
 
 def estimate_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> float | np.ndarray:
@@ -203,7 +236,7 @@ def incidence(tables, config) -> pd.DataFrame:
         raise KeyfarmInputError(f"prompt must be text, got {type(raw_uniques[bad[0]]).__name__}",
                                 table="requests", column="prompt", row=row)
 
-    norm_codes, texts, usable = distinct_normalized(raw_uniques, cfg)
+    norm_codes, text_hash, text_raw, usable = distinct_normalized(raw_uniques, cfg)
 
     # distinct (key, prompt) pairs: requests, first and last seen
     pairs = pd.DataFrame({"key": req["key"].to_numpy(np.int64)[has], "p": norm_codes[raw_codes],
@@ -221,14 +254,11 @@ def incidence(tables, config) -> pd.DataFrame:
 
     # signatures and band buckets of the prompts in use, numbered 0..n_used-1
     used, local_of_pair = np.unique(p_of, return_inverse=True)
-    ubuf, uoff = encode_texts([texts[i] for i in used])
-    bucket_id, bucket_hash = bucket_ids(band_buckets(ubuf, uoff, cfg))   # (n_used * bands,), row-major
-    del ubuf, uoff
-    n_prompts_in = np.bincount(bucket_id, minlength=len(bucket_hash))
-    solo = (n_prompts_in[bucket_id] == 1).reshape(len(used), cfg.bands)
+    bucket_id, bucket_hash = shared_bucket_ids(band_buckets(raw_uniques[text_raw[used]], cfg))
+    solo = bucket_id < 0
 
-    frames = [_pdup_rows(pairs, local_of_pair, account, tie, solo, texts[used], cfg.bands),
-              _lsh_rows(pairs, local_of_pair, account, tie, solo, bucket_id, np.asarray(bucket_hash), cfg.bands)]
+    frames = [_pdup_rows(pairs, local_of_pair, account, tie, solo, text_hash[used], cfg.bands),
+              _lsh_rows(pairs, local_of_pair, account, tie, solo, bucket_id.ravel(), bucket_hash, cfg.bands)]
     frame = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
     if frame is None:
         return make_incidence([], [], "prompt")
@@ -241,16 +271,40 @@ def incidence(tables, config) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ helpers
 
-def distinct_normalized(raw_uniques, cfg: PromptConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Normalise each distinct raw prompt once, then de-duplicate the normalised texts: (code of
-    each raw prompt's text, the texts, whether each text is long enough to hash)."""
-    buf, offsets = _normalized_buffer(list(raw_uniques), cfg.max_chars, len(raw_uniques) >= PARALLEL_MIN_DOCS)
-    norm_text = np.array([buf[offsets[i]:offsets[i + 1]].tobytes().decode("utf-8")
-                          for i in range(len(raw_uniques))], dtype=object)
-    norm_codes, texts = pd.factorize(norm_text)
-    texts = np.asarray(texts, dtype=object)
-    usable = np.fromiter((len(t) >= max(cfg.min_chars, 1) for t in texts), bool, len(texts))
-    return norm_codes, texts, usable
+PROMPT_CHUNK = 50_000   # distinct prompts encoded, normalised and signed at a time: bounds the scratch
+
+
+def distinct_normalized(raw_uniques, cfg: PromptConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Normalise the distinct raw prompts PROMPT_CHUNK at a time and de-duplicate the normalised
+    texts by a 128-bit hash of their bytes, so that no Python string is made per prompt (at 1M
+    keys those strings were most of the signal's memory). Returns (code of each raw prompt's text,
+    the 64-bit hash naming each text (its `pdup:` token), the index of one raw prompt of each
+    text, whether each text has at least min_chars code points). Texts are numbered in order of
+    first appearance among raw_uniques."""
+    n = len(raw_uniques)
+    hashes = np.empty((n, 2), np.uint64)
+    n_chars = np.empty(n, np.int64)
+    cls, lower = char_tables()
+    ascii_out = ascii_outputs()
+    for lo in range(0, n, PROMPT_CHUNK):
+        hi = min(n, lo + PROMPT_CHUNK)
+        buf, offsets = encode_texts(list(raw_uniques[lo:hi]))
+        kernel = text_hashes_parallel if hi - lo >= PARALLEL_MIN_DOCS else text_hashes_serial
+        kernel(buf, offsets, cls, lower, ascii_out, np.int64(cfg.max_chars), hashes[lo:hi], n_chars[lo:hi])
+    codes, first = _first_codes(hashes[:, 0])
+    if (hashes[first[codes], 1] != hashes[:, 1]).any():   # two texts share the first hash: use both
+        pair = np.ascontiguousarray(hashes).view(np.dtype((np.void, 16))).ravel()
+        codes, first = _first_codes(np.unique(pair, return_inverse=True)[1].ravel())
+    usable = n_chars[first] >= max(cfg.min_chars, 1)
+    return codes.astype(np.int64), hashes[first, 0], first, usable
+
+
+def _first_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(code of each value in order of first appearance, index of each code's first value)."""
+    codes, uniques = pd.factorize(values)
+    first = np.empty(len(uniques), np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+    return codes, first
 
 
 def _check_shingle(kind: str, size: int) -> None:
@@ -285,7 +339,7 @@ def _normalized_buffer(texts: list[str], max_chars: int, parallel: bool = False)
     buf, offsets = encode_texts(texts)
     cls, lower = char_tables()
     kernel = normalize_parallel if parallel else normalize_serial
-    return kernel(buf, offsets, cls, lower, np.int64(max_chars))
+    return kernel(buf, offsets, cls, lower, ascii_outputs(), np.int64(max_chars))
 
 
 def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -296,52 +350,85 @@ def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def _signatures(buf, offsets, num_perm, seed, shingle, size, parallel) -> np.ndarray:
+def _oph_salts(seed: int) -> np.ndarray:
+    """(shingle salt, probe salt) of one-permutation MinHash, drawn from np.random.default_rng(seed)."""
+    return np.random.default_rng(seed).integers(0, 2**63, size=2, dtype=np.int64).astype(np.uint64)
+
+
+def _raw_signatures(texts: list[str], max_chars, num_perm, seed, shingle, size, parallel, method) -> np.ndarray:
+    """Signatures of raw texts: one-permutation MinHash of character n-grams normalises on the fly
+    (no normalised copy, the default and fastest path); the others sign a normalised copy."""
+    if method != "oph" or shingle != "char":
+        buf, offsets = _normalized_buffer(texts, max_chars, parallel)
+        return _signatures(buf, offsets, num_perm, seed, shingle, size, parallel, method)
+    buf, offsets = encode_texts(texts)
+    cls, lower = char_tables()
+    kernel = oph_raw_parallel if parallel else oph_raw_serial
+    return kernel(buf, offsets, cls, lower, ascii_outputs(), np.int64(max_chars), np.int64(size),
+                  _oph_salts(seed), np.int64(num_perm), _blocks(offsets.size - 1, parallel))
+
+
+def _blocks(n: int, parallel: bool) -> np.ndarray:
+    """Bounds of the blocks of documents a kernel hands to its threads: several per thread, as
+    prompts vary in length."""
+    blocks = numba.get_num_threads() * 8 if parallel else 1
+    return np.unique(np.linspace(0, n, blocks + 1).astype(np.int64))
+
+
+def _signatures(buf, offsets, num_perm, seed, shingle, size, parallel, method="oph") -> np.ndarray:
+    """Signatures of normalised texts (UTF-8 in buf, offsets)."""
+    bounds = _blocks(offsets.size - 1, parallel)
+    kind = WORDS if shingle == "word" else CHARS
+    if method == "oph":
+        kernel = oph_parallel if parallel else oph_serial
+        return kernel(buf, offsets, kind, np.int64(size), _oph_salts(seed), np.int64(num_perm), bounds)
     a, b = _permutations(num_perm, seed)
     kernel = minhash_parallel if parallel else minhash_serial
-    n = offsets.size - 1
-    blocks = numba.get_num_threads() * 8 if parallel else 1   # several per thread: prompts vary in length
-    bounds = np.unique(np.linspace(0, n, blocks + 1).astype(np.int64))
-    return kernel(buf, offsets, WORDS if shingle == "word" else CHARS, np.int64(size), a, b, bounds)
+    return kernel(buf, offsets, kind, np.int64(size), a, b, bounds)
 
 
-SIGNATURE_CHUNK = 100_000   # prompts hashed at a time: signatures are 4 × num_perm bytes each
-
-
-def band_buckets(buf: np.ndarray, offsets: np.ndarray, cfg: PromptConfig) -> np.ndarray:
-    """LSH band bucket hashes (n, bands) uint64 of the normalised texts in `buf` (UTF-8, `offsets`),
-    in chunks so that only SIGNATURE_CHUNK signatures are alive at once."""
-    n = offsets.size - 1
+def band_buckets(texts, cfg: PromptConfig) -> np.ndarray:
+    """LSH band bucket hashes (n, bands) uint64 of raw prompts `texts` (a sequence of str), as the
+    prompt signal computes them: normalised, signed and cut into bands PROMPT_CHUNK at a time, so
+    that only one chunk's bytes and signatures are alive at once."""
+    n = len(texts)
     out = np.empty((n, cfg.bands), np.uint64)
-    for lo in range(0, n, SIGNATURE_CHUNK):
-        hi = min(n, lo + SIGNATURE_CHUNK)
-        off = offsets[lo:hi + 1]
-        sig = _signatures(buf[off[0]:off[-1]], off - off[0], cfg.num_perm, cfg.seed, cfg.shingle,
-                          cfg.shingle_size, hi - lo >= PARALLEL_MIN_DOCS)
+    for lo in range(0, n, PROMPT_CHUNK):
+        hi = min(n, lo + PROMPT_CHUNK)
+        sig = _raw_signatures(list(texts[lo:hi]), cfg.max_chars, cfg.num_perm, cfg.seed, cfg.shingle,
+                              cfg.shingle_size, hi - lo >= PARALLEL_MIN_DOCS, cfg.minhash)
         out[lo:hi] = lsh_buckets(sig, cfg.bands, cfg.rows)
     return out
 
 
-def bucket_ids(buckets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(bucket id per entry of buckets.ravel(), hash of each bucket id). A bucket hash covers its
-    band, so buckets are numbered band by band: one small hash table per band, not one for all."""
+def shared_bucket_ids(buckets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(bucket id of each entry of buckets (n, bands), -1 where no other prompt shares the bucket;
+    the band and hash of each id). Only buckets of two or more prompts are numbered (the others
+    become `pdup:` tokens), band by band (a bucket hash covers its band: one small hash table
+    per band, not one for all), and the ids overwrite `buckets` in place: the signal's largest
+    arrays are these n × bands values, so they are held once."""
     n, bands = buckets.shape
-    ids = np.empty((n, bands), np.int64)
-    hashes = []
+    ids = buckets.view(np.int64)
+    hashes, band_of = [], []
     start = 0
     for band in range(bands):
         codes, uniques = pd.factorize(buckets[:, band])
-        ids[:, band] = codes + start
-        hashes.append(np.asarray(uniques, np.uint64))
-        start += len(uniques)
-    return ids.ravel(), (np.concatenate(hashes) if hashes else np.zeros(0, np.uint64))
+        shared = np.bincount(codes, minlength=len(uniques)) >= 2
+        number = np.where(shared, np.cumsum(shared) - 1 + start, -1)
+        hashes.append(np.asarray(uniques, np.uint64)[shared])
+        band_of.append(np.full(int(shared.sum()), band, np.int64))
+        ids[:, band] = number[codes]
+        start += int(shared.sum())
+    if not hashes:
+        return ids, np.zeros((0, 2), np.uint64)
+    return ids, np.column_stack([np.concatenate(band_of).astype(np.uint64), np.concatenate(hashes)])
 
 
 def _hex(values: np.ndarray) -> np.ndarray:
     return np.array([f"{v:016x}" for v in values.astype(np.uint64).tolist()], dtype=object)
 
 
-def _pdup_rows(pairs, local_of_pair, account, tie, solo, used_texts, bands) -> pd.DataFrame:
+def _pdup_rows(pairs, local_of_pair, account, tie, solo, ids, bands) -> pd.DataFrame:
     """One `pdup:` token per prompt on 2+ accounts standing for its bands that no other prompt reaches."""
     n_solo = solo.sum(axis=1)
     n_acc = pd.Series(account).groupby(local_of_pair).nunique().reindex(range(len(n_solo)), fill_value=0)
@@ -349,7 +436,6 @@ def _pdup_rows(pairs, local_of_pair, account, tie, solo, used_texts, bands) -> p
     sel = keep[local_of_pair]
     if not sel.any():
         return pd.DataFrame()
-    ids = pd.util.hash_array(used_texts.astype(object), categorize=False)
     loc = local_of_pair[sel]
     return pd.DataFrame({"key": pairs["key"].to_numpy()[sel],
                          "token": "pdup:" + pd.Series(_hex(ids[loc]), dtype=object).to_numpy(),
@@ -360,7 +446,8 @@ def _pdup_rows(pairs, local_of_pair, account, tie, solo, used_texts, bands) -> p
 
 
 def _lsh_rows(pairs, local_of_pair, account, tie, solo, bucket_id, bucket_hash, bands) -> pd.DataFrame:
-    """`lsh:` tokens: buckets holding 2+ distinct prompts and reached by 2+ accounts, one row per key."""
+    """`lsh:` tokens: buckets holding 2+ distinct prompts and reached by 2+ accounts, one row per key.
+    bucket_hash: (band, hash) of each shared bucket id (shared_bucket_ids)."""
     shared = ~solo.ravel()
     if not shared.any():
         return pd.DataFrame()
@@ -387,9 +474,8 @@ def _lsh_rows(pairs, local_of_pair, account, tie, solo, bucket_id, bucket_hash, 
         tie=("tie", "max"), count=("count", "sum"), first_seen=("first_seen", "min"),
         last_seen=("last_seen", "max")).reset_index()
     b = rows["bucket"].to_numpy()
-    band_of_bucket = np.empty(len(bucket_hash), np.int64)
-    band_of_bucket[bucket_id] = np.arange(bucket_id.size) % bands
-    tokens = pd.Series(_hex(bucket_hash[b]), dtype=object)
+    band_of_bucket = bucket_hash[:, 0].astype(np.int64)
+    tokens = pd.Series(_hex(bucket_hash[b, 1]), dtype=object)
     return pd.DataFrame({"key": rows["key"].to_numpy(),
                          "token": ("lsh:" + pd.Series(band_of_bucket[b]).astype(str) + ":" + tokens).to_numpy(),
                          "weight": rows["tie"].to_numpy() / bands, "count": rows["count"].to_numpy(),

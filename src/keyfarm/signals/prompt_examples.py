@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from keyfarm.signals.prompt import encode_texts, band_buckets, distinct_normalized
+from keyfarm.signals.prompt import band_buckets, distinct_normalized
 
 EXAMPLE_CHARS = 500   # an example is cut here: enough to compare, small enough for edges.parquet
 
@@ -26,11 +26,11 @@ def token_examples(pairs: pd.DataFrame, needed: pd.DataFrame, config) -> pd.Data
     if len(pairs) == 0 or len(needed) == 0:
         return out
     raw_codes, raw = pd.factorize(pairs["prompt"].to_numpy(dtype=object))
-    norm_codes, texts, usable = distinct_normalized(raw, cfg)
+    norm_codes, text_hash, text_raw, usable = distinct_normalized(raw, cfg)
     # column 0: the pdup hash of the text; column 1 + b: its bucket in band b
-    values = np.empty((len(texts), cfg.bands + 1), np.uint64)
-    values[:, 0] = pd.util.hash_array(texts, categorize=False)
-    values[:, 1:] = band_buckets(*encode_texts(list(texts)), cfg)
+    values = np.empty((len(text_hash), cfg.bands + 1), np.uint64)
+    values[:, 0] = text_hash
+    values[:, 1:] = band_buckets(np.asarray(raw, dtype=object)[text_raw], cfg)
 
     text_of_pair = norm_codes[raw_codes]
     keep = usable[text_of_pair]
