@@ -6,7 +6,16 @@ Sections (all in one run, ratios against references measured in the same run):
      graph only (it takes minutes on the large one);
   2. CPM (γ = 0.2) on a planted graph of many small dense groups (5–50 nodes, the shape of key
      farms) vs igraph community_leiden CPM, with mean best-match F1 to the planted groups;
-  3. a key graph from a generated world (`keyfarm.synth` + `keyfarm.graph.build_graph`), CPM.
+  3. a key graph from a generated world (`keyfarm.synth` + `keyfarm.graph.build_graph`), CPM;
+  4. the account graph `keyfarm link` runs Leiden on (`keyfarm.pipeline.account_graph`) of an existing
+     world, e.g. the 1M-key one: built once with --build-account-graph WORLD (a full load, signals and
+     graph: run it under the team's big-run lock) and cached as .npz (--account-graph PATH), then
+     Leiden CPM γ=0.2 (the pipeline's objective) and modularity vs igraph community_leiden.
+
+keyfarm's Leiden runs on all Numba threads (numba.get_num_threads(), NUMBA_NUM_THREADS); rows marked
+"1 thread" run it on one, and "same membership" checks that the thread count changed nothing.
+Ratios are against igraph measured in the same run, so a shared, loaded machine slows both alike
+(mostly: keyfarm's threads need free cores; the load average is printed with each section).
 
 Times are the median of --repeats runs after one warm-up run; keyfarm's first call (JIT compile or
 cache load) is reported separately. keyfarm's time includes building its CSR from the edge arrays;
@@ -137,6 +146,26 @@ def timed(fn, repeats):
     return first, statistics.median(times), result
 
 
+def on_threads(n_threads, fn):
+    """fn run with Numba limited to n_threads threads (restored afterwards)."""
+    import numba
+
+    def run():
+        before = numba.get_num_threads()
+        numba.set_num_threads(n_threads)
+        try:
+            return fn()
+        finally:
+            numba.set_num_threads(before)
+    return run
+
+
+def _load():
+    import os
+
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def _row(name, first, median, quality, extra=""):
     print(f"  {name:34s} first {first:7.2f} s   median {median:7.3f} s   {quality}{extra}", flush=True)
 
@@ -150,12 +179,15 @@ def bench_modularity(n, seed, repeats, mu):
     t0 = time.perf_counter()
     src, dst, planted = lfr_like(n, mu, seed)
     print(f"\n[1] modularity, LFR-like n={n:,} m={src.size:,} mu={mu} (generated in "
-          f"{time.perf_counter() - t0:.1f} s)")
+          f"{time.perf_counter() - t0:.1f} s; {_load()})")
     g = ig.Graph(n=n, edges=np.column_stack([src, dst]), directed=False)
     res = {}
+    members = {}
     for name, fn in [
-        ("keyfarm leiden", lambda: leiden(src, dst, None, n, seed=seed)),
+        ("keyfarm leiden", lambda: leiden(src, dst, None, n, seed=seed, n_iterations=None)),
         ("keyfarm leiden n_iterations=2", lambda: leiden(src, dst, None, n, seed=seed, n_iterations=2)),
+        ("keyfarm leiden n_it=2, 1 thread", on_threads(1, lambda: leiden(src, dst, None, n, seed=seed,
+                                                                           n_iterations=2))),
         ("keyfarm louvain", lambda: louvain(src, dst, None, n, seed=seed)),
         ("igraph community_multilevel", lambda: np.array(g.community_multilevel().membership)),
         ("igraph community_leiden (n_it=2)", lambda: np.array(
@@ -168,7 +200,10 @@ def bench_modularity(n, seed, repeats, mu):
         first, med, memb = timed(fn, repeats)
         q = modularity(src, dst, None, memb)
         res[name] = (med, q)
+        members[name] = memb
         _row(name, first, med, f"Q {q:.5f}", f"   k {memb.max() + 1}")
+    print(f"  same membership on 1 thread and on all: "
+          f"{np.array_equal(members['keyfarm leiden n_iterations=2'], members['keyfarm leiden n_it=2, 1 thread'])}")
     base_m = res["igraph community_multilevel"]
     # like against like: until-stable vs until-stable, two iterations vs two, Louvain vs multilevel
     for ours, theirs in [("keyfarm leiden", "igraph community_leiden (n_it=-1)"),
@@ -188,7 +223,7 @@ def bench_modularity(n, seed, repeats, mu):
     sg = ig.Graph(n=small_n, edges=np.column_stack([s_src, s_dst]), directed=False)
     small = {}
     for name, fn in [
-        ("keyfarm leiden", lambda: leiden(s_src, s_dst, None, small_n, seed=seed)),
+        ("keyfarm leiden", lambda: leiden(s_src, s_dst, None, small_n, seed=seed, n_iterations=None)),
         ("igraph community_multilevel", lambda: np.array(sg.community_multilevel().membership)),
         ("networkx louvain_communities", lambda: _nx_membership(
             nx.community.louvain_communities(nxg, seed=seed), small_n)),
@@ -277,7 +312,8 @@ def bench_key_graph(n_keys, seed, repeats):
     g.es["weight"] = w
     res = {}
     for name, fn in [
-        ("keyfarm leiden cpm", lambda: leiden(src, dst, w, n, objective="cpm", resolution=0.2, seed=seed)),
+        ("keyfarm leiden cpm", lambda: leiden(src, dst, w, n, objective="cpm", resolution=0.2, seed=seed,
+                                              n_iterations=None)),
         ("keyfarm leiden cpm n_iterations=2", lambda: leiden(src, dst, w, n, objective="cpm", resolution=0.2,
                                                              seed=seed, n_iterations=2)),
         ("igraph community_leiden cpm (n_it=2)", lambda: np.array(g.community_leiden(
@@ -305,7 +341,7 @@ def bench_key_graph_modularity(src, dst, w, n, g, planted, seed, repeats):
     print("  weighted modularity (γ=1) on the same graph:")
     res = {}
     for name, fn in [
-        ("keyfarm leiden", lambda: leiden(src, dst, w, n, seed=seed)),
+        ("keyfarm leiden", lambda: leiden(src, dst, w, n, seed=seed, n_iterations=None)),
         ("keyfarm louvain", lambda: louvain(src, dst, w, n, seed=seed)),
         ("igraph community_multilevel", lambda: np.array(g.community_multilevel(weights="weight").membership)),
         ("igraph community_leiden (n_it=-1)", lambda: np.array(g.community_leiden(
@@ -323,6 +359,66 @@ def bench_key_graph_modularity(src, dst, w, n, g, planted, seed, repeats):
         print(f"  ratio {ours} / {theirs}: time {med / ref_med:.2f}x   ΔQ {q - ref_q:+.5f}")
 
 
+def build_account_graph(world, path):
+    """Load a world, run the signal and graph stages and save the account graph Leiden runs on."""
+    from keyfarm.config import Config
+    from keyfarm.graph import build_graph
+    from keyfarm.io import load_tables
+    from keyfarm.pipeline import account_graph
+    from keyfarm.signals import registry
+
+    t0 = time.perf_counter()
+    config = Config.default()
+    tables = load_tables(world)
+    incidences = {name: fn(tables, config) for name, fn in registry().items()}
+    graph = build_graph(tables, config, incidences)[0]
+    src, dst, weight, linked = account_graph(graph, config)
+    np.savez(path, src=src, dst=dst, weight=weight, n=linked.size)
+    print(f"account graph of {world}: n={linked.size:,} m={src.size:,} in {time.perf_counter() - t0:.0f} s -> {path}")
+
+
+def bench_account_graph(path, seed, repeats, until_stable_repeats):
+    """Leiden on a cached account graph: CPM γ=0.2 as the pipeline runs it, and modularity (γ=1)."""
+    import igraph as ig
+
+    from keyfarm.community import cpm, leiden, modularity
+
+    z = np.load(path)
+    src, dst, w, n = z["src"], z["dst"], z["weight"], int(z["n"])
+    print(f"\n[4] account graph {path}: n={n:,} m={src.size:,} ({_load()})")
+    g = ig.Graph(n=n, edges=np.column_stack([src, dst]), directed=False)
+    g.es["weight"] = w
+    for objective, resolution, quality in (("cpm", 0.2, cpm), ("modularity", 1.0, modularity)):
+        ig_objective = "CPM" if objective == "cpm" else "modularity"
+        res, members = {}, {}
+        for name, fn, reps in [
+            ("keyfarm leiden n_iterations=2", lambda: leiden(src, dst, w, n, objective=objective, resolution=resolution,
+                                                             seed=seed, n_iterations=2), repeats),
+            ("keyfarm leiden n_it=2, 1 thread", on_threads(1, lambda: leiden(
+                src, dst, w, n, objective=objective, resolution=resolution, seed=seed, n_iterations=2)), repeats),
+            ("igraph community_leiden (n_it=2)", lambda: np.array(g.community_leiden(
+                objective_function=ig_objective, resolution=resolution, weights="weight", n_iterations=2).membership),
+             repeats),
+            ("keyfarm leiden (until stable)", lambda: leiden(src, dst, w, n, objective=objective, resolution=resolution,
+                                                             seed=seed, n_iterations=None), until_stable_repeats),
+            ("igraph community_leiden (n_it=-1)", lambda: np.array(g.community_leiden(
+                objective_function=ig_objective, resolution=resolution, weights="weight", n_iterations=-1).membership),
+             until_stable_repeats),
+        ]:
+            first, med, memb = timed(fn, reps)
+            q = quality(src, dst, w, memb, resolution=resolution)
+            res[name] = (med, q)
+            members[name] = memb
+            _row(f"{objective} {name}", first, med, f"{objective} {q:.6f}", f"   k {memb.max() + 1}")
+        print(f"  same membership on 1 thread and on all: "
+              f"{np.array_equal(members['keyfarm leiden n_iterations=2'], members['keyfarm leiden n_it=2, 1 thread'])}")
+        for ours, theirs in [("keyfarm leiden n_iterations=2", "igraph community_leiden (n_it=2)"),
+                             ("keyfarm leiden (until stable)", "igraph community_leiden (n_it=-1)")]:
+            (med, q), (ref_med, ref_q) = res[ours], res[theirs]
+            print(f"  ratio {objective} {ours:30s} / {theirs:34s} time {med / ref_med:5.2f}x   Δ{objective} "
+                  f"{q - ref_q:+.6f}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=100_000, help="nodes of the LFR-like graph")
@@ -331,19 +427,37 @@ def main(argv=None):
     parser.add_argument("--world-keys", type=int, default=50_000, help="keys of the generated world")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--only", choices=["modularity", "cpm", "world"], default=None)
+    parser.add_argument("--only", choices=["modularity", "cpm", "world", "account"], default=None)
+    parser.add_argument("--account-graph", default=None,
+                        help="cached account graph (.npz) for section 4 (written by --build-account-graph)")
+    parser.add_argument("--build-account-graph", metavar="WORLD", default=None,
+                        help="build the account graph of this world into --account-graph and exit")
+    parser.add_argument("--until-stable-repeats", type=int, default=None,
+                        help="repeats of the until-stable runs in section 4 (default: --repeats)")
     parser.add_argument("--until-stable", action="store_true",
                         help="also time n_iterations=-1 in the CPM section (minutes at full size)")
     args = parser.parse_args(argv)
+    if args.build_account_graph:
+        if not args.account_graph:
+            parser.error("--build-account-graph needs --account-graph PATH")
+        build_account_graph(args.build_account_graph, args.account_graph)
+        return
     import igraph
+    import numba
 
-    print(f"python {sys.version.split()[0]}, igraph {igraph.__version__}; median of {args.repeats} after warm-up")
+    import keyfarm  # noqa: F401  (first, so its OMP_WAIT_POLICY default is set before Numba starts threads)
+
+    print(f"python {sys.version.split()[0]}, igraph {igraph.__version__}, keyfarm on {numba.get_num_threads()} "
+          f"Numba threads; median of {args.repeats} after warm-up")
     if args.only in (None, "modularity"):
         bench_modularity(args.nodes, args.seed, args.repeats, args.mu)
     if args.only in (None, "cpm"):
         bench_cpm(args.groups, args.seed, args.repeats, until_stable=args.until_stable)
     if args.only in (None, "world"):
         bench_key_graph(args.world_keys, args.seed, args.repeats)
+    if args.account_graph and args.only in (None, "account"):
+        bench_account_graph(args.account_graph, args.seed, args.repeats,
+                            args.repeats if args.until_stable_repeats is None else args.until_stable_repeats)
 
 
 if __name__ == "__main__":
