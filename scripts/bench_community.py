@@ -18,7 +18,8 @@ Ratios are against igraph measured in the same run, so a shared, loaded machine 
 (mostly: keyfarm's threads need free cores; the load average is printed with each section).
 
 Times are the median of --repeats runs after one warm-up run; keyfarm's first call (JIT compile or
-cache load) is reported separately. keyfarm's time includes building its CSR from the edge arrays;
+cache load) is reported separately. Sections 1 and 4 run their methods round-robin (a round = one
+call of each) and report each ratio as the median over rounds. keyfarm's time includes building its CSR from the edge arrays;
 the references' times exclude building their graph objects.
 
 The LFR-like graphs come from `lfr_like` below, not networkx.LFR_benchmark_graph (which takes far
@@ -146,6 +147,32 @@ def timed(fn, repeats):
     return first, statistics.median(times), result
 
 
+def interleaved(runs, repeats):
+    """Time several functions round-robin: one warm-up call each, then `repeats` rounds of one call
+    each, so a load that drifts during the run (a shared machine) falls on all of them alike.
+    Returns {name: (first call seconds, [seconds per round], last result)}."""
+    out = {}
+    for name, fn in runs:
+        t0 = time.perf_counter()
+        result = fn()
+        out[name] = (time.perf_counter() - t0, [], result)
+    for _ in range(repeats):
+        for name, fn in runs:
+            t0 = time.perf_counter()
+            result = fn()
+            first, times, _ = out[name]
+            times.append(time.perf_counter() - t0)
+            out[name] = (first, times, result)
+    return out
+
+
+def ratio_line(label, times, ref_times, delta):
+    """Median time ratio over rounds (each round's two calls ran back to back) and the medians'."""
+    per_round = statistics.median(t / r for t, r in zip(times, ref_times))
+    print(f"  ratio {label} time {per_round:5.2f}x (median per round; medians {statistics.median(times):.3f} / "
+          f"{statistics.median(ref_times):.3f} s)   {delta}")
+
+
 def on_threads(n_threads, fn):
     """fn run with Numba limited to n_threads threads (restored afterwards)."""
     import numba
@@ -170,7 +197,7 @@ def _row(name, first, median, quality, extra=""):
     print(f"  {name:34s} first {first:7.2f} s   median {median:7.3f} s   {quality}{extra}", flush=True)
 
 
-def bench_modularity(n, seed, repeats, mu):
+def bench_modularity(n, seed, repeats, mu, with_leidenalg=True):
     import igraph as ig
     import leidenalg
 
@@ -181,9 +208,7 @@ def bench_modularity(n, seed, repeats, mu):
     print(f"\n[1] modularity, LFR-like n={n:,} m={src.size:,} mu={mu} (generated in "
           f"{time.perf_counter() - t0:.1f} s; {_load()})")
     g = ig.Graph(n=n, edges=np.column_stack([src, dst]), directed=False)
-    res = {}
-    members = {}
-    for name, fn in [
+    runs = [
         ("keyfarm leiden", lambda: leiden(src, dst, None, n, seed=seed, n_iterations=None)),
         ("keyfarm leiden n_iterations=2", lambda: leiden(src, dst, None, n, seed=seed, n_iterations=2)),
         ("keyfarm leiden n_it=2, 1 thread", on_threads(1, lambda: leiden(src, dst, None, n, seed=seed,
@@ -194,24 +219,22 @@ def bench_modularity(n, seed, repeats, mu):
             g.community_leiden(objective_function="modularity", n_iterations=2).membership)),
         ("igraph community_leiden (n_it=-1)", lambda: np.array(
             g.community_leiden(objective_function="modularity", n_iterations=-1).membership)),
-        ("leidenalg ModularityVertexPartition", lambda: np.array(leidenalg.find_partition(
-            g, leidenalg.ModularityVertexPartition, seed=seed).membership)),
-    ]:
-        first, med, memb = timed(fn, repeats)
-        q = modularity(src, dst, None, memb)
-        res[name] = (med, q)
-        members[name] = memb
-        _row(name, first, med, f"Q {q:.5f}", f"   k {memb.max() + 1}")
-    print(f"  same membership on 1 thread and on all: "
-          f"{np.array_equal(members['keyfarm leiden n_iterations=2'], members['keyfarm leiden n_it=2, 1 thread'])}")
-    base_m = res["igraph community_multilevel"]
+    ]
+    if with_leidenalg:
+        runs.append(("leidenalg ModularityVertexPartition", lambda: np.array(leidenalg.find_partition(
+            g, leidenalg.ModularityVertexPartition, seed=seed).membership)))
+    timing = interleaved(runs, repeats)
+    q = {}
+    for name, (first, times, memb) in timing.items():
+        q[name] = modularity(src, dst, None, memb)
+        _row(name, first, statistics.median(times), f"Q {q[name]:.5f}", f"   k {memb.max() + 1}")
+    print(f"  same membership on 1 thread and on all: {np.array_equal(timing['keyfarm leiden n_iterations=2'][2], timing['keyfarm leiden n_it=2, 1 thread'][2])}")
     # like against like: until-stable vs until-stable, two iterations vs two, Louvain vs multilevel
     for ours, theirs in [("keyfarm leiden", "igraph community_leiden (n_it=-1)"),
                          ("keyfarm leiden n_iterations=2", "igraph community_leiden (n_it=2)"),
+                         ("keyfarm leiden n_it=2, 1 thread", "igraph community_leiden (n_it=2)"),
                          ("keyfarm louvain", "igraph community_multilevel")]:
-        (med, q), (ref_med, ref_q) = res[ours], res[theirs]
-        print(f"  ratio {ours:30s} / {theirs:34s} time {med / ref_med:5.2f}x   ΔQ {q - ref_q:+.5f}   "
-              f"(vs multilevel: time {med / base_m[0]:5.2f}x, ΔQ {q - base_m[1]:+.5f})")
+        ratio_line(f"{ours:32s} / {theirs:34s}", timing[ours][1], timing[theirs][1], f"ΔQ {q[ours] - q[theirs]:+.5f}")
     small_n = min(n, 5000)
     s_src, s_dst, _ = lfr_like(small_n, mu, seed)
     import networkx as nx
@@ -377,7 +400,32 @@ def build_account_graph(world, path):
     print(f"account graph of {world}: n={linked.size:,} m={src.size:,} in {time.perf_counter() - t0:.0f} s -> {path}")
 
 
-def bench_account_graph(path, seed, repeats, until_stable_repeats):
+def account_graph_from_out(out_dir, path):
+    """The same account graph rebuilt from a finished run's OUT_DIR (edges.parquet holds every key
+    pair of the graph with its per-signal weights, members.parquet each key's account), through
+    `keyfarm.pipeline.account_graph`: no world is loaded."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from keyfarm.config import Config
+    from keyfarm.pipeline import account_graph
+
+    t0 = time.perf_counter()
+    members = pd.read_parquet(f"{out_dir}/members.parquet", columns=["key_id", "account_id"])
+    signals = [c for c in pq.ParquetFile(f"{out_dir}/edges.parquet").schema_arrow.names if c.startswith("w_")]
+    edges = pd.read_parquet(f"{out_dir}/edges.parquet", columns=["key_a", "key_b", *signals])
+    keys = pd.Index(members["key_id"])
+    graph = SimpleNamespace(account=pd.factorize(members["account_id"], sort=True)[0],
+                            src=keys.get_indexer(edges["key_a"]), dst=keys.get_indexer(edges["key_b"]),
+                            w={c[2:]: edges[c].to_numpy() for c in signals})
+    src, dst, weight, linked = account_graph(graph, Config.default())
+    np.savez(path, src=src, dst=dst, weight=weight, n=linked.size)
+    print(f"account graph of {out_dir}: n={linked.size:,} m={src.size:,} in {time.perf_counter() - t0:.0f} s -> {path}")
+
+
+def bench_account_graph(path, seed, repeats, until_stable_repeats, objectives=("cpm", "modularity")):
     """Leiden on a cached account graph: CPM γ=0.2 as the pipeline runs it, and modularity (γ=1)."""
     import igraph as ig
 
@@ -389,34 +437,36 @@ def bench_account_graph(path, seed, repeats, until_stable_repeats):
     g = ig.Graph(n=n, edges=np.column_stack([src, dst]), directed=False)
     g.es["weight"] = w
     for objective, resolution, quality in (("cpm", 0.2, cpm), ("modularity", 1.0, modularity)):
+        if objective not in objectives:
+            continue
         ig_objective = "CPM" if objective == "cpm" else "modularity"
-        res, members = {}, {}
-        for name, fn, reps in [
+        runs = [
             ("keyfarm leiden n_iterations=2", lambda: leiden(src, dst, w, n, objective=objective, resolution=resolution,
-                                                             seed=seed, n_iterations=2), repeats),
+                                                             seed=seed, n_iterations=2)),
             ("keyfarm leiden n_it=2, 1 thread", on_threads(1, lambda: leiden(
-                src, dst, w, n, objective=objective, resolution=resolution, seed=seed, n_iterations=2)), repeats),
+                src, dst, w, n, objective=objective, resolution=resolution, seed=seed, n_iterations=2))),
             ("igraph community_leiden (n_it=2)", lambda: np.array(g.community_leiden(
-                objective_function=ig_objective, resolution=resolution, weights="weight", n_iterations=2).membership),
-             repeats),
+                objective_function=ig_objective, resolution=resolution, weights="weight", n_iterations=2).membership)),
+        ]
+        stable_runs = [
             ("keyfarm leiden (until stable)", lambda: leiden(src, dst, w, n, objective=objective, resolution=resolution,
-                                                             seed=seed, n_iterations=None), until_stable_repeats),
+                                                             seed=seed, n_iterations=None)),
             ("igraph community_leiden (n_it=-1)", lambda: np.array(g.community_leiden(
-                objective_function=ig_objective, resolution=resolution, weights="weight", n_iterations=-1).membership),
-             until_stable_repeats),
-        ]:
-            first, med, memb = timed(fn, reps)
-            q = quality(src, dst, w, memb, resolution=resolution)
-            res[name] = (med, q)
-            members[name] = memb
-            _row(f"{objective} {name}", first, med, f"{objective} {q:.6f}", f"   k {memb.max() + 1}")
-        print(f"  same membership on 1 thread and on all: "
-              f"{np.array_equal(members['keyfarm leiden n_iterations=2'], members['keyfarm leiden n_it=2, 1 thread'])}")
+                objective_function=ig_objective, resolution=resolution, weights="weight", n_iterations=-1).membership)),
+        ]
+        timing = interleaved(runs, repeats)
+        timing.update(interleaved(stable_runs, until_stable_repeats))
+        q = {}
+        for name, (first, times, memb) in timing.items():
+            q[name] = quality(src, dst, w, memb, resolution=resolution)
+            _row(f"{objective} {name}", first, statistics.median(times), f"{objective} {q[name]:.6f}",
+                 f"   k {memb.max() + 1}")
+        print(f"  same membership on 1 thread and on all: {np.array_equal(timing['keyfarm leiden n_iterations=2'][2], timing['keyfarm leiden n_it=2, 1 thread'][2])}")
         for ours, theirs in [("keyfarm leiden n_iterations=2", "igraph community_leiden (n_it=2)"),
+                             ("keyfarm leiden n_it=2, 1 thread", "igraph community_leiden (n_it=2)"),
                              ("keyfarm leiden (until stable)", "igraph community_leiden (n_it=-1)")]:
-            (med, q), (ref_med, ref_q) = res[ours], res[theirs]
-            print(f"  ratio {objective} {ours:30s} / {theirs:34s} time {med / ref_med:5.2f}x   Δ{objective} "
-                  f"{q - ref_q:+.6f}")
+            ratio_line(f"{objective} {ours:32s} / {theirs:34s}", timing[ours][1], timing[theirs][1],
+                       f"Δ{objective} {q[ours] - q[theirs]:+.6f}")
 
 
 def main(argv=None):
@@ -432,6 +482,11 @@ def main(argv=None):
                         help="cached account graph (.npz) for section 4 (written by --build-account-graph)")
     parser.add_argument("--build-account-graph", metavar="WORLD", default=None,
                         help="build the account graph of this world into --account-graph and exit")
+    parser.add_argument("--account-graph-from-out", metavar="OUT_DIR", default=None,
+                        help="rebuild the account graph from a finished run's OUT_DIR into --account-graph and exit")
+    parser.add_argument("--no-leidenalg", action="store_true", help="leave leidenalg out of section 1 (slow)")
+    parser.add_argument("--objectives", nargs="+", default=["cpm", "modularity"], choices=["cpm", "modularity"],
+                        help="objectives of section 4")
     parser.add_argument("--until-stable-repeats", type=int, default=None,
                         help="repeats of the until-stable runs in section 4 (default: --repeats)")
     parser.add_argument("--until-stable", action="store_true",
@@ -442,6 +497,11 @@ def main(argv=None):
             parser.error("--build-account-graph needs --account-graph PATH")
         build_account_graph(args.build_account_graph, args.account_graph)
         return
+    if args.account_graph_from_out:
+        if not args.account_graph:
+            parser.error("--account-graph-from-out needs --account-graph PATH")
+        account_graph_from_out(args.account_graph_from_out, args.account_graph)
+        return
     import igraph
     import numba
 
@@ -450,14 +510,15 @@ def main(argv=None):
     print(f"python {sys.version.split()[0]}, igraph {igraph.__version__}, keyfarm on {numba.get_num_threads()} "
           f"Numba threads; median of {args.repeats} after warm-up")
     if args.only in (None, "modularity"):
-        bench_modularity(args.nodes, args.seed, args.repeats, args.mu)
+        bench_modularity(args.nodes, args.seed, args.repeats, args.mu, with_leidenalg=not args.no_leidenalg)
     if args.only in (None, "cpm"):
         bench_cpm(args.groups, args.seed, args.repeats, until_stable=args.until_stable)
     if args.only in (None, "world"):
         bench_key_graph(args.world_keys, args.seed, args.repeats)
     if args.account_graph and args.only in (None, "account"):
         bench_account_graph(args.account_graph, args.seed, args.repeats,
-                            args.repeats if args.until_stable_repeats is None else args.until_stable_repeats)
+                            args.repeats if args.until_stable_repeats is None else args.until_stable_repeats,
+                            args.objectives)
 
 
 if __name__ == "__main__":
