@@ -6,10 +6,20 @@ Sections (all in one run, ratios against references measured in the same run):
      graph only (it takes minutes on the large one);
   2. CPM (γ = 0.2) on a planted graph of many small dense groups (5–50 nodes, the shape of key
      farms) vs igraph community_leiden CPM, with mean best-match F1 to the planted groups;
-  3. a key graph from a generated world (`keyfarm.synth` + `keyfarm.graph.build_graph`), CPM.
+  3. a key graph from a generated world (`keyfarm.synth` + `keyfarm.graph.build_graph`), CPM;
+  4. the account graph `keyfarm link` runs Leiden on (`keyfarm.pipeline.account_graph`) of an existing
+     world, e.g. the 1M-key one: built once with --build-account-graph WORLD (a full load, signals and
+     graph: run it under the team's big-run lock) and cached as .npz (--account-graph PATH), then
+     Leiden CPM γ=0.2 (the pipeline's objective) and modularity vs igraph community_leiden.
+
+keyfarm's Leiden runs on all Numba threads (numba.get_num_threads(), NUMBA_NUM_THREADS); rows marked
+"1 thread" run it on one, and "same membership" checks that the thread count changed nothing.
+Ratios are against igraph measured in the same run, so a shared, loaded machine slows both alike
+(mostly: keyfarm's threads need free cores; the load average is printed with each section).
 
 Times are the median of --repeats runs after one warm-up run; keyfarm's first call (JIT compile or
-cache load) is reported separately. keyfarm's time includes building its CSR from the edge arrays;
+cache load) is reported separately. Sections 1 and 4 run their methods round-robin (a round = one
+call of each) and report each ratio as the median over rounds. keyfarm's time includes building its CSR from the edge arrays;
 the references' times exclude building their graph objects.
 
 The LFR-like graphs come from `lfr_like` below, not networkx.LFR_benchmark_graph (which takes far
@@ -137,11 +147,57 @@ def timed(fn, repeats):
     return first, statistics.median(times), result
 
 
+def interleaved(runs, repeats):
+    """Time several functions round-robin: one warm-up call each, then `repeats` rounds of one call
+    each, so a load that drifts during the run (a shared machine) falls on all of them alike.
+    Returns {name: (first call seconds, [seconds per round], last result)}."""
+    out = {}
+    for name, fn in runs:
+        t0 = time.perf_counter()
+        result = fn()
+        out[name] = (time.perf_counter() - t0, [], result)
+    for _ in range(repeats):
+        for name, fn in runs:
+            t0 = time.perf_counter()
+            result = fn()
+            first, times, _ = out[name]
+            times.append(time.perf_counter() - t0)
+            out[name] = (first, times, result)
+    return out
+
+
+def ratio_line(label, times, ref_times, delta):
+    """Median time ratio over rounds (each round's two calls ran back to back) and the medians'."""
+    per_round = statistics.median(t / r for t, r in zip(times, ref_times))
+    print(f"  ratio {label} time {per_round:5.2f}x (median per round; medians {statistics.median(times):.3f} / "
+          f"{statistics.median(ref_times):.3f} s)   {delta}")
+
+
+def on_threads(n_threads, fn):
+    """fn run with Numba limited to n_threads threads (restored afterwards)."""
+    import numba
+
+    def run():
+        before = numba.get_num_threads()
+        numba.set_num_threads(n_threads)
+        try:
+            return fn()
+        finally:
+            numba.set_num_threads(before)
+    return run
+
+
+def _load():
+    import os
+
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def _row(name, first, median, quality, extra=""):
     print(f"  {name:34s} first {first:7.2f} s   median {median:7.3f} s   {quality}{extra}", flush=True)
 
 
-def bench_modularity(n, seed, repeats, mu):
+def bench_modularity(n, seed, repeats, mu, with_leidenalg=True):
     import igraph as ig
     import leidenalg
 
@@ -150,33 +206,35 @@ def bench_modularity(n, seed, repeats, mu):
     t0 = time.perf_counter()
     src, dst, planted = lfr_like(n, mu, seed)
     print(f"\n[1] modularity, LFR-like n={n:,} m={src.size:,} mu={mu} (generated in "
-          f"{time.perf_counter() - t0:.1f} s)")
+          f"{time.perf_counter() - t0:.1f} s; {_load()})")
     g = ig.Graph(n=n, edges=np.column_stack([src, dst]), directed=False)
-    res = {}
-    for name, fn in [
-        ("keyfarm leiden", lambda: leiden(src, dst, None, n, seed=seed)),
+    runs = [
+        ("keyfarm leiden", lambda: leiden(src, dst, None, n, seed=seed, n_iterations=None)),
         ("keyfarm leiden n_iterations=2", lambda: leiden(src, dst, None, n, seed=seed, n_iterations=2)),
+        ("keyfarm leiden n_it=2, 1 thread", on_threads(1, lambda: leiden(src, dst, None, n, seed=seed,
+                                                                           n_iterations=2))),
         ("keyfarm louvain", lambda: louvain(src, dst, None, n, seed=seed)),
         ("igraph community_multilevel", lambda: np.array(g.community_multilevel().membership)),
         ("igraph community_leiden (n_it=2)", lambda: np.array(
             g.community_leiden(objective_function="modularity", n_iterations=2).membership)),
         ("igraph community_leiden (n_it=-1)", lambda: np.array(
             g.community_leiden(objective_function="modularity", n_iterations=-1).membership)),
-        ("leidenalg ModularityVertexPartition", lambda: np.array(leidenalg.find_partition(
-            g, leidenalg.ModularityVertexPartition, seed=seed).membership)),
-    ]:
-        first, med, memb = timed(fn, repeats)
-        q = modularity(src, dst, None, memb)
-        res[name] = (med, q)
-        _row(name, first, med, f"Q {q:.5f}", f"   k {memb.max() + 1}")
-    base_m = res["igraph community_multilevel"]
+    ]
+    if with_leidenalg:
+        runs.append(("leidenalg ModularityVertexPartition", lambda: np.array(leidenalg.find_partition(
+            g, leidenalg.ModularityVertexPartition, seed=seed).membership)))
+    timing = interleaved(runs, repeats)
+    q = {}
+    for name, (first, times, memb) in timing.items():
+        q[name] = modularity(src, dst, None, memb)
+        _row(name, first, statistics.median(times), f"Q {q[name]:.5f}", f"   k {memb.max() + 1}")
+    print(f"  same membership on 1 thread and on all: {np.array_equal(timing['keyfarm leiden n_iterations=2'][2], timing['keyfarm leiden n_it=2, 1 thread'][2])}")
     # like against like: until-stable vs until-stable, two iterations vs two, Louvain vs multilevel
     for ours, theirs in [("keyfarm leiden", "igraph community_leiden (n_it=-1)"),
                          ("keyfarm leiden n_iterations=2", "igraph community_leiden (n_it=2)"),
+                         ("keyfarm leiden n_it=2, 1 thread", "igraph community_leiden (n_it=2)"),
                          ("keyfarm louvain", "igraph community_multilevel")]:
-        (med, q), (ref_med, ref_q) = res[ours], res[theirs]
-        print(f"  ratio {ours:30s} / {theirs:34s} time {med / ref_med:5.2f}x   ΔQ {q - ref_q:+.5f}   "
-              f"(vs multilevel: time {med / base_m[0]:5.2f}x, ΔQ {q - base_m[1]:+.5f})")
+        ratio_line(f"{ours:32s} / {theirs:34s}", timing[ours][1], timing[theirs][1], f"ΔQ {q[ours] - q[theirs]:+.5f}")
     small_n = min(n, 5000)
     s_src, s_dst, _ = lfr_like(small_n, mu, seed)
     import networkx as nx
@@ -188,7 +246,7 @@ def bench_modularity(n, seed, repeats, mu):
     sg = ig.Graph(n=small_n, edges=np.column_stack([s_src, s_dst]), directed=False)
     small = {}
     for name, fn in [
-        ("keyfarm leiden", lambda: leiden(s_src, s_dst, None, small_n, seed=seed)),
+        ("keyfarm leiden", lambda: leiden(s_src, s_dst, None, small_n, seed=seed, n_iterations=None)),
         ("igraph community_multilevel", lambda: np.array(sg.community_multilevel().membership)),
         ("networkx louvain_communities", lambda: _nx_membership(
             nx.community.louvain_communities(nxg, seed=seed), small_n)),
@@ -277,7 +335,8 @@ def bench_key_graph(n_keys, seed, repeats):
     g.es["weight"] = w
     res = {}
     for name, fn in [
-        ("keyfarm leiden cpm", lambda: leiden(src, dst, w, n, objective="cpm", resolution=0.2, seed=seed)),
+        ("keyfarm leiden cpm", lambda: leiden(src, dst, w, n, objective="cpm", resolution=0.2, seed=seed,
+                                              n_iterations=None)),
         ("keyfarm leiden cpm n_iterations=2", lambda: leiden(src, dst, w, n, objective="cpm", resolution=0.2,
                                                              seed=seed, n_iterations=2)),
         ("igraph community_leiden cpm (n_it=2)", lambda: np.array(g.community_leiden(
@@ -305,7 +364,7 @@ def bench_key_graph_modularity(src, dst, w, n, g, planted, seed, repeats):
     print("  weighted modularity (γ=1) on the same graph:")
     res = {}
     for name, fn in [
-        ("keyfarm leiden", lambda: leiden(src, dst, w, n, seed=seed)),
+        ("keyfarm leiden", lambda: leiden(src, dst, w, n, seed=seed, n_iterations=None)),
         ("keyfarm louvain", lambda: louvain(src, dst, w, n, seed=seed)),
         ("igraph community_multilevel", lambda: np.array(g.community_multilevel(weights="weight").membership)),
         ("igraph community_leiden (n_it=-1)", lambda: np.array(g.community_leiden(
@@ -323,6 +382,96 @@ def bench_key_graph_modularity(src, dst, w, n, g, planted, seed, repeats):
         print(f"  ratio {ours} / {theirs}: time {med / ref_med:.2f}x   ΔQ {q - ref_q:+.5f}")
 
 
+def build_account_graph(world, path):
+    """Load a world, run the signal and graph stages and save the account graph Leiden runs on."""
+    from keyfarm.config import Config
+    from keyfarm.graph import build_graph
+    from keyfarm.io import load_tables
+    from keyfarm.pipeline import account_graph
+    from keyfarm.signals import registry
+
+    t0 = time.perf_counter()
+    config = Config.default()
+    tables = load_tables(world)
+    incidences = {name: fn(tables, config) for name, fn in registry().items()}
+    graph = build_graph(tables, config, incidences)[0]
+    src, dst, weight, linked = account_graph(graph, config)
+    np.savez(path, src=src, dst=dst, weight=weight, n=linked.size)
+    print(f"account graph of {world}: n={linked.size:,} m={src.size:,} in {time.perf_counter() - t0:.0f} s -> {path}")
+
+
+def account_graph_from_out(out_dir, path):
+    """The same account graph rebuilt from a finished run's OUT_DIR (edges.parquet holds every key
+    pair of the graph with its per-signal weights, members.parquet each key's account), through
+    `keyfarm.pipeline.account_graph`: no world is loaded."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from keyfarm.config import Config
+    from keyfarm.pipeline import account_graph
+
+    t0 = time.perf_counter()
+    members = pd.read_parquet(f"{out_dir}/members.parquet", columns=["key_id", "account_id"])
+    signals = [c for c in pq.ParquetFile(f"{out_dir}/edges.parquet").schema_arrow.names if c.startswith("w_")]
+    edges = pd.read_parquet(f"{out_dir}/edges.parquet", columns=["key_a", "key_b", *signals])
+    keys = pd.Index(members["key_id"])
+    graph = SimpleNamespace(account=pd.factorize(members["account_id"], sort=True)[0],
+                            src=keys.get_indexer(edges["key_a"]), dst=keys.get_indexer(edges["key_b"]),
+                            w={c[2:]: edges[c].to_numpy() for c in signals})
+    src, dst, weight, linked = account_graph(graph, Config.default())
+    np.savez(path, src=src, dst=dst, weight=weight, n=linked.size)
+    print(f"account graph of {out_dir}: n={linked.size:,} m={src.size:,} in {time.perf_counter() - t0:.0f} s -> {path}")
+
+
+def bench_account_graph(path, seed, repeats, until_stable_repeats, objectives=("cpm", "modularity")):
+    """Leiden on a cached account graph: CPM γ=0.2 as the pipeline runs it, and modularity (γ=1)."""
+    import igraph as ig
+
+    from keyfarm.community import cpm, leiden, modularity
+
+    z = np.load(path)
+    src, dst, w, n = z["src"], z["dst"], z["weight"], int(z["n"])
+    print(f"\n[4] account graph {path}: n={n:,} m={src.size:,} ({_load()})")
+    g = ig.Graph(n=n, edges=np.column_stack([src, dst]), directed=False)
+    g.es["weight"] = w
+    for objective, resolution, quality in (("cpm", 0.2, cpm), ("modularity", 1.0, modularity)):
+        if objective not in objectives:
+            continue
+        ig_objective = "CPM" if objective == "cpm" else "modularity"
+        runs = [
+            ("keyfarm leiden n_iterations=2", lambda: leiden(src, dst, w, n, objective=objective, resolution=resolution,
+                                                             seed=seed, n_iterations=2)),
+            ("keyfarm leiden n_it=2, 1 thread", on_threads(1, lambda: leiden(
+                src, dst, w, n, objective=objective, resolution=resolution, seed=seed, n_iterations=2))),
+            ("igraph community_leiden (n_it=2)", lambda: np.array(g.community_leiden(
+                objective_function=ig_objective, resolution=resolution, weights="weight", n_iterations=2).membership)),
+        ]
+        stable_runs = [
+            ("keyfarm leiden (until stable)", lambda: leiden(src, dst, w, n, objective=objective, resolution=resolution,
+                                                             seed=seed, n_iterations=None)),
+            ("igraph community_leiden (n_it=-1)", lambda: np.array(g.community_leiden(
+                objective_function=ig_objective, resolution=resolution, weights="weight", n_iterations=-1).membership)),
+        ]
+        timing = interleaved(runs, repeats)
+        if until_stable_repeats > 0:       # 0: skip the until-stable runs (minutes each at 1M accounts)
+            timing.update(interleaved(stable_runs, until_stable_repeats))
+        q = {}
+        for name, (first, times, memb) in timing.items():
+            q[name] = quality(src, dst, w, memb, resolution=resolution)
+            _row(f"{objective} {name}", first, statistics.median(times), f"{objective} {q[name]:.6f}",
+                 f"   k {memb.max() + 1}   rounds {', '.join(f'{t:.2f}' for t in times)}")
+        print(f"  same membership on 1 thread and on all: {np.array_equal(timing['keyfarm leiden n_iterations=2'][2], timing['keyfarm leiden n_it=2, 1 thread'][2])}")
+        for ours, theirs in [("keyfarm leiden n_iterations=2", "igraph community_leiden (n_it=2)"),
+                             ("keyfarm leiden n_it=2, 1 thread", "igraph community_leiden (n_it=2)"),
+                             ("keyfarm leiden (until stable)", "igraph community_leiden (n_it=-1)")]:
+            if ours not in timing:
+                continue
+            ratio_line(f"{objective} {ours:32s} / {theirs:34s}", timing[ours][1], timing[theirs][1],
+                       f"Δ{objective} {q[ours] - q[theirs]:+.6f}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=100_000, help="nodes of the LFR-like graph")
@@ -331,19 +480,48 @@ def main(argv=None):
     parser.add_argument("--world-keys", type=int, default=50_000, help="keys of the generated world")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--only", choices=["modularity", "cpm", "world"], default=None)
+    parser.add_argument("--only", choices=["modularity", "cpm", "world", "account"], default=None)
+    parser.add_argument("--account-graph", default=None,
+                        help="cached account graph (.npz) for section 4 (written by --build-account-graph)")
+    parser.add_argument("--build-account-graph", metavar="WORLD", default=None,
+                        help="build the account graph of this world into --account-graph and exit")
+    parser.add_argument("--account-graph-from-out", metavar="OUT_DIR", default=None,
+                        help="rebuild the account graph from a finished run's OUT_DIR into --account-graph and exit")
+    parser.add_argument("--no-leidenalg", action="store_true", help="leave leidenalg out of section 1 (slow)")
+    parser.add_argument("--objectives", nargs="+", default=["cpm", "modularity"], choices=["cpm", "modularity"],
+                        help="objectives of section 4")
+    parser.add_argument("--until-stable-repeats", type=int, default=None,
+                        help="repeats of the until-stable runs in section 4 (default: --repeats)")
     parser.add_argument("--until-stable", action="store_true",
                         help="also time n_iterations=-1 in the CPM section (minutes at full size)")
     args = parser.parse_args(argv)
+    if args.build_account_graph:
+        if not args.account_graph:
+            parser.error("--build-account-graph needs --account-graph PATH")
+        build_account_graph(args.build_account_graph, args.account_graph)
+        return
+    if args.account_graph_from_out:
+        if not args.account_graph:
+            parser.error("--account-graph-from-out needs --account-graph PATH")
+        account_graph_from_out(args.account_graph_from_out, args.account_graph)
+        return
     import igraph
+    import numba
 
-    print(f"python {sys.version.split()[0]}, igraph {igraph.__version__}; median of {args.repeats} after warm-up")
+    import keyfarm  # noqa: F401  (first, so its OMP_WAIT_POLICY default is set before Numba starts threads)
+
+    print(f"python {sys.version.split()[0]}, igraph {igraph.__version__}, keyfarm on {numba.get_num_threads()} "
+          f"Numba threads; median of {args.repeats} after warm-up")
     if args.only in (None, "modularity"):
-        bench_modularity(args.nodes, args.seed, args.repeats, args.mu)
+        bench_modularity(args.nodes, args.seed, args.repeats, args.mu, with_leidenalg=not args.no_leidenalg)
     if args.only in (None, "cpm"):
         bench_cpm(args.groups, args.seed, args.repeats, until_stable=args.until_stable)
     if args.only in (None, "world"):
         bench_key_graph(args.world_keys, args.seed, args.repeats)
+    if args.account_graph and args.only in (None, "account"):
+        bench_account_graph(args.account_graph, args.seed, args.repeats,
+                            args.repeats if args.until_stable_repeats is None else args.until_stable_repeats,
+                            args.objectives)
 
 
 if __name__ == "__main__":

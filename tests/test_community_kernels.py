@@ -7,8 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keyfarm.community import connected_components, cpm, modularity
-from keyfarm.community._graph import canonical_csr, make_state, renumber, strength
-from keyfarm.community._optimiser import aggregate, move_gain, move_nodes, refine
+from keyfarm.community._aggregate import aggregate
+from keyfarm.community._graph import canonical_csr, make_state, renumber, shuffled, strength
+from keyfarm.community._moving import colour_classes, move_gain, move_nodes, move_nodes_parallel
+from keyfarm.community._refine import refine
 
 
 @st.composite
@@ -64,6 +66,56 @@ def test_local_moving_reports_its_true_gain_and_never_lowers_quality(graph, obje
     # Not asserted: a local optimum. Like the paper's queue, a node is re-queued only when a
     # neighbour moves into another community, so a node left behind may still gain by moving
     # until the next iteration; leiden(n_iterations=-1) runs iterations until nothing changes.
+
+
+@settings(max_examples=150, deadline=None)
+@given(small_graphs(), st.sampled_from(["modularity", "cpm"]), st.floats(0.05, 3.0), st.integers(0, 2**32))
+def test_parallel_local_moving_reports_its_true_gain_and_never_lowers_quality(graph, objective, resolution, seed):
+    src, dst, weight, n, membership = graph
+    indptr, indices, data, node_weight, gamma, quality = _setup(src, dst, weight, n, objective, resolution)
+    moved = membership.copy()
+    # min_work 0: every colour class goes through the threaded path, however small
+    colours = colour_classes(indptr, indices, np.arange(n))
+    gain = move_nodes_parallel(indptr, indices, data, node_weight, moved, gamma, make_state(seed), 2, 0, *colours)
+    assert gain >= 0
+    assert gain == pytest.approx(quality(moved) - quality(membership), abs=1e-9)
+    # Not asserted, as for the serial queue: a local optimum (only neighbours of moved nodes are revisited).
+
+
+@settings(max_examples=100, deadline=None)
+@given(small_graphs(), st.floats(0.05, 3.0), st.integers(0, 2**32))
+def test_parallel_kernels_give_the_same_result_whatever_the_threads_and_work_split(graph, resolution, seed):
+    src, dst, weight, n, membership = graph
+    indptr, indices, data, node_weight, gamma, _ = _setup(src, dst, weight, n, "cpm", resolution)
+    moves = set()
+    colours = colour_classes(indptr, indices, shuffled(n, make_state(seed)))
+    for n_threads, min_work in ((1, 0), (2, 0), (3, 0), (2, 10**9)):
+        moved = membership.copy()
+        move_nodes_parallel(indptr, indices, data, node_weight, moved, gamma, make_state(seed), n_threads, min_work,
+                            *colours)
+        moves.add(moved.tobytes())
+    assert len(moves) == 1
+    refined = {refine(indptr, indices, data, node_weight, membership, gamma, 0.01, make_state(seed), b).tobytes()
+               for b in (1, 2, 3)}
+    assert len(refined) == 1
+    clusters, k = renumber(membership)
+    aggregates = {b"".join(a.tobytes() for a in aggregate(indptr, indices, data, node_weight, clusters, k, b))
+                  for b in (1, 2, 3)}
+    assert len(aggregates) == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(small_graphs(), st.integers(0, 2**32))
+def test_colour_classes_hold_no_adjacent_nodes(graph, seed):
+    src, dst, weight, n, _ = graph
+    indptr, indices, _ = canonical_csr(src, dst, weight, n)
+    start, members = colour_classes(indptr, indices, shuffled(n, make_state(seed)))
+    assert np.array_equal(np.sort(members), np.arange(n))
+    colour = np.empty(n, np.int64)
+    colour[members] = np.repeat(np.arange(start.size - 1), np.diff(start))
+    rows = np.repeat(np.arange(n), np.diff(indptr))
+    loop = rows == indices
+    assert not np.any(colour[rows[~loop]] == colour[indices[~loop]])
 
 
 @settings(max_examples=100, deadline=None)

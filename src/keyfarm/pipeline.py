@@ -81,28 +81,15 @@ def stable_cluster_ids(membership: np.ndarray) -> np.ndarray:
     return rank[membership]
 
 
-def detect_communities(graph, tables: Tables, config, seed: int, initial: np.ndarray | None = None) -> np.ndarray:
-    """Communities of accounts (keys of one account always together), then per key.
-
-    The key graph is contracted to accounts: two accounts are linked by the strongest key pair
-    between them per signal, summed over signals (the account signal links keys of one account
-    and is not counted). CPM then finds dense groups of accounts, so a farm tied to a campus by one
-    stray edge is still its own community (see CommunityConfig). With `initial` (per account, its
-    previous community or −1), Leiden also runs from the previous partition and the result closer
-    to it is kept (history.warmstart).
-    """
-    from keyfarm.community import connected_components, label_propagation, leiden, louvain
-
-    cfg = config.community
+def account_graph(graph, config) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The graph community detection runs on: (src, dst, weight, linked), accounts numbered by
+    position in `linked` (the accounts with any edge). Two accounts are linked by the strongest
+    key pair between them per signal, summed over signals (the account signal links keys of one
+    account and is not counted); edges not above community.min_edge_weight are left out."""
     account = graph.account
-    n_acc = int(account.max()) + 1 if account.size else 0
     a = account[graph.src]
     b = account[graph.dst]
     between = a != b
-    link = np.zeros(graph.n_edges)
-    for s, w in graph.w.items():
-        if s != "account":
-            link = link + w
     frame = pd.DataFrame({"a": np.minimum(a, b)[between], "b": np.maximum(a, b)[between]})
     per_signal = [s for s in graph.w if s != "account"]
     for s in per_signal:
@@ -111,12 +98,28 @@ def detect_communities(graph, tables: Tables, config, seed: int, initial: np.nda
     weight = agg.sum(axis=1).to_numpy()
     src = agg.index.get_level_values(0).to_numpy(np.int64)
     dst = agg.index.get_level_values(1).to_numpy(np.int64)
-    keep = weight > cfg.min_edge_weight
+    keep = weight > config.community.min_edge_weight
     src, dst, weight = src[keep], dst[keep], weight[keep]
     # most accounts share nothing: they stay alone, and the optimiser only sees linked accounts
     linked = np.unique(np.concatenate([src, dst]))
+    return np.searchsorted(linked, src), np.searchsorted(linked, dst), weight, linked
+
+
+def detect_communities(graph, tables: Tables, config, seed: int, initial: np.ndarray | None = None) -> np.ndarray:
+    """Communities of accounts (keys of one account always together), then per key.
+
+    The key graph is contracted to accounts (`account_graph`). CPM then finds dense groups of
+    accounts, so a farm tied to a campus by one stray edge is still its own community (see
+    CommunityConfig). With `initial` (per account, its previous community or −1), Leiden also runs
+    from the previous partition and the result closer to it is kept (history.warmstart).
+    """
+    from keyfarm.community import connected_components, label_propagation, leiden, louvain
+
+    cfg = config.community
+    account = graph.account
+    n_acc = int(account.max()) + 1 if account.size else 0
+    src, dst, weight, linked = account_graph(graph, config)
     n_linked = linked.size
-    src, dst = np.searchsorted(linked, src), np.searchsorted(linked, dst)
     if cfg.algorithm == "leiden":
         sub = leiden(src, dst, weight, n_linked, resolution=cfg.resolution, objective=cfg.objective,
                      seed=seed, n_iterations=cfg.n_iterations)

@@ -12,6 +12,8 @@ import numpy as np
 
 from keyfarm.errors import KeyfarmInputError
 
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)   # splitmix64's increment (2^64 / golden ratio)
+
 
 class CommunityInputError(KeyfarmInputError, ValueError):
     """Invalid edge list or membership given to a community function (also a ValueError)."""
@@ -236,19 +238,32 @@ def relabel(membership: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def rand_next(state):
-    """splitmix64 step on state[0]; returns a uint64."""
-    state[0] += np.uint64(0x9E3779B97F4A7C15)
-    z = state[0]
+def mix64(z):
+    """splitmix64's output function: a well-mixed uint64 from a uint64 counter."""
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return z ^ (z >> np.uint64(31))
 
 
 @numba.njit(cache=True, nogil=True)
+def rand_next(state):
+    """splitmix64 step on state[0]; returns a uint64."""
+    state[0] += GOLDEN
+    return mix64(state[0])
+
+
+@numba.njit(cache=True, nogil=True)
 def rand_uniform(state):
     """A float in [0, 1) from the state."""
     return np.float64(rand_next(state) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def stream_uniform(counter):
+    """(next counter, a float in [0, 1)): a splitmix64 stream held in a scalar, so each of many
+    independent tasks (one per community in a parallel loop) draws from its own stream."""
+    counter += GOLDEN
+    return counter, np.float64(mix64(counter) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -267,3 +282,27 @@ def make_state(seed) -> np.ndarray:
         raise CommunityInputError(f"seed must be an integer or None, got {seed!r}")
     rng = np.random.default_rng(seed)
     return np.array([rng.integers(0, 2**63)], dtype=np.uint64)
+
+
+@numba.njit(cache=True, nogil=True)
+def balanced_blocks(cost, n_blocks):
+    """Boundaries (n_blocks + 1 of them) splitting items 0..cost.size-1 into contiguous blocks of
+    about equal summed cost, for parallel loops: Numba's prange hands each thread an equal count of
+    iterations, so one block per thread evens out skewed work (hubs, big communities)."""
+    m = cost.size
+    total = 0.0
+    for i in range(m):
+        total += cost[i] + 1.0
+    bounds = np.empty(n_blocks + 1, np.int64)
+    bounds[0] = 0
+    acc = 0.0
+    p = 1
+    for i in range(m):
+        acc += cost[i] + 1.0
+        while p < n_blocks and acc >= total * p / n_blocks:
+            bounds[p] = i + 1
+            p += 1
+    while p <= n_blocks:
+        bounds[p] = m
+        p += 1
+    return bounds

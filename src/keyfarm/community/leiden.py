@@ -14,7 +14,7 @@ OBJECTIVES = ("modularity", "cpm")
 
 
 def leiden(src, dst=None, weight=None, n_nodes=None, *, resolution: float = 1.0,
-           objective: str = "modularity", seed: int | None = 0, n_iterations: int | None = -1,
+           objective: str = "modularity", seed: int | None = 0, n_iterations: int | None = 2,
            initial_membership=None) -> np.ndarray:
     """Communities by the Leiden algorithm, maximising modularity or the Constant Potts Model.
 
@@ -38,9 +38,12 @@ def leiden(src, dst=None, weight=None, n_nodes=None, *, resolution: float = 1.0,
     objective : {"modularity", "cpm"}
     seed : int or None
         Seed of the random node orders and refinement choices; the same seed and graph give the
-        same membership whatever the order of the edges. None draws fresh entropy.
+        same membership whatever the order of the edges and whatever the number of Numba threads
+        (`numba.set_num_threads`) the optimiser spreads over. None draws fresh entropy.
     n_iterations : int or None
-        Number of Leiden iterations; −1 or None: iterate until an iteration changes nothing.
+        Number of Leiden iterations: 2 by default, as igraph's `community_leiden`; None (or −1,
+        the value a TOML configuration can hold) iterates until an iteration changes nothing, a
+        long tail of iterations that each move a few nodes on large graphs.
     initial_membership : array of int, optional
         A partition to start from (as leidenalg's `initial_membership`), one non-negative label
         per node; None: every node alone. A daily run starts from yesterday's clusters, so a day of
@@ -73,10 +76,12 @@ def run_optimiser(src, dst, weight, n_nodes, *, resolution, objective, seed, n_i
         raise CommunityInputError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     if not isinstance(resolution, numbers.Real) or not math.isfinite(resolution) or resolution < 0:
         raise CommunityInputError(f"resolution must be a finite number >= 0, got {resolution!r}")
-    if n_iterations is None:
-        n_iterations = -1
-    if not isinstance(n_iterations, numbers.Integral) or isinstance(n_iterations, bool) or n_iterations < -1:
-        raise CommunityInputError(f"n_iterations must be an integer >= -1 or None, got {n_iterations!r}")
+    if n_iterations is not None and (not isinstance(n_iterations, numbers.Integral) or isinstance(n_iterations, bool)
+                                     or n_iterations < -1):
+        raise CommunityInputError(f"n_iterations must be an integer >= 0, or None (-1) for until stable, "
+                                  f"got {n_iterations!r}")
+    if n_iterations is not None:
+        n_iterations = None if n_iterations == -1 else int(n_iterations)
     if initial is not None:
         initial = membership_array(initial, n_nodes)
     state = make_state(seed)
@@ -91,4 +96,4 @@ def run_optimiser(src, dst, weight, n_nodes, *, resolution, objective, seed, n_i
         node_weight = np.ones(n_nodes, np.float64)
         gamma = float(resolution)
     return optimise(indptr, indices, data, node_weight, gamma, use_refinement=use_refinement,
-                    n_iterations=int(n_iterations), state=state, initial=initial)
+                    n_iterations=n_iterations, state=state, initial=initial)

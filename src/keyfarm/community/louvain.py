@@ -7,10 +7,12 @@ from keyfarm.community.leiden import run_optimiser
 
 
 def louvain(src, dst=None, weight=None, n_nodes=None, *, resolution: float = 1.0,
-            objective: str = "modularity", seed: int | None = 0, n_iterations: int | None = -1) -> np.ndarray:
+            objective: str = "modularity", seed: int | None = 0, n_iterations: int | None = None) -> np.ndarray:
     """Communities by the Louvain method: local moving and aggregation, no refinement.
 
-    Same parameters and return value as `keyfarm.community.leiden`. Unlike Leiden, a community may
+    Same parameters and return value as `keyfarm.community.leiden`, except that `n_iterations`
+    defaults to None (iterate until nothing changes: Louvain is cheap and, as igraph's
+    `community_multilevel`, runs to a local optimum). Unlike Leiden, a community may
     end up internally disconnected (Traag et al. 2019 show how); it is offered as a reference and
     because it is the method most users know. Node moves use Leiden's queue, which visits only nodes
     whose neighbourhood changed instead of sweeping all nodes again.
