@@ -130,3 +130,40 @@ def test_local_masters_get_two_shuffle_partitions_per_thread_clusters_keep_their
     from keyfarm.spark.engine import local_threads
 
     assert local_threads(master) == threads
+
+
+def test_spark_conf_items_become_settings_and_a_bad_item_names_itself():
+    from keyfarm.errors import KeyfarmConfigError
+    from keyfarm.spark.engine import parse_spark_conf
+
+    assert parse_spark_conf(["spark.executor.memory=4g", "spark.driver.extraJavaOptions=-Da=b -Dc=d",
+                             "spark.executor.memory=8g"]) == \
+        {"spark.executor.memory": "8g", "spark.driver.extraJavaOptions": "-Da=b -Dc=d"}
+    assert parse_spark_conf(()) == {}
+    for bad in ("spark.executor.memory", "=4g", "spark executor=1"):
+        with pytest.raises(KeyfarmConfigError, match="expected KEY=VALUE"):
+            parse_spark_conf([bad])
+
+
+def test_spark_conf_on_the_command_line_is_checked_before_anything_runs(tmp_path):
+    from click.testing import CliRunner
+
+    from keyfarm.cli import main
+
+    runner = CliRunner()
+    bad = runner.invoke(main, ["link", str(tmp_path), "--out", str(tmp_path / "o"), "--engine", "spark",
+                               "--spark-conf", "spark.executor.memory"])
+    assert bad.exit_code == 2 and "--spark-conf 'spark.executor.memory': expected KEY=VALUE" in bad.output
+    local = runner.invoke(main, ["link", str(tmp_path), "--out", str(tmp_path / "o"),
+                                 "--spark-conf", "spark.executor.memory=1g"])
+    assert local.exit_code == 2 and "--spark-conf needs --engine spark" in local.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_spark_conf_reaches_the_session(spark):
+    from keyfarm.spark import spark_session
+
+    session = spark_session("local[2]", conf={"spark.keyfarm.probe": "on", "spark.sql.shuffle.partitions": "3"})
+    assert session.conf.get("spark.keyfarm.probe") == "on"
+    assert session.conf.get("spark.sql.shuffle.partitions") == "3"
+    session.conf.set("spark.sql.shuffle.partitions", "4")   # the module's session is shared

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from keyfarm.errors import KeyfarmError, KeyfarmInputError
+from keyfarm.errors import KeyfarmConfigError, KeyfarmError, KeyfarmInputError
 from keyfarm.progress import Progress
 from keyfarm.spark import stages
 from keyfarm.spark.stages import SIGNAL_PARTITIONING, WorkerContext
@@ -41,6 +41,20 @@ _REQUEST_NAMES = ("requests.parquet", "requests.csv.gz", "requests.csv", "reques
 
 
 # ---------------------------------------------------------------- session
+
+def parse_spark_conf(items) -> dict[str, str]:
+    """`--spark-conf KEY=VALUE` items as a dict (a later KEY wins). A value may hold "=" (Java
+    options do); a KEY must be a Spark setting name (letters, digits, `.`, `_`, `-`)."""
+    conf: dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = str(item).partition("=")
+        key = key.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_.\-]+", key):
+            raise KeyfarmConfigError(f"--spark-conf {item!r}: expected KEY=VALUE with a Spark setting "
+                                     "name as KEY (e.g. spark.executor.memory=4g)")
+        conf[key] = value
+    return conf
+
 
 def require_spark() -> None:
     """Fail in one line, before starting anything, when PySpark or Java 17+ is missing."""
@@ -79,7 +93,8 @@ def spark_session(master: str = "local[2]", *, shuffle_partitions: int | None = 
     """A SparkSession for keyfarm: UTC session time, Arrow transfers, no UI; local masters bind to
     127.0.0.1 only. `shuffle_partitions` sets the key, block and token groups; None: twice the
     threads of a local master, and the cluster's own setting otherwise (size it to 2–4× the
-    executor cores). `conf` adds or overrides Spark settings."""
+    executor cores). `conf` adds or overrides Spark settings (`--spark-conf`), the ones above
+    included; spark.driver.memory only takes effect when this process starts the JVM."""
     require_spark()
     from pyspark.sql import SparkSession
 
@@ -261,13 +276,15 @@ def _quarantine_frame(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 def link_spark(input_path, config=None, *, seed: int = 0, master: str = "local[2]",
                progress: Progress | None = None, spark=None, groups: int | None = None,
-               partitions: int | None = None, max_quarantine_share: float | None = 0.5):
+               partitions: int | None = None, max_quarantine_share: float | None = 0.5,
+               spark_conf: dict | None = None):
     """Run the linkage job on Spark; same outputs as pipeline.link for the same input and seed.
 
     `input_path` is a local folder or a Spark/Hadoop URI (file://, s3a://, hdfs://…) holding
     keys/accounts/payments files (validated on the driver) and requests as a file or a folder of
     Parquet parts (read by Spark). `spark` reuses a session (else one is started
-    on `master` with `partitions` shuffle partitions, see spark_session, and stopped at the end);
+    on `master` with `partitions` shuffle partitions and the settings `spark_conf` (a dict, e.g.
+    {"spark.executor.memory": "4g"}), see spark_session, and stopped at the end);
     `groups` is the number of key, block and token groups (default: spark.sql.shuffle.partitions).
     """
     from keyfarm.config import Config
@@ -277,7 +294,7 @@ def link_spark(input_path, config=None, *, seed: int = 0, master: str = "local[2
     progress = progress or Progress(quiet=True)
     own = spark is None
     if own:
-        spark = spark_session(master, shuffle_partitions=partitions)
+        spark = spark_session(master, shuffle_partitions=partitions, conf=spark_conf)
     try:
         return _link(spark, str(input_path), config, seed, progress, groups, max_quarantine_share)
     finally:
@@ -529,7 +546,7 @@ def _activity(per_key: pd.DataFrame, span, config, KeyActivity, activity_span):
 
 def run_link_spark(input_dir, out_dir, *, config_path=None, seed: int = 0, quiet: bool = False,
                    report: bool = True, master: str = "local[2]", spark=None, partitions: int | None = None,
-                   max_quarantine_share: float | None = 0.5):
+                   max_quarantine_share: float | None = 0.5, spark_conf: dict | None = None):
     """`keyfarm link --engine spark`: link on Spark, write OUT_DIR, then the report (as run_link)."""
     from keyfarm.config import Config
     from keyfarm.pipeline import finish_run
@@ -538,5 +555,6 @@ def run_link_spark(input_dir, out_dir, *, config_path=None, seed: int = 0, quiet
     config = Config.from_toml(config_path) if config_path else Config.default()
     progress = Progress(quiet)
     result = link_spark(input_dir, config, seed=seed, master=master, progress=progress, spark=spark,
-                        partitions=partitions, max_quarantine_share=max_quarantine_share)
+                        partitions=partitions, max_quarantine_share=max_quarantine_share,
+                        spark_conf=spark_conf)
     return finish_run(result, input_dir, out_dir, progress, report=report)
