@@ -167,3 +167,31 @@ def test_spark_conf_reaches_the_session(spark):
     assert session.conf.get("spark.keyfarm.probe") == "on"
     assert session.conf.get("spark.sql.shuffle.partitions") == "3"
     session.conf.set("spark.sql.shuffle.partitions", "4")   # the module's session is shared
+
+
+@pytest.mark.spark
+def test_prompt_map_and_bucket_reduce_give_the_local_signals_incidence(spark, world_dir):
+    """The prompt signal's rows, weights bit for bit, from the per-batch map and the per-bucket reduce,
+    with prompts spread over many partitions (so texts, buckets and keys meet only in the reduce)."""
+    from keyfarm.config import Config
+    from keyfarm.io import load_tables
+    from keyfarm.signals import prompt
+    from keyfarm.spark import engine, stages
+    from keyfarm.spark.prompts import prompt_incidence
+
+    config = Config.default()
+    tables = load_tables(world_dir)
+    local = prompt.incidence(tables, config)
+    assert local["token"].str.startswith("lsh:").any() and local["token"].str.startswith("pdup:").any()
+    ctx = stages.WorkerContext(key_id=pd.Index(tables.keys["key_id"]), account=tables.keys["account"].to_numpy(np.int64),
+                               account_id=tables.keys["account_id"].to_numpy(dtype=object),
+                               quarantined_keys=frozenset(), config=config)
+    req = tables.requests
+    ok = spark.createDataFrame(pd.DataFrame({"key": req["key"].to_numpy(np.int64),
+                                             "prompt": req["prompt"].to_numpy(dtype=object)}),
+                               schema="key long, prompt string").repartition(7)
+    got = prompt_incidence(ok, spark.sparkContext.broadcast(ctx), config, engine._per_batch).toPandas()
+    order = ["key", "token"]
+    got = got.sort_values(order).reset_index(drop=True)
+    want = local[["key", "token", "weight"]].sort_values(order).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want, check_exact=True, check_dtype=False)

@@ -4,8 +4,8 @@ The driver loads and validates the small tables (keys, accounts, payments). Spar
 validates them per batch with io.validate_requests; the driver gets counts and quarantined rows only.
 Signals run where their incidence is unchanged by the cut: account and payment (no requests) on the
 driver; device per group of keys; network per group of address blocks (every network token and count
-lives inside one IPv4 /24 or IPv6 /48); prompt, whose LSH buckets, exact duplicates and chatty-key
-ties are global, in one group fed the distinct (key, prompt) rows; timing, whose slot expectations
+lives inside one IPv4 /24 or IPv6 /48); prompt as a map per distinct prompt and a reduce per LSH
+band bucket (keyfarm.spark.prompts); timing, whose slot expectations
 are population counts, in one group fed one row per distinct (key, slot, network context) (one task for now: issue
 17 makes the counts a separate reduce). Tokens are then grouped: degrees,
 weights, hubs and the projection (graph.build's functions) run per token group; pair evidence is
@@ -370,7 +370,8 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
             for n, w in where.items():
                 if n not in SIGNAL_PARTITIONING:
                     log.warning("signal %s has no declared partitioning: it runs in one Spark group", n)
-            names = {kind: tuple(n for n in fns if where[n] == kind) for kind in ("driver", "key", "block", "global")}
+            names = {kind: tuple(n for n in fns if where[n] == kind)
+                     for kind in ("driver", "key", "block", "mapreduce", "global")}
             driver_inc = stages.incidence_rows(fns[n](tables, config) for n in names["driver"])
             parts = [spark.createDataFrame(driver_inc, schema=stages.INCIDENCE_SCHEMA)]
             keyed = keep(ok.withColumn("g", key_group).groupBy("g").applyInPandas(
@@ -382,12 +383,12 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                 by_block = ok.withColumn("g", F.pmod(F.hash("ip_version", block), F.lit(groups)))
                 parts.append(by_block.groupBy("g").applyInPandas(
                     _per_group(stages.signal_stage, bc, names["block"]), stages.INCIDENCE_SCHEMA))
+            if "prompt" in names["mapreduce"]:   # a map per distinct prompt, a reduce per band bucket
+                from keyfarm.spark.prompts import prompt_incidence
+                parts.append(prompt_incidence(ok, bc, config, _per_batch))
             for n in names["global"]:
                 src = ok
-                if n == "prompt":  # the prompt signal reads key, ts and prompt of distinct (key, prompt)
-                    src = ok.filter(F.col("prompt").isNotNull()).groupBy("key", "prompt") \
-                        .agg(F.min("ts_ns").alias("ts_ns"))
-                elif n == "timing":  # slot counts per population: one row per distinct (key, slot,
+                if n == "timing":  # slot counts per population: one row per distinct (key, slot,
                     # network context) suffices (the /8 context is a prefix of the /16 one)
                     slot_ns = config.timing.slot_seconds * 10**9
                     slot = F.expr(f"(ts_ns - pmod(ts_ns, {slot_ns})) div {slot_ns}")  # integer floor, exact

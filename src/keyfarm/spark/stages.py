@@ -17,7 +17,7 @@ from keyfarm.graph.weighting import SIGNALS
 
 # how each signal's incidence can be cut up without changing a single row (see engine docstring)
 SIGNAL_PARTITIONING = {"account": "driver", "payment": "driver", "device": "key", "network": "block",
-                       "prompt": "global", "timing": "global"}
+                       "prompt": "mapreduce", "timing": "global"}
 
 VALID_SCHEMA = ("key long, ts_ns long, ip string, ip_version int, ip_hi long, ip_lo long, "
                 "device_fingerprint string, user_agent string, prompt string, prompt_tokens long, "
@@ -27,6 +27,8 @@ INCIDENCE_SCHEMA = "key long, token string, weight double"
 KEY_STAGE_SCHEMA = ("kind string, key long, token string, weight double, t long, v1 long, v2 long, "
                     "v3 double, v4 long")
 EXAMPLE_SCHEMA = "key long, token string, prompt string"
+PROMPT_TEXT_SCHEMA = "key long, account long, text_id long, text string"
+PROMPT_BAND_SCHEMA = "text_id long, band int, bucket long"
 TOKEN_STAGE_SCHEMA = ("kind string, a long, b long, token string, signal string, n_accounts long, "
                       "n_keys long, " + ", ".join(f"w{i} double, c{i} double, t{i} string"
                                                    for i in range(len(SIGNALS))))
@@ -206,6 +208,42 @@ def key_stage(pdf: pd.DataFrame, ctx: WorkerContext, names: tuple[str, ...]) -> 
                       "v4": totals["n_requests"].to_numpy(np.int64)}),
     ]
     return pd.concat([conform(p, KEY_STAGE_SCHEMA) for p in parts], ignore_index=True)
+
+
+# ---------------------------------------------------------------- prompts: the map side
+
+def prompt_text_stage(batch: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
+    """Distinct (key, prompt) rows → (key, account, text_id, normalised text) of the prompts long
+    enough to hash, with signals.prompt.distinct_normalized (each raw prompt of the batch once).
+    text_id is the hash the local signal names a `pdup:` token by (pandas' hash of the normalised
+    text), so equal texts meet under one id in every batch."""
+    from keyfarm.signals.prompt import distinct_normalized
+
+    if len(batch) == 0:
+        return conform(pd.DataFrame(), PROMPT_TEXT_SCHEMA)
+    raw_codes, raw_uniques = pd.factorize(batch["prompt"].to_numpy(dtype=object))
+    norm_codes, texts, usable = distinct_normalized(raw_uniques, ctx.config.prompt)
+    codes = norm_codes[raw_codes]
+    keep = usable[codes]
+    key = batch["key"].to_numpy(np.int64)[keep]
+    ids = pd.util.hash_array(texts.astype(object), categorize=False).view(np.int64)
+    return pd.DataFrame({"key": key, "account": ctx.account[key].astype(np.int64),
+                         "text_id": ids[codes[keep]], "text": texts[codes[keep]]})
+
+
+def prompt_band_stage(batch: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
+    """Distinct (text_id, text) rows → one (text_id, band, bucket) row per LSH band, by the local
+    signal's own signature and band functions (signals.prompt.encode_texts, band_buckets)."""
+    from keyfarm.signals.prompt import band_buckets, encode_texts
+
+    bands = ctx.config.prompt.bands
+    if len(batch) == 0:
+        return conform(pd.DataFrame(), PROMPT_BAND_SCHEMA)
+    buf, offsets = encode_texts(list(batch["text"].to_numpy(dtype=object)))
+    buckets = band_buckets(buf, offsets, ctx.config.prompt)
+    return pd.DataFrame({"text_id": np.repeat(batch["text_id"].to_numpy(np.int64), bands),
+                         "band": np.tile(np.arange(bands, dtype=np.int32), len(batch)),
+                         "bucket": buckets.ravel().view(np.int64)})
 
 
 # ---------------------------------------------------------------- tokens: degrees, weights, projection
