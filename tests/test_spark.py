@@ -195,3 +195,65 @@ def test_prompt_map_and_bucket_reduce_give_the_local_signals_incidence(spark, wo
     got = got.sort_values(order).reset_index(drop=True)
     want = local[["key", "token", "weight"]].sort_values(order).reset_index(drop=True)
     pd.testing.assert_frame_equal(got, want, check_exact=True, check_dtype=False)
+
+
+@pytest.mark.spark
+def test_large_star_small_star_components_equal_union_find(spark):
+    """Paths, stars, a cycle, isolated pairs and a random sparse graph: each node's component is the
+    smallest node of its union-find component."""
+    from keyfarm.community.components import union_find_roots
+    from keyfarm.spark.communities import connected_components
+
+    rng = np.random.default_rng(4)
+    u = [1, 2, 3, 4, 10, 10, 10, 20, 21, 22, 23, 30]
+    v = [2, 3, 4, 5, 11, 12, 13, 21, 22, 23, 20, 31]
+    ru, rv = rng.integers(100, 400, 260), rng.integers(100, 400, 260)
+    ok = ru != rv
+    u, v = np.r_[u, ru[ok]].astype(np.int64), np.r_[v, rv[ok]].astype(np.int64)
+    edges = spark.createDataFrame(pd.DataFrame({"u": u, "v": v}), schema="u long, v long")
+    persisted = []
+    got, rounds = connected_components(edges, persisted)
+    got = got.toPandas().set_index("node")["component"].sort_index()
+    roots = union_find_roots(u, v, np.int64(400))
+    nodes = np.unique(np.r_[u, v])
+    assert got.index.tolist() == nodes.tolist()
+    assert got.to_numpy().tolist() == roots[nodes].tolist()
+    assert rounds >= 2
+    for frame in persisted:
+        frame.unpersist()
+
+
+def test_event_log_stage_table_counts_tasks_times_and_inputs(tmp_path, capsys, monkeypatch):
+    """scripts/spark_stages.py on a hand-written event log: per stage tasks, median/max task time,
+    input (file + shuffle bytes), and single-task stages over data named on stderr."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "spark_stages", Path(__file__).resolve().parents[1] / "scripts" / "spark_stages.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "spark_stages", module)   # dataclasses look their module up
+    spec.loader.exec_module(module)
+
+    def task(stage, ms, file_bytes=0, shuffle=0):
+        return {"Event": "SparkListenerTaskEnd", "Stage ID": stage,
+                "Task Metrics": {"Executor Run Time": ms, "Input Metrics": {"Bytes Read": file_bytes},
+                                 "Shuffle Read Metrics": {"Remote Bytes Read": 0, "Local Bytes Read": shuffle}}}
+
+    def done(stage, name, at):
+        return {"Event": "SparkListenerStageCompleted",
+                "Stage Info": {"Stage ID": stage, "Stage Name": name, "Number of Tasks": 3, "Completion Time": at}}
+
+    events = [task(0, 100, file_bytes=2**20), task(0, 300, file_bytes=2**21), task(0, 200, file_bytes=3 * 2**20),
+              done(0, "mapInPandas at /x/engine.py:10", 2), task(1, 50, shuffle=2**22), done(1, "toPandas at y.py:3", 1),
+              {"Event": "SparkListenerJobEnd"}]
+    log = tmp_path / "events_1_local-1"
+    log.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    rows = module.stage_table(module.read_events(log))
+    assert [r["stage"] for r in rows] == [1, 0]          # completion order
+    assert rows[1]["tasks"] == 3 and rows[1]["median_task_s"] == 0.2 and rows[1]["max_task_s"] == 0.3
+    assert rows[1]["median_input_mib"] == 2.0 and rows[1]["max_over_median_input"] == 1.5
+    assert module.main([str(log), "--markdown"]) == 0
+    out = capsys.readouterr()
+    assert "| 0 | 3 | 0.20 | 0.30 | 2.0 | 3.0 | 1.50 | mapInPandas at engine.py:10 |" in out.out
+    assert "1 read data in a single task: 1" in out.err

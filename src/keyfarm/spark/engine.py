@@ -11,7 +11,9 @@ are population counts, in one group fed one row per distinct (key, slot, network
 weights, hubs and the projection (graph.build's functions) run per token group; pair evidence is
 summed in Spark (contributions are multiples of 2**-32, so sums are exact in any order) and the
 strongest token per (pair, signal) is the largest contribution, smallest token on ties, as in the
-local kernel. The driver collects the edges, detects communities (Numba), collects per-key
+local kernel. Communities run on the executors (keyfarm.spark.communities: account links,
+connected components by large-star/small-star, Leiden per component). The driver collects the
+edges (for scores and outputs), one row per linked account of communities, per-key
 aggregates (all keys' totals; daily tokens and active bins of keys in multi-key clusters only) and
 judges hubs and scores clusters with the scoring package (pipeline.score_stage). Outputs are identical to pipeline.link's for the same input and seed.
 """
@@ -411,7 +413,8 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                        .applyInPandas(_per_group(stages.token_stage, bc), stages.TOKEN_STAGE_SCHEMA))
             hubs = tok.filter(F.col("kind") == "hub").select("token", "signal", "n_accounts", "n_keys").toPandas()
             hubs = hub_table(hubs.assign(is_hub=True))
-            graph = _collect_graph(tok, tables, config)
+            pairs = keep(_pairs(tok))
+            graph = _collect_graph(pairs, tables, config)
             judged = judged_hub_tokens(hubs, config)
             wanted = spark.createDataFrame(judged[["token"]] if len(judged) else pd.DataFrame({"token": []}),
                                            schema="token string")
@@ -420,8 +423,18 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
             info["counts"] = f"{graph.n_edges:,} edges, {len(hubs):,} hub tokens"
 
         with progress.stage("communities") as info:
-            membership = detect_communities(graph, tables, config, seed)
+            account = tables.keys["account"].to_numpy(np.int64)
+            communities = None
+            if config.community.algorithm == "leiden":   # on the executors, one group per component
+                from keyfarm.spark.communities import spark_communities
+                communities = spark_communities(pairs, bc, config, seed, groups, _per_batch, _per_group, keep)
+                membership = communities.membership(account)
+            else:
+                membership = detect_communities(graph, tables, config, seed)
             info["counts"] = f"{int(membership.max()) + 1 if membership.size else 0:,} clusters"
+            if communities is not None:
+                info["counts"] += f", giant component {communities.giant_component:,} of " \
+                                  f"{communities.account.size:,} linked accounts"
 
         with progress.stage("scores") as info:
             sizes = np.bincount(membership, minlength=1) if membership.size else np.zeros(1, np.int64)
@@ -472,6 +485,11 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
     run["engine"] = {"name": "spark", "master": spark.sparkContext.master, "groups": groups,
                      "signals": where, "edges_collected": int(graph.n_edges),
                      "per_key_rows_collected": int(len(per_key) + len(totals))}
+    if communities is not None:
+        run["engine"].update({"account_links": communities.n_links, "linked_accounts": int(communities.account.size),
+                              "components": int(np.unique(communities.component).size),
+                              "giant_component": communities.giant_component,
+                              "star_rounds": communities.star_rounds})
     # ids and history columns as a first run of the local engine gives them (--previous is local-only)
     from keyfarm import history as hist
     members, clusters, edges, _, state = hist.finish(hist.prepare(None), tables, members, clusters, edges)
@@ -501,11 +519,11 @@ def _per_cogroup(fn, bc):
     return run
 
 
-def _collect_graph(tok, tables, config):
-    """Sum pair evidence over token groups in Spark, collect the edges, build the KeyGraph."""
+def _pairs(tok):
+    """Key pairs with their evidence summed over token groups in Spark: a, b, w<i> (raw sum per
+    signal) and t<i> (strongest token per signal)."""
     from pyspark.sql import functions as F
 
-    from keyfarm.graph.build import graph_from_pairs
     from keyfarm.graph.weighting import SIGNALS
 
     aggs = []
@@ -514,8 +532,16 @@ def _collect_graph(tok, tables, config):
         best = F.when(F.col(f"c{i}") > 0, F.struct((-F.col(f"c{i}")).alias("c"), F.col(f"t{i}").alias("t")))
         aggs.append(F.min(best).alias(f"e{i}"))
     pairs = tok.filter(F.col("kind") == "edge").groupBy("a", "b").agg(*aggs)
-    frame = pairs.select("a", "b", *[f"w{i}" for i in range(len(SIGNALS))],
-                         *[F.col(f"e{i}.t").alias(f"t{i}") for i in range(len(SIGNALS))]).toPandas()
+    return pairs.select("a", "b", *[f"w{i}" for i in range(len(SIGNALS))],
+                        *[F.col(f"e{i}.t").alias(f"t{i}") for i in range(len(SIGNALS))])
+
+
+def _collect_graph(pairs, tables, config):
+    """Collect the key pairs (see _pairs) and build the KeyGraph."""
+    from keyfarm.graph.build import graph_from_pairs
+    from keyfarm.graph.weighting import SIGNALS
+
+    frame = pairs.toPandas()
     frame = frame.sort_values(["a", "b"], kind="stable").reset_index(drop=True)
     w = frame[[f"w{i}" for i in range(len(SIGNALS))]].to_numpy(np.float64).reshape(len(frame), len(SIGNALS))
     text = frame[[f"t{i}" for i in range(len(SIGNALS))]].to_numpy(dtype=object)

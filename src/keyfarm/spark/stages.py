@@ -29,6 +29,10 @@ KEY_STAGE_SCHEMA = ("kind string, key long, token string, weight double, t long,
 EXAMPLE_SCHEMA = "key long, token string, prompt string"
 PROMPT_TEXT_SCHEMA = "key long, account long, text_id long, text string"
 PROMPT_BAND_SCHEMA = "text_id long, band int, bucket long"
+LINK_SIGNALS = tuple(s for s in SIGNALS if s != "account")   # what links accounts (pipeline.account_links)
+ACCOUNT_PAIR_SCHEMA = "x long, y long, " + ", ".join(f"{s} double" for s in LINK_SIGNALS)
+ACCOUNT_LINK_SCHEMA = "x long, y long, weight double"
+COMMUNITY_SCHEMA = "account long, component long, label long"
 TOKEN_STAGE_SCHEMA = ("kind string, a long, b long, token string, signal string, n_accounts long, "
                       "n_keys long, " + ", ".join(f"w{i} double, c{i} double, t{i} string"
                                                    for i in range(len(SIGNALS))))
@@ -244,6 +248,48 @@ def prompt_band_stage(batch: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
     return pd.DataFrame({"text_id": np.repeat(batch["text_id"].to_numpy(np.int64), bands),
                          "band": np.tile(np.arange(bands, dtype=np.int32), len(batch)),
                          "bucket": buckets.ravel().view(np.int64)})
+
+
+# ---------------------------------------------------------------- communities
+
+def account_pair_stage(batch: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
+    """Key pairs (a, b, raw per-signal sums w0..) → (x, y) accounts and the saturated evidence per
+    linking signal (graph.weighting.saturate, as graph_from_pairs applies it), pairs between two
+    accounts only."""
+    from keyfarm.graph.weighting import saturate
+
+    w = saturate({s: batch[f"w{i}"].to_numpy(np.float64) for i, s in enumerate(SIGNALS)}, ctx.config)
+    x = ctx.account[batch["a"].to_numpy(np.int64)]
+    y = ctx.account[batch["b"].to_numpy(np.int64)]
+    between = x != y
+    out = {"x": x[between].astype(np.int64), "y": y[between].astype(np.int64)}
+    out.update({s: w[s][between] for s in LINK_SIGNALS})
+    return pd.DataFrame(out)
+
+
+def account_link_stage(group: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
+    """One group of account pairs (every key pair of each) → pipeline.account_links: (x, y, weight)."""
+    from keyfarm.pipeline import account_links
+
+    src, dst, weight = account_links(group["x"].to_numpy(np.int64), group["y"].to_numpy(np.int64),
+                                     {s: group[s].to_numpy(np.float64) for s in LINK_SIGNALS},
+                                     ctx.config.community.min_edge_weight)
+    return pd.DataFrame({"x": src, "y": dst, "weight": weight})
+
+
+def component_stage(group: pd.DataFrame, ctx: WorkerContext, seed: int) -> pd.DataFrame:
+    """One connected component's account links (x, y, weight, component) → Leiden labels of its
+    accounts by community.bycomponent's rule (pipeline.component_leiden, the job's seed)."""
+    from keyfarm.community.bycomponent import component_communities
+    from keyfarm.pipeline import component_leiden
+
+    x = group["x"].to_numpy(np.int64)
+    y = group["y"].to_numpy(np.int64)
+    nodes = np.union1d(x, y)
+    labels = component_communities(nodes, x, y, group["weight"].to_numpy(np.float64),
+                                   component_leiden(ctx.config.community, seed))
+    return pd.DataFrame({"account": nodes, "component": np.full(nodes.size, int(group["component"].iloc[0])),
+                         "label": labels})
 
 
 # ---------------------------------------------------------------- tokens: degrees, weights, projection
