@@ -39,9 +39,14 @@ def spark():
     session.stop()
 
 
-def _same_outputs(a, b):
-    for name in ("members", "clusters", "edges"):
+def _same_outputs(a, b, names=("members", "clusters", "edges")):
+    for name in names:
         assert (a / f"{name}.parquet").read_bytes() == (b / f"{name}.parquet").read_bytes(), name
+    # the state a next run reads (ids, remembered farm evidence, communities for the warm start)
+    state = sorted(p.relative_to(a) for p in (a / "state").rglob("*") if p.is_file())
+    assert state and state == sorted(p.relative_to(b) for p in (b / "state").rglob("*") if p.is_file())
+    for rel in state:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
 
 
 @pytest.mark.spark
@@ -64,6 +69,35 @@ def test_spark_engine_reproduces_local_members_clusters_and_edges(spark, world_d
     # the driver held only the small tables and the edge list, never the requests
     assert len(result.tables.requests) == 0
     assert result.run["engine"]["edges_collected"] == len(result.edges)
+    # every signal, the timing signal's tokens of each kind included, links keys in this world
+    edges = pd.read_parquet(out / "edges.parquet")
+    for signal in ("payment", "ip", "device", "prompt", "timing"):
+        assert (edges[f"w_{signal}"] > 0).any(), signal
+    assert {"slot", "tset", "tgrp"} <= set(edges["evidence_timing"].dropna().str.split(":").str[0])
+    # communities ran on the executors, one group per component
+    engine = result.run["engine"]
+    assert engine["components"] >= 2 and 2 <= engine["giant_component"] < engine["linked_accounts"]
+
+
+@pytest.mark.spark
+def test_spark_engine_with_a_previous_run_reproduces_the_local_daily_run(spark, world_dir, local_out, tmp_path):
+    """--previous (warm start per component, stable ids, returning farms, changes.parquet) and a
+    labels table: the same outputs and state as the local engine's run on the same PREV_OUT."""
+    from keyfarm.spark import run_link_spark
+
+    clusters = pd.read_parquet(local_out / "clusters.parquet")
+    members = pd.read_parquet(local_out / "members.parquet")
+    benign = members.loc[members["cluster_id"] == clusters.loc[~clusters["flagged"], "cluster_id"].iloc[0], "account_id"]
+    labels = tmp_path / "labels.csv"
+    pd.DataFrame({"account_id": benign.iloc[:1], "label": "benign"}).to_csv(labels, index=False)
+    local = tmp_path / "local2"
+    run_link(world_dir, local, seed=SEED, quiet=True, report=False, previous=local_out, labels_path=labels)
+    out = tmp_path / "spark2"
+    result = run_link_spark(world_dir, out, seed=SEED, quiet=True, report=False, spark=spark,
+                            previous=local_out, labels_path=labels)
+    _same_outputs(local, out, ("members", "clusters", "edges", "changes"))
+    assert result.run["previous_run_id"] == json.loads((local_out / "run.json").read_text())["run_id"]
+    assert json.loads((out / "run.json").read_text())["run_id"] == json.loads((local / "run.json").read_text())["run_id"]
 
 
 @pytest.mark.spark

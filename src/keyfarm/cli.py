@@ -223,8 +223,6 @@ def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master,
       keyfarm link s3a://lake/requests-day/ --out out --engine spark --spark-master yarn \\
           --spark-conf spark.executor.memory=8g --spark-conf spark.eventLog.enabled=true
     """
-    if engine == "spark" and (previous or labels_path or banned):
-        raise click.UsageError("--previous, --labels and --banned need --engine local")
     if engine != "spark" and spark_conf:
         raise click.UsageError("--spark-conf needs --engine spark")
     if engine == "spark":
@@ -234,7 +232,8 @@ def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master,
         result = run_link_spark(input_dir, out_dir, config_path=config_path, seed=seed, quiet=quiet,
                                 report=not no_report, master=spark_master, partitions=spark_partitions,
                                 max_quarantine_share=max_quarantine_share,
-                                spark_conf=parse_spark_conf(spark_conf))
+                                spark_conf=parse_spark_conf(spark_conf), previous=previous,
+                                labels_path=labels_path, banned=banned)
     else:
         from keyfarm.pipeline import run_link
 

@@ -279,7 +279,8 @@ def _quarantine_frame(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 def link_spark(input_path, config=None, *, seed: int = 0, master: str = "local[2]",
                progress: Progress | None = None, spark=None, groups: int | None = None,
                partitions: int | None = None, max_quarantine_share: float | None = 0.5,
-               spark_conf: dict | None = None):
+               spark_conf: dict | None = None, previous=None, labels: pd.DataFrame | None = None,
+               banned=None, history=None):
     """Run the linkage job on Spark; same outputs as pipeline.link for the same input and seed.
 
     `input_path` is a local folder or a Spark/Hadoop URI (file://, s3a://, hdfs://…) holding
@@ -288,27 +289,31 @@ def link_spark(input_path, config=None, *, seed: int = 0, master: str = "local[2
     on `master` with `partitions` shuffle partitions and the settings `spark_conf` (a dict, e.g.
     {"spark.executor.memory": "4g"}), see spark_session, and stopped at the end);
     `groups` is the number of key, block and token groups (default: spark.sql.shuffle.partitions).
+    `previous`, `labels`, `banned` or a prepared `history` as pipeline.link takes them.
     """
+    from keyfarm import history as hist
     from keyfarm.config import Config
 
     require_spark()
     config = config or Config.default()
     progress = progress or Progress(quiet=True)
+    history = history or hist.prepare(previous, labels=labels, banned=banned)
     own = spark is None
     if own:
         spark = spark_session(master, shuffle_partitions=partitions, conf=spark_conf)
     try:
-        return _link(spark, str(input_path), config, seed, progress, groups, max_quarantine_share)
+        return _link(spark, str(input_path), config, seed, progress, groups, max_quarantine_share, history)
     finally:
         if own:
             spark.stop()
 
 
 def _link(spark, location: str, config, seed: int, progress: Progress, groups: int | None,
-          max_quarantine_share: float | None):
+          max_quarantine_share: float | None, history):
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
+    from keyfarm import history as hist
     from keyfarm import schema
     from keyfarm.graph.build import hub_table
     from keyfarm.pipeline import (LinkResult, assemble_outputs, attach_prompt_examples, detect_communities,
@@ -317,6 +322,7 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
     from keyfarm.graph.build import representative_keys
     from keyfarm.scoring.hubs import hub_rows, judged_hub_tokens
     from keyfarm.signals import registry
+    from keyfarm.history.evidence import REMEMBERED_KINDS
 
     groups = groups or int(spark.conf.get("spark.sql.shuffle.partitions"))
     key_group = F.pmod(F.hash("key"), F.lit(groups))   # a key's rows meet in one group, in every stage
@@ -335,7 +341,7 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                 key_id=pd.Index(tables.keys["key_id"]), account=tables.keys["account"].to_numpy(np.int64),
                 account_id=tables.keys["account_id"].to_numpy(dtype=object),
                 quarantined_keys=frozenset(q_keys["key_id"].astype(str)) if q_keys is not None and len(q_keys)
-                else frozenset(), config=config)
+                else frozenset(), config=config, initial=hist.initial_labels(history, tables))
             if is_uri(location):
                 path = _find(spark, location, "requests", _REQUEST_NAMES)
             else:   # a local folder: found as the local engine finds it (any case, folders of parts)
@@ -428,9 +434,10 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
             if config.community.algorithm == "leiden":   # on the executors, one group per component
                 from keyfarm.spark.communities import spark_communities
                 communities = spark_communities(pairs, bc, config, seed, groups, _per_batch, _per_group, keep)
-                membership = communities.membership(account)
+                membership = communities.membership(account, ctx.initial)
             else:
-                membership = detect_communities(graph, tables, config, seed)
+                membership = detect_communities(graph, tables, config, seed, ctx.initial)
+            history.communities = membership
             info["counts"] = f"{int(membership.max()) + 1 if membership.size else 0:,} clusters"
             if communities is not None:
                 info["counts"] += f", giant component {communities.giant_component:,} of " \
@@ -457,8 +464,11 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                                    "mean_daily_tokens": totals["v3"].to_numpy(np.float64),
                                    "n_requests": totals["v4"].to_numpy(np.int64)},
                                   index=pd.Index(totals["key"].to_numpy(np.int64), name="key")).sort_index()
+            # the remembered kinds' (account, token) rows, as history.adjust would take from incidences
+            history.tokens = account_tokens(spark.createDataFrame(
+                pd.DataFrame({"kind": list(REMEMBERED_KINDS)}), schema="kind string"), incidence, account)
             membership, hubs, feats = score_stage(tables, activity, membership, graph, hubs, hub_members,
-                                                  config)
+                                                  config, adjust=lambda m: hist.adjust(history, tables, None, m))
             scored = score_clusters(feats, config.scoring)
             members, clusters, edges = assemble_outputs(tables, graph, membership, scored, activity,
                                                         config.scoring.default_daily_limit, totals=totals)
@@ -490,11 +500,28 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                               "components": int(np.unique(communities.component).size),
                               "giant_component": communities.giant_component,
                               "star_rounds": communities.star_rounds})
-    # ids and history columns as a first run of the local engine gives them (--previous is local-only)
-    from keyfarm import history as hist
-    members, clusters, edges, _, state = hist.finish(hist.prepare(None), tables, members, clusters, edges)
+    with progress.stage("history") as info:
+        members, clusters, edges, changes, state = hist.finish(history, tables, members, clusters, edges)
+        info["counts"] = "no previous run" if changes is None else \
+            f"{len(changes):,} changes, {int(clusters['returning'].sum()):,} returning"
+    run["timings"] = dict(progress.timings)
+    if history.previous is not None:
+        run["previous_run_id"] = history.previous.run_id
     return LinkResult(members=members, clusters=clusters, edges=edges, run=run, graph=graph,
-                      tables=tables, hubs=hubs, state=state)
+                      tables=tables, hubs=hubs, state=state, changes=changes)
+
+
+def account_tokens(kinds, incidence, account: np.ndarray) -> pd.DataFrame:
+    """history.evidence.account_tokens of the Spark incidence: its distinct (key, token) rows of the
+    remembered kinds (`kinds`, a one-column frame) collected, then the local function on them."""
+    from pyspark.sql import functions as F
+
+    from keyfarm.history.evidence import account_tokens as local_account_tokens
+
+    rows = incidence.withColumn("kind", F.substring_index("token", ":", 1)) \
+        .join(F.broadcast(kinds), "kind", "left_semi").select("key", "token").distinct().toPandas()
+    rows = pd.DataFrame({"key": rows["key"].to_numpy(np.int64), "token": rows["token"].to_numpy(dtype=object)})
+    return local_account_tokens([rows], account)
 
 
 def _per_batch(fn, bc):
@@ -573,15 +600,20 @@ def _activity(per_key: pd.DataFrame, span, config, KeyActivity, activity_span):
 
 def run_link_spark(input_dir, out_dir, *, config_path=None, seed: int = 0, quiet: bool = False,
                    report: bool = True, master: str = "local[2]", spark=None, partitions: int | None = None,
-                   max_quarantine_share: float | None = 0.5, spark_conf: dict | None = None):
-    """`keyfarm link --engine spark`: link on Spark, write OUT_DIR, then the report (as run_link)."""
+                   max_quarantine_share: float | None = 0.5, spark_conf: dict | None = None,
+                   previous=None, labels_path=None, banned=None):
+    """`keyfarm link --engine spark`: link on Spark, write OUT_DIR, then the report (as run_link).
+    PREV_OUT, labels and audit log are checked before Spark starts."""
     from keyfarm.config import Config
+    from keyfarm.history import prepare
     from keyfarm.pipeline import finish_run
+    from keyfarm.scoring.calibrate import read_labels
 
     require_spark()
     config = Config.from_toml(config_path) if config_path else Config.default()
+    history = prepare(previous, labels=read_labels(labels_path) if labels_path else None, banned=banned)
     progress = Progress(quiet)
     result = link_spark(input_dir, config, seed=seed, master=master, progress=progress, spark=spark,
                         partitions=partitions, max_quarantine_share=max_quarantine_share,
-                        spark_conf=spark_conf)
+                        spark_conf=spark_conf, history=history)
     return finish_run(result, input_dir, out_dir, progress, report=report)

@@ -32,7 +32,7 @@ PROMPT_BAND_SCHEMA = "text_id long, band int, bucket long"
 LINK_SIGNALS = tuple(s for s in SIGNALS if s != "account")   # what links accounts (pipeline.account_links)
 ACCOUNT_PAIR_SCHEMA = "x long, y long, " + ", ".join(f"{s} double" for s in LINK_SIGNALS)
 ACCOUNT_LINK_SCHEMA = "x long, y long, weight double"
-COMMUNITY_SCHEMA = "account long, component long, label long"
+COMMUNITY_SCHEMA = "account long, component long, label long, warm long"
 TOKEN_STAGE_SCHEMA = ("kind string, a long, b long, token string, signal string, n_accounts long, "
                       "n_keys long, " + ", ".join(f"w{i} double, c{i} double, t{i} string"
                                                    for i in range(len(SIGNALS))))
@@ -67,6 +67,7 @@ class WorkerContext:
     quarantined_keys: frozenset
     config: object
     nanos_columns: tuple = ()     # input columns Spark read as int64 nanoseconds (Parquet TIMESTAMP(NANOS))
+    initial: np.ndarray | None = None   # per account, its previous community or −1 (history.initial_labels)
 
     @property
     def n_accounts(self) -> int:
@@ -279,17 +280,24 @@ def account_link_stage(group: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
 
 def component_stage(group: pd.DataFrame, ctx: WorkerContext, seed: int) -> pd.DataFrame:
     """One connected component's account links (x, y, weight, component) → Leiden labels of its
-    accounts by community.bycomponent's rule (pipeline.component_leiden, the job's seed)."""
+    accounts by community.bycomponent's rule (pipeline.component_leiden, the job's seed); with a
+    previous run also `warm`, the labels from its partition (history.warmstart, as the local
+    engine runs it; −1 without)."""
     from keyfarm.community.bycomponent import component_communities
     from keyfarm.pipeline import component_leiden
 
     x = group["x"].to_numpy(np.int64)
     y = group["y"].to_numpy(np.int64)
+    w = group["weight"].to_numpy(np.float64)
     nodes = np.union1d(x, y)
-    labels = component_communities(nodes, x, y, group["weight"].to_numpy(np.float64),
-                                   component_leiden(ctx.config.community, seed))
+    detect = component_leiden(ctx.config.community, seed)
+    labels = component_communities(nodes, x, y, w, detect)
+    warm = np.full(nodes.size, -1, np.int64)
+    if ctx.initial is not None:
+        from keyfarm.history.warmstart import warm_start
+        warm = component_communities(nodes, x, y, w, detect, warm_start(ctx.initial[nodes]))
     return pd.DataFrame({"account": nodes, "component": np.full(nodes.size, int(group["component"].iloc[0])),
-                         "label": labels})
+                         "label": labels, "warm": warm})
 
 
 # ---------------------------------------------------------------- tokens: degrees, weights, projection
