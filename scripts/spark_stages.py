@@ -29,11 +29,12 @@ class Stage:
     task_ms: list = field(default_factory=list)
     input_bytes: list = field(default_factory=list)
     completed: int = 0     # completion time (ms since epoch), for ordering
+    job: str = ""          # the job's description (`keyfarm signals`), when the engine set one
 
     def row(self) -> dict:
         med_in = statistics.median(self.input_bytes) if self.input_bytes else 0
         max_in = max(self.input_bytes, default=0)
-        return {"stage": self.stage_id, "name": self.name, "tasks": len(self.task_ms),
+        return {"stage": self.stage_id, "job": self.job, "name": self.name, "tasks": len(self.task_ms),
                 "median_task_s": statistics.median(self.task_ms) / 1000 if self.task_ms else 0.0,
                 "max_task_s": max(self.task_ms, default=0) / 1000,
                 "median_input_mib": med_in / 2**20, "max_input_mib": max_in / 2**20,
@@ -56,9 +57,15 @@ def read_events(path: Path):
 def stage_table(events) -> list[dict]:
     """One row per completed stage (see Stage.row), in completion order."""
     stages: dict[int, Stage] = {}
+    described: dict[int, str] = {}    # stage → its job's description (keyfarm's stage name)
     for event in events:
         kind = event.get("Event")
-        if kind == "SparkListenerTaskEnd":
+        if kind == "SparkListenerJobStart":
+            text = (event.get("Properties") or {}).get("spark.job.description")
+            for stage_id in event.get("Stage IDs", []):
+                if text:
+                    described.setdefault(stage_id, text)
+        elif kind == "SparkListenerTaskEnd":
             stage = stages.setdefault(event["Stage ID"], Stage(event["Stage ID"]))
             metrics = event.get("Task Metrics") or {}
             shuffle = metrics.get("Shuffle Read Metrics") or {}
@@ -72,6 +79,9 @@ def stage_table(events) -> list[dict]:
             stage.name = info.get("Stage Name", "")
             stage.n_tasks = info.get("Number of Tasks", 0)
             stage.completed = info.get("Completion Time", 0)
+    for stage_id, text in described.items():
+        if stage_id in stages:
+            stages[stage_id].job = text
     done = [s for s in stages.values() if s.task_ms]
     return [s.row() for s in sorted(done, key=lambda s: (s.completed, s.stage_id))]
 
@@ -96,8 +106,8 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    head = ["stage", "tasks", "median s", "max s", "median in MiB", "max in MiB", "max/median in", "name"]
-    body = [[str(r["stage"]), str(r["tasks"]), f"{r['median_task_s']:.2f}", f"{r['max_task_s']:.2f}",
+    head = ["stage", "job", "tasks", "median s", "max s", "median in MiB", "max in MiB", "max/median in", "name"]
+    body = [[str(r["stage"]), r["job"], str(r["tasks"]), f"{r['median_task_s']:.2f}", f"{r['max_task_s']:.2f}",
              f"{r['median_input_mib']:.1f}", f"{r['max_input_mib']:.1f}",
              f"{r['max_over_median_input']:.2f}", short_name(r["name"])] for r in rows]
     if args.markdown:

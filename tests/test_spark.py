@@ -278,7 +278,8 @@ def test_event_log_stage_table_counts_tasks_times_and_inputs(tmp_path, capsys, m
         return {"Event": "SparkListenerStageCompleted",
                 "Stage Info": {"Stage ID": stage, "Stage Name": name, "Number of Tasks": 3, "Completion Time": at}}
 
-    events = [task(0, 100, file_bytes=2**20), task(0, 300, file_bytes=2**21), task(0, 200, file_bytes=3 * 2**20),
+    events = [{"Event": "SparkListenerJobStart", "Stage IDs": [0], "Properties": {"spark.job.description": "keyfarm signals"}},
+              task(0, 100, file_bytes=2**20), task(0, 300, file_bytes=2**21), task(0, 200, file_bytes=3 * 2**20),
               done(0, "mapInPandas at /x/engine.py:10", 2), task(1, 50, shuffle=2**22), done(1, "toPandas at y.py:3", 1),
               {"Event": "SparkListenerJobEnd"}]
     log = tmp_path / "events_1_local-1"
@@ -289,5 +290,5 @@ def test_event_log_stage_table_counts_tasks_times_and_inputs(tmp_path, capsys, m
     assert rows[1]["median_input_mib"] == 2.0 and rows[1]["max_over_median_input"] == 1.5
     assert module.main([str(log), "--markdown"]) == 0
     out = capsys.readouterr()
-    assert "| 0 | 3 | 0.20 | 0.30 | 2.0 | 3.0 | 1.50 | mapInPandas at engine.py:10 |" in out.out
+    assert "| 0 | keyfarm signals | 3 | 0.20 | 0.30 | 2.0 | 3.0 | 1.50 | mapInPandas at engine.py:10 |" in out.out
     assert "1 read data in a single task: 1" in out.err

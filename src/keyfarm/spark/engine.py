@@ -19,6 +19,7 @@ judges hubs and scores clusters with the scoring package (pipeline.score_stage).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -334,7 +335,7 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
         return frame
 
     try:
-        with progress.stage("load") as info:
+        with _stage(progress, spark, "load") as info:
             tables = _load_small_tables(spark, location)
             q_keys = tables.quarantine.get("keys")
             ctx = WorkerContext(
@@ -362,17 +363,19 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                 q_rows = pd.DataFrame(columns=["source_row", "reason", "raw"])
             else:
                 checked = keep(raw.mapInPandas(_per_batch(stages.check_batch, bc), stages.CHECKED_SCHEMA))
-                ok = checked.filter(F.col("kind") == "ok").select(*stages.VALID_COLUMNS)
+                ok = keep(checked.filter(F.col("kind") == "ok").select(*stages.VALID_COLUMNS))
                 q_rows = checked.filter(F.col("kind") == "q").select("source_row", "reason", "raw").toPandas()
                 tables.input_rows["requests"] = n_input
             if len(q_rows):
                 tables.quarantine["requests"] = _quarantine_frame(q_rows, raw_columns)
-            n_valid = ok.count()
+            n_valid = ok.count()   # materialises `ok`, which every later stage scans: `checked` can go
+            if path is not None:
+                checked.unpersist()
             tables.check_quarantine(max_quarantine_share, valid_rows={"requests": int(n_valid)})
             info["counts"] = f"{len(tables.keys):,} keys, {n_valid:,} requests, " \
                              f"{sum(sum(r.values()) for r in tables.quarantine_counts().values()):,} quarantined"
 
-        with progress.stage("signals") as info:
+        with _stage(progress, spark, "signals") as info:
             fns = registry()
             where = {n: SIGNAL_PARTITIONING.get(n, "global") for n in fns}
             for n, w in where.items():
@@ -393,7 +396,7 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                     _per_group(stages.signal_stage, bc, names["block"]), stages.INCIDENCE_SCHEMA))
             if "prompt" in names["mapreduce"]:   # a map per distinct prompt, a reduce per band bucket
                 from keyfarm.spark.prompts import prompt_incidence
-                parts.append(prompt_incidence(ok, bc, config, _per_batch))
+                parts.append(prompt_incidence(ok, bc, config, _per_batch, keep))
             for n in names["global"]:
                 src = ok
                 if n == "timing":  # slot counts per population: one row per distinct (key, slot,
@@ -414,7 +417,7 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
             n_inc = incidence.count()
             info["counts"] = f"{n_inc:,} incidence rows ({len(driver_inc):,} from the driver)"
 
-        with progress.stage("graph") as info:
+        with _stage(progress, spark, "graph") as info:
             tok = keep(incidence.withColumn("g", F.pmod(F.hash("token"), F.lit(groups))).groupBy("g")
                        .applyInPandas(_per_group(stages.token_stage, bc), stages.TOKEN_STAGE_SCHEMA))
             hubs = tok.filter(F.col("kind") == "hub").select("token", "signal", "n_accounts", "n_keys").toPandas()
@@ -428,7 +431,7 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                                    .select("token", "key").toPandas(), judged)
             info["counts"] = f"{graph.n_edges:,} edges, {len(hubs):,} hub tokens"
 
-        with progress.stage("communities") as info:
+        with _stage(progress, spark, "communities") as info:
             account = tables.keys["account"].to_numpy(np.int64)
             communities = None
             if config.community.algorithm == "leiden":   # on the executors, one group per component
@@ -443,7 +446,7 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                 info["counts"] += f", giant component {communities.giant_component:,} of " \
                                   f"{communities.account.size:,} linked accounts"
 
-        with progress.stage("scores") as info:
+        with _stage(progress, spark, "scores") as info:
             sizes = np.bincount(membership, minlength=1) if membership.size else np.zeros(1, np.int64)
             in_scope = np.union1d(np.flatnonzero(sizes[membership] >= 2),
                                   hub_members["key"].to_numpy(np.int64)).astype(np.int64)
@@ -509,6 +512,18 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
         run["previous_run_id"] = history.previous.run_id
     return LinkResult(members=members, clusters=clusters, edges=edges, run=run, graph=graph,
                       tables=tables, hubs=hubs, state=state, changes=changes)
+
+
+@contextlib.contextmanager
+def _stage(progress: Progress, spark, name: str):
+    """progress.stage, with the Spark jobs it starts described as `keyfarm <name>` (the event log's
+    job description, which scripts/spark_stages.py shows per stage)."""
+    spark.sparkContext.setJobDescription(f"keyfarm {name}")
+    try:
+        with progress.stage(name) as info:
+            yield info
+    finally:
+        spark.sparkContext.setJobDescription(None)
 
 
 def account_tokens(kinds, incidence, account: np.ndarray) -> pd.DataFrame:

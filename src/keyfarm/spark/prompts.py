@@ -27,17 +27,18 @@ def _hex16(column):
     return F.lower(F.lpad(F.hex(column), 16, "0"))
 
 
-def prompt_incidence(ok, bc, config, per_batch):
+def prompt_incidence(ok, bc, config, per_batch, keep=lambda frame: frame):
     """(key, token, weight) of the prompt signal from the valid requests `ok` (a Spark DataFrame
     with key and prompt). `bc` is the broadcast WorkerContext, `per_batch` the engine's
-    mapInPandas adapter."""
+    mapInPandas adapter, `keep` persists a frame the plan reads more than once (the engine
+    unpersists it at the end)."""
     from pyspark.sql import functions as F
 
     from keyfarm.spark import stages
 
     cfg = config.prompt
     pairs = ok.filter(F.col("prompt").isNotNull()).select("key", "prompt").distinct()
-    texts = pairs.mapInPandas(per_batch(stages.prompt_text_stage, bc), stages.PROMPT_TEXT_SCHEMA)
+    texts = keep(pairs.mapInPandas(per_batch(stages.prompt_text_stage, bc), stages.PROMPT_TEXT_SCHEMA))
     key_text = texts.select("key", "account", "text_id").distinct()
     bands = texts.select("text_id", "text").dropDuplicates(["text_id"]) \
         .mapInPandas(per_batch(stages.prompt_band_stage, bc), stages.PROMPT_BAND_SCHEMA)
@@ -49,7 +50,7 @@ def prompt_incidence(ok, bc, config, per_batch):
     # a key's tie: min(1, chatty / distinct texts), as signals.prompt computes it
     tie = key_text.groupBy("key").agg(F.count("*").alias("n_distinct")) \
         .select("key", F.least(F.lit(1.0), F.lit(float(cfg.chatty_prompts)) / F.col("n_distinct")).alias("tie"))
-    key_text = key_text.join(tie, "key")
+    key_text = keep(key_text.join(tie, "key"))
 
     text_accounts = key_text.groupBy("text_id").agg(F.countDistinct("account").alias("n_acc"))
     pdup_texts = n_solo.filter(F.col("n_solo") > 0).join(text_accounts.filter(F.col("n_acc") >= 2), "text_id")
