@@ -56,6 +56,27 @@ def read_events(path: Path):
 
 def stage_table(events) -> list[dict]:
     """One row per completed stage (see Stage.row), in completion order."""
+    return [s.row() for s in collect_stages(events)]
+
+
+def job_table(stages: list[Stage]) -> list[dict]:
+    """Per job description (keyfarm stage): Spark stages, tasks, median and max task time over all
+    their tasks, and how many of the stages read data in a single task."""
+    out = {}
+    for stage in stages:
+        row = out.setdefault(stage.job, {"job": stage.job, "stages": 0, "tasks": 0, "task_ms": [], "single": 0})
+        row["stages"] += 1
+        row["tasks"] += len(stage.task_ms)
+        row["task_ms"].extend(stage.task_ms)
+        row["single"] += int(len(stage.task_ms) == 1 and max(stage.input_bytes, default=0) > 0)
+    return [{"job": r["job"], "stages": r["stages"], "tasks": r["tasks"],
+             "median_task_s": statistics.median(r["task_ms"]) / 1000, "max_task_s": max(r["task_ms"]) / 1000,
+             "total_task_s": sum(r["task_ms"]) / 1000, "single_task_stages_over_data": r["single"]}
+            for r in out.values()]
+
+
+def collect_stages(events) -> list[Stage]:
+    """The completed stages of an event log, in completion order."""
     stages: dict[int, Stage] = {}
     described: dict[int, str] = {}    # stage → its job's description (keyfarm's stage name)
     for event in events:
@@ -83,7 +104,7 @@ def stage_table(events) -> list[dict]:
         if stage_id in stages:
             stages[stage_id].job = text
     done = [s for s in stages.values() if s.task_ms]
-    return [s.row() for s in sorted(done, key=lambda s: (s.completed, s.stage_id))]
+    return sorted(done, key=lambda s: (s.completed, s.stage_id))
 
 
 def short_name(name: str) -> str:
@@ -99,7 +120,20 @@ def main(argv=None) -> int:
                         help="list only stages whose tasks read this much in all (default: every stage)")
     parser.add_argument("--markdown", action="store_true", help="a Markdown table instead of aligned text")
     parser.add_argument("--json", action="store_true", help="the rows as JSON")
+    parser.add_argument("--by-job", action="store_true",
+                        help="one row per job description (keyfarm stage) instead of per Spark stage")
     args = parser.parse_args(argv)
+    if args.by_job:
+        jobs = job_table(collect_stages(read_events(args.log)))
+        if args.json:
+            print(json.dumps(jobs, indent=2))
+            return 0
+        print("| job | Spark stages | tasks | median task s | max task s | sum of task s | single-task stages over data |")
+        print("|---|---|---|---|---|---|---|")
+        for r in jobs:
+            print(f"| {r['job'] or '(none)'} | {r['stages']} | {r['tasks']} | {r['median_task_s']:.2f} | "
+                  f"{r['max_task_s']:.2f} | {r['total_task_s']:.1f} | {r['single_task_stages_over_data']} |")
+        return 0
     rows = stage_table(read_events(args.log))
     rows = [r for r in rows if r["median_input_mib"] * r["tasks"] >= args.min_input_mib or
             r["max_input_mib"] >= args.min_input_mib]

@@ -292,3 +292,6 @@ def test_event_log_stage_table_counts_tasks_times_and_inputs(tmp_path, capsys, m
     out = capsys.readouterr()
     assert "| 0 | keyfarm signals | 3 | 0.20 | 0.30 | 2.0 | 3.0 | 1.50 | mapInPandas at engine.py:10 |" in out.out
     assert "1 read data in a single task: 1" in out.err
+    jobs = module.job_table(module.collect_stages(module.read_events(log)))
+    assert [(j["job"], j["stages"], j["tasks"], j["max_task_s"], j["single_task_stages_over_data"]) for j in jobs] == \
+        [("", 1, 1, 0.05, 1), ("keyfarm signals", 1, 3, 0.3, 0)]
