@@ -395,7 +395,8 @@ def build_account_graph(world, path):
     tables = load_tables(world)
     incidences = {name: fn(tables, config) for name, fn in registry().items()}
     graph = build_graph(tables, config, incidences)[0]
-    src, dst, weight, linked = account_graph(graph, config)
+    linked, src, dst, weight = account_graph(graph.src, graph.dst, graph.w, graph.account,
+                                             config.community.min_edge_weight)
     np.savez(path, src=src, dst=dst, weight=weight, n=linked.size)
     print(f"account graph of {world}: n={linked.size:,} m={src.size:,} in {time.perf_counter() - t0:.0f} s -> {path}")
 
@@ -420,7 +421,8 @@ def account_graph_from_out(out_dir, path):
     graph = SimpleNamespace(account=pd.factorize(members["account_id"], sort=True)[0],
                             src=keys.get_indexer(edges["key_a"]), dst=keys.get_indexer(edges["key_b"]),
                             w={c[2:]: edges[c].to_numpy() for c in signals})
-    src, dst, weight, linked = account_graph(graph, Config.default())
+    linked, src, dst, weight = account_graph(graph.src, graph.dst, graph.w, graph.account,
+                                             Config.default().community.min_edge_weight)
     np.savez(path, src=src, dst=dst, weight=weight, n=linked.size)
     print(f"account graph of {out_dir}: n={linked.size:,} m={src.size:,} in {time.perf_counter() - t0:.0f} s -> {path}")
 

@@ -4,6 +4,8 @@ memory (VmHWM of the Python driver; for Spark also of its JVM), edges per key.
 Each engine runs in its own child process so peak memories do not mix. Example:
     .venv/bin/python scripts/bench_spark.py --keys 100000
     .venv/bin/python scripts/bench_spark.py --world /tmp/world-1m --partitions 16
+    .venv/bin/python scripts/bench_spark.py --world W --spark-conf spark.eventLog.enabled=true \
+        --spark-conf spark.eventLog.dir=file:///tmp/spark-events --spark-conf spark.eventLog.compress=false
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ def vm_hwm_mib(pid: str | int = "self") -> float:
     return float("nan")
 
 
-def child(engine: str, world: str, seed: int, partitions: int, driver_memory: str, out: str) -> None:
+def child(engine: str, world: str, seed: int, partitions: int, driver_memory: str, out: str,
+          spark_conf=()) -> None:
     from keyfarm.progress import Progress
 
     progress = Progress(quiet=True)
@@ -35,7 +38,9 @@ def child(engine: str, world: str, seed: int, partitions: int, driver_memory: st
         result = link(world, seed=seed, progress=progress)
     else:
         from keyfarm.spark import link_spark, spark_session
-        spark = spark_session("local[2]", shuffle_partitions=partitions, driver_memory=driver_memory)
+        from keyfarm.spark.engine import parse_spark_conf
+        spark = spark_session("local[2]", shuffle_partitions=partitions, driver_memory=driver_memory,
+                              conf=parse_spark_conf(spark_conf))
         extra["session_s"] = round(time.perf_counter() - begin, 2)
         result = link_spark(world, seed=seed, progress=progress, spark=spark)
         proc = getattr(spark.sparkContext._gateway, "proc", None)
@@ -60,10 +65,13 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=8, help="spark.sql.shuffle.partitions")
     parser.add_argument("--driver-memory", default="6g", help="Spark driver JVM heap")
     parser.add_argument("--engines", default="local,spark")
+    parser.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Spark setting (repeatable), e.g. spark.eventLog.enabled=true")
     parser.add_argument("--child", nargs=2, metavar=("ENGINE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], args.world, args.seed, args.partitions, args.driver_memory, args.child[1])
+        child(args.child[0], args.world, args.seed, args.partitions, args.driver_memory, args.child[1],
+              args.spark_conf)
         return
 
     tmp = tempfile.TemporaryDirectory(prefix="bench-spark-")
@@ -79,6 +87,7 @@ def main() -> None:
         out = Path(tmp.name) / f"{engine}.json"
         cmd = [sys.executable, __file__, "--world", world, "--seed", str(args.seed), "--partitions",
                str(args.partitions), "--driver-memory", args.driver_memory, "--child", engine, str(out)]
+        cmd += [f"--spark-conf={item}" for item in args.spark_conf]
         subprocess.run(cmd, check=True)
         results.append(json.loads(out.read_text()))
         print(json.dumps(results[-1]), file=sys.stderr)

@@ -95,3 +95,29 @@ def test_label_propagation_is_deterministic_and_ignores_edge_order():
 def test_label_propagation_rejects_bad_sweep_limits():
     with pytest.raises(ValueError):
         label_propagation([0], [1], None, 2, max_sweeps=0)
+
+
+def test_communities_by_component_depend_on_each_component_alone():
+    """Adding a second graph beside a first leaves the first's communities as they were, and each
+    component's labels are those of Leiden run on that component alone."""
+    from keyfarm.community import leiden
+    import pandas as pd
+
+    from keyfarm.community.bycomponent import communities_by_component
+
+    def detect(s, d, w, n, initial=None):
+        return leiden(s, d, w, n, objective="cpm", resolution=0.3, seed=7, n_iterations=2,
+                      initial_membership=initial)
+
+    rng = np.random.default_rng(2)
+    path = [np.c_[np.arange(n - 1), np.arange(1, n)] for n in (40, 25)]   # each group connected
+    groups = [np.r_[rng.integers(0, 40, (51, 2)), path[0]], np.r_[rng.integers(0, 25, (26, 2)), path[1]] + 40]
+    src = np.concatenate([g[:, 0] for g in groups])
+    dst = np.concatenate([g[:, 1] for g in groups])
+    w = rng.uniform(0.1, 1.0, src.size)
+    alone = communities_by_component(src[:90], dst[:90], w[:90], 40, detect)
+    both = communities_by_component(src, dst, w, 65, detect)
+    assert pd.factorize(both[:40])[0].tolist() == pd.factorize(alone)[0].tolist()
+    second = detect(src[90:] - 40, dst[90:] - 40, w[90:], 25)
+    assert pd.factorize(both[40:])[0].tolist() == pd.factorize(second)[0].tolist()
+    assert set(both[:40]).isdisjoint(both[40:])

@@ -68,3 +68,25 @@ def test_quarantine_counts_come_from_run_json_else_from_the_files(tmp_path):
         out / "quarantine" / "keys.parquet")
     assert quarantine_counts(out, {}) == {"keys": {"empty_id": 2}}
     assert quarantine_counts(out, json.loads('{"quarantined": {"requests": {"x": 1}}}')) == {"requests": {"x": 1}}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_edges_as_a_folder_of_parts_read_as_the_one_file(tmp_path, command):
+    """edges.parquet as Spark writes a table (part files, _SUCCESS, .crc): the same rows, in part order,
+    for enforcement, the report and evaluation."""
+    from keyfarm.outputs import read_output
+
+    out = _out(tmp_path)
+    edges = pd.read_parquet(out / "edges.parquet")
+    assert len(edges) >= 2
+    (out / "edges.parquet").unlink()
+    folder = out / "edges.parquet"
+    folder.mkdir()
+    half = len(edges) // 2
+    edges.iloc[half:].to_parquet(folder / "part-00001-x.snappy.parquet", index=False)
+    edges.iloc[:half].to_parquet(folder / "part-00000-x.snappy.parquet", index=False)
+    (folder / "_SUCCESS").write_text("")
+    (folder / ".part-00000-x.snappy.parquet.crc").write_bytes(b"\0")
+    pd.testing.assert_frame_equal(read_output(out, "edges"), edges)
+    result = CliRunner().invoke(main, COMMANDS[command](out, tmp_path))
+    assert result.exit_code == 0, result.output

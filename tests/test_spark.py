@@ -39,9 +39,14 @@ def spark():
     session.stop()
 
 
-def _same_outputs(a, b):
-    for name in ("members", "clusters", "edges"):
+def _same_outputs(a, b, names=("members", "clusters", "edges")):
+    for name in names:
         assert (a / f"{name}.parquet").read_bytes() == (b / f"{name}.parquet").read_bytes(), name
+    # the state a next run reads (ids, remembered farm evidence, communities for the warm start)
+    state = sorted(p.relative_to(a) for p in (a / "state").rglob("*") if p.is_file())
+    assert state and state == sorted(p.relative_to(b) for p in (b / "state").rglob("*") if p.is_file())
+    for rel in state:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
 
 
 @pytest.mark.spark
@@ -64,6 +69,35 @@ def test_spark_engine_reproduces_local_members_clusters_and_edges(spark, world_d
     # the driver held only the small tables and the edge list, never the requests
     assert len(result.tables.requests) == 0
     assert result.run["engine"]["edges_collected"] == len(result.edges)
+    # every signal, the timing signal's tokens of each kind included, links keys in this world
+    edges = pd.read_parquet(out / "edges.parquet")
+    for signal in ("payment", "ip", "device", "prompt", "timing"):
+        assert (edges[f"w_{signal}"] > 0).any(), signal
+    assert {"slot", "tset", "tgrp"} <= set(edges["evidence_timing"].dropna().str.split(":").str[0])
+    # communities ran on the executors, one group per component
+    engine = result.run["engine"]
+    assert engine["components"] >= 2 and 2 <= engine["giant_component"] < engine["linked_accounts"]
+
+
+@pytest.mark.spark
+def test_spark_engine_with_a_previous_run_reproduces_the_local_daily_run(spark, world_dir, local_out, tmp_path):
+    """--previous (warm start per component, stable ids, returning farms, changes.parquet) and a
+    labels table: the same outputs and state as the local engine's run on the same PREV_OUT."""
+    from keyfarm.spark import run_link_spark
+
+    clusters = pd.read_parquet(local_out / "clusters.parquet")
+    members = pd.read_parquet(local_out / "members.parquet")
+    benign = members.loc[members["cluster_id"] == clusters.loc[~clusters["flagged"], "cluster_id"].iloc[0], "account_id"]
+    labels = tmp_path / "labels.csv"
+    pd.DataFrame({"account_id": benign.iloc[:1], "label": "benign"}).to_csv(labels, index=False)
+    local = tmp_path / "local2"
+    run_link(world_dir, local, seed=SEED, quiet=True, report=False, previous=local_out, labels_path=labels)
+    out = tmp_path / "spark2"
+    result = run_link_spark(world_dir, out, seed=SEED, quiet=True, report=False, spark=spark,
+                            previous=local_out, labels_path=labels)
+    _same_outputs(local, out, ("members", "clusters", "edges", "changes"))
+    assert result.run["previous_run_id"] == json.loads((local_out / "run.json").read_text())["run_id"]
+    assert json.loads((out / "run.json").read_text())["run_id"] == json.loads((local / "run.json").read_text())["run_id"]
 
 
 @pytest.mark.spark
@@ -130,3 +164,134 @@ def test_local_masters_get_two_shuffle_partitions_per_thread_clusters_keep_their
     from keyfarm.spark.engine import local_threads
 
     assert local_threads(master) == threads
+
+
+def test_spark_conf_items_become_settings_and_a_bad_item_names_itself():
+    from keyfarm.errors import KeyfarmConfigError
+    from keyfarm.spark.engine import parse_spark_conf
+
+    assert parse_spark_conf(["spark.executor.memory=4g", "spark.driver.extraJavaOptions=-Da=b -Dc=d",
+                             "spark.executor.memory=8g"]) == \
+        {"spark.executor.memory": "8g", "spark.driver.extraJavaOptions": "-Da=b -Dc=d"}
+    assert parse_spark_conf(()) == {}
+    for bad in ("spark.executor.memory", "=4g", "spark executor=1"):
+        with pytest.raises(KeyfarmConfigError, match="expected KEY=VALUE"):
+            parse_spark_conf([bad])
+
+
+def test_spark_conf_on_the_command_line_is_checked_before_anything_runs(tmp_path):
+    from click.testing import CliRunner
+
+    from keyfarm.cli import main
+
+    runner = CliRunner()
+    bad = runner.invoke(main, ["link", str(tmp_path), "--out", str(tmp_path / "o"), "--engine", "spark",
+                               "--spark-conf", "spark.executor.memory"])
+    assert bad.exit_code == 2 and "--spark-conf 'spark.executor.memory': expected KEY=VALUE" in bad.output
+    local = runner.invoke(main, ["link", str(tmp_path), "--out", str(tmp_path / "o"),
+                                 "--spark-conf", "spark.executor.memory=1g"])
+    assert local.exit_code == 2 and "--spark-conf needs --engine spark" in local.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_spark_conf_reaches_the_session(spark):
+    from keyfarm.spark import spark_session
+
+    session = spark_session("local[2]", conf={"spark.keyfarm.probe": "on", "spark.sql.shuffle.partitions": "3"})
+    assert session.conf.get("spark.keyfarm.probe") == "on"
+    assert session.conf.get("spark.sql.shuffle.partitions") == "3"
+    session.conf.set("spark.sql.shuffle.partitions", "4")   # the module's session is shared
+
+
+@pytest.mark.spark
+def test_prompt_map_and_bucket_reduce_give_the_local_signals_incidence(spark, world_dir):
+    """The prompt signal's rows, weights bit for bit, from the per-batch map and the per-bucket reduce,
+    with prompts spread over many partitions (so texts, buckets and keys meet only in the reduce)."""
+    from keyfarm.config import Config
+    from keyfarm.io import load_tables
+    from keyfarm.signals import prompt
+    from keyfarm.spark import engine, stages
+    from keyfarm.spark.prompts import prompt_incidence
+
+    config = Config.default()
+    tables = load_tables(world_dir)
+    local = prompt.incidence(tables, config)
+    assert local["token"].str.startswith("lsh:").any() and local["token"].str.startswith("pdup:").any()
+    ctx = stages.WorkerContext(key_id=pd.Index(tables.keys["key_id"]), account=tables.keys["account"].to_numpy(np.int64),
+                               account_id=tables.keys["account_id"].to_numpy(dtype=object),
+                               quarantined_keys=frozenset(), config=config)
+    req = tables.requests
+    ok = spark.createDataFrame(pd.DataFrame({"key": req["key"].to_numpy(np.int64),
+                                             "prompt": req["prompt"].to_numpy(dtype=object)}),
+                               schema="key long, prompt string").repartition(7)
+    got = prompt_incidence(ok, spark.sparkContext.broadcast(ctx), config, engine._per_batch).toPandas()
+    order = ["key", "token"]
+    got = got.sort_values(order).reset_index(drop=True)
+    want = local[["key", "token", "weight"]].sort_values(order).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want, check_exact=True, check_dtype=False)
+
+
+@pytest.mark.spark
+def test_large_star_small_star_components_equal_union_find(spark):
+    """Paths, stars, a cycle, isolated pairs and a random sparse graph: each node's component is the
+    smallest node of its union-find component."""
+    from keyfarm.community.components import union_find_roots
+    from keyfarm.spark.communities import connected_components
+
+    rng = np.random.default_rng(4)
+    u = [1, 2, 3, 4, 10, 10, 10, 20, 21, 22, 23, 30]
+    v = [2, 3, 4, 5, 11, 12, 13, 21, 22, 23, 20, 31]
+    ru, rv = rng.integers(100, 400, 260), rng.integers(100, 400, 260)
+    ok = ru != rv
+    u, v = np.r_[u, ru[ok]].astype(np.int64), np.r_[v, rv[ok]].astype(np.int64)
+    edges = spark.createDataFrame(pd.DataFrame({"u": u, "v": v}), schema="u long, v long")
+    persisted = []
+    got, rounds = connected_components(edges, persisted)
+    got = got.toPandas().set_index("node")["component"].sort_index()
+    roots = union_find_roots(u, v, np.int64(400))
+    nodes = np.unique(np.r_[u, v])
+    assert got.index.tolist() == nodes.tolist()
+    assert got.to_numpy().tolist() == roots[nodes].tolist()
+    assert rounds >= 2
+    for frame in persisted:
+        frame.unpersist()
+
+
+def test_event_log_stage_table_counts_tasks_times_and_inputs(tmp_path, capsys, monkeypatch):
+    """scripts/spark_stages.py on a hand-written event log: per stage tasks, median/max task time,
+    input (file + shuffle bytes), and single-task stages over data named on stderr."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "spark_stages", Path(__file__).resolve().parents[1] / "scripts" / "spark_stages.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "spark_stages", module)   # dataclasses look their module up
+    spec.loader.exec_module(module)
+
+    def task(stage, ms, file_bytes=0, shuffle=0):
+        return {"Event": "SparkListenerTaskEnd", "Stage ID": stage,
+                "Task Metrics": {"Executor Run Time": ms, "Input Metrics": {"Bytes Read": file_bytes},
+                                 "Shuffle Read Metrics": {"Remote Bytes Read": 0, "Local Bytes Read": shuffle}}}
+
+    def done(stage, name, at):
+        return {"Event": "SparkListenerStageCompleted",
+                "Stage Info": {"Stage ID": stage, "Stage Name": name, "Number of Tasks": 3, "Completion Time": at}}
+
+    events = [{"Event": "SparkListenerJobStart", "Stage IDs": [0], "Properties": {"spark.job.description": "keyfarm signals"}},
+              task(0, 100, file_bytes=2**20), task(0, 300, file_bytes=2**21), task(0, 200, file_bytes=3 * 2**20),
+              done(0, "mapInPandas at /x/engine.py:10", 2), task(1, 50, shuffle=2**22), done(1, "toPandas at y.py:3", 1),
+              {"Event": "SparkListenerJobEnd"}]
+    log = tmp_path / "events_1_local-1"
+    log.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    rows = module.stage_table(module.read_events(log))
+    assert [r["stage"] for r in rows] == [1, 0]          # completion order
+    assert rows[1]["tasks"] == 3 and rows[1]["median_task_s"] == 0.2 and rows[1]["max_task_s"] == 0.3
+    assert rows[1]["median_input_mib"] == 2.0 and rows[1]["max_over_median_input"] == 1.5
+    assert module.main([str(log), "--markdown"]) == 0
+    out = capsys.readouterr()
+    assert "| 0 | keyfarm signals | 3 | 0.20 | 0.30 | 2.0 | 3.0 | 1.50 | mapInPandas at engine.py:10 |" in out.out
+    assert "1 read data in a single task: 1" in out.err
+    jobs = module.job_table(module.collect_stages(module.read_events(log)))
+    assert [(j["job"], j["stages"], j["tasks"], j["max_task_s"], j["single_task_stages_over_data"]) for j in jobs] == \
+        [("", 1, 1, 0.05, 1), ("keyfarm signals", 1, 3, 0.3, 0)]

@@ -310,6 +310,8 @@ def clusters(out_dir, verdict, min_score, signal, min_accounts, limit, all_colum
 @click.option("--spark-partitions", type=click.IntRange(min=1), default=None,
               help="Spark shuffle partitions (key, block and token groups); default: 2 per local thread, "
                    "else the cluster's spark.sql.shuffle.partitions.")
+@click.option("--spark-conf", "spark_conf", multiple=True, metavar="KEY=VALUE",
+              help="A Spark setting for the session (repeatable), e.g. spark.executor.memory=4g.")
 @click.option("--previous", "previous", type=click.Path(), default=None,
               help="The previous run's OUT_DIR: stable cluster ids, changes.parquet, returning farms.")
 @click.option("--labels", "labels_path", type=click.Path(dir_okay=False), default=None,
@@ -320,8 +322,8 @@ def clusters(out_dir, verdict, min_score, signal, min_accounts, limit, all_colum
 @quiet_option
 @json_option
 @handle_errors
-def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master, spark_partitions, previous,
-         labels_path, banned, max_quarantine_share, quiet, as_json):
+def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master, spark_partitions, spark_conf,
+         previous, labels_path, banned, max_quarantine_share, quiet, as_json):
     """Link the keys in INPUT_DIR into clusters and score them; write OUT_DIR.
 
     \b
@@ -330,16 +332,20 @@ def link(input_dir, out_dir, config_path, seed, no_report, engine, spark_master,
       keyfarm link world --out out --quiet --json   # {"out_dir": ..., "counts": {...}}
       keyfarm link logs/2026-11-22 --out out --config keyfarm.toml --quiet
       keyfarm link logs/2026-11-23 --out out-23 --previous out-22 --banned audit.db
-      keyfarm link s3a://lake/requests-day/ --out out --engine spark --spark-master yarn
+      keyfarm link s3a://lake/requests-day/ --out out --engine spark --spark-master yarn \\
+          --spark-conf spark.executor.memory=8g --spark-conf spark.eventLog.enabled=true
     """
-    if engine == "spark" and (previous or labels_path or banned):
-        raise click.UsageError("--previous, --labels and --banned need --engine local")
+    if engine != "spark" and spark_conf:
+        raise click.UsageError("--spark-conf needs --engine spark")
     if engine == "spark":
         from keyfarm.spark import run_link_spark
+        from keyfarm.spark.engine import parse_spark_conf
 
         result = run_link_spark(input_dir, out_dir, config_path=config_path, seed=seed, quiet=quiet,
                                 report=not no_report, master=spark_master, partitions=spark_partitions,
-                                max_quarantine_share=max_quarantine_share)
+                                max_quarantine_share=max_quarantine_share,
+                                spark_conf=parse_spark_conf(spark_conf), previous=previous,
+                                labels_path=labels_path, banned=banned)
     else:
         from keyfarm.pipeline import run_link
 

@@ -30,19 +30,27 @@ def out_dir_path(out_dir: str | Path) -> Path:
 def read_table(path: str | Path, table: str, required=(), *, missing_ok: bool = False) -> pd.DataFrame | None:
     """A Parquet output table (or a truth/labels file) with at least the `required` columns.
 
-    Returns None for a missing file when `missing_ok`; a file pandas cannot read (truncated,
-    not Parquet) or without a required column is a KeyfarmInputError naming file and column.
+    `path` is one Parquet file or a folder of Parquet parts, as Spark writes a table (`part-*.parquet`;
+    `_SUCCESS` and `.crc` files skipped), read in path order. Returns None for a missing file when
+    `missing_ok`; a file pandas cannot read (truncated, not Parquet) or without a required column is
+    a KeyfarmInputError naming file and column.
     """
+    from keyfarm.readers import list_parts
+
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file() and not path.is_dir():
         if missing_ok:
             return None
         raise KeyfarmInputError(f"{table}: {path} not found (is this a `keyfarm link` OUT_DIR?)", table=table)
-    try:
-        frame = pd.read_parquet(path)
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise KeyfarmInputError(f"{table}: cannot read {path}: {first}", table=table) from None
+    files = list_parts(path, table) if path.is_dir() else [path]
+    frames = []
+    for file in files:
+        try:
+            frames.append(pd.read_parquet(file))
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise KeyfarmInputError(f"{table}: cannot read {file}: {first}", table=table) from None
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     for column in required:
         if column not in frame.columns:
             raise KeyfarmInputError(f"{table}: column {column!r} missing in {path}", table=table, column=column)

@@ -81,52 +81,34 @@ def stable_cluster_ids(membership: np.ndarray) -> np.ndarray:
     return rank[membership]
 
 
-def account_graph(graph, config) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The graph community detection runs on: (src, dst, weight, linked), accounts numbered by
-    position in `linked` (the accounts with any edge). Two accounts are linked by the strongest
-    key pair between them per signal, summed over signals (the account signal links keys of one
-    account and is not counted); edges not above community.min_edge_weight are left out."""
-    account = graph.account
-    a = account[graph.src]
-    b = account[graph.dst]
-    between = a != b
-    frame = pd.DataFrame({"a": np.minimum(a, b)[between], "b": np.maximum(a, b)[between]})
-    per_signal = [s for s in graph.w if s != "account"]
-    for s in per_signal:
-        frame[s] = graph.w[s][between]
-    agg = frame.groupby(["a", "b"], sort=True)[per_signal].max()
-    weight = agg.sum(axis=1).to_numpy()
-    src = agg.index.get_level_values(0).to_numpy(np.int64)
-    dst = agg.index.get_level_values(1).to_numpy(np.int64)
-    keep = weight > config.community.min_edge_weight
-    src, dst, weight = src[keep], dst[keep], weight[keep]
-    # most accounts share nothing: they stay alone, and the optimiser only sees linked accounts
-    linked = np.unique(np.concatenate([src, dst]))
-    return np.searchsorted(linked, src), np.searchsorted(linked, dst), weight, linked
-
-
 def detect_communities(graph, tables: Tables, config, seed: int, initial: np.ndarray | None = None) -> np.ndarray:
     """Communities of accounts (keys of one account always together), then per key.
 
-    The key graph is contracted to accounts (`account_graph`). CPM then finds dense groups of
-    accounts, so a farm tied to a campus by one stray edge is still its own community (see
-    CommunityConfig). With `initial` (per account, its previous community or −1), Leiden also runs
-    from the previous partition and the result closer to it is kept (history.warmstart).
+    The key graph is contracted to accounts: two accounts are linked by the strongest key pair
+    between them per signal, summed over signals (the account signal links keys of one account
+    and is not counted). CPM then finds dense groups of accounts, so a farm tied to a campus by one
+    stray edge is still its own community (see CommunityConfig). Leiden runs on each connected
+    component alone (community.bycomponent), so the Spark engine, which runs it in one group per
+    component, finds the same communities. With `initial` (per account, its
+    previous community or −1), Leiden also runs from the previous partition and the result closer
+    to it is kept (history.warmstart).
     """
     from keyfarm.community import connected_components, label_propagation, leiden, louvain
 
     cfg = config.community
     account = graph.account
     n_acc = int(account.max()) + 1 if account.size else 0
-    src, dst, weight, linked = account_graph(graph, config)
+    linked, src, dst, weight = account_graph(graph.src, graph.dst, graph.w, account, cfg.min_edge_weight)
     n_linked = linked.size
-    if cfg.algorithm == "leiden":
-        sub = leiden(src, dst, weight, n_linked, resolution=cfg.resolution, objective=cfg.objective,
-                     seed=seed, n_iterations=cfg.n_iterations)
+    if cfg.algorithm == "leiden":   # per connected component, so a partitioned engine gets the same
+        from keyfarm.community.bycomponent import communities_by_component
+        detect = component_leiden(cfg, seed)
+        component = connected_components(src, dst, n_linked)
+        sub = communities_by_component(src, dst, weight, n_linked, detect, component=component)
         if initial is not None and n_linked:   # a daily run: also from yesterday's, keep the closer
             from keyfarm.history.warmstart import closer_to_previous, warm_start
-            warm = leiden(src, dst, weight, n_linked, resolution=cfg.resolution, objective=cfg.objective,
-                          seed=seed, n_iterations=cfg.n_iterations, initial_membership=warm_start(initial[linked]))
+            warm = communities_by_component(src, dst, weight, n_linked, detect, warm_start(initial[linked]),
+                                            component=component)
             sub = closer_to_previous(initial[linked], sub, warm)
     elif cfg.algorithm == "louvain":
         sub = louvain(src, dst, weight, n_linked, resolution=cfg.resolution, objective=cfg.objective,
@@ -142,6 +124,49 @@ def detect_communities(graph, tables: Tables, config, seed: int, initial: np.nda
     acc_memb = np.arange(n_acc, dtype=np.int64) + (int(sub.max()) + 1 if sub.size else 0)
     acc_memb[linked] = sub
     return stable_cluster_ids(acc_memb[account])
+
+
+def component_leiden(cfg, seed: int):
+    """Leiden with the job's settings on one component (community.bycomponent's `detect`): the
+    same seed for every component, so each component's partition depends on it alone."""
+    from keyfarm.community import leiden
+
+    def detect(src, dst, weight, n_nodes, initial=None):
+        return leiden(src, dst, weight, n_nodes, resolution=cfg.resolution, objective=cfg.objective,
+                      seed=seed, n_iterations=cfg.n_iterations, initial_membership=initial)
+    return detect
+
+
+def account_graph(key_src: np.ndarray, key_dst: np.ndarray, w: dict, account: np.ndarray,
+                  min_edge_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The account graph community detection runs on: (linked accounts, src, dst, weight) with
+    src < dst numbering the linked accounts 0..n−1 in account order. Two accounts are linked by the
+    strongest key pair between them per signal, summed over signals (the account signal links keys
+    of one account and is not counted); links of weight <= min_edge_weight are left out. A pure
+    function of the key edges."""
+    src, dst, weight = account_links(account[key_src], account[key_dst], w, min_edge_weight)
+    # most accounts share nothing: they stay alone, and the optimiser only sees linked accounts
+    linked = np.unique(np.concatenate([src, dst]))
+    return linked, np.searchsorted(linked, src), np.searchsorted(linked, dst), weight
+
+
+def account_links(a: np.ndarray, b: np.ndarray, w: dict, min_edge_weight: float = 0.0
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(src, dst, weight) account links, src < dst, sorted, from key pairs between accounts `a`
+    and `b` with per-signal evidence `w`: per account pair the strongest key pair per signal,
+    summed over signals; pairs inside one account are left out. All key pairs of an account
+    pair must be given together: a partitioned engine runs it per group of account pairs."""
+    between = a != b
+    frame = pd.DataFrame({"a": np.minimum(a, b)[between], "b": np.maximum(a, b)[between]})
+    per_signal = [s for s in w if s != "account"]
+    for s in per_signal:
+        frame[s] = np.asarray(w[s])[between]
+    agg = frame.groupby(["a", "b"], sort=True)[per_signal].max()
+    weight = agg.sum(axis=1).to_numpy(np.float64)
+    src = agg.index.get_level_values(0).to_numpy(np.int64)
+    dst = agg.index.get_level_values(1).to_numpy(np.int64)
+    keep = weight > min_edge_weight
+    return src[keep], dst[keep], weight[keep]
 
 
 def _signal_of(graph, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

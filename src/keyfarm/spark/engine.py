@@ -4,19 +4,22 @@ The driver loads and validates the small tables (keys, accounts, payments). Spar
 validates them per batch with io.validate_requests; the driver gets counts and quarantined rows only.
 Signals run where their incidence is unchanged by the cut: account and payment (no requests) on the
 driver; device per group of keys; network per group of address blocks (every network token and count
-lives inside one IPv4 /24 or IPv6 /48); prompt, whose LSH buckets, exact duplicates and chatty-key
-ties are global, in one group fed the distinct (key, prompt) rows; timing, whose slot expectations
+lives inside one IPv4 /24 or IPv6 /48); prompt as a map per distinct prompt and a reduce per LSH
+band bucket (keyfarm.spark.prompts); timing, whose slot expectations
 are population counts, in one group fed one row per distinct (key, slot, network context) (one task for now: issue
 17 makes the counts a separate reduce). Tokens are then grouped: degrees,
 weights, hubs and the projection (graph.build's functions) run per token group; pair evidence is
 summed in Spark (contributions are multiples of 2**-32, so sums are exact in any order) and the
 strongest token per (pair, signal) is the largest contribution, smallest token on ties, as in the
-local kernel. The driver collects the edges, detects communities (Numba), collects per-key
+local kernel. Communities run on the executors (keyfarm.spark.communities: account links,
+connected components by large-star/small-star, Leiden per component). The driver collects the
+edges (for scores and outputs), one row per linked account of communities, per-key
 aggregates (all keys' totals; daily tokens and active bins of keys in multi-key clusters only) and
 judges hubs and scores clusters with the scoring package (pipeline.score_stage). Outputs are identical to pipeline.link's for the same input and seed.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -29,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from keyfarm.errors import KeyfarmError, KeyfarmInputError
+from keyfarm.errors import KeyfarmConfigError, KeyfarmError, KeyfarmInputError
 from keyfarm.progress import Progress
 from keyfarm.spark import stages
 from keyfarm.spark.stages import SIGNAL_PARTITIONING, WorkerContext
@@ -41,6 +44,20 @@ _REQUEST_NAMES = ("requests.parquet", "requests.csv.gz", "requests.csv", "reques
 
 
 # ---------------------------------------------------------------- session
+
+def parse_spark_conf(items) -> dict[str, str]:
+    """`--spark-conf KEY=VALUE` items as a dict (a later KEY wins). A value may hold "=" (Java
+    options do); a KEY must be a Spark setting name (letters, digits, `.`, `_`, `-`)."""
+    conf: dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = str(item).partition("=")
+        key = key.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_.\-]+", key):
+            raise KeyfarmConfigError(f"--spark-conf {item!r}: expected KEY=VALUE with a Spark setting "
+                                     "name as KEY (e.g. spark.executor.memory=4g)")
+        conf[key] = value
+    return conf
+
 
 def require_spark() -> None:
     """Fail in one line, before starting anything, when PySpark or Java 17+ is missing."""
@@ -79,7 +96,8 @@ def spark_session(master: str = "local[2]", *, shuffle_partitions: int | None = 
     """A SparkSession for keyfarm: UTC session time, Arrow transfers, no UI; local masters bind to
     127.0.0.1 only. `shuffle_partitions` sets the key, block and token groups; None: twice the
     threads of a local master, and the cluster's own setting otherwise (size it to 2–4× the
-    executor cores). `conf` adds or overrides Spark settings."""
+    executor cores). `conf` adds or overrides Spark settings (`--spark-conf`), the ones above
+    included; spark.driver.memory only takes effect when this process starts the JVM."""
     require_spark()
     from pyspark.sql import SparkSession
 
@@ -261,35 +279,42 @@ def _quarantine_frame(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 def link_spark(input_path, config=None, *, seed: int = 0, master: str = "local[2]",
                progress: Progress | None = None, spark=None, groups: int | None = None,
-               partitions: int | None = None, max_quarantine_share: float | None = 0.5):
+               partitions: int | None = None, max_quarantine_share: float | None = 0.5,
+               spark_conf: dict | None = None, previous=None, labels: pd.DataFrame | None = None,
+               banned=None, history=None):
     """Run the linkage job on Spark; same outputs as pipeline.link for the same input and seed.
 
     `input_path` is a local folder or a Spark/Hadoop URI (file://, s3a://, hdfs://…) holding
     keys/accounts/payments files (validated on the driver) and requests as a file or a folder of
     Parquet parts (read by Spark). `spark` reuses a session (else one is started
-    on `master` with `partitions` shuffle partitions, see spark_session, and stopped at the end);
+    on `master` with `partitions` shuffle partitions and the settings `spark_conf` (a dict, e.g.
+    {"spark.executor.memory": "4g"}), see spark_session, and stopped at the end);
     `groups` is the number of key, block and token groups (default: spark.sql.shuffle.partitions).
+    `previous`, `labels`, `banned` or a prepared `history` as pipeline.link takes them.
     """
+    from keyfarm import history as hist
     from keyfarm.config import Config
 
     require_spark()
     config = config or Config.default()
     progress = progress or Progress(quiet=True)
+    history = history or hist.prepare(previous, labels=labels, banned=banned)
     own = spark is None
     if own:
-        spark = spark_session(master, shuffle_partitions=partitions)
+        spark = spark_session(master, shuffle_partitions=partitions, conf=spark_conf)
     try:
-        return _link(spark, str(input_path), config, seed, progress, groups, max_quarantine_share)
+        return _link(spark, str(input_path), config, seed, progress, groups, max_quarantine_share, history)
     finally:
         if own:
             spark.stop()
 
 
 def _link(spark, location: str, config, seed: int, progress: Progress, groups: int | None,
-          max_quarantine_share: float | None):
+          max_quarantine_share: float | None, history):
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
+    from keyfarm import history as hist
     from keyfarm import schema
     from keyfarm.graph.build import hub_table
     from keyfarm.pipeline import (LinkResult, assemble_outputs, attach_prompt_examples, detect_communities,
@@ -298,6 +323,7 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
     from keyfarm.graph.build import representative_keys
     from keyfarm.scoring.hubs import hub_rows, judged_hub_tokens
     from keyfarm.signals import registry
+    from keyfarm.history.evidence import REMEMBERED_KINDS
 
     groups = groups or int(spark.conf.get("spark.sql.shuffle.partitions"))
     key_group = F.pmod(F.hash("key"), F.lit(groups))   # a key's rows meet in one group, in every stage
@@ -309,14 +335,14 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
         return frame
 
     try:
-        with progress.stage("load") as info:
+        with _stage(progress, spark, "load") as info:
             tables = _load_small_tables(spark, location)
             q_keys = tables.quarantine.get("keys")
             ctx = WorkerContext(
                 key_id=pd.Index(tables.keys["key_id"]), account=tables.keys["account"].to_numpy(np.int64),
                 account_id=tables.keys["account_id"].to_numpy(dtype=object),
                 quarantined_keys=frozenset(q_keys["key_id"].astype(str)) if q_keys is not None and len(q_keys)
-                else frozenset(), config=config)
+                else frozenset(), config=config, initial=hist.initial_labels(history, tables))
             if is_uri(location):
                 path = _find(spark, location, "requests", _REQUEST_NAMES)
             else:   # a local folder: found as the local engine finds it (any case, folders of parts)
@@ -337,23 +363,26 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                 q_rows = pd.DataFrame(columns=["source_row", "reason", "raw"])
             else:
                 checked = keep(raw.mapInPandas(_per_batch(stages.check_batch, bc), stages.CHECKED_SCHEMA))
-                ok = checked.filter(F.col("kind") == "ok").select(*stages.VALID_COLUMNS)
+                ok = keep(checked.filter(F.col("kind") == "ok").select(*stages.VALID_COLUMNS))
                 q_rows = checked.filter(F.col("kind") == "q").select("source_row", "reason", "raw").toPandas()
                 tables.input_rows["requests"] = n_input
             if len(q_rows):
                 tables.quarantine["requests"] = _quarantine_frame(q_rows, raw_columns)
-            n_valid = ok.count()
+            n_valid = ok.count()   # materialises `ok`, which every later stage scans: `checked` can go
+            if path is not None:
+                checked.unpersist()
             tables.check_quarantine(max_quarantine_share, valid_rows={"requests": int(n_valid)})
             info["counts"] = f"{len(tables.keys):,} keys, {n_valid:,} requests, " \
                              f"{sum(sum(r.values()) for r in tables.quarantine_counts().values()):,} quarantined"
 
-        with progress.stage("signals") as info:
+        with _stage(progress, spark, "signals") as info:
             fns = registry()
             where = {n: SIGNAL_PARTITIONING.get(n, "global") for n in fns}
             for n, w in where.items():
                 if n not in SIGNAL_PARTITIONING:
                     log.warning("signal %s has no declared partitioning: it runs in one Spark group", n)
-            names = {kind: tuple(n for n in fns if where[n] == kind) for kind in ("driver", "key", "block", "global")}
+            names = {kind: tuple(n for n in fns if where[n] == kind)
+                     for kind in ("driver", "key", "block", "mapreduce", "global")}
             driver_inc = stages.incidence_rows(fns[n](tables, config) for n in names["driver"])
             parts = [spark.createDataFrame(driver_inc, schema=stages.INCIDENCE_SCHEMA)]
             keyed = keep(ok.withColumn("g", key_group).groupBy("g").applyInPandas(
@@ -365,12 +394,12 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                 by_block = ok.withColumn("g", F.pmod(F.hash("ip_version", block), F.lit(groups)))
                 parts.append(by_block.groupBy("g").applyInPandas(
                     _per_group(stages.signal_stage, bc, names["block"]), stages.INCIDENCE_SCHEMA))
+            if "prompt" in names["mapreduce"]:   # a map per distinct prompt, a reduce per band bucket
+                from keyfarm.spark.prompts import prompt_incidence
+                parts.append(prompt_incidence(ok, bc, config, _per_batch, keep))
             for n in names["global"]:
                 src = ok
-                if n == "prompt":  # the prompt signal reads key, ts and prompt of distinct (key, prompt)
-                    src = ok.filter(F.col("prompt").isNotNull()).groupBy("key", "prompt") \
-                        .agg(F.min("ts_ns").alias("ts_ns"))
-                elif n == "timing":  # slot counts per population: one row per distinct (key, slot,
+                if n == "timing":  # slot counts per population: one row per distinct (key, slot,
                     # network context) suffices (the /8 context is a prefix of the /16 one)
                     slot_ns = config.timing.slot_seconds * 10**9
                     slot = F.expr(f"(ts_ns - pmod(ts_ns, {slot_ns})) div {slot_ns}")  # integer floor, exact
@@ -388,12 +417,13 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
             n_inc = incidence.count()
             info["counts"] = f"{n_inc:,} incidence rows ({len(driver_inc):,} from the driver)"
 
-        with progress.stage("graph") as info:
+        with _stage(progress, spark, "graph") as info:
             tok = keep(incidence.withColumn("g", F.pmod(F.hash("token"), F.lit(groups))).groupBy("g")
                        .applyInPandas(_per_group(stages.token_stage, bc), stages.TOKEN_STAGE_SCHEMA))
             hubs = tok.filter(F.col("kind") == "hub").select("token", "signal", "n_accounts", "n_keys").toPandas()
             hubs = hub_table(hubs.assign(is_hub=True))
-            graph = _collect_graph(tok, tables, config)
+            pairs = keep(_pairs(tok))
+            graph = _collect_graph(pairs, tables, config)
             judged = judged_hub_tokens(hubs, config)
             wanted = spark.createDataFrame(judged[["token"]] if len(judged) else pd.DataFrame({"token": []}),
                                            schema="token string")
@@ -401,11 +431,22 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                                    .select("token", "key").toPandas(), judged)
             info["counts"] = f"{graph.n_edges:,} edges, {len(hubs):,} hub tokens"
 
-        with progress.stage("communities") as info:
-            membership = detect_communities(graph, tables, config, seed)
+        with _stage(progress, spark, "communities") as info:
+            account = tables.keys["account"].to_numpy(np.int64)
+            communities = None
+            if config.community.algorithm == "leiden":   # on the executors, one group per component
+                from keyfarm.spark.communities import spark_communities
+                communities = spark_communities(pairs, bc, config, seed, groups, _per_batch, _per_group, keep)
+                membership = communities.membership(account, ctx.initial)
+            else:
+                membership = detect_communities(graph, tables, config, seed, ctx.initial)
+            history.communities = membership
             info["counts"] = f"{int(membership.max()) + 1 if membership.size else 0:,} clusters"
+            if communities is not None:
+                info["counts"] += f", giant component {communities.giant_component:,} of " \
+                                  f"{communities.account.size:,} linked accounts"
 
-        with progress.stage("scores") as info:
+        with _stage(progress, spark, "scores") as info:
             sizes = np.bincount(membership, minlength=1) if membership.size else np.zeros(1, np.int64)
             in_scope = np.union1d(np.flatnonzero(sizes[membership] >= 2),
                                   hub_members["key"].to_numpy(np.int64)).astype(np.int64)
@@ -426,8 +467,11 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                                    "mean_daily_tokens": totals["v3"].to_numpy(np.float64),
                                    "n_requests": totals["v4"].to_numpy(np.int64)},
                                   index=pd.Index(totals["key"].to_numpy(np.int64), name="key")).sort_index()
+            # the remembered kinds' (account, token) rows, as history.adjust would take from incidences
+            history.tokens = account_tokens(spark.createDataFrame(
+                pd.DataFrame({"kind": list(REMEMBERED_KINDS)}), schema="kind string"), incidence, account)
             membership, hubs, feats = score_stage(tables, activity, membership, graph, hubs, hub_members,
-                                                  config)
+                                                  config, adjust=lambda m: hist.adjust(history, tables, None, m))
             scored = score_clusters(feats, config.scoring)
             members, clusters, edges = assemble_outputs(tables, graph, membership, scored, activity,
                                                         config.scoring.default_daily_limit, totals=totals)
@@ -454,11 +498,45 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
     run["engine"] = {"name": "spark", "master": spark.sparkContext.master, "groups": groups,
                      "signals": where, "edges_collected": int(graph.n_edges),
                      "per_key_rows_collected": int(len(per_key) + len(totals))}
-    # ids and history columns as a first run of the local engine gives them (--previous is local-only)
-    from keyfarm import history as hist
-    members, clusters, edges, _, state = hist.finish(hist.prepare(None), tables, members, clusters, edges)
+    if communities is not None:
+        run["engine"].update({"account_links": communities.n_links, "linked_accounts": int(communities.account.size),
+                              "components": int(np.unique(communities.component).size),
+                              "giant_component": communities.giant_component,
+                              "star_rounds": communities.star_rounds})
+    with progress.stage("history") as info:
+        members, clusters, edges, changes, state = hist.finish(history, tables, members, clusters, edges)
+        info["counts"] = "no previous run" if changes is None else \
+            f"{len(changes):,} changes, {int(clusters['returning'].sum()):,} returning"
+    run["timings"] = dict(progress.timings)
+    if history.previous is not None:
+        run["previous_run_id"] = history.previous.run_id
     return LinkResult(members=members, clusters=clusters, edges=edges, run=run, graph=graph,
-                      tables=tables, hubs=hubs, state=state)
+                      tables=tables, hubs=hubs, state=state, changes=changes)
+
+
+@contextlib.contextmanager
+def _stage(progress: Progress, spark, name: str):
+    """progress.stage, with the Spark jobs it starts described as `keyfarm <name>` (the event log's
+    job description, which scripts/spark_stages.py shows per stage)."""
+    spark.sparkContext.setJobDescription(f"keyfarm {name}")
+    try:
+        with progress.stage(name) as info:
+            yield info
+    finally:
+        spark.sparkContext.setJobDescription(None)
+
+
+def account_tokens(kinds, incidence, account: np.ndarray) -> pd.DataFrame:
+    """history.evidence.account_tokens of the Spark incidence: its distinct (key, token) rows of the
+    remembered kinds (`kinds`, a one-column frame) collected, then the local function on them."""
+    from pyspark.sql import functions as F
+
+    from keyfarm.history.evidence import account_tokens as local_account_tokens
+
+    rows = incidence.withColumn("kind", F.substring_index("token", ":", 1)) \
+        .join(F.broadcast(kinds), "kind", "left_semi").select("key", "token").distinct().toPandas()
+    rows = pd.DataFrame({"key": rows["key"].to_numpy(np.int64), "token": rows["token"].to_numpy(dtype=object)})
+    return local_account_tokens([rows], account)
 
 
 def _per_batch(fn, bc):
@@ -483,11 +561,11 @@ def _per_cogroup(fn, bc):
     return run
 
 
-def _collect_graph(tok, tables, config):
-    """Sum pair evidence over token groups in Spark, collect the edges, build the KeyGraph."""
+def _pairs(tok):
+    """Key pairs with their evidence summed over token groups in Spark: a, b, w<i> (raw sum per
+    signal) and t<i> (strongest token per signal)."""
     from pyspark.sql import functions as F
 
-    from keyfarm.graph.build import graph_from_pairs
     from keyfarm.graph.weighting import SIGNALS
 
     aggs = []
@@ -496,8 +574,16 @@ def _collect_graph(tok, tables, config):
         best = F.when(F.col(f"c{i}") > 0, F.struct((-F.col(f"c{i}")).alias("c"), F.col(f"t{i}").alias("t")))
         aggs.append(F.min(best).alias(f"e{i}"))
     pairs = tok.filter(F.col("kind") == "edge").groupBy("a", "b").agg(*aggs)
-    frame = pairs.select("a", "b", *[f"w{i}" for i in range(len(SIGNALS))],
-                         *[F.col(f"e{i}.t").alias(f"t{i}") for i in range(len(SIGNALS))]).toPandas()
+    return pairs.select("a", "b", *[f"w{i}" for i in range(len(SIGNALS))],
+                        *[F.col(f"e{i}.t").alias(f"t{i}") for i in range(len(SIGNALS))])
+
+
+def _collect_graph(pairs, tables, config):
+    """Collect the key pairs (see _pairs) and build the KeyGraph."""
+    from keyfarm.graph.build import graph_from_pairs
+    from keyfarm.graph.weighting import SIGNALS
+
+    frame = pairs.toPandas()
     frame = frame.sort_values(["a", "b"], kind="stable").reset_index(drop=True)
     w = frame[[f"w{i}" for i in range(len(SIGNALS))]].to_numpy(np.float64).reshape(len(frame), len(SIGNALS))
     text = frame[[f"t{i}" for i in range(len(SIGNALS))]].to_numpy(dtype=object)
@@ -529,14 +615,20 @@ def _activity(per_key: pd.DataFrame, span, config, KeyActivity, activity_span):
 
 def run_link_spark(input_dir, out_dir, *, config_path=None, seed: int = 0, quiet: bool = False,
                    report: bool = True, master: str = "local[2]", spark=None, partitions: int | None = None,
-                   max_quarantine_share: float | None = 0.5):
-    """`keyfarm link --engine spark`: link on Spark, write OUT_DIR, then the report (as run_link)."""
+                   max_quarantine_share: float | None = 0.5, spark_conf: dict | None = None,
+                   previous=None, labels_path=None, banned=None):
+    """`keyfarm link --engine spark`: link on Spark, write OUT_DIR, then the report (as run_link).
+    PREV_OUT, labels and audit log are checked before Spark starts."""
     from keyfarm.config import Config
+    from keyfarm.history import prepare
     from keyfarm.pipeline import finish_run
+    from keyfarm.scoring.calibrate import read_labels
 
     require_spark()
     config = Config.from_toml(config_path) if config_path else Config.default()
+    history = prepare(previous, labels=read_labels(labels_path) if labels_path else None, banned=banned)
     progress = Progress(quiet)
     result = link_spark(input_dir, config, seed=seed, master=master, progress=progress, spark=spark,
-                        partitions=partitions, max_quarantine_share=max_quarantine_share)
+                        partitions=partitions, max_quarantine_share=max_quarantine_share,
+                        spark_conf=spark_conf, history=history)
     return finish_run(result, input_dir, out_dir, progress, report=report)

@@ -17,7 +17,7 @@ from keyfarm.graph.weighting import SIGNALS
 
 # how each signal's incidence can be cut up without changing a single row (see engine docstring)
 SIGNAL_PARTITIONING = {"account": "driver", "payment": "driver", "device": "key", "network": "block",
-                       "prompt": "global", "timing": "global"}
+                       "prompt": "mapreduce", "timing": "global"}
 
 VALID_SCHEMA = ("key long, ts_ns long, ip string, ip_version int, ip_hi long, ip_lo long, "
                 "device_fingerprint string, user_agent string, prompt string, prompt_tokens long, "
@@ -27,6 +27,12 @@ INCIDENCE_SCHEMA = "key long, token string, weight double"
 KEY_STAGE_SCHEMA = ("kind string, key long, token string, weight double, t long, v1 long, v2 long, "
                     "v3 double, v4 long")
 EXAMPLE_SCHEMA = "key long, token string, prompt string"
+PROMPT_TEXT_SCHEMA = "key long, account long, text_id long, text string"
+PROMPT_BAND_SCHEMA = "text_id long, band int, bucket long"
+LINK_SIGNALS = tuple(s for s in SIGNALS if s != "account")   # what links accounts (pipeline.account_links)
+ACCOUNT_PAIR_SCHEMA = "x long, y long, " + ", ".join(f"{s} double" for s in LINK_SIGNALS)
+ACCOUNT_LINK_SCHEMA = "x long, y long, weight double"
+COMMUNITY_SCHEMA = "account long, component long, label long, warm long"
 TOKEN_STAGE_SCHEMA = ("kind string, a long, b long, token string, signal string, n_accounts long, "
                       "n_keys long, " + ", ".join(f"w{i} double, c{i} double, t{i} string"
                                                    for i in range(len(SIGNALS))))
@@ -61,6 +67,7 @@ class WorkerContext:
     quarantined_keys: frozenset
     config: object
     nanos_columns: tuple = ()     # input columns Spark read as int64 nanoseconds (Parquet TIMESTAMP(NANOS))
+    initial: np.ndarray | None = None   # per account, its previous community or −1 (history.initial_labels)
 
     @property
     def n_accounts(self) -> int:
@@ -206,6 +213,91 @@ def key_stage(pdf: pd.DataFrame, ctx: WorkerContext, names: tuple[str, ...]) -> 
                       "v4": totals["n_requests"].to_numpy(np.int64)}),
     ]
     return pd.concat([conform(p, KEY_STAGE_SCHEMA) for p in parts], ignore_index=True)
+
+
+# ---------------------------------------------------------------- prompts: the map side
+
+def prompt_text_stage(batch: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
+    """Distinct (key, prompt) rows → (key, account, text_id, normalised text) of the prompts long
+    enough to hash, with signals.prompt.distinct_normalized (each raw prompt of the batch once).
+    text_id is the hash the local signal names a `pdup:` token by (pandas' hash of the normalised
+    text), so equal texts meet under one id in every batch."""
+    from keyfarm.signals.prompt import distinct_normalized
+
+    if len(batch) == 0:
+        return conform(pd.DataFrame(), PROMPT_TEXT_SCHEMA)
+    raw_codes, raw_uniques = pd.factorize(batch["prompt"].to_numpy(dtype=object))
+    norm_codes, texts, usable = distinct_normalized(raw_uniques, ctx.config.prompt)
+    codes = norm_codes[raw_codes]
+    keep = usable[codes]
+    key = batch["key"].to_numpy(np.int64)[keep]
+    ids = pd.util.hash_array(texts.astype(object), categorize=False).view(np.int64)
+    return pd.DataFrame({"key": key, "account": ctx.account[key].astype(np.int64),
+                         "text_id": ids[codes[keep]], "text": texts[codes[keep]]})
+
+
+def prompt_band_stage(batch: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
+    """Distinct (text_id, text) rows → one (text_id, band, bucket) row per LSH band, by the local
+    signal's own signature and band functions (signals.prompt.encode_texts, band_buckets)."""
+    from keyfarm.signals.prompt import band_buckets, encode_texts
+
+    bands = ctx.config.prompt.bands
+    if len(batch) == 0:
+        return conform(pd.DataFrame(), PROMPT_BAND_SCHEMA)
+    buf, offsets = encode_texts(list(batch["text"].to_numpy(dtype=object)))
+    buckets = band_buckets(buf, offsets, ctx.config.prompt)
+    return pd.DataFrame({"text_id": np.repeat(batch["text_id"].to_numpy(np.int64), bands),
+                         "band": np.tile(np.arange(bands, dtype=np.int32), len(batch)),
+                         "bucket": buckets.ravel().view(np.int64)})
+
+
+# ---------------------------------------------------------------- communities
+
+def account_pair_stage(batch: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
+    """Key pairs (a, b, raw per-signal sums w0..) → (x, y) accounts and the saturated evidence per
+    linking signal (graph.weighting.saturate, as graph_from_pairs applies it), pairs between two
+    accounts only."""
+    from keyfarm.graph.weighting import saturate
+
+    w = saturate({s: batch[f"w{i}"].to_numpy(np.float64) for i, s in enumerate(SIGNALS)}, ctx.config)
+    x = ctx.account[batch["a"].to_numpy(np.int64)]
+    y = ctx.account[batch["b"].to_numpy(np.int64)]
+    between = x != y
+    out = {"x": x[between].astype(np.int64), "y": y[between].astype(np.int64)}
+    out.update({s: w[s][between] for s in LINK_SIGNALS})
+    return pd.DataFrame(out)
+
+
+def account_link_stage(group: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
+    """One group of account pairs (every key pair of each) → pipeline.account_links: (x, y, weight)."""
+    from keyfarm.pipeline import account_links
+
+    src, dst, weight = account_links(group["x"].to_numpy(np.int64), group["y"].to_numpy(np.int64),
+                                     {s: group[s].to_numpy(np.float64) for s in LINK_SIGNALS},
+                                     ctx.config.community.min_edge_weight)
+    return pd.DataFrame({"x": src, "y": dst, "weight": weight})
+
+
+def component_stage(group: pd.DataFrame, ctx: WorkerContext, seed: int) -> pd.DataFrame:
+    """One connected component's account links (x, y, weight, component) → Leiden labels of its
+    accounts by community.bycomponent's rule (pipeline.component_leiden, the job's seed); with a
+    previous run also `warm`, the labels from its partition (history.warmstart, as the local
+    engine runs it; −1 without)."""
+    from keyfarm.community.bycomponent import component_communities
+    from keyfarm.pipeline import component_leiden
+
+    x = group["x"].to_numpy(np.int64)
+    y = group["y"].to_numpy(np.int64)
+    w = group["weight"].to_numpy(np.float64)
+    nodes = np.union1d(x, y)
+    detect = component_leiden(ctx.config.community, seed)
+    labels = component_communities(nodes, x, y, w, detect)
+    warm = np.full(nodes.size, -1, np.int64)
+    if ctx.initial is not None:
+        from keyfarm.history.warmstart import warm_start
+        warm = component_communities(nodes, x, y, w, detect, warm_start(ctx.initial[nodes]))
+    return pd.DataFrame({"account": nodes, "component": np.full(nodes.size, int(group["component"].iloc[0])),
+                         "label": labels, "warm": warm})
 
 
 # ---------------------------------------------------------------- tokens: degrees, weights, projection

@@ -1,0 +1,66 @@
+"""Community detection one connected component at a time, by a rule a partitioned engine can follow.
+
+A community never spans two components, but an optimiser run on the whole graph draws one random
+node order and one stream of refinement choices for all components together, so its result on a
+component depends on the rest of the graph (on a 50k-key world, Leiden on the whole account graph
+and Leiden per component differ in the giant component). The rule here makes each component's
+partition a function of that component alone: its nodes numbered 0..n−1 in ascending order, its
+edges as given (the optimisers ignore edge order), and the job's seed unchanged. The Spark engine
+runs `component_communities` in one group per component and gets the same partition.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from keyfarm.community.components import connected_components
+
+
+def component_communities(nodes: np.ndarray, src: np.ndarray, dst: np.ndarray, weight: np.ndarray,
+                          detect: Callable, initial: np.ndarray | None = None) -> np.ndarray:
+    """Labels 0..k−1 of one component's `nodes` (any ids; sorted here) from its edges (ids of
+    `nodes`): `detect(src, dst, weight, n_nodes, initial)` on the nodes renumbered in ascending
+    order. `initial` (per node of the sorted `nodes`, or None) is a warm start."""
+    nodes = np.asarray(nodes, np.int64)
+    if nodes.size and np.any(nodes[1:] <= nodes[:-1]):
+        raise ValueError("component nodes must be sorted and distinct")
+    local_src = np.searchsorted(nodes, np.asarray(src, np.int64))
+    local_dst = np.searchsorted(nodes, np.asarray(dst, np.int64))
+    return np.asarray(detect(local_src, local_dst, np.asarray(weight, np.float64), nodes.size, initial), np.int64)
+
+
+def communities_by_component(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, n_nodes: int,
+                             detect: Callable, initial: np.ndarray | None = None,
+                             component: np.ndarray | None = None) -> np.ndarray:
+    """Labels 0..k−1 of nodes 0..n_nodes−1: `detect` run by component_communities on each connected
+    component (`component`: labels if already known), labels numbered component after component
+    (components in order of their smallest node). `initial` (per node, or None) is a warm start."""
+    src = np.asarray(src, np.int64)
+    dst = np.asarray(dst, np.int64)
+    weight = np.asarray(weight, np.float64)
+    comp = connected_components(src, dst, n_nodes) if component is None else np.asarray(component, np.int64)
+    out = np.empty(n_nodes, np.int64)
+    if n_nodes == 0:
+        return out
+    n_comp = int(comp.max()) + 1
+    node_order = np.argsort(comp, kind="stable")            # ascending nodes within each component
+    node_starts = np.concatenate([[0], np.cumsum(np.bincount(comp, minlength=n_comp))])
+    edge_comp = comp[src]
+    edge_order = np.argsort(edge_comp, kind="stable")
+    edge_starts = np.searchsorted(edge_comp[edge_order], np.arange(n_comp + 1))
+    first = np.full(n_comp, n_nodes, np.int64)
+    np.minimum.at(first, comp, np.arange(n_nodes))
+    offset = 0
+    for c in np.argsort(first, kind="stable"):
+        nodes = node_order[node_starts[c]:node_starts[c + 1]]
+        if nodes.size == 1:
+            out[nodes] = offset
+            offset += 1
+            continue
+        e = edge_order[edge_starts[c]:edge_starts[c + 1]]
+        labels = component_communities(nodes, src[e], dst[e], weight[e], detect,
+                                       None if initial is None else initial[nodes])
+        out[nodes] = labels + offset
+        offset += int(labels.max()) + 1
+    return out
