@@ -5,7 +5,7 @@ how many distinct prompts share a band bucket (a bucket of one prompt is folded 
 `pdup:` token), and how many accounts reach a prompt or a bucket (a token on one account links
 nothing). None of them needs the prompts in one place:
 
-- map (`mapInPandas`, stages.prompt_text_stage): each distinct (key, prompt) is normalised; map
+- map (`mapInPandas`, stages.prompt_text_stage): each distinct (key, prompt) is normalised and hashed; map
   (stages.prompt_band_stage): each distinct normalised text is MinHashed and band-hashed with the
   local signal's own functions, one (text, band, bucket) row per band;
 - reduce (Spark SQL aggregations, hash-partitioned): distinct texts per (band, bucket), distinct

@@ -218,34 +218,34 @@ def key_stage(pdf: pd.DataFrame, ctx: WorkerContext, names: tuple[str, ...]) -> 
 # ---------------------------------------------------------------- prompts: the map side
 
 def prompt_text_stage(batch: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
-    """Distinct (key, prompt) rows → (key, account, text_id, normalised text) of the prompts long
-    enough to hash, with signals.prompt.distinct_normalized (each raw prompt of the batch once).
-    text_id is the hash the local signal names a `pdup:` token by (pandas' hash of the normalised
-    text), so equal texts meet under one id in every batch."""
+    """Distinct (key, prompt) rows → (key, account, text_id, text) of the prompts long enough to
+    hash, with signals.prompt.distinct_normalized (each raw prompt of the batch once). text_id is
+    the 64-bit hash of the normalised text that the local signal names a `pdup:` token by, so equal
+    texts meet under one id in every batch; text is one raw prompt of that text (band_buckets
+    normalises it again, to the same text)."""
     from keyfarm.signals.prompt import distinct_normalized
 
     if len(batch) == 0:
         return conform(pd.DataFrame(), PROMPT_TEXT_SCHEMA)
     raw_codes, raw_uniques = pd.factorize(batch["prompt"].to_numpy(dtype=object))
-    norm_codes, texts, usable = distinct_normalized(raw_uniques, ctx.config.prompt)
+    norm_codes, text_hash, text_raw, usable = distinct_normalized(raw_uniques, ctx.config.prompt)
     codes = norm_codes[raw_codes]
     keep = usable[codes]
     key = batch["key"].to_numpy(np.int64)[keep]
-    ids = pd.util.hash_array(texts.astype(object), categorize=False).view(np.int64)
+    texts = np.asarray(raw_uniques, dtype=object)[text_raw]
     return pd.DataFrame({"key": key, "account": ctx.account[key].astype(np.int64),
-                         "text_id": ids[codes[keep]], "text": texts[codes[keep]]})
+                         "text_id": text_hash.view(np.int64)[codes[keep]], "text": texts[codes[keep]]})
 
 
 def prompt_band_stage(batch: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
     """Distinct (text_id, text) rows → one (text_id, band, bucket) row per LSH band, by the local
-    signal's own signature and band functions (signals.prompt.encode_texts, band_buckets)."""
-    from keyfarm.signals.prompt import band_buckets, encode_texts
+    signal's own band function (signals.prompt.band_buckets: normalise, sign, cut into bands)."""
+    from keyfarm.signals.prompt import band_buckets
 
     bands = ctx.config.prompt.bands
     if len(batch) == 0:
         return conform(pd.DataFrame(), PROMPT_BAND_SCHEMA)
-    buf, offsets = encode_texts(list(batch["text"].to_numpy(dtype=object)))
-    buckets = band_buckets(buf, offsets, ctx.config.prompt)
+    buckets = band_buckets(batch["text"].to_numpy(dtype=object), ctx.config.prompt)
     return pd.DataFrame({"text_id": np.repeat(batch["text_id"].to_numpy(np.int64), bands),
                          "band": np.tile(np.arange(bands, dtype=np.int32), len(batch)),
                          "bucket": buckets.ravel().view(np.int64)})
