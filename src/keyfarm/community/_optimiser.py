@@ -9,10 +9,11 @@ once, self-loops included) and K_c the summed node weight of c.
 Moving node v (weight k_v) out of its community into c changes H by w(v, c) − γ' k_v K_c, minus the
 same term for the community it leaves (with v already taken out).
 
-The kernels live apart: `_moving` (local moving, serial and batch-parallel), `_refine`,
-`_aggregate`. All of them run on Numba threads where the graph is large enough to pay, and none
-lets the thread count or timing change the result: the same seed and graph give the same
-membership with 1 thread or many.
+The kernels live apart: `_moving` (local moving: the serial queue, and a colour-parallel kernel
+that is off by default, see PARALLEL_MIN_NODES), `_refine`, `_aggregate`. Refinement and
+aggregation run on Numba threads where the graph is large enough to pay, and nothing lets the
+thread count or timing change the result: the same seed and graph give the same membership with
+1 thread or many.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def colouring(indptr, indices, state):
     """A seeded greedy colouring for colour-parallel local moving, or None on graphs small enough
     for the serial queue. Which one depends on the graph size only, never on the thread count."""
     n = indptr.size - 1
-    if n < PARALLEL_MIN_NODES:
+    if PARALLEL_MIN_NODES is None or n < PARALLEL_MIN_NODES:
         return None
     return colour_classes(indptr, indices, shuffled(n, state))
 
