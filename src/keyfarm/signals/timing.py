@@ -235,6 +235,7 @@ def split_groups(ctx, holder_a, holder_g, min_accounts: int) -> np.ndarray:
     shares most slots with (ties: the larger part). A part must also hold SPLIT_SHARE of the group:
     CPM also carves a few small blocks out of one big scheduler, which are not another. One CPM run over every group at once, each
     group's accounts and slots its own nodes."""
+    from keyfarm.arrays import sorted_unique
     from keyfarm.community.leiden import leiden
 
     part = np.zeros(holder_a.size, np.int64)
@@ -249,7 +250,7 @@ def split_groups(ctx, holder_a, holder_g, min_accounts: int) -> np.ndarray:
     row = np.repeat(np.arange(pa.size), reps)
     h = order[np.repeat(lo - np.cumsum(reps) + reps, reps) + np.arange(int(reps.sum()))]
     gs = holder_g[h] * np.int64(ctx.expected.size) + ps[row]
-    gs_code = np.unique(gs)
+    gs_code = sorted_unique(gs)
     inv = np.searchsorted(gs_code, gs)
     shared = np.bincount(inv, minlength=gs_code.size) >= 2
     keep = shared[inv]
@@ -277,7 +278,7 @@ def split_groups(ctx, holder_a, holder_g, min_accounts: int) -> np.ndarray:
             .sort_values(["h", "n", "r"], ascending=[True, False, True]).drop_duplicates("h")
         choice = pd.Series(0, index=mine)
         choice.loc[best["h"].to_numpy()] = best["r"].to_numpy()
-        own = np.array([rank.get(lab, -1) for lab in acc_label[mine]])
+        own = pd.Series(acc_label[mine]).map(rank).fillna(-1).to_numpy(np.int64)
         part[mine] = np.where(own >= 0, own, choice.to_numpy())
     return part
 
