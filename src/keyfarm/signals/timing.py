@@ -233,8 +233,8 @@ def split_groups(ctx, holder_a, holder_g, min_accounts: int) -> np.ndarray:
     scheduler's block is denser, two schedulers' cross links far sparser); parts of at least
     min_accounts accounts become groups, and each account of a smaller part joins the big part it
     shares most slots with (ties: the larger part). A part must also hold SPLIT_SHARE of the group:
-    CPM also carves a few small blocks out of one big scheduler, which are not another. One CPM run over every group at once, each
-    group's accounts and slots its own nodes."""
+    CPM also carves a few small blocks out of one big scheduler, which are not another. One CPM
+    run over every group at once, each group's accounts and slots its own nodes."""
     from keyfarm.arrays import sorted_unique
     from keyfarm.community.leiden import leiden
 
@@ -244,7 +244,7 @@ def split_groups(ctx, holder_a, holder_g, min_accounts: int) -> np.ndarray:
     pa, ps = ctx.pair_account, ctx.pair_slot
     # edges: (holder h of group g, slot s of h where another holder of g acts)
     order = np.argsort(holder_a, kind="stable")
-    ha, hg = holder_a[order], holder_g[order]
+    ha = holder_a[order]
     lo, hi = np.searchsorted(ha, pa, "left"), np.searchsorted(ha, pa, "right")
     reps = hi - lo      # an activity pair of an account holding several groups: one row each
     row = np.repeat(np.arange(pa.size), reps)
