@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from keyfarm import coerce, schema
+from keyfarm.arrays import sorted_unique
 from keyfarm.errors import KeyfarmInputError
 from keyfarm.readers import find_table_file, read_parquet_dictionary, read_table_file  # noqa: F401
 
@@ -470,7 +471,7 @@ def tables_from_frames(keys: pd.DataFrame, accounts: pd.DataFrame | None = None,
 
     key_of_row = _attach_keys(checked["requests"], pd.Index(keys["key_id"]),
                               lambda: q.rejected_values("keys", originals, "key_id"))
-    _check_payments(checked["payments"], account.values[np.unique(account.codes[key_rows])])
+    _check_payments(checked["payments"], account.values[sorted_unique(account.codes[key_rows])])
     quarantine = q.frames(originals)
     originals.clear()  # the raw tables are no longer needed: free them before sorting
     requests = _requests_frame(checked.pop("requests"), key_of_row)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from keyfarm import __version__
+from keyfarm.arrays import sorted_unique
 from keyfarm.graph.weighting import SIGNALS
 from keyfarm.io import Tables, load_tables
 from keyfarm.progress import Progress
@@ -146,7 +147,7 @@ def account_graph(key_src: np.ndarray, key_dst: np.ndarray, w: dict, account: np
     function of the key edges."""
     src, dst, weight = account_links(account[key_src], account[key_dst], w, min_edge_weight)
     # most accounts share nothing: they stay alone, and the optimiser only sees linked accounts
-    linked = np.unique(np.concatenate([src, dst]))
+    linked = sorted_unique(np.concatenate([src, dst]))
     return linked, np.searchsorted(linked, src), np.searchsorted(linked, dst), weight
 
 

@@ -11,7 +11,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from keyfarm.community._graph import balanced_blocks
+from keyfarm.community._graph import _counting_order, balanced_blocks
 
 
 @numba.njit(cache=True, nogil=True)
@@ -25,14 +25,10 @@ def aggregate(indptr, indices, data, node_weight, clusters, n_clusters, n_blocks
         start[clusters[v] + 1] += 1
     for c in range(n_clusters):
         start[c + 1] += start[c]
-    members = np.empty(n, np.int64)
-    fill = start[:-1].copy()
+    members = _counting_order(clusters, n, n_clusters)   # nodes by cluster, in node order
     cost = np.zeros(n_clusters, np.float64)
     for v in range(n):
-        c = clusters[v]
-        members[fill[c]] = v
-        fill[c] += 1
-        cost[c] += indptr[v + 1] - indptr[v]
+        cost[clusters[v]] += indptr[v + 1] - indptr[v]
     # Each row gets room for its members' edges plus a self-loop, compacted afterwards.
     room = np.zeros(n_clusters + 1, np.int64)
     for c in range(n_clusters):
