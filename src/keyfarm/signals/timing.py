@@ -54,11 +54,12 @@ reduce). Rows are sorted by (key, token): the output does not depend on the inpu
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
+from keyfarm.arrays import csr_rows
 from keyfarm.signals import make_incidence, ts_ns
 
 _SECOND = 10**9
@@ -66,7 +67,7 @@ BUSY_CHANCE = 0.16   # P(count ≥ expected + sqrt(expected + 1)), at most, for 
 GROUP_RESOLUTION = 1.0  # scheduler_sets: modularity resolution of the lockstep accounts × busy slots
 GROUP_DENSITY = 0.005  # split_groups: CPM density of one scheduler's accounts x slots block
 SPLIT_SHARE = 0.1    # split_groups: a part must hold this share of its group's accounts
-GROUP_ROUNDS = 3     # scheduler_sets: rounds of slot set from accounts, accounts from slot set
+GROUP_ROUNDS = 10    # scheduler_sets: rounds of slot set from accounts, accounts from slot set, at most
 
 
 def incidence(tables, config) -> pd.DataFrame:
@@ -115,6 +116,7 @@ def coactive_groups(key, ts, slot, account, groups, cfg) -> pd.DataFrame:
     slots with many of each other, so community detection keeps them together while a stray
     account tied by a slot or two stays out."""
     rows = []
+    base = None
     for p, group in enumerate(groups):
         s_min = int(slot.min())
         span = int(slot.max()) - s_min + 1
@@ -137,12 +139,14 @@ def coactive_groups(key, ts, slot, account, groups, cfg) -> pd.DataFrame:
         keep = lockstep[node_of]
         shared = np.bincount(at[keep], minlength=codes.size) >= 2
         hit = keep & shared[at]
+        if group is None:   # the whole population: where every scheduler group grows
+            hour = np.unique(slots // (3600 // cfg.slot_seconds), return_inverse=True)[1].ravel()
+            base = population_context(pair_account, at, expected, hour, cfg.slot_seconds)
         if hit.any():
             rows.append(pd.DataFrame({"acc": pair_account[hit], "p": p, "code": pair_code[hit],
                                       "kind": "tgrp"}))
-            hour = np.unique(gr * np.int64(1 << 40) + slots // (3600 // cfg.slot_seconds),
-                             return_inverse=True)[1].ravel()
-            sets = scheduler_sets(pair_account, hit, expected, at, hour, cfg)
+            sets = scheduler_sets(pair_account, hit, at, base, cfg,
+                                  context=None if group is None else gr[at])
             if len(sets):
                 rows.append(sets.assign(p=p, kind="tset"))
     if not rows:
@@ -155,7 +159,8 @@ def coactive_groups(key, ts, slot, account, groups, cfg) -> pd.DataFrame:
     return make_incidence(frame["key"].to_numpy(np.int64), token, "timing", weight=1.0)
 
 
-def scheduler_sets(pair_account, hit, expected, at, hour, cfg) -> pd.DataFrame:
+def scheduler_sets(pair_account, hit, at, base: "_GroupContext", cfg, *,
+                   context: np.ndarray | None = None) -> pd.DataFrame:
     """`tset:` rows (acc, code = the group's id): the accounts of one scheduler, found as a group.
 
     A scheduler that gives each account a few requests puts any two of its accounts in a slot or
@@ -164,7 +169,9 @@ def scheduler_sets(pair_account, hit, expected, at, hour, cfg) -> pd.DataFrame:
     - candidates: the lockstep accounts and their shared busy slots (`hit`) form a bipartite
       graph; its modularity communities (Leiden) of at least timing.group_min_accounts accounts
       are candidate schedulers, their accounts the first holders;
-    - rounds (GROUP_ROUNDS; CopyCatch alternates the same way): a group's slot set S is the slots
+    - rounds (until no group changes, at most GROUP_ROUNDS; CopyCatch alternates the same way
+      to convergence: a group seeded by a few of a big scheduler's accounts grows a share of it
+      per round): a group's slot set S is the slots
       where one of its holders acts (for a holder itself: another one). An account with m of its
       n slots in S holds the group when m ≥ timing.min_slots, m/n ≥ timing.group_min_share and m
       is beyond chance: its binomial tail P(≥ m | n, p) is among those the Benjamini–Hochberg
@@ -179,8 +186,16 @@ def scheduler_sets(pair_account, hit, expected, at, hour, cfg) -> pd.DataFrame:
     - a group counts only when, in the first round, its lockstep members act mostly
       (group_min_share) where the others act: strangers who met in a few busy slots do not, and a
       group that does not count is dropped before its slot set can grow and sweep in others.
-    `hour` is each slot's hour bucket (per population group). One token per group ties its holders
-    (weights.timing_group; more than caps.timing_group accounts make it a hub)."""
+    Seeds come from the population whose lockstep found them (the whole population or a network
+    context), but the rounds run over `base`, the whole population's activity (population_context):
+    a scheduler behind a carrier's NAT spreads its accounts over several of the carrier's prefixes,
+    so each context holds only part of an account's slots and of the group's; counted on plain
+    slots, an account's share in the group's set is its share of all its activity. The accounts
+    tested for a group found in a context (`context`: each activity pair's, of `pair_account`'s
+    population) are those active in the contexts its holders act in: the group is a scheduler there,
+    and the false discovery rate is over the accounts that could join it. One token per
+    group ties its holders (weights.timing_group; more than caps.timing_group accounts make it a
+    hub)."""
     from keyfarm.community.leiden import leiden
 
     none = pd.DataFrame({"acc": np.zeros(0, np.int64), "code": np.zeros(0, np.int64)})
@@ -194,32 +209,67 @@ def scheduler_sets(pair_account, hit, expected, at, hour, cfg) -> pd.DataFrame:
     big = np.bincount(community)[community] >= cfg.group_min_accounts
     if not big.any():
         return none
-    n_acc_all = int(pair_account.max()) + 1
-    group_of = np.full(n_acc_all, -1, np.int64)
-    group_of[acc_ids[big]] = pd.factorize(community[big], sort=True)[0]
-    n_groups = int(group_of.max()) + 1
+    seeds = acc_ids[big]
+    seed_group = pd.factorize(community[big], sort=True)[0].astype(np.int64)
+    n_groups = int(seed_group.max()) + 1
     # a group's id: its smallest lockstep member (stable under relabelling of the others)
     first = np.full(n_groups, np.iinfo(np.int64).max)
-    np.minimum.at(first, group_of[acc_ids[big]], acc_ids[big])
-    per_hour = 3600 // cfg.slot_seconds
-    hour_mean = np.bincount(hour, weights=expected) / np.maximum(np.bincount(hour), 1)
-    ctx = _GroupContext(pair_account=np.asarray(pair_account, np.int64), pair_slot=np.asarray(at, np.int64),
-                        expected=np.asarray(expected, np.float64), hour=np.asarray(hour, np.int64),
-                        hour_total=per_hour * hour_mean,
-                        n=np.bincount(pair_account, minlength=n_acc_all).astype(np.float64),
-                        group_of=group_of, n_groups=n_groups)
-    holder_a, holder_g = acc_ids[big], group_of[acc_ids[big]]
+    np.minimum.at(first, seed_group, seeds)
+    group_of = np.full(base.n.size, -1, np.int64)
+    group_of[seeds] = seed_group
+    contexts = None if context is None else _Contexts.of(np.asarray(pair_account, np.int64),
+                                                           np.asarray(context, np.int64))
+    ctx = replace(base, group_of=group_of, n_groups=n_groups, contexts=contexts)
+    holder_a, holder_g = seeds, seed_group
     for r in range(GROUP_ROUNDS):   # the slots from the accounts, the accounts from the slots
+        before = (holder_a, holder_g)
         holder_a, holder_g, counted = _group_round(ctx, holder_a, holder_g, cfg, first_round=r == 0)
         if r == 0:   # a group that does not count from its members alone never grows
             keep_groups = counted
         ok = keep_groups[holder_g]
         holder_a, holder_g = holder_a[ok], holder_g[ok]
+        if r and holder_a.size == before[0].size and (holder_a == before[0]).all() \
+                and (holder_g == before[1]).all():
+            break   # stable: every group holds what its slot set holds
     part = split_groups(ctx, holder_a, holder_g, cfg.group_min_accounts)
     order = np.lexsort((holder_a, part, holder_g))
     code = first[holder_g[order]].astype(str)
     code = np.where(part[order] > 0, np.char.add(np.char.add(code, "s"), part[order].astype(str)), code)
     return pd.DataFrame({"acc": holder_a[order], "code": code})
+
+
+@dataclass
+class _Contexts:
+    """The network contexts of a population's activity: per account its contexts, per context its
+    accounts (both CSR, sorted), so a group's testable accounts follow its holders' contexts."""
+
+    account_start: np.ndarray
+    account_context: np.ndarray
+    context_ids: np.ndarray
+    context_start: np.ndarray
+    context_account: np.ndarray
+
+    @classmethod
+    def of(cls, pair_account, context) -> "_Contexts":
+        from keyfarm.arrays import sorted_unique
+
+        n_acc = int(pair_account.max()) + 1
+        n_ctx = int(context.max()) + 1
+        ac = sorted_unique(np.asarray(pair_account, np.int64) * n_ctx + context)   # by account
+        a_of, c_of = ac // n_ctx, ac % n_ctx
+        by_ctx = np.lexsort((a_of, c_of))
+        ctx_ids, ctx_start = np.unique(c_of[by_ctx], return_index=True)
+        return cls(account_start=np.searchsorted(a_of, np.arange(n_acc + 1)), account_context=c_of,
+                   context_ids=ctx_ids, context_start=np.append(ctx_start, ac.size),
+                   context_account=a_of[by_ctx])
+
+    def accounts_near(self, accounts) -> np.ndarray:
+        """The accounts (sorted) active in any context where one of `accounts` acts."""
+        from keyfarm.arrays import sorted_unique
+
+        contexts = sorted_unique(self.account_context[csr_rows(self.account_start, accounts)])
+        where = np.searchsorted(self.context_ids, contexts)
+        return sorted_unique(self.context_account[csr_rows(self.context_start, where)])
 
 
 def split_groups(ctx, holder_a, holder_g, min_accounts: int) -> np.ndarray:
@@ -285,9 +335,10 @@ def split_groups(ctx, holder_a, holder_g, min_accounts: int) -> np.ndarray:
 
 @dataclass
 class _GroupContext:
-    """What every round of scheduler_sets reads: the distinct (account, slot) activity pairs, per
-    slot its expected crowd and hour bucket, per hour bucket the expected crowds of all its slots
-    (slots with no activity at the hour's mean), per account its slots, the lockstep groups."""
+    """What every round of scheduler_sets reads: the distinct (account, slot) activity pairs of the
+    whole population (sorted by account), per slot its expected crowd and hour bucket, per hour
+    bucket the expected crowds of all its slots (slots with no activity at the hour's mean), per
+    account its number of slots and where its pairs start, the pairs by slot, the seed groups."""
 
     pair_account: np.ndarray
     pair_slot: np.ndarray
@@ -297,56 +348,96 @@ class _GroupContext:
     n: np.ndarray
     group_of: np.ndarray
     n_groups: int
+    account_start: np.ndarray | None = None
+    slot_order: np.ndarray | None = None
+    slot_start: np.ndarray | None = None
+    contexts: "_Contexts | None" = None   # a group may test the accounts near its holders; None: all
+
+    def __post_init__(self):
+        if self.account_start is None:   # CSR indices: a group's work is its own slots' crowds
+            pa, ps = self.pair_account, self.pair_slot
+            if pa.size and (np.diff(pa) < 0).any():
+                raise ValueError("activity pairs must be sorted by account")
+            self.account_start = np.searchsorted(pa, np.arange(self.n.size + 1))
+            self.slot_order = np.argsort(ps, kind="stable")
+            self.slot_start = np.searchsorted(ps[self.slot_order], np.arange(self.expected.size + 1))
+
+
+def population_context(pair_account, at, expected, hour, slot_seconds: int) -> _GroupContext:
+    """The _GroupContext of a population's activity pairs (sorted by account), without groups."""
+    per_hour = 3600 // slot_seconds
+    hour = np.asarray(hour, np.int64)
+    hour_mean = np.bincount(hour, weights=expected) / np.maximum(np.bincount(hour), 1)
+    pa = np.asarray(pair_account, np.int64)
+    return _GroupContext(pair_account=pa, pair_slot=np.asarray(at, np.int64),
+                         expected=np.asarray(expected, np.float64), hour=hour,
+                         hour_total=per_hour * hour_mean,
+                         n=np.bincount(pa).astype(np.float64) if pa.size else np.zeros(0),
+                         group_of=np.zeros(0, np.int64), n_groups=0)
 
 
 def _group_round(ctx: _GroupContext, holder_a, holder_g, cfg, *, first_round: bool):
     """One round of scheduler_sets: each group's slot set from its holders, its holders from the
     slot set. Returns the new holders (accounts, groups) and which groups count.
 
-    One group at a time over NumPy arrays (bincounts over the activity pairs), so memory stays
-    that of the pairs whatever the number of groups. The Benjamini–Hochberg step runs over the
-    eligible tests (m ≥ min_slots, share ≥ group_min_share) of every group, with M = every
-    (account, group) that met (m ≥ 1): the others cannot be accepted, and counting them only in M
-    keeps the step conservative."""
+    One group at a time, each over its own slot set's activity only (the CSR indices of the
+    context), so time follows the groups' crowds and memory that of the pairs. The
+    Benjamini–Hochberg step runs over the eligible tests (m ≥ min_slots, share ≥ group_min_share)
+    of every group, with M = every (account, group) that met (m ≥ 1): the others cannot be
+    accepted, and counting them only in M keeps the step conservative."""
     pa, ps = ctx.pair_account, ctx.pair_slot
-    n_acc, n_codes, n_hours = ctx.n.size, ctx.expected.size, ctx.hour_total.size
+    n_acc, n_hours = ctx.n.size, ctx.hour_total.size
     counted = np.zeros(ctx.n_groups, bool)
     cand_a, cand_g, cand_lp, kept_a, kept_g = [], [], [], [], []
     n_tests = 0
     order = np.argsort(holder_g, kind="stable")
     bounds = np.searchsorted(holder_g[order], np.arange(ctx.n_groups + 1))
+    seeds = np.flatnonzero(ctx.group_of >= 0)
+    seeds = seeds[np.argsort(ctx.group_of[seeds], kind="stable")]
+    seed_bounds = np.searchsorted(ctx.group_of[seeds], np.arange(ctx.n_groups + 1))
+    is_holder = np.zeros(n_acc, bool)
     for g in range(ctx.n_groups):
         accs = holder_a[order[bounds[g]:bounds[g + 1]]]
+        member = seeds[seed_bounds[g]:seed_bounds[g + 1]]
+        if first_round:
+            kept_a.append(member)
+            kept_g.append(np.full(member.size, g, np.int64))
         if not accs.size:
             continue
-        is_holder = np.zeros(n_acc, bool)
         is_holder[accs] = True
-        k = np.bincount(ps[is_holder[pa]], minlength=n_codes)      # holders acting in each slot
-        in_set = k >= 1
-        sel = np.flatnonzero(in_set[ps])
+        # S: the slots where a holder acts, and k: how many holders act in each
+        s_set, k = np.unique(ps[csr_rows(ctx.account_start, accs)], return_counts=True)
+        rows = ctx.slot_order[csr_rows(ctx.slot_start, s_set)]
+        k_row = np.repeat(k, ctx.slot_start[s_set + 1] - ctx.slot_start[s_set])
         # a pair counts when another holder acts in its slot (for a holder: not only itself)
-        other = sel[k[ps[sel]] - is_holder[pa[sel]] >= 1]
-        m = np.bincount(pa[other], minlength=n_acc).astype(np.float64)
-        member = ctx.group_of == g
-        counted[g] = m[member].sum() / max(ctx.n[member].sum(), 1.0) >= cfg.group_min_share
-        n_tests += int(np.count_nonzero(m))
-        if first_round:
-            kept_a.append(np.flatnonzero(member))
-            kept_g.append(np.full(int(member.sum()), g, np.int64))
-        eligible = np.flatnonzero((m >= cfg.min_slots) & (m >= cfg.group_min_share * ctx.n))
+        other = rows[k_row - is_holder[pa[rows]] >= 1]
+        is_holder[accs] = False
+        met, m = np.unique(pa[other], return_counts=True)
+        if ctx.contexts is not None:   # only the accounts of the contexts the holders act in
+            near = ctx.contexts.accounts_near(accs)
+            inside = np.searchsorted(near, met)
+            inside = near[np.minimum(inside, near.size - 1)] == met
+            met, m = met[inside], m[inside]
+        m = m.astype(np.float64)
+        at_member = np.searchsorted(met, member)
+        hit = at_member < met.size
+        hit[hit] = met[at_member[hit]] == member[hit]
+        counted[g] = m[at_member[hit]].sum() / max(ctx.n[member].sum(), 1.0) >= cfg.group_min_share
+        n_tests += int(met.size)
+        ok = (m >= cfg.min_slots) & (m >= cfg.group_min_share * ctx.n[met])
+        eligible, m_e = met[ok], m[ok]
         if not eligible.size:
             continue
         # S's share of each hour, by expected crowd; an account's chance: the mean over its slots
-        p_hour = np.clip(np.bincount(ctx.hour[in_set], weights=ctx.expected[in_set], minlength=n_hours)
+        p_hour = np.clip(np.bincount(ctx.hour[s_set], weights=ctx.expected[s_set], minlength=n_hours)
                          / np.maximum(ctx.hour_total, 1e-12), 1e-9, 1.0)
-        is_cand = np.zeros(n_acc, bool)
-        is_cand[eligible] = True
-        rows = np.flatnonzero(is_cand[pa])
-        p_sum = np.bincount(pa[rows], weights=p_hour[ctx.hour[ps[rows]]], minlength=n_acc)[eligible]
+        e_rows = csr_rows(ctx.account_start, eligible)
+        local = np.repeat(np.arange(eligible.size), ctx.account_start[eligible + 1] - ctx.account_start[eligible])
+        p_sum = np.bincount(local, weights=p_hour[ctx.hour[ps[e_rows]]], minlength=eligible.size)
         p_mean = np.clip(p_sum / ctx.n[eligible], 1e-9, 1.0)
         cand_a.append(eligible)
         cand_g.append(np.full(eligible.size, g, np.int64))
-        cand_lp.append(binom_logsf(m[eligible], ctx.n[eligible], p_mean))
+        cand_lp.append(binom_logsf(m_e, ctx.n[eligible], p_mean))
     if cand_a:
         a, gg, lp = np.concatenate(cand_a), np.concatenate(cand_g), np.concatenate(cand_lp)
         accepted = benjamini_hochberg(lp, cfg.group_alpha, n_tests=max(n_tests, lp.size))
