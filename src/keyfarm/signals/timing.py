@@ -111,8 +111,11 @@ def coactive_groups(key, ts, slot, account, groups, cfg) -> pd.DataFrame:
     k/n ≥ timing.min_busy_share and the binomial z of k against n × BUSY_CHANCE is at least
     timing.account_z. Counting busy slots, not summing their excess, keeps out the account that
     happened to be online during two of a farm's bursts: two huge slots are two, not a pattern.
-    Every slot shared by ≥ 2 lockstep accounts of one population is a token on them: one
-    shared slot is strong evidence (weights.timing_group), and a scheduler's accounts share many
+    Every slot shared by ≥ 2 lockstep accounts of one population is a token on them, when their
+    lockstep also holds at false discovery rate timing.group_alpha (Benjamini–Hochberg over the
+    binomial tails of every account of the population: a 1M-account job has ~1,000 accounts at
+    z ≥ 3 by chance, and they would tie each other); the others still seed scheduler_sets, which
+    tests them again as a group. One shared slot is strong evidence (weights.timing_group), and a scheduler's accounts share many
     slots with many of each other, so community detection keeps them together while a stray
     account tied by a slot or two stays out."""
     rows = []
@@ -138,13 +141,23 @@ def coactive_groups(key, ts, slot, account, groups, cfg) -> pd.DataFrame:
         lockstep = (z >= cfg.account_z) & (k >= cfg.min_slots) & (k / n >= cfg.min_busy_share)
         keep = lockstep[node_of]
         shared = np.bincount(at[keep], minlength=codes.size) >= 2
-        hit = keep & shared[at]
+        hit = keep & shared[at]   # the seeds of scheduler groups, which are tested again as groups
+        # a slot token is evidence by itself: its accounts' lockstep must also hold at false
+        # discovery rate group_alpha over every account tested, or a big population's chance
+        # lockstep accounts tie each other in small crowds
+        proven = np.zeros(lockstep.size, bool)
+        cand = np.flatnonzero(lockstep)
+        proven[cand[benjamini_hochberg(binom_logsf(k[cand], n[cand], BUSY_CHANCE), cfg.group_alpha,
+                                       n_tests=lockstep.size)]] = True
+        token_keep = proven[node_of]
+        token_hit = token_keep & (np.bincount(at[token_keep], minlength=codes.size) >= 2)[at]
         if group is None:   # the whole population: where every scheduler group grows
             hour = np.unique(slots // (3600 // cfg.slot_seconds), return_inverse=True)[1].ravel()
             base = population_context(pair_account, at, expected, hour, cfg.slot_seconds)
-        if hit.any():
-            rows.append(pd.DataFrame({"acc": pair_account[hit], "p": p, "code": pair_code[hit],
+        if token_hit.any():
+            rows.append(pd.DataFrame({"acc": pair_account[token_hit], "p": p, "code": pair_code[token_hit],
                                       "kind": "tgrp"}))
+        if hit.any():
             sets = scheduler_sets(pair_account, hit, at, base, cfg,
                                   context=None if group is None else gr[at])
             if len(sets):
