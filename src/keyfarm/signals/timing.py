@@ -277,12 +277,13 @@ class _Contexts:
                    context_account=a_of[by_ctx])
 
     def accounts_near(self, accounts) -> np.ndarray:
-        """The accounts (sorted) active in any context where one of `accounts` acts."""
+        """The accounts active in any context where one of `accounts` acts (unordered, an account
+        once per such context)."""
         from keyfarm.arrays import sorted_unique
 
         contexts = sorted_unique(self.account_context[csr_rows(self.account_start, accounts)])
         where = np.searchsorted(self.context_ids, contexts)
-        return sorted_unique(self.context_account[csr_rows(self.context_start, where)])
+        return self.context_account[csr_rows(self.context_start, where)]
 
 
 def split_groups(ctx, holder_a, holder_g, min_accounts: int) -> np.ndarray:
@@ -409,6 +410,7 @@ def _group_round(ctx: _GroupContext, holder_a, holder_g, cfg, *, first_round: bo
     seeds = seeds[np.argsort(ctx.group_of[seeds], kind="stable")]
     seed_bounds = np.searchsorted(ctx.group_of[seeds], np.arange(ctx.n_groups + 1))
     is_holder = np.zeros(n_acc, bool)
+    is_near = np.zeros(n_acc, bool)
     for g in range(ctx.n_groups):
         accs = holder_a[order[bounds[g]:bounds[g + 1]]]
         member = seeds[seed_bounds[g]:seed_bounds[g + 1]]
@@ -425,11 +427,18 @@ def _group_round(ctx: _GroupContext, holder_a, holder_g, cfg, *, first_round: bo
         # a pair counts when another holder acts in its slot (for a holder: not only itself)
         other = rows[k_row - is_holder[pa[rows]] >= 1]
         is_holder[accs] = False
-        met, m = np.unique(pa[other], return_counts=True)
+        met_acc = pa[other]
+        if 8 * met_acc.size > n_acc:   # a count over all accounts is cheaper than sorting
+            m = np.bincount(met_acc, minlength=n_acc)
+            met = np.flatnonzero(m)
+            m = m[met]
+        else:
+            met, m = np.unique(met_acc, return_counts=True)
         if ctx.contexts is not None:   # only the accounts of the contexts the holders act in
             near = ctx.contexts.accounts_near(accs)
-            inside = np.searchsorted(near, met)
-            inside = near[np.minimum(inside, near.size - 1)] == met
+            is_near[near] = True
+            inside = is_near[met]
+            is_near[near] = False
             met, m = met[inside], m[inside]
         m = m.astype(np.float64)
         at_member = np.searchsorted(met, member)
