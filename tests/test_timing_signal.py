@@ -328,3 +328,58 @@ def test_a_group_of_two_schedulers_is_split_one_scheduler_is_not():
     ctx.pair_slot = np.where((ctx.pair_account == 35) & (np.arange(ctx.pair_slot.size) % 4 == 0),
                              ctx.pair_slot - 60, ctx.pair_slot)
     assert timing.split_groups(ctx, holder_a, holder_g, 5)[35] == b[0]
+
+
+def test_a_scheduler_spread_over_network_contexts_grows_as_one_group():
+    """Seeds found in a network context grow over the whole population's plain slots: a scheduler
+    behind a carrier's NAT whose accounts act from four prefixes is one group, though each prefix
+    alone holds a quarter of every account's slots (below timing.group_min_share); no account of
+    the background, which shares the prefixes, joins it."""
+    rng = np.random.default_rng(8)
+    n_farm, n_bg, n_slots = 40, 600, 2880          # two days of minutes
+    farm_slots = rng.choice(n_slots, 100, replace=False)
+    pairs = {(a, int(s)) for a in range(n_farm) for s in rng.choice(farm_slots, 8, replace=False)}
+    pairs |= {(a, int(s)) for a in range(n_farm, n_farm + n_bg) for s in rng.choice(n_slots, 8, replace=False)}
+    pa, ps = (np.array(v, np.int64) for v in zip(*sorted(pairs)))
+    context = np.where(pa < n_farm, rng.integers(0, 4, pa.size), rng.integers(0, 8, pa.size))
+    base = timing.population_context(pa, ps, np.ones(n_slots), np.arange(n_slots) // 60, 60)
+    seeds = pa < 15         # the lockstep accounts a context found, on the slots they share
+    cfg = TimingConfig()
+    sets = timing.scheduler_sets(pa, seeds, ps, base, cfg, context=context)
+    holders = set(sets["acc"].tolist())
+    assert len(holders & set(range(n_farm))) >= 0.9 * n_farm
+    assert not holders - set(range(n_farm))
+    # counted per context, the same seeds cannot take in the rest of the scheduler
+    split = timing.population_context(pa, context * n_slots + ps, np.ones(4 * n_slots),
+                                      np.arange(4 * n_slots) // 60, 60)
+    per_context = timing.scheduler_sets(pa, seeds, ps, split, cfg)
+    assert len(set(per_context["acc"].tolist()) & set(range(n_farm))) < 0.5 * n_farm
+
+
+def test_chance_lockstep_in_a_big_population_ties_no_slot_token():
+    """In 3,000 accounts acting at random, dozens pass the per-account lockstep z-test by
+    chance; they seed scheduler groups but tie no `tgrp:` slot token, which needs the lockstep at
+    the false discovery rate over every account. A real scheduler's accounts get their tokens."""
+    rng = np.random.default_rng(11)
+    n_bg, n_farm, n_slots, per = 3000, 15, 1440, 30
+    account = np.concatenate([np.repeat(np.arange(n_bg), 12), np.repeat(np.arange(n_bg, n_bg + n_farm), per)])
+    farm_moments = rng.choice(n_slots, 40, replace=False)
+    slot = np.concatenate([rng.integers(0, n_slots, n_bg * 12)] +
+                          [rng.choice(farm_moments, per, replace=False) for _ in range(n_farm)])
+    ts = slot * 60 * 10**9
+    cfg = TimingConfig()
+    inc = timing.coactive_groups(account, ts, slot, account, [None], cfg)
+    tgrp = inc[inc["token"].str.startswith("tgrp:")]
+    tied = set(tgrp["key"].tolist())
+    farm = set(range(n_bg, n_bg + n_farm))
+    assert len(tied & farm) >= 0.9 * n_farm and not tied - farm
+    # the z-test alone passes background accounts (what the false discovery rate keeps out)
+    pa, pc = timing.active_pairs(account, slot)
+    codes, counts = np.unique(pc, return_counts=True)
+    e = timing.expected_counts(codes, counts, 60, min_expected=cfg.min_expected)
+    at = np.searchsorted(codes, pc)
+    busy = (counts[at] - 1.0 - e[at]) >= np.sqrt(e[at] + 1.0)
+    k, n = np.bincount(pa, weights=busy), np.bincount(pa).astype(float)
+    z = (k - n * timing.BUSY_CHANCE) / np.sqrt(n * timing.BUSY_CHANCE * (1 - timing.BUSY_CHANCE))
+    chance = (z >= cfg.account_z) & (k >= cfg.min_slots) & (k / n >= cfg.min_busy_share)
+    assert chance[:n_bg].sum() >= 20
