@@ -578,12 +578,15 @@ def expected_counts(slots: np.ndarray, counts: np.ndarray, slot_seconds: int, *,
     others = position_total - g_total / per_hour - (c - hour_total / per_hour)
     e_clock = np.where(n_hours >= 2, e_hour + others / np.maximum(n_hours - 1, 1), e_hour)
     expected = np.maximum(np.maximum(e_hour, e_clock), min_expected)
+    lo = np.full(g_inv.max() + 1, np.iinfo(np.int64).max) if g_inv.size else np.zeros(0, np.int64)
+    hi = np.full(g_inv.max() + 1, np.iinfo(np.int64).min) if g_inv.size else np.zeros(0, np.int64)
+    np.minimum.at(lo, g_inv, slots)
+    np.maximum.at(hi, g_inv, slots)
     for period in (per_day, 7 * per_day):
-        first = np.full(g_inv.max() + 1, np.iinfo(np.int64).max)
-        last = np.full(g_inv.max() + 1, np.iinfo(np.int64).min)
-        np.minimum.at(first, g_inv, slots // period)
-        np.maximum.at(last, g_inv, slots // period)
-        n_periods = (last - first + 1)[g_inv]
+        # the periods whose part of the span holds this slot's phase: a log that ends at 03:54 has
+        # no 06:00 on its last day, and counting that day as a zero would lower a daily job's mean
+        phase = slots % period
+        n_periods = (hi[g_inv] - phase) // period + (phase - lo[g_inv]) // period + 1
         if (n_periods >= 2).any():
             ph_inv = _within(g_inv, slots % period)
             phase_total = np.bincount(ph_inv, weights=c)[ph_inv]
