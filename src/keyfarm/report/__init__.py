@@ -64,14 +64,15 @@ class _Pages:
     def __init__(self, data: ReportData, ids):
         from keyfarm.report.breakdown import all_contributions, scoring_config
         from keyfarm.report.cluster import KEY_COLUMNS
-        from keyfarm.report.graph import account_nodes, account_pairs, keys_by_account, rows_by_cluster
+        from keyfarm.report.graph import (ColumnsByCluster, account_nodes, account_pairs, keys_by_account,
+                                          rows_by_cluster)
 
         self.data = data
         self.scoring = scoring_config(data.run)
         self.contrib = all_contributions(data.clusters[data.clusters["cluster_id"].isin(ids)], self.scoring)
         inside = data.members[data.members["cluster_id"].isin(ids)]
         self.nodes = rows_by_cluster(account_nodes(inside), ids)
-        self.pairs = rows_by_cluster(account_pairs(inside, data.edges[data.edges["cluster_id"].isin(ids)]), ids)
+        self.pairs = ColumnsByCluster(account_pairs(inside, data.edges[data.edges["cluster_id"].isin(ids)]), ids)
         self.key_rows = rows_by_cluster(inside[["cluster_id"] + KEY_COLUMNS], ids)   # members are by key_id
         self.keys_of = keys_by_account(inside)
         self.activity = _Slices(data.activity, ids, "bin")
@@ -87,7 +88,7 @@ class _Pages:
                             max_nodes=max_nodes, vis=vis, index_href=index_href,
                             activity=self.activity.get(cid), slots=self.slots.get(cid),
                             labels=_labels_of(self.data, cid, {n["account_id"] for n in nodes}),
-                            nodes=nodes, pairs=self.pairs.get(cid, []),
+                            nodes=nodes, pairs=self.pairs.get(cid),
                             keys_of=self.keys_of, key_rows=self.key_rows.get(cid, []),
                             scoring=self.scoring, contrib=self.contrib.get(cid))
 

@@ -171,7 +171,7 @@ def cluster_page(cluster: dict, members: pd.DataFrame, edges: pd.DataFrame, *, r
                  max_nodes: int = 500, vis: str = "../assets/vis-network.min.js",
                  index_href: str | None = "../index.html", activity: pd.DataFrame | None = None,
                  slots: pd.DataFrame | None = None, labels: pd.DataFrame | None = None,
-                 nodes: list[dict] | None = None, pairs: list[dict] | None = None,
+                 nodes: list[dict] | None = None, pairs: dict[str, list] | None = None,
                  keys_of: dict | None = None, key_rows: list[dict] | None = None,
                  scoring=None, contrib: dict | None = None) -> str:
     """HTML of one cluster's page from its clusters row, members and intra-cluster edges; its
@@ -179,8 +179,9 @@ def cluster_page(cluster: dict, members: pd.DataFrame, edges: pd.DataFrame, *, r
     and its accounts' labels, oldest first), each optional.
 
     `vis="inline"` embeds vis-network, giving a self-contained page (for notebooks and e-mail).
-    `nodes`, `pairs`, `keys_of`, `key_rows`: the cluster's records of graph.account_nodes,
-    account_pairs, keys_by_account and of its members (KEY_COLUMNS, by key_id), when computed for
+    `nodes`, `pairs`, `keys_of`, `key_rows`: the cluster's records of graph.account_nodes, its
+    graph.account_pairs as columns (graph.pair_columns), graph.keys_by_account and its members'
+    records (KEY_COLUMNS, by key_id), when computed for
     all clusters at once (write_report does); likewise `scoring` (the run's ScoringConfig) and
     `contrib` (the cluster's breakdown.all_contributions entry).
     """
