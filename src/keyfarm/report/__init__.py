@@ -27,25 +27,9 @@ DEFAULT_MAX_NODES = 500
 LOOKUP_JS = "members.js"
 
 
-class _Slices:
-    """A table sorted by cluster_id as NumPy arrays, sliced per cluster without pandas (a report
-    would otherwise build one DataFrame per page and table)."""
-
-    def __init__(self, frame, ids, time_column: str):
-        from keyfarm.report.timeline import table_arrays
-
-        self.arrays = {}
-        if frame is None or not len(frame):
-            return
-        frame = frame[frame["cluster_id"].isin(ids)].sort_values("cluster_id", kind="stable")
-        self.arrays = table_arrays(frame, time_column)
-
-    def get(self, cluster_id: int) -> dict:
-        if not self.arrays:
-            return {}
-        cid = self.arrays["cluster_id"]
-        lo, hi = np.searchsorted(cid, cluster_id, "left"), np.searchsorted(cid, cluster_id, "right")
-        return {c: v[lo:hi] for c, v in self.arrays.items()}
+def _of_clusters(frame, ids):
+    """The rows of `frame` (None: absent table) in the clusters `ids`."""
+    return None if frame is None else frame[frame["cluster_id"].isin(ids)]
 
 
 def _labels_of(data: ReportData, cluster_id: int, accounts: set):
@@ -64,6 +48,7 @@ class _Pages:
     def __init__(self, data: ReportData, ids):
         from keyfarm.report.breakdown import all_contributions, scoring_config
         from keyfarm.report.cluster import KEY_COLUMNS
+        from keyfarm.report.timeline import Timelines
         from keyfarm.report.graph import (ColumnsByCluster, account_nodes, account_pairs, keys_by_account,
                                           rows_by_cluster)
 
@@ -75,8 +60,7 @@ class _Pages:
         self.pairs = ColumnsByCluster(account_pairs(inside, data.edges[data.edges["cluster_id"].isin(ids)]), ids)
         self.key_rows = rows_by_cluster(inside[["cluster_id"] + KEY_COLUMNS], ids)   # members are by key_id
         self.keys_of = keys_by_account(inside)
-        self.activity = _Slices(data.activity, ids, "bin")
-        self.slots = _Slices(data.slots, ids, "slot")
+        self.timelines = Timelines(_of_clusters(data.activity, ids), _of_clusters(data.slots, ids))
         self.empty_members, self.empty_edges = data.members.iloc[:0], data.edges.iloc[:0]
 
     def html(self, cluster: dict, *, max_nodes: int, vis: str = "../assets/vis-network.min.js",
@@ -86,7 +70,7 @@ class _Pages:
         # every per-cluster part is precomputed: the page needs no members or edges frames
         return cluster_page(cluster, self.empty_members, self.empty_edges, run=self.data.run,
                             max_nodes=max_nodes, vis=vis, index_href=index_href,
-                            activity=self.activity.get(cid), slots=self.slots.get(cid),
+                            timeline=self.timelines.svg(cid, {n["account_id"]: n["created_at"] for n in nodes}),
                             labels=_labels_of(self.data, cid, {n["account_id"] for n in nodes}),
                             nodes=nodes, pairs=self.pairs.get(cid),
                             keys_of=self.keys_of, key_rows=self.key_rows.get(cid, []),

@@ -22,7 +22,7 @@ import pandas as pd
 from keyfarm.community.components import find_root   # the one union-find kernel
 
 from keyfarm.report.escape import column_values, plain, records
-from keyfarm.report.outputs import SIGNALS
+from keyfarm.report.outputs import SIGNALS, sort_rows
 
 SIGNAL_COLOURS = {"account": "#8c8c8c", "payment": "#d62728", "ip": "#1f77b4", "device": "#ff7f0e",
                   "prompt": "#9467bd", "timing": "#2ca02c"}
@@ -137,7 +137,7 @@ def account_pairs(members: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
     y = code_of.reindex(edges["key_b"]).to_numpy(np.float64)
     ok = ~(np.isnan(x) | np.isnan(y))
     ok[ok] = x[ok] != y[ok]
-    edges = edges[ok].sort_values(["key_a", "key_b"], kind="stable")   # position = the tie-break
+    edges = sort_rows(edges[ok], ["key_a", "key_b"])   # position = the tie-break
     x = code_of.reindex(edges["key_a"]).to_numpy(np.int64)
     y = code_of.reindex(edges["key_b"]).to_numpy(np.int64)
     if not len(edges):
@@ -201,13 +201,14 @@ def _short(value, limit: int):
 
 def keys_by_account(members: pd.DataFrame) -> dict[str, list[str]]:
     """account_id → its first KEYS_LISTED key ids (in key order), for the nodes' details."""
-    keys_of: dict[str, list[str]] = {}
-    members = members.sort_values("key_id", kind="stable")
-    for acc, key in zip(members["account_id"].tolist(), members["key_id"].tolist()):
-        listed = keys_of.setdefault(acc, [])
-        if len(listed) < KEYS_LISTED:
-            listed.append(key)
-    return keys_of
+    members = sort_rows(members, ["key_id"])
+    keys = members["key_id"].to_numpy(dtype=object)
+    codes, accounts = pd.factorize(members["account_id"].to_numpy(dtype=object))
+    order = np.argsort(codes, kind="stable")   # each account's keys together, in key order
+    ends = np.cumsum(np.bincount(codes, minlength=len(accounts)))
+    listed = keys[order].tolist()
+    return {acc: listed[end - n:end - n + min(n, KEYS_LISTED)]
+            for acc, end, n in zip(accounts.tolist(), ends.tolist(), np.diff(np.r_[0, ends]).tolist())}
 
 
 def rows_by_cluster(frame: pd.DataFrame, ids) -> dict[int, list[dict]]:
