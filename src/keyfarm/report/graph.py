@@ -315,7 +315,6 @@ def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: in
                           "label": name[:18] if show_labels else " ", "info": info})
 
     strings, prompts = _Table(), _Table()
-    out_pairs = []
     # prompts are numbered from the strongest pair down, so the table holds the best evidence
     prompt_rank = {}
     none = [None] * len(rows)
@@ -328,23 +327,34 @@ def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: in
             for text in shorts[j]:
                 if isinstance(text, str) and text and text not in prompt_rank and len(prompt_rank) < MAX_PROMPTS:
                     prompt_rank[text] = prompts.add(text)
-    a_list, b_list = a.tolist(), b.tolist()
-    weight_columns = [(s, column(f"w_{s}") or none) for s in LINK_SIGNALS]
-    evidence_columns = [(s, column(f"evidence_{s}") or none) for s in LINK_SIGNALS]
-    add = strings.add
-    for j, (weight, key_a, key_b, n_key_pairs) in enumerate(zip(column("weight"), column("key_a"), column("key_b"),
-                                                              column("n_key_pairs"))):
-        weights = {}
-        for s, values in weight_columns:
-            value = values[j]
-            if value and value > 0:
-                weights[s] = round(value, 3)
+    # per pair: its signals' weights, then references to its evidence tokens and keys in the
+    # strings table, numbered in order of first use (pair by pair: evidence by signal, then keys)
+    weights = [{} for _ in rows]
+    for s in LINK_SIGNALS:
+        values = column(f"w_{s}")
+        if values is None:
+            continue
+        values = np.array(values, np.float64)   # None (a missing weight) becomes NaN: not drawn
+        hits = np.flatnonzero(values > 0)
+        for j, value in zip(hits.tolist(), values[hits].tolist()):
+            weights[j][s] = round(value, 3)
+    evidence = [(s, values) for s in LINK_SIGNALS if (values := column(f"evidence_{s}")) is not None]
+    index, add = strings.index, strings.add
+    out_pairs = []
+    for j, (a_j, b_j, weight, key_a, key_b, n_key_pairs) in enumerate(zip(
+            a.tolist(), b.tolist(), column("weight"), column("key_a"), column("key_b"), column("n_key_pairs"))):
         ev = {}
-        for s, values in evidence_columns:
-            ref = add(values[j])
-            if ref is not None:
-                ev[s] = ref
-        pair = {"a": a_list[j], "b": b_list[j], "weight": round(weight, 4), "w": weights, "ev": ev,
+        for s, values in evidence:
+            value = values[j]
+            if value is None:
+                continue
+            ref = index.get(value) if value.__class__ is str and value else add(value)
+            if ref is None:
+                ref = add(value)
+                if ref is None:
+                    continue
+            ev[s] = ref
+        pair = {"a": a_j, "b": b_j, "weight": round(weight, 4), "w": weights[j], "ev": ev,
                 "k": [add(str(key_a)), add(str(key_b))], "n": int(n_key_pairs)}
         x, y = shorts[j]
         if x is not None or y is not None:
