@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from keyfarm.report.explore import Page, explore
 from keyfarm.report.index import index_page, members_lookup_js
 from keyfarm.report.outputs import ReportData, load_outputs
 from keyfarm.report.page import ASSET_FILES, VIS_JS, asset, vis_network_source
+from keyfarm.report.workers import write_pages
 
 __all__ = ["write_report", "load_outputs", "cluster_page", "index_page", "cluster_html", "ReportData",
            "explore", "Page", "refresh_pages"]
@@ -112,11 +114,13 @@ def _write_index(data: ReportData, report: Path) -> Path:
     return index
 
 
-def write_report(out_dir, *, max_nodes: int = DEFAULT_MAX_NODES, progress=None) -> Path:
+def write_report(out_dir, *, max_nodes: int = DEFAULT_MAX_NODES, progress=None, workers: int | None = None) -> Path:
     """Write OUT_DIR/report/ (index, one page per cluster of 2+ accounts, assets); return the index path.
 
     Clusters with more than `max_nodes` accounts draw the accounts with the most link weight
     (the page says so). `progress`: a keyfarm.progress.Progress for a bar over the cluster pages.
+    `workers`: processes drawing the pages (None: the CPUs available, see report.workers; 1: none
+    forked); the pages are the same bytes whichever is chosen.
     """
     from keyfarm.errors import KeyfarmConfigError
 
@@ -132,10 +136,7 @@ def write_report(out_dir, *, max_nodes: int = DEFAULT_MAX_NODES, progress=None) 
             shutil.rmtree(old) if old.is_dir() else old.unlink()
     builder = _Pages(data, data.clusters["cluster_id"].to_numpy())
     records = data.clusters.to_dict("records")
-    iterator = progress.bar(records, total=len(records), desc="cluster pages") if progress else records
-    for cluster in iterator:
-        html = builder.html(cluster, max_nodes=max_nodes)
-        (pages / f"{int(cluster['cluster_id'])}.html").write_text(html, encoding="utf-8")
+    write_pages(partial(builder.html, max_nodes=max_nodes), records, pages, workers=workers, progress=progress)
     index = _write_index(data, report)
     log.info("report: %d cluster pages in %s", len(records), pages)
     return index
