@@ -71,3 +71,16 @@ def test_tables_in_order_are_not_resorted_and_others_are():
     assert sort_rows(with_null, ["key_a"])["key_a"].tolist()[:2] == ["a", "b"]
     mixed = pd.DataFrame({"cluster_id": np.array([3, 1, 2], np.int64)})
     assert sort_rows(mixed, ["cluster_id"])["cluster_id"].tolist() == [1, 2, 3]
+
+
+def test_report_command_takes_a_worker_count(tmp_path):
+    from click.testing import CliRunner
+
+    from keyfarm.cli import main
+
+    out = hostile_out_dir(tmp_path / "out")
+    ok = CliRunner().invoke(main, ["report", str(out), "--workers", "1", "--quiet"])
+    assert ok.exit_code == 0, ok.output
+    assert (out / "report" / "clusters" / "0.html").is_file()
+    bad = CliRunner().invoke(main, ["report", str(out), "--workers", "0"])
+    assert bad.exit_code == 2 and "--workers" in bad.output
