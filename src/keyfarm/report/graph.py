@@ -338,8 +338,10 @@ def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: in
         hits = np.flatnonzero(values > 0)
         for j, value in zip(hits.tolist(), values[hits].tolist()):
             weights[j][s] = round(value, 3)
-    evidence = [(s, values) for s in LINK_SIGNALS if (values := column(f"evidence_{s}")) is not None]
-    index, add = strings.index, strings.add
+    # only the signals with evidence on some pair (list.count runs in C; most pairs share one or two)
+    evidence = [(s, values) for s in LINK_SIGNALS
+                if (values := column(f"evidence_{s}")) is not None and values.count(None) != len(values)]
+    get, add = strings.index.get, strings.add
     out_pairs = []
     for j, (a_j, b_j, weight, key_a, key_b, n_key_pairs) in enumerate(zip(
             a.tolist(), b.tolist(), column("weight"), column("key_a"), column("key_b"), column("n_key_pairs"))):
@@ -348,14 +350,20 @@ def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: in
             value = values[j]
             if value is None:
                 continue
-            ref = index.get(value) if value.__class__ is str and value else add(value)
+            ref = get(value) if value.__class__ is str else None   # found: already numbered
             if ref is None:
                 ref = add(value)
                 if ref is None:
                     continue
             ev[s] = ref
+        ka = get(key_a) if key_a.__class__ is str else None
+        if ka is None:
+            ka = add(str(key_a))
+        kb = get(key_b) if key_b.__class__ is str else None
+        if kb is None:
+            kb = add(str(key_b))
         pair = {"a": a_j, "b": b_j, "weight": round(weight, 4), "w": weights[j], "ev": ev,
-                "k": [add(str(key_a)), add(str(key_b))], "n": int(n_key_pairs)}
+                "k": [ka, kb], "n": int(n_key_pairs)}
         x, y = shorts[j]
         if x is not None or y is not None:
             refs = [prompt_rank.get(x), prompt_rank.get(y)]

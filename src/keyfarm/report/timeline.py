@@ -224,7 +224,7 @@ class Timelines:
         for name in ("tokens", "requests"):
             hidden = ' style="display:none"' if name == "requests" else ""
             out.append(f'<g class="tl-{name}"{hidden}>')
-            out.extend(self._paths(self.layers[name], i, x, cw, top))
+            out.extend(self._paths(self.layers[name], i, n_cols, top))
             out.append("</g>")
         lo = self.shown_bounds[i]
         for k, j in enumerate(self.shown[lo:lo + n_shown].tolist()):
@@ -266,15 +266,26 @@ class Timelines:
         return "".join(out) + legend
 
     @staticmethod
-    def _paths(runs: dict, i: int, x, cw: float, top: float) -> list[str]:
+    def _paths(runs: dict, i: int, n_cols: int, top: float) -> list[str]:
         """One SVG path per shade of cluster `i`'s runs (so a busy cluster's timeline stays a few kB)."""
         lo, hi = runs["bounds"][i], runs["bounds"][i + 1]
+        xs, widths = _column_text(n_cols)
         paths: dict[int, list[str]] = {}
         for c0, c1, row, level in zip(runs["c0"][lo:hi].tolist(), runs["c1"][lo:hi].tolist(),
                                       runs["row"][lo:hi].tolist(), runs["level"][lo:hi].tolist()):
-            w = max((c1 - c0 + 1) * cw - 0.2, 0.6)
-            paths.setdefault(level, []).append(f"M{x(c0):.1f} {top + row * ROW_H}h{w:.1f}v{ROW_H - 1}h{-w:.1f}z")
+            w = widths[c1 - c0]
+            paths.setdefault(level, []).append(f"M{xs[c0]} {top + row * ROW_H}h{w}v{ROW_H - 1}h-{w}z")
         return [f'<path class="s{lv}" d="{"".join(d)}"/>' for lv, d in paths.items()]
+
+
+@lru_cache(maxsize=1024)
+def _column_text(n_cols: int) -> tuple[list[str], list[str]]:
+    """For a timeline of `n_cols` columns: each column's x and each run length's width (1..n_cols
+    columns), as the SVG text they are written with (one format per value, not per run)."""
+    cw = PLOT_W / n_cols
+    xs = [f"{LABEL_W + c * cw:.1f}" for c in range(n_cols)]
+    widths = [f"{max(length * cw - 0.2, 0.6):.1f}" for length in range(1, n_cols + 1)]
+    return xs, widths
 
 
 @lru_cache(maxsize=4096)
