@@ -37,11 +37,16 @@ def test_forked_workers_write_the_same_bytes_as_one_process(tmp_path, monkeypatc
     assert len(_pages(two)) > 3
 
 
-def test_pages_are_written_by_the_default_worker_count(tmp_path):
+def test_by_default_pages_are_drawn_without_forking(tmp_path, monkeypatch):
+    monkeypatch.setattr(workers, "MIN_PAGES_PER_WORKER", 1)
+
+    def no_fork(*args, **kwargs):
+        raise AssertionError("forked by default")
+
+    monkeypatch.setattr(workers.multiprocessing.get_context("fork"), "Pool", no_fork, raising=False)
     out = hostile_out_dir(tmp_path / "out")
-    write_report(out, max_nodes=12)   # fewer pages than MIN_PAGES_PER_WORKER: drawn in this process
+    write_report(out, max_nodes=12)
     assert {p.name for p in (out / "report" / "clusters").iterdir()} == {"0.html", "1.html", "2.html"}
-    assert 1 <= workers.default_workers() <= 4
 
 
 def test_one_pass_timelines_draw_each_cluster_as_if_alone(tmp_path):
@@ -79,7 +84,7 @@ def test_report_command_takes_a_worker_count(tmp_path):
     from keyfarm.cli import main
 
     out = hostile_out_dir(tmp_path / "out")
-    ok = CliRunner().invoke(main, ["report", str(out), "--workers", "1", "--quiet"])
+    ok = CliRunner().invoke(main, ["report", str(out), "--workers", "2", "--quiet"])
     assert ok.exit_code == 0, ok.output
     assert (out / "report" / "clusters" / "0.html").is_file()
     bad = CliRunner().invoke(main, ["report", str(out), "--workers", "0"])

@@ -114,13 +114,13 @@ def _write_index(data: ReportData, report: Path) -> Path:
     return index
 
 
-def write_report(out_dir, *, max_nodes: int = DEFAULT_MAX_NODES, progress=None, workers: int | None = None) -> Path:
+def write_report(out_dir, *, max_nodes: int = DEFAULT_MAX_NODES, progress=None, workers: int = 1) -> Path:
     """Write OUT_DIR/report/ (index, one page per cluster of 2+ accounts, assets); return the index path.
 
     Clusters with more than `max_nodes` accounts draw the accounts with the most link weight
     (the page says so). `progress`: a keyfarm.progress.Progress for a bar over the cluster pages.
-    `workers`: processes drawing the pages (None: the CPUs available, see report.workers; 1: none
-    forked); the pages are the same bytes whichever is chosen.
+    `workers`: processes drawing the pages (1: this one; 2+: forked, each copying what it touches
+    of this process's memory, see report.workers); the pages are the same bytes whichever is chosen.
     """
     from keyfarm.errors import KeyfarmConfigError
 

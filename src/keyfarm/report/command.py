@@ -25,9 +25,9 @@ class _InputError(click.ClickException):
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--max-nodes", type=click.IntRange(min=2), default=500, show_default=True,
               help="Clusters with more keys are drawn at account level.")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Processes drawing the cluster pages [default: the CPUs available, at most 4; 1: none "
-                   "forked]. The pages are the same bytes whatever the number.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes drawing the cluster pages (2+: forked; each copies what it touches of the "
+                   "parent's memory). The pages are the same bytes whatever the number.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"index": PATH, "pages": N} as JSON.')
 def report_command(out_dir, max_nodes, workers, quiet, as_json):
@@ -38,7 +38,7 @@ def report_command(out_dir, max_nodes, workers, quiet, as_json):
       keyfarm report out
       keyfarm report out --max-nodes 1500 --quiet
       keyfarm report out --quiet --json
-      keyfarm report out --workers 1
+      keyfarm report out --workers 2
     """
     from keyfarm.progress import Progress
     from keyfarm.report import write_report
