@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from keyfarm.report.explore import Page, explore
 from keyfarm.report.index import index_page, members_lookup_js
 from keyfarm.report.outputs import ReportData, load_outputs
 from keyfarm.report.page import ASSET_FILES, VIS_JS, asset, vis_network_source
+from keyfarm.report.workers import write_pages
 
 __all__ = ["write_report", "load_outputs", "cluster_page", "index_page", "cluster_html", "ReportData",
            "explore", "Page", "refresh_pages"]
@@ -27,25 +29,9 @@ DEFAULT_MAX_NODES = 500
 LOOKUP_JS = "members.js"
 
 
-class _Slices:
-    """A table sorted by cluster_id as NumPy arrays, sliced per cluster without pandas (a report
-    would otherwise build one DataFrame per page and table)."""
-
-    def __init__(self, frame, ids, time_column: str):
-        from keyfarm.report.timeline import table_arrays
-
-        self.arrays = {}
-        if frame is None or not len(frame):
-            return
-        frame = frame[frame["cluster_id"].isin(ids)].sort_values("cluster_id", kind="stable")
-        self.arrays = table_arrays(frame, time_column)
-
-    def get(self, cluster_id: int) -> dict:
-        if not self.arrays:
-            return {}
-        cid = self.arrays["cluster_id"]
-        lo, hi = np.searchsorted(cid, cluster_id, "left"), np.searchsorted(cid, cluster_id, "right")
-        return {c: v[lo:hi] for c, v in self.arrays.items()}
+def _of_clusters(frame, ids):
+    """The rows of `frame` (None: absent table) in the clusters `ids`."""
+    return None if frame is None else frame[frame["cluster_id"].isin(ids)]
 
 
 def _labels_of(data: ReportData, cluster_id: int, accounts: set):
@@ -64,18 +50,19 @@ class _Pages:
     def __init__(self, data: ReportData, ids):
         from keyfarm.report.breakdown import all_contributions, scoring_config
         from keyfarm.report.cluster import KEY_COLUMNS
-        from keyfarm.report.graph import account_nodes, account_pairs, keys_by_account, rows_by_cluster
+        from keyfarm.report.timeline import Timelines
+        from keyfarm.report.graph import (ColumnsByCluster, account_nodes, account_pairs, keys_by_account,
+                                          rows_by_cluster)
 
         self.data = data
         self.scoring = scoring_config(data.run)
         self.contrib = all_contributions(data.clusters[data.clusters["cluster_id"].isin(ids)], self.scoring)
         inside = data.members[data.members["cluster_id"].isin(ids)]
         self.nodes = rows_by_cluster(account_nodes(inside), ids)
-        self.pairs = rows_by_cluster(account_pairs(inside, data.edges[data.edges["cluster_id"].isin(ids)]), ids)
+        self.pairs = ColumnsByCluster(account_pairs(inside, data.edges[data.edges["cluster_id"].isin(ids)]), ids)
         self.key_rows = rows_by_cluster(inside[["cluster_id"] + KEY_COLUMNS], ids)   # members are by key_id
         self.keys_of = keys_by_account(inside)
-        self.activity = _Slices(data.activity, ids, "bin")
-        self.slots = _Slices(data.slots, ids, "slot")
+        self.timelines = Timelines(_of_clusters(data.activity, ids), _of_clusters(data.slots, ids))
         self.empty_members, self.empty_edges = data.members.iloc[:0], data.edges.iloc[:0]
 
     def html(self, cluster: dict, *, max_nodes: int, vis: str = "../assets/vis-network.min.js",
@@ -85,9 +72,9 @@ class _Pages:
         # every per-cluster part is precomputed: the page needs no members or edges frames
         return cluster_page(cluster, self.empty_members, self.empty_edges, run=self.data.run,
                             max_nodes=max_nodes, vis=vis, index_href=index_href,
-                            activity=self.activity.get(cid), slots=self.slots.get(cid),
+                            timeline=self.timelines.svg(cid, {n["account_id"]: n["created_at"] for n in nodes}),
                             labels=_labels_of(self.data, cid, {n["account_id"] for n in nodes}),
-                            nodes=nodes, pairs=self.pairs.get(cid, []),
+                            nodes=nodes, pairs=self.pairs.get(cid),
                             keys_of=self.keys_of, key_rows=self.key_rows.get(cid, []),
                             scoring=self.scoring, contrib=self.contrib.get(cid))
 
@@ -127,11 +114,13 @@ def _write_index(data: ReportData, report: Path) -> Path:
     return index
 
 
-def write_report(out_dir, *, max_nodes: int = DEFAULT_MAX_NODES, progress=None) -> Path:
+def write_report(out_dir, *, max_nodes: int = DEFAULT_MAX_NODES, progress=None, workers: int = 1) -> Path:
     """Write OUT_DIR/report/ (index, one page per cluster of 2+ accounts, assets); return the index path.
 
     Clusters with more than `max_nodes` accounts draw the accounts with the most link weight
     (the page says so). `progress`: a keyfarm.progress.Progress for a bar over the cluster pages.
+    `workers`: processes drawing the pages (1: this one; 2+: forked, each copying what it touches
+    of this process's memory, see report.workers); the pages are the same bytes whichever is chosen.
     """
     from keyfarm.errors import KeyfarmConfigError
 
@@ -147,10 +136,7 @@ def write_report(out_dir, *, max_nodes: int = DEFAULT_MAX_NODES, progress=None) 
             shutil.rmtree(old) if old.is_dir() else old.unlink()
     builder = _Pages(data, data.clusters["cluster_id"].to_numpy())
     records = data.clusters.to_dict("records")
-    iterator = progress.bar(records, total=len(records), desc="cluster pages") if progress else records
-    for cluster in iterator:
-        html = builder.html(cluster, max_nodes=max_nodes)
-        (pages / f"{int(cluster['cluster_id'])}.html").write_text(html, encoding="utf-8")
+    write_pages(partial(builder.html, max_nodes=max_nodes), records, pages, workers=workers, progress=progress)
     index = _write_index(data, report)
     log.info("report: %d cluster pages in %s", len(records), pages)
     return index

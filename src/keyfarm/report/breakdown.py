@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -95,10 +96,11 @@ def all_contributions(clusters: pd.DataFrame, config) -> dict:
     return {int(c): dict(zip(MODEL_FEATURES, row)) for c, row in zip(ids, contrib.to_numpy(np.float64).tolist())}
 
 
-def breakdown(cluster: dict, config, contrib: dict | None = None) -> Breakdown | None:
+def breakdown(cluster: dict, config, contrib: dict | None = None, scaled: dict | None = None) -> Breakdown | None:
     """Per-feature contributions to the cluster's logit under `config` (None without features).
-    `contrib`: the cluster's entry of `all_contributions`, when computed for many at once."""
-    scaled = scaled_features(cluster)
+    `contrib`: the cluster's entry of `all_contributions`, when computed for many at once;
+    `scaled`: its `scaled_features`, when the caller has them already."""
+    scaled = scaled_features(cluster) if scaled is None else scaled
     if scaled is None or config is None:
         return None
     if contrib is None:
@@ -162,11 +164,12 @@ def waterfall_svg(b: Breakdown, config) -> str:
     return "".join(out)
 
 
-def evidence_html(cluster: dict, config) -> str:
-    """The evidence lists of the verdict (empty when the run lacks the features they need)."""
+def evidence_html(cluster: dict, config, scaled: dict | None = None) -> str:
+    """The evidence lists of the verdict (empty when the run lacks the features they need);
+    `scaled`: the cluster's `scaled_features`, when the caller has them already."""
     from keyfarm.scoring.explain import evidence_parts
 
-    scaled = scaled_features(cluster)
+    scaled = scaled_features(cluster) if scaled is None else scaled
     if scaled is None or config is None:
         return ""
     try:
@@ -184,16 +187,22 @@ def evidence_html(cluster: dict, config) -> str:
                    for title, values in items if values)
 
 
+@lru_cache(maxsize=None)
+def _meaning(feature: str) -> str:
+    return esc(FEATURE_MEANING.get(feature, ""))
+
+
 def breakdown_html(cluster: dict, run: dict, *, config=None, contrib: dict | None = None) -> str:
     """The 'why' section: waterfall, evidence lists, and a table of every feature's contribution.
     `config`: the run's ScoringConfig (read from `run` when not given)."""
     config = scoring_config(run) if config is None else config
-    b = breakdown(cluster, config, contrib)
+    scaled = scaled_features(cluster)
+    b = breakdown(cluster, config, contrib, scaled)
     if b is None:
         return ('<p class="muted">No score breakdown: this run does not record the scaled features '
                 "(f_&lt;feature&gt; columns) or the fitted weights (run.json config.scoring).</p>"
-                + evidence_html(cluster, config))
-    rows = "".join(f'<tr><th title="{esc(FEATURE_MEANING.get(n, ""))}">{esc(n)}</th><td class=num>{v:.3f}</td>'
+                + evidence_html(cluster, config, scaled))
+    rows = "".join(f'<tr><th title="{_meaning(n)}">{esc(n)}</th><td class=num>{v:.3f}</td>'
                    f'<td class=num>{w:+.3f}</td><td class=num>{c:+.3f}</td></tr>' for n, v, w, c in b.rows)
     table = ('<details><summary>every feature</summary><table><tr><th>feature</th><th class=num>value (0..1)</th>'
              f'<th class=num>weight</th><th class=num>contribution</th></tr>{rows}'
@@ -203,4 +212,4 @@ def breakdown_html(cluster: dict, run: dict, *, config=None, contrib: dict | Non
             f'<p class="muted">Score = 1 / (1 + e<sup>−logit</sup>) = {fmt_float(1 / (1 + math.exp(-b.logit)), 3)}; '
             "red raises the score, green lowers it. A farm also needs the gates: control evidence, "
             "limits drawn and accounts (see below).</p>"
-            f"{table}</div><div>{evidence_html(cluster, config)}</div></div>")
+            f"{table}</div><div>{evidence_html(cluster, config, scaled)}</div></div>")

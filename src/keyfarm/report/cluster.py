@@ -171,18 +171,20 @@ def cluster_page(cluster: dict, members: pd.DataFrame, edges: pd.DataFrame, *, r
                  max_nodes: int = 500, vis: str = "../assets/vis-network.min.js",
                  index_href: str | None = "../index.html", activity: pd.DataFrame | None = None,
                  slots: pd.DataFrame | None = None, labels: pd.DataFrame | None = None,
-                 nodes: list[dict] | None = None, pairs: list[dict] | None = None,
+                 nodes: list[dict] | None = None, pairs: dict[str, list] | None = None,
                  keys_of: dict | None = None, key_rows: list[dict] | None = None,
-                 scoring=None, contrib: dict | None = None) -> str:
+                 scoring=None, contrib: dict | None = None, timeline: str | None = None) -> str:
     """HTML of one cluster's page from its clusters row, members and intra-cluster edges; its
     rows of activity.parquet and slots.parquet (timeline) and of labels.parquet (this cluster's
     and its accounts' labels, oldest first), each optional.
 
     `vis="inline"` embeds vis-network, giving a self-contained page (for notebooks and e-mail).
-    `nodes`, `pairs`, `keys_of`, `key_rows`: the cluster's records of graph.account_nodes,
-    account_pairs, keys_by_account and of its members (KEY_COLUMNS, by key_id), when computed for
+    `nodes`, `pairs`, `keys_of`, `key_rows`: the cluster's records of graph.account_nodes, its
+    graph.account_pairs as columns (graph.pair_columns), graph.keys_by_account and its members'
+    records (KEY_COLUMNS, by key_id), when computed for
     all clusters at once (write_report does); likewise `scoring` (the run's ScoringConfig) and
-    `contrib` (the cluster's breakdown.all_contributions entry).
+    `contrib` (the cluster's breakdown.all_contributions entry), and `timeline` (its SVG from
+    timeline.Timelines, which replaces `activity` and `slots`).
     """
     run = run or {}
     if nodes is None:
@@ -223,7 +225,7 @@ def cluster_page(cluster: dict, members: pd.DataFrame, edges: pd.DataFrame, *, r
 <h2 id="timeline">Activity over time</h2>
 <div class="controls"><label><input type="radio" name="tl" value="tokens" checked> tokens</label>
 <label><input type="radio" name="tl" value="requests"> requests</label></div>
-{timeline_svg(activity, slots, {n["account_id"]: n["created_at"] for n in nodes})}
+{timeline if timeline is not None else timeline_svg(activity, slots, {n["account_id"]: n["created_at"] for n in nodes})}
 <h2 id="links">Strongest links and their evidence</h2>{_links_table(drawing, [n["info"]["account_id"] for n in drawing.nodes])}
 <h2 id="prompts-h">Example prompts</h2>{_prompts_table(drawing)}
 <h2 id="labels">Analyst labels</h2>{_labels_section(cid, labels)}

@@ -25,9 +25,12 @@ class _InputError(click.ClickException):
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--max-nodes", type=click.IntRange(min=2), default=500, show_default=True,
               help="Clusters with more keys are drawn at account level.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes drawing the cluster pages (2+: forked; each copies what it touches of the "
+                   "parent's memory). The pages are the same bytes whatever the number.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"index": PATH, "pages": N} as JSON.')
-def report_command(out_dir, max_nodes, quiet, as_json):
+def report_command(out_dir, max_nodes, workers, quiet, as_json):
     """Write OUT_DIR/report/: index.html and one interactive page per cluster (offline HTML).
 
     \b
@@ -35,6 +38,7 @@ def report_command(out_dir, max_nodes, quiet, as_json):
       keyfarm report out
       keyfarm report out --max-nodes 1500 --quiet
       keyfarm report out --quiet --json
+      keyfarm report out --workers 2
     """
     from keyfarm.progress import Progress
     from keyfarm.report import write_report
@@ -42,7 +46,7 @@ def report_command(out_dir, max_nodes, quiet, as_json):
     progress = Progress(quiet)
     try:
         with progress.stage("report"):
-            index = write_report(out_dir, max_nodes=max_nodes, progress=progress)
+            index = write_report(out_dir, max_nodes=max_nodes, progress=progress, workers=workers)
     except KeyfarmError as exc:
         raise _InputError(printable(exc)) from None
     if as_json:

@@ -21,8 +21,8 @@ import pandas as pd
 
 from keyfarm.community.components import find_root   # the one union-find kernel
 
-from keyfarm.report.escape import plain, records
-from keyfarm.report.outputs import SIGNALS
+from keyfarm.report.escape import column_values, plain, records
+from keyfarm.report.outputs import SIGNALS, sort_rows
 
 SIGNAL_COLOURS = {"account": "#8c8c8c", "payment": "#d62728", "ip": "#1f77b4", "device": "#ff7f0e",
                   "prompt": "#9467bd", "timing": "#2ca02c"}
@@ -137,7 +137,7 @@ def account_pairs(members: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
     y = code_of.reindex(edges["key_b"]).to_numpy(np.float64)
     ok = ~(np.isnan(x) | np.isnan(y))
     ok[ok] = x[ok] != y[ok]
-    edges = edges[ok].sort_values(["key_a", "key_b"], kind="stable")   # position = the tie-break
+    edges = sort_rows(edges[ok], ["key_a", "key_b"])   # position = the tie-break
     x = code_of.reindex(edges["key_a"]).to_numpy(np.int64)
     y = code_of.reindex(edges["key_b"]).to_numpy(np.int64)
     if not len(edges):
@@ -201,13 +201,14 @@ def _short(value, limit: int):
 
 def keys_by_account(members: pd.DataFrame) -> dict[str, list[str]]:
     """account_id → its first KEYS_LISTED key ids (in key order), for the nodes' details."""
-    keys_of: dict[str, list[str]] = {}
-    members = members.sort_values("key_id", kind="stable")
-    for acc, key in zip(members["account_id"].tolist(), members["key_id"].tolist()):
-        listed = keys_of.setdefault(acc, [])
-        if len(listed) < KEYS_LISTED:
-            listed.append(key)
-    return keys_of
+    members = sort_rows(members, ["key_id"])
+    keys = members["key_id"].to_numpy(dtype=object)
+    codes, accounts = pd.factorize(members["account_id"].to_numpy(dtype=object))
+    order = np.argsort(codes, kind="stable")   # each account's keys together, in key order
+    ends = np.cumsum(np.bincount(codes, minlength=len(accounts)))
+    listed = keys[order].tolist()
+    return {acc: listed[end - n:end - n + min(n, KEYS_LISTED)]
+            for acc, end, n in zip(accounts.tolist(), ends.tolist(), np.diff(np.r_[0, ends]).tolist())}
 
 
 def rows_by_cluster(frame: pd.DataFrame, ids) -> dict[int, list[dict]]:
@@ -221,28 +222,57 @@ def rows_by_cluster(frame: pd.DataFrame, ids) -> dict[int, list[dict]]:
     return out
 
 
+class ColumnsByCluster:
+    """A table's columns as lists of `plain` values (escape.column_values), sliced per cluster.
+
+    The account pairs of a report are ~10⁴–10⁵ rows of ~20 columns: a dict per row (`records`)
+    costs more than drawing them, so pages take their cluster's share as columns instead.
+    """
+
+    def __init__(self, frame: pd.DataFrame, ids):
+        frame = frame[frame["cluster_id"].isin(ids)].sort_values("cluster_id", kind="stable")
+        cids = frame["cluster_id"].to_numpy(np.int64)
+        self.columns = {c: column_values(frame[c]) for c in frame.columns if c != "cluster_id"}
+        self.ids, starts = np.unique(cids, return_index=True)
+        self.bounds = np.r_[starts, cids.size].tolist()
+
+    def get(self, cluster_id: int) -> dict[str, list]:
+        """The cluster's rows as {column: values} (empty lists for a cluster without rows)."""
+        i = int(np.searchsorted(self.ids, cluster_id))
+        if i == self.ids.size or self.ids[i] != cluster_id:
+            return {c: [] for c in self.columns}
+        lo, hi = self.bounds[i], self.bounds[i + 1]
+        return {c: v[lo:hi] for c, v in self.columns.items()}
+
+
+def pair_columns(members: pd.DataFrame, edges: pd.DataFrame) -> dict[str, list]:
+    """`account_pairs` of one cluster as {column: plain values}, the form cluster_drawing takes."""
+    frame = account_pairs(members, edges).drop(columns=["cluster_id"], errors="ignore")
+    return {c: column_values(frame[c]) for c in frame.columns}
+
+
 def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: int = 500,
                     max_edges: int | None = None, seed: int = 0, nodes: list[dict] | None = None,
-                    pairs: list[dict] | None = None, keys_of: dict | None = None) -> ClusterDrawing:
+                    pairs: dict[str, list] | None = None, keys_of: dict | None = None) -> ClusterDrawing:
     """Account nodes, account pairs and layout of one cluster's members and intra-cluster edges.
 
     Beyond `max_nodes` accounts, the accounts with the most link weight are drawn. `max_edges`
     (default 3 × max_nodes) caps the pairs drawn, keeping a maximum spanning forest so nothing
-    drawn floats. `nodes`, `pairs` (records of `account_nodes` and `account_pairs`) and
-    `keys_of` (`keys_by_account`): the cluster's share when the caller computed them for many
-    clusters at once.
+    drawn floats. `nodes` (records of `account_nodes`), `pairs` (the cluster's `account_pairs`
+    as columns: `pair_columns`, ColumnsByCluster.get) and `keys_of` (`keys_by_account`): the
+    cluster's share when the caller computed them for many clusters at once.
     """
     max_edges = 3 * max_nodes if max_edges is None else max_edges
     nodes = records(account_nodes(members).drop(columns=["cluster_id"], errors="ignore")) if nodes is None else nodes
-    links = records(account_pairs(members, edges).drop(columns=["cluster_id"], errors="ignore")) \
-        if pairs is None else pairs
+    links = pair_columns(members, edges) if pairs is None else pairs
     keys_of = keys_by_account(members) if keys_of is None else keys_of
     notes: list[str] = []
-    n_nodes_total, n_edges_total = len(nodes), len(links)
+    n_nodes_total, n_edges_total = len(nodes), len(links["acc_a"])
     index = {n["account_id"]: i for i, n in enumerate(nodes)}
-    a = np.array([index[p["acc_a"]] for p in links], np.int64)
-    b = np.array([index[p["acc_b"]] for p in links], np.int64)
-    w = np.array([p["weight"] for p in links], np.float64)
+    a = np.array([index[x] for x in links["acc_a"]], np.int64)
+    b = np.array([index[x] for x in links["acc_b"]], np.int64)
+    w = np.array(links["weight"], np.float64)
+    chosen = np.arange(a.size)   # the rows of `links` drawn
 
     if len(nodes) > max_nodes:
         strength = np.bincount(a, w, len(nodes)) + np.bincount(b, w, len(nodes))
@@ -253,7 +283,7 @@ def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: in
         remap[keep_nodes] = np.arange(keep_nodes.size)
         nodes = [nodes[i] for i in keep_nodes.tolist()]
         ok = (remap[a] >= 0) & (remap[b] >= 0)
-        links = [links[j] for j in np.flatnonzero(ok).tolist()]
+        chosen = chosen[ok]
         a, b, w = remap[a[ok]], remap[b[ok]], w[ok]
 
     # the forest decides which pairs are drawn only when some must be left out
@@ -263,8 +293,15 @@ def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: in
                      f"spanning forest and the strongest other pairs are drawn ({max_edges:,} pairs).")
         order = order[:max_edges]
     order = np.sort(order)
-    links, a, b, w = [links[j] for j in order.tolist()], a[order], b[order], w[order]
+    chosen, a, b, w = chosen[order], a[order], b[order], w[order]
     pos = layout(len(nodes), a, b, w, seed=seed).tolist()
+    rows = chosen.tolist()
+    if len(rows) == n_edges_total:
+        column = links.get
+    else:
+        def column(name):
+            values = links.get(name)
+            return None if values is None else [values[j] for j in rows]
 
     tokens = np.array([n["total_tokens"] or 0 for n in nodes], np.float64)
     top = tokens.max() if tokens.size and tokens.max() > 0 else 1.0
@@ -278,11 +315,11 @@ def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: in
                           "label": name[:18] if show_labels else " ", "info": info})
 
     strings, prompts = _Table(), _Table()
-    out_pairs = []
     # prompts are numbered from the strongest pair down, so the table holds the best evidence
     prompt_rank = {}
-    shorts = [(_short(p.get("prompt_example_a"), PROMPT_CHARS), _short(p.get("prompt_example_b"), PROMPT_CHARS))
-              for p in links]
+    none = [None] * len(rows)
+    shorts = list(zip(*(none if c is None else [_short(v, PROMPT_CHARS) for v in c]
+                        for c in (column("prompt_example_a"), column("prompt_example_b")))))
     if any(x is not None or y is not None for x, y in shorts):
         for j in np.lexsort((b, a, -w)).tolist():
             if len(prompt_rank) >= MAX_PROMPTS:
@@ -290,23 +327,43 @@ def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: in
             for text in shorts[j]:
                 if isinstance(text, str) and text and text not in prompt_rank and len(prompt_rank) < MAX_PROMPTS:
                     prompt_rank[text] = prompts.add(text)
-    a_list, b_list = a.tolist(), b.tolist()
-    weight_columns = [(s, f"w_{s}") for s in LINK_SIGNALS]
-    evidence_columns = [(s, f"evidence_{s}") for s in LINK_SIGNALS]
-    add = strings.add
-    for j, row in enumerate(links):
-        weights = {}
-        for s, column in weight_columns:
-            value = row[column]
-            if value and value > 0:
-                weights[s] = round(value, 3)
+    # per pair: its signals' weights, then references to its evidence tokens and keys in the
+    # strings table, numbered in order of first use (pair by pair: evidence by signal, then keys)
+    weights = [{} for _ in rows]
+    for s in LINK_SIGNALS:
+        values = column(f"w_{s}")
+        if values is None:
+            continue
+        values = np.array(values, np.float64)   # None (a missing weight) becomes NaN: not drawn
+        hits = np.flatnonzero(values > 0)
+        for j, value in zip(hits.tolist(), values[hits].tolist()):
+            weights[j][s] = round(value, 3)
+    # only the signals with evidence on some pair (list.count runs in C; most pairs share one or two)
+    evidence = [(s, values) for s in LINK_SIGNALS
+                if (values := column(f"evidence_{s}")) is not None and values.count(None) != len(values)]
+    get, add = strings.index.get, strings.add
+    out_pairs = []
+    for j, (a_j, b_j, weight, key_a, key_b, n_key_pairs) in enumerate(zip(
+            a.tolist(), b.tolist(), column("weight"), column("key_a"), column("key_b"), column("n_key_pairs"))):
         ev = {}
-        for s, column in evidence_columns:
-            ref = add(row.get(column))
-            if ref is not None:
-                ev[s] = ref
-        pair = {"a": a_list[j], "b": b_list[j], "weight": round(row["weight"], 4), "w": weights, "ev": ev,
-                "k": [add(str(row["key_a"])), add(str(row["key_b"]))], "n": int(row["n_key_pairs"])}
+        for s, values in evidence:
+            value = values[j]
+            if value is None:
+                continue
+            ref = get(value) if value.__class__ is str else None   # found: already numbered
+            if ref is None:
+                ref = add(value)
+                if ref is None:
+                    continue
+            ev[s] = ref
+        ka = get(key_a) if key_a.__class__ is str else None
+        if ka is None:
+            ka = add(str(key_a))
+        kb = get(key_b) if key_b.__class__ is str else None
+        if kb is None:
+            kb = add(str(key_b))
+        pair = {"a": a_j, "b": b_j, "weight": round(weight, 4), "w": weights[j], "ev": ev,
+                "k": [ka, kb], "n": int(n_key_pairs)}
         x, y = shorts[j]
         if x is not None or y is not None:
             refs = [prompt_rank.get(x), prompt_rank.get(y)]
