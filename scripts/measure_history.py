@@ -91,14 +91,18 @@ def eligible_clusters(acc1, truth1, keys1, truth2, keys2, active2=None) -> pd.Da
     ok = per["accounts"].apply(lambda s: s <= present) & ~per["touched"]
     out = per[ok].reset_index()[["cluster_id", "accounts"]]
     out["truth"] = truth_kind(c1[c1["cluster_id"].isin(out["cluster_id"])]).reindex(out["cluster_id"]).to_numpy()
-    # the share of its commonest true group the cluster holds: 1 for a whole group, ~0.03 for one of
-    # the thirty pieces community detection cuts a 300-account cloud region into
-    size = g1.groupby("group_id").size()
-    top = c1.dropna(subset=["group_id"]).groupby(["cluster_id", "group_id"]).size().rename("n").reset_index() \
-        .sort_values(["cluster_id", "n"], ascending=[True, False], kind="stable").drop_duplicates("cluster_id")
-    cover = pd.Series((top["n"] / size.reindex(top["group_id"]).to_numpy()).to_numpy(), index=top["cluster_id"].to_numpy())
-    out["coverage"] = cover.reindex(out["cluster_id"]).fillna(0.0).to_numpy()
+    out["coverage"] = group_coverage(c1, g1).reindex(out["cluster_id"]).fillna(0.0).to_numpy()
     return out
+
+
+def group_coverage(members: pd.DataFrame, groups: pd.DataFrame) -> pd.Series:
+    """Per cluster (members: cluster_id, group_id per account) the share of its commonest true
+    group it holds: 1 for a whole group, ~0.03 for one of the thirty pieces community detection
+    cuts a 300-account cloud region into."""
+    size = groups.groupby("group_id").size()
+    top = members.dropna(subset=["group_id"]).groupby(["cluster_id", "group_id"]).size().rename("n").reset_index() \
+        .sort_values(["cluster_id", "n"], ascending=[True, False], kind="stable").drop_duplicates("cluster_id")
+    return pd.Series((top["n"] / size.reindex(top["group_id"]).to_numpy()).to_numpy(), index=top["cluster_id"].to_numpy())
 
 
 WHOLE_GROUP = 0.5   # a cluster holding at least this share of its true group is that group, not a piece of it
@@ -170,44 +174,88 @@ def returning(acc1, acc2, truth2, keys2, params2, truth1, keys1) -> list[dict]:
     return out
 
 
-def changes_vs_truth(out2: Path, acc1, acc2, truth1, keys1, truth2, keys2, params2) -> dict:
-    """Each changes.parquet row checked against what the generator did."""
+def expected_changes(acc1, truth1, keys1, truth2, keys2, params2, active2=None) -> pd.DataFrame:
+    """What the truth says happened to each period-1 cluster (2+ accounts), if period 2 were
+    clustered as period 1 plus the generator's events: its accounts minus those banned (or not
+    active) plus the new accounts of its farm that came back. One row per cluster: cluster_id,
+    expected (unchanged / grown / shrunk / disappeared / returning: every account gone and the farm
+    back with new ones), coverage and truth (as eligible_clusters reads them)."""
+    c1 = acc1.dropna(subset=["n_accounts"])[["account_id", "cluster_id"]]
+    g1, g2 = group_of(truth1, keys1), group_of(truth2, keys2)
+    present = set(keys2["account_id"]) if active2 is None else set(active2) & set(keys2["account_id"])
+    new_of_farm = g2[g2["account_id"].isin(set(g2["account_id"]) - set(g1["account_id"]))].dropna(subset=["farm_id"]) \
+        .groupby("farm_id").size()
+    back = set(params2["continue"]["returning_farms"])
+    rows = []
+    c1 = c1.merge(g1, on="account_id", how="left")
+    kind = truth_kind(c1)
+    for cid, m in c1.groupby("cluster_id"):
+        stay = int(m["account_id"].isin(present).sum())
+        farms = set(m["farm_id"].dropna())
+        gained = int(sum(new_of_farm.get(f, 0) for f in farms if f in back))
+        after = stay + gained
+        expected = ("unchanged" if stay == len(m) and not gained else "returning" if not stay and gained
+                    else "disappeared" if not after else "grown" if after > len(m) else "shrunk")
+        rows.append({"cluster_id": int(cid), "expected": expected, "truth": kind[cid]})
+    out = pd.DataFrame(rows)
+    out["coverage"] = group_coverage(c1, g1).reindex(out["cluster_id"]).fillna(0.0).to_numpy()
+    return out
+
+
+def observed_changes(out2: Path, acc1) -> pd.DataFrame:
+    """What the period-2 run says happened to each period-1 cluster: the status of the cluster
+    that carries its id, `disappeared` when changes.parquet lists it so, `merged away` when it is a
+    previous_cluster_id of a merged cluster under another id."""
+    c2 = pd.read_parquet(out2 / "clusters.parquet", columns=["cluster_id", "status", "previous_cluster_ids", "returning"])
     ch = pd.read_parquet(out2 / "changes.parquet")
-    t1 = truth1.merge(keys1[["key_id", "account_id"]], on="key_id").drop_duplicates("account_id")
-    t2 = truth2.merge(keys2[["key_id", "account_id"]], on="key_id").drop_duplicates("account_id")
-    banned = set(t1.loc[t1["farm_id"].isin(params2["continue"]["banned_farms"]), "account_id"])
-    new_accounts = set(t2.loc[t2["period"] > 1, "account_id"])
-    res = {}
-    for status, rows in ch.groupby("status"):
-        explained = 0
-        for cid in rows["cluster_id"]:
-            before = set(acc1.loc[acc1["cluster_id"] == cid, "account_id"])
-            after = set(acc2.loc[acc2["cluster_id"] == cid, "account_id"])
-            if status == "disappeared":
-                ok = bool(before) and len(before & banned) * 2 >= len(before)
-            elif status == "new":
-                ok = bool(after & new_accounts)
-            elif status == "grown":
-                ok = bool(after & new_accounts)
-            elif status == "shrunk":
-                ok = bool(before & banned)
-            else:   # merged / split on accounts the generator left alone: clustering churn
-                ok = bool((before | after) & (banned | new_accounts))
-            explained += ok
-        res[status] = {"rows": int(len(rows)), "explained_by_truth": int(explained)}
-    # banned farms that did not come back: their period-1 cluster should be `disappeared`
-    gone_farms = [f for f in params2["continue"]["banned_farms"] if f not in params2["continue"]["returning_farms"]]
-    expected, found = 0, 0
-    for farm in gone_farms:
-        old = acc1[acc1["account_id"].isin(t1.loc[t1["farm_id"] == farm, "account_id"])].dropna(subset=["n_accounts"])
-        if not len(old):
-            continue
-        cid = int(old["cluster_id"].mode().min())
-        if len(old[old["cluster_id"] == cid]) * 2 >= (acc1["cluster_id"] == cid).sum():
-            expected += 1
-            found += bool(((ch["cluster_id"] == cid) & (ch["status"] == "disappeared")).any())
-    res["banned_not_returning_farm_clusters"] = {"expected_disappeared": expected, "listed_disappeared": found}
-    return res
+    ids1 = acc1.dropna(subset=["n_accounts"])["cluster_id"].astype(np.int64).unique()
+    carried = c2.set_index("cluster_id")
+    gone = set(ch.loc[ch["status"] == "disappeared", "cluster_id"])
+    merged_into = {int(p) for text in c2.loc[c2["status"] == "merged", "previous_cluster_ids"] for p in str(text).split(",") if p}
+    rows = []
+    for cid in sorted(ids1):
+        if cid in carried.index:
+            obs = carried.loc[cid, "status"]
+            if obs == "new" and bool(carried.loc[cid, "returning"]):
+                obs = "returning"
+        elif cid in gone:
+            obs = "disappeared"
+        elif cid in merged_into:
+            obs = "merged away"
+        else:
+            obs = "absent"
+        rows.append({"cluster_id": int(cid), "observed": obs})
+    return pd.DataFrame(rows)
+
+
+def changes_vs_truth(out2: Path, acc1, acc2, truth1, keys1, truth2, keys2, params2, active2=None) -> dict:
+    """changes.parquet against the truth of what changed: per period-1 cluster the status the truth
+    expects (expected_changes) against the one the run gives (observed_changes), as a table
+    expected → observed → clusters, overall, for clusters that are whole true groups (where the
+    clustering of period 1 was right), and the share that agree; and the period-2 clusters with no
+    predecessor (`new`) by whether the truth made any of their accounts new."""
+    exp = expected_changes(acc1, truth1, keys1, truth2, keys2, params2, active2)
+    both = exp.merge(observed_changes(out2, acc1), on="cluster_id")
+    both["agree"] = both["expected"] == both["observed"]
+
+    def table(frame):
+        t = frame.groupby(["expected", "observed"]).size()
+        return {"agree": int(frame["agree"].sum()), "clusters": int(len(frame)),
+                "share": round(float(frame["agree"].mean()), 4) if len(frame) else None,
+                "table": {e: {o: int(n) for (e2, o), n in t.items() if e2 == e} for e in sorted(set(frame["expected"]))}}
+
+    whole = both[both["truth"].isin(["farm", "benign group"]) & (both["coverage"] >= WHOLE_GROUP)]
+    c2 = pd.read_parquet(out2 / "clusters.parquet", columns=["cluster_id", "status", "returning"])
+    g1, g2 = group_of(truth1, keys1), group_of(truth2, keys2)
+    new_accounts = set(g2["account_id"]) - set(g1["account_id"])
+    fresh = c2[(c2["status"] == "new") & ~c2["cluster_id"].isin(both["cluster_id"])]
+    holds_new = acc2[acc2["cluster_id"].isin(fresh["cluster_id"])].groupby("cluster_id")["account_id"] \
+        .apply(lambda a: bool(set(a) & new_accounts))
+    ch = pd.read_parquet(out2 / "changes.parquet")
+    return {"period1_clusters": table(both), "period1_whole_true_groups": table(whole),
+            "period2_new_clusters": {"clusters": int(len(fresh)), "holding_new_accounts": int(holds_new.sum()),
+                                     "only_accounts_of_period1": int((~holds_new).sum())},
+            "changes_rows": {str(k): int(v) for k, v in ch["status"].value_counts().sort_index().items()}}
 
 
 def active_accounts(world: Path, keys: pd.DataFrame) -> set:
@@ -253,7 +301,7 @@ def main() -> None:
         acc2 = account_clusters(w / name)
         report[name] = {"stability": stability(acc1, acc2, truth1, truth2, keys1, keys2, active2),
                         "returning": returning(acc1, acc2, truth2, keys2, params2, truth1, keys1),
-                        "changes": changes_vs_truth(w / name, acc1, acc2, truth1, keys1, truth2, keys2, params2)}
+                        "changes": changes_vs_truth(w / name, acc1, acc2, truth1, keys1, truth2, keys2, params2, active2)}
     again = pd.read_parquet(w / "o1again" / "clusters.parquet")
     report["period1_again"] = {"clusters": int(len(again)),
                                "unchanged_same_id": int((again["status"] == "unchanged").sum()),
