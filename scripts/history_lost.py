@@ -121,9 +121,21 @@ def main() -> None:
                          ["period-1 tie absent from period 2", "tie present, lighter in period 2"],
                          "tie present, same weight")
     table["evidence"] = evidence
+    # the same value's weight in both periods (it depends on how many accounts hold it, against a
+    # fixed reference population): per kind, over values projected in both
+    w1 = ev1.drop_duplicates("token").set_index("token")
+    w2 = ev2.drop_duplicates("token").set_index("token")
+    common = w1.index.intersection(w2.index)
+    both = pd.DataFrame({"kind": w1.loc[common, "kind"], "w1": w1.loc[common, "weight"], "w2": w2.loc[common, "weight"],
+                         "proj": w1.loc[common, "projected"].astype(bool) & w2.loc[common, "projected"].astype(bool)})
+    both = both[both["proj"]]
+    ratio = both["w2"] / both["w1"]
+    weights = {k: {"values": int(len(g)), "median_ratio_p2_p1": round(float(ratio[g.index].median()), 4),
+                   "share_moved_over_5pct": round(float((abs(ratio[g.index] - 1) > 0.05).mean()), 4)}
+               for k, g in both.groupby("kind") if k in ("pay", "dev", "ua", "ip4", "ip4/24", "ip6/64", "pdup", "lsh")}
     if args.csv:
         table.to_csv(args.csv, index=False)
-    summary = {"eligible": int(len(elig)), "lost": int(len(lost)),
+    summary = {"eligible": int(len(elig)), "lost": int(len(lost)), "weights_of_the_same_value": weights,
                "by_size": table["n_accounts"].clip(upper=5).value_counts().sort_index().to_dict(),
                "by_truth": table["truth"].value_counts().to_dict(),
                "whole_groups_lost": table[(table["coverage"] >= 0.5) & table["truth"].isin(["farm", "benign group"])]
