@@ -6,8 +6,12 @@ farms, changes.parquet against the truth, and the time of the second run with --
 Generates period 1 (`keyfarm generate`) and period 2 (`--continue`), links period 1, then period 2
 three ways: cold (no --previous), with --previous, and with --previous --banned (an audit log
 holding the bans of the farms the generator banned); and period 1 again with --previous (nothing
-changed: every cluster should be `unchanged`). Prints one JSON document of the figures.
-Never run by tests (minutes at 50k).
+changed: every cluster should be `unchanged`). Prints one JSON document of the figures: per
+period-2 run the stability bar in its two readings (`stability`), where each returning farm's new
+accounts landed (`returning`), and changes.parquet against the change the truth expects for each
+period-1 cluster (`changes`). `--reuse` keeps run folders that exist, so figures of a new commit
+need only the runs it changes (delete those folders first). scripts/history_lost.py explains the
+clusters the bar misses. Never run by tests (minutes at 50k).
 """
 from __future__ import annotations
 
