@@ -53,7 +53,7 @@ def test_one_class_of_labels_is_an_input_error():
 def _out_dir(tmp_path):
     """An OUT_DIR of three clusters (ids 1-3) with scaled features and members."""
     out = tmp_path / "out"
-    out.mkdir()
+    out.mkdir(parents=True)
     clusters = pd.DataFrame({"cluster_id": [1, 2, 3], "n_keys": [3, 2, 2]})
     for i, name in enumerate(MODEL_FEATURES):
         clusters[f"f_{name}"] = [0.9, 0.1, 0.5]
@@ -84,8 +84,9 @@ def test_a_reverted_ban_becomes_a_benign_label_and_the_latest_label_wins(tmp_pat
     assert frame["y"].to_dict() == {1: 1, 2: 0, 3: 0}   # b1's revert (later) overrides its farm label
 
 
-def test_calibrate_command_writes_the_scoring_section(tmp_path):
-    out = _out_dir(tmp_path)
+def _sixty_clusters(out) -> np.ndarray:
+    """Write 60 one-account clusters a0..a59 into OUT_DIR `out`, the even ones farm-like; returns
+    the mask of the farm-like ones."""
     rng = np.random.default_rng(0)
     clusters = pd.DataFrame({"cluster_id": np.arange(60), "n_keys": 2})
     farm = np.arange(60) % 2 == 0
@@ -94,6 +95,12 @@ def test_calibrate_command_writes_the_scoring_section(tmp_path):
     clusters.to_parquet(out / "clusters.parquet")
     pd.DataFrame({"key_id": [f"k{i}" for i in range(60)], "account_id": [f"a{i}" for i in range(60)],
                   "cluster_id": np.arange(60)}).to_parquet(out / "members.parquet")
+    return farm
+
+
+def test_calibrate_command_writes_the_scoring_section(tmp_path):
+    out = _out_dir(tmp_path)
+    farm = _sixty_clusters(out)
     labels = tmp_path / "labels.csv"
     pd.DataFrame({"account_id": [f"a{i}" for i in range(60)],
                   "label": np.where(farm, "farm", "benign")}).to_csv(labels, index=False)
@@ -106,3 +113,44 @@ def test_calibrate_command_writes_the_scoring_section(tmp_path):
     pd.DataFrame({"account_id": ["a1"], "label": ["fraud"]}).to_csv(bad, index=False)
     result = CliRunner().invoke(main, ["calibrate", str(out), "--labels", str(bad)])
     assert result.exit_code == 2 and "row 0" in result.output and "not farm or benign" in result.output
+
+
+def _carry(out, labels: pd.DataFrame) -> None:
+    """Give OUT_DIR a state/ whose labels.parquet carries `labels` (as a daily run writes it)."""
+    from keyfarm.history.state import State, empty_tables, write_state
+
+    tables = empty_tables()
+    tables["labels"] = labels
+    write_state(out, State(run_id="r1", run_seq=0, next_cluster_id=100, tables=tables))
+
+
+def test_calibrate_learns_from_labels_carried_in_state(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    farm = _sixty_clusters(out)
+    result = CliRunner().invoke(main, ["calibrate", str(out)])
+    assert result.exit_code == 2 and "give --labels" in result.output   # nothing labelled yet
+    _carry(out, pd.DataFrame({"account_id": [f"a{i}" for i in range(60)],
+                              "label": np.where(farm, "farm", "benign"), "source": "analyst",
+                              "ts": "2026-11-01T00:00:00+00:00"}))
+    result = CliRunner().invoke(main, ["calibrate", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    import json
+    report = json.loads(result.output[result.output.index("{"):])
+    assert report["n_clusters"] == 60 and report["n_farm"] == 30
+    (out / "state" / "labels.parquet").write_bytes(b"not parquet")
+    result = CliRunner().invoke(main, ["calibrate", str(out)])
+    assert result.exit_code == 2 and "state/labels.parquet" in result.output and "checksum" in result.output
+
+
+def test_carried_labels_apply_to_their_own_run_and_given_labels_to_all(tmp_path):
+    from keyfarm.scoring.calibrate import carried_labels
+
+    day1, day2 = _out_dir(tmp_path / "d1"), _out_dir(tmp_path / "d2")
+    _carry(day2, pd.DataFrame({"account_id": ["b1", "b2"], "label": "benign", "source": "revert",
+                               "ts": "2026-11-20T00:00:00+00:00"}))
+    given = pd.DataFrame({"account_id": ["a1", "b1"], "label": ["farm", "farm"], "ts": ["2026-11-01"] * 2})
+    labels = pd.concat([given, *carried_labels([day1, day2])], ignore_index=True)
+    frame = labelled_clusters([day1, day2], labels).set_index(["out_dir", "cluster_id"])["y"]
+    # day 1 knows only the given labels; on day 2 the carried (later) revert wins for b1
+    assert frame.to_dict() == {(str(day1), 1): 1, (str(day1), 2): 1, (str(day2), 1): 1, (str(day2), 2): 0}

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from keyfarm.community import CommunityInputError, leiden
-from keyfarm.history.evidence import join_returning, returning_matches, token_digest, tying_tokens
+from keyfarm.history.evidence import (join_returning, keep_staying, returning_matches, staying, token_digest,
+                                      tying_tokens)
 from keyfarm.history.labels import detach_benign
 
 
@@ -40,6 +41,35 @@ def test_a_card_or_two_values_of_a_remembered_farm_make_an_account_return():
     m = returning_matches(tokens, ids, remembered)
     assert m["account"].tolist() == [0, 1]
     assert set(m["farm_id"]) == {7}
+
+
+def test_a_farm_member_stays_only_on_the_farms_rare_evidence_shared_today():
+    remembered = _remembered([(7, "f0", "pay", "pay:c1"), (7, "f1", "pay", "pay:c1"), (7, "f2", "pay", "pay:c1"),
+                              (7, "f2", "ip4", "ip4:a"), (7, "f3", "ip4", "ip4:a"), (7, "f3", "ip4", "ip4:b"),
+                              (7, "f4", "ip4", "ip4:b"), (7, "f4", "ip4", "ip4:d"), (7, "f5", "dev", "dev:z")])
+    tokens = _tokens([(0, "pay", "pay:c1"), (1, "pay", "pay:c1"), (2, "pay", "pay:c1"),   # the card, today
+                      (2, "ip4", "ip4:a"),
+                      (3, "ip4", "ip4:a"), (3, "ip4", "ip4:b"), (4, "ip4", "ip4:b"),     # f3: two values
+                      (5, "dev", "dev:z"),                                               # f5: nobody shares it
+                      (6, "pay", "pay:c1")])                                             # a stranger on the card
+    ids = np.array(["f0", "f1", "f2", "f3", "f4", "f5", "x"], dtype=object)
+    stay = staying(tokens, ids, remembered)
+    # f0..f2 share the card; f3 shares two of the farm's addresses (with f2 and f4); f4 only one
+    # value (ip4:b; its ip4:d is not seen today); f5's device is held by no other farm account
+    # today; the stranger x was never the farm's
+    assert stay["account"].tolist() == [0, 1, 2, 3]
+    labels = np.array([0, 0, 1, 2, 3, 4, 5])            # today: f2 and f3 drifted off (f2 in a crowd with f3)
+    out = keep_staying(labels, stay)
+    assert out[[0, 1, 2, 3]].tolist() == [0, 0, 0, 0] and out[4] == 3 and out[6] == 5
+    # a day on which the communities already keep the farm together changes nothing
+    assert np.array_equal(keep_staying(out, stay), out)
+
+
+def test_a_member_of_another_remembered_farm_is_not_pulled_across():
+    stay = pd.DataFrame({"account": [0, 1, 2, 3, 4, 5], "group": [7, 7, 7, 9, 9, 9]})
+    labels = np.array([0, 0, 1, 1, 1, 2])               # account 2 (farm 7) sits in farm 9's cluster
+    out = keep_staying(labels, stay)
+    assert out.tolist() == [0, 0, 1, 1, 1, 1]           # 5 joins farm 9; 2 stays where farm 9 is
 
 
 def test_returning_accounts_join_one_cluster_without_dragging_a_crowd():

@@ -111,8 +111,9 @@ def test_next_period_lists_changes_and_returning_farms_keep_their_id(days, tmp_p
 
 def test_benign_label_is_carried_forward_and_not_flagged_again(days, tmp_path):
     clusters = pd.read_parquet(days / "o1" / "clusters.parquet")
-    farm = int(clusters.loc[clusters["verdict"] == "farm"].sort_values("n_accounts").iloc[0]["cluster_id"])
-    pd.DataFrame({"cluster_id": [farm], "label": ["benign"], "source": ["analyst"]}) \
+    farms = clusters.loc[clusters["verdict"] == "farm"].sort_values(["n_accounts", "cluster_id"])["cluster_id"]
+    farm, confirmed = int(farms.iloc[0]), int(farms.iloc[-1])
+    pd.DataFrame({"cluster_id": [farm, confirmed], "label": ["benign", "farm"], "source": ["analyst"] * 2}) \
         .to_csv(tmp_path / "labels.csv", index=False)
     judged = _accounts(days / "o1").query("cluster_id == @farm")["account_id"]
     run_link(days / "w1", tmp_path / "day2", previous=days / "o1", labels_path=tmp_path / "labels.csv",
@@ -123,6 +124,15 @@ def test_benign_label_is_carried_forward_and_not_flagged_again(days, tmp_path):
         assert not (acc["account_id"].isin(judged) & (acc["verdict"] == "farm")).any(), day
     carried = pd.read_parquet(tmp_path / "day3" / "state" / "labels.parquet")
     assert set(judged) <= set(carried["account_id"])
+    # calibrate learns from the labels day 3 carries (the benign accounts are detached, alone: no
+    # cluster to learn from); the confirmed farm's accounts, in a cluster of day 3, teach `farm`
+    from keyfarm.scoring.calibrate import carried_labels, labelled_clusters
+
+    frame = labelled_clusters([tmp_path / "day3"], pd.concat(carried_labels([tmp_path / "day3"])))
+    day3 = _accounts(tmp_path / "day3")
+    farm_accounts = _accounts(days / "o1").query("cluster_id == @confirmed")["account_id"]
+    assert set(frame["cluster_id"]) == set(day3.loc[day3["account_id"].isin(farm_accounts), "cluster_id"])
+    assert (frame["y"] == 1).all() and len(frame)
 
 
 def test_reverted_ban_becomes_a_benign_label_and_applied_bans_count(tmp_path):

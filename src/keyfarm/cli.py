@@ -382,6 +382,8 @@ def calibrate(out_dirs, labels_path, audit_db, out_path, C, folds, seed, as_json
     Prints cross-validated precision and recall and a reliability table, and writes the fitted
     [scoring] section (bias, weights) to --out for `keyfarm link --config`. Without --labels and
     --audit, the analysts' labels of each OUT_DIR (its labels.parquet, from `keyfarm label`).
+    The labels an OUT_DIR carries forward from earlier daily runs (state/labels.parquet, from
+    `keyfarm link --previous`) always count, for the accounts of that OUT_DIR.
 
     \b
     Example:
@@ -393,7 +395,7 @@ def calibrate(out_dirs, labels_path, audit_db, out_path, C, folds, seed, as_json
     import pandas as pd
 
     from keyfarm.errors import KeyfarmInputError
-    from keyfarm.scoring.calibrate import calibrate as fit_labels, labels_from_audit, read_labels
+    from keyfarm.scoring.calibrate import calibrate as fit_labels, carried_labels, labels_from_audit, read_labels
 
     parts = []
     if labels_path:
@@ -407,6 +409,7 @@ def calibrate(out_dirs, labels_path, audit_db, out_path, C, folds, seed, as_json
 
         parts = [read_out_labels(d).assign(out_dir=str(Path(d))) for d in out_dirs]
         parts = [p for p in parts if len(p)]
+    parts += carried_labels(out_dirs)   # labels a daily run carried forward (state/labels.parquet)
     if not parts:
         raise KeyfarmInputError("calibrate: give --labels and/or --audit, or label clusters of an OUT_DIR "
                                 "with `keyfarm label`", table="labels")

@@ -126,8 +126,9 @@ def _acc_label(membership: np.ndarray, account: np.ndarray) -> np.ndarray:
 
 
 def adjust(history: History, tables, incidences, membership: np.ndarray) -> np.ndarray:
-    """Per-key membership before scoring: returning farms joined, benign-labelled accounts on the
-    same evidence detached (history.evidence, history.labels). Unchanged without earlier runs."""
+    """Per-key membership before scoring: remembered farms' accounts that still share their rare
+    evidence kept together, returning farms joined, benign-labelled accounts on the same evidence
+    detached (history.evidence, history.labels). Unchanged without earlier runs."""
     account = tables.keys["account"].to_numpy(np.int64)
     if not account.size:
         return membership
@@ -137,6 +138,7 @@ def adjust(history: History, tables, incidences, membership: np.ndarray) -> np.n
         history.tokens = ev.account_tokens(incidences, account)
     remembered = history.remembered()
     if history.tokens is not None and len(remembered):
+        acc_label = ev.keep_staying(acc_label, ev.staying(history.tokens, acc_ids, remembered))
         seen = history.previous.accounts["account_id"] if history.previous is not None else []
         history.matches = ev.returning_matches(history.tokens, acc_ids, remembered, seen=seen)
         code = pd.Index(acc_ids).get_indexer(remembered["account_id"])

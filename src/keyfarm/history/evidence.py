@@ -15,6 +15,12 @@ more than MAX_TOKEN_ACCOUNTS accounts do not count. The accounts returning to F 
 remembered accounts still present are joined into one cluster (`join_returning`), which the
 verdict model then scores as any other; history.lineage gives it F's id when no account overlap
 gave it another.
+
+An account of F that the previous run had *stays* with F (`staying`, `keep_staying`) when today
+it shares one of F's remembered cards or devices, or two of F's remembered values, with another
+of F's accounts: a farm member whose irregular time slots moved on (they are absolute times and
+never recur) or whose proxy exits thinned out, but which still pays with the farm's card, is not
+let go by community detection's density threshold. Only evidence in today's logs keeps it there.
 """
 from __future__ import annotations
 
@@ -178,6 +184,69 @@ def returning_matches(tokens: pd.DataFrame, account_id: np.ndarray, remembered: 
         .drop_duplicates(["account", "group"])
     per = per.merge(best[["account", "group", "farm_id"]], on=["account", "group"], how="left")
     return per[["account", "farm_id", "group", "n_values"]].astype(np.int64).reset_index(drop=True)
+
+
+def staying(tokens: pd.DataFrame, account_id: np.ndarray, remembered: pd.DataFrame) -> pd.DataFrame:
+    """Accounts of remembered farms that stay with their farm today: (account, group), one row per
+    account. An account that held a tying value of remembered farm F stays with F when today it
+    holds one of F's remembered payment or device fingerprints, or two of F's remembered values,
+    that another of F's accounts also holds today: the farm's rare evidence of control, remembered
+    and present in today's logs (values on more than MAX_TOKEN_ACCOUNTS accounts do not count).
+    The account joins no one on memory alone: the shared value is today's. Farms sharing a value
+    are one group (`farm_groups`); an account of several stays with the one it shares most values
+    with (ties: the smaller group id)."""
+    empty = pd.DataFrame({"account": np.zeros(0, np.int64), "group": np.zeros(0, np.int64)})
+    if not len(tokens) or not len(remembered):
+        return empty
+    known = remembered[["cluster_id", "account_id", "kind", "token"]].rename(
+        columns={"cluster_id": "farm_id", "token": "digest"})
+    code = pd.factorize(tokens["token"])[0]
+    degree = np.bincount(code)[code]
+    holder = account_id[tokens["account"].to_numpy(np.int64)]
+    mine = pd.Index(holder).isin(pd.Index(known["account_id"].unique())) & (degree <= MAX_TOKEN_ACCOUNTS)
+    if not mine.any():
+        return empty
+    now = pd.DataFrame({"account": tokens["account"].to_numpy(np.int64)[mine], "account_id": holder[mine],
+                        "digest": token_digest(tokens["token"].to_numpy(dtype=object)[mine])})
+    values = known[["farm_id", "kind", "digest"]].drop_duplicates(["farm_id", "digest"])
+    members = known[["farm_id", "account_id"]].drop_duplicates()
+    hit = now.merge(values, on="digest").merge(members, on=["farm_id", "account_id"])   # F's values on F's accounts
+    hit = hit[hit.groupby(["farm_id", "digest"])["account"].transform("nunique").to_numpy() >= 2]
+    if not len(hit):
+        return empty
+    group = farm_groups(known[["farm_id", "digest"]])
+    hit = hit.assign(group=group.reindex(hit["farm_id"]).to_numpy(np.int64),
+                     strong=hit["kind"].isin(STRONG_KINDS).to_numpy())
+    per = hit.groupby(["account", "group"]).agg(n_values=("digest", "nunique"), strong=("strong", "any")).reset_index()
+    per = per[per["strong"] | (per["n_values"] >= 2)]
+    per = per.sort_values(["account", "n_values", "group"], ascending=[True, False, True], kind="stable") \
+        .drop_duplicates("account")
+    return per[["account", "group"]].astype(np.int64).reset_index(drop=True)
+
+
+def keep_staying(acc_label: np.ndarray, stay: pd.DataFrame) -> np.ndarray:
+    """Per-account labels where each remembered farm's staying accounts (`staying`) are in one
+    cluster: the cluster of today holding most of them (ties: the smaller label), when it holds
+    two or more. The others move there alone; an account never leaves a cluster that is another
+    farm's. Unchanged where today's communities already keep the farm together."""
+    out = np.asarray(acc_label, np.int64).copy()
+    if not len(stay):
+        return out
+    stay = stay.sort_values(["group", "account"], kind="stable")
+    target = {}
+    for group, rows in stay.groupby("group", sort=True):
+        labs, counts = np.unique(out[rows["account"].to_numpy(np.int64)], return_counts=True)
+        best = int(np.argmax(counts))
+        if counts[best] >= 2 and int(labs[best]) not in target.values():
+            target[int(group)] = int(labs[best])
+    owned = np.asarray(sorted(target.values()), np.int64)
+    for group, rows in stay.groupby("group", sort=True):
+        if int(group) not in target:
+            continue
+        acc = rows["account"].to_numpy(np.int64)
+        move = acc[~np.isin(out[acc], owned)]
+        out[move] = target[int(group)]
+    return out
 
 
 def farm_groups(rows: pd.DataFrame) -> pd.Series:

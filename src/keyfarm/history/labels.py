@@ -26,7 +26,7 @@ def resolve_labels(labels: pd.DataFrame, prev_accounts: pd.DataFrame | None) -> 
     parts = []
     frame = labels.reset_index(drop=True)
     source = frame["source"].astype(object) if "source" in frame else pd.Series([None] * len(frame), dtype=object)
-    ts = pd.to_datetime(frame["ts"], utc=True, errors="coerce") if "ts" in frame else \
+    ts = pd.to_datetime(frame["ts"], utc=True, errors="coerce", format="mixed") if "ts" in frame else \
         pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
     ts_text = pd.Series([None if pd.isna(t) else t.isoformat() for t in ts], dtype=object)
     base = pd.DataFrame({"label": frame["label"].to_numpy(dtype=object), "source": source.to_numpy(dtype=object),

@@ -124,23 +124,50 @@ def read_state(prev_out: str | Path) -> State:
         fail(f"run.json missing or not valid JSON ({exc})")
     if run.get("run_id") != meta.get("run_id"):
         fail(f"state/ belongs to run {meta.get('run_id')!r} but run.json is run {run.get('run_id')!r}")
-    tables = {}
-    for name, cols in FILES.items():
-        path = prev / "state" / f"{name}.parquet"
-        if not path.is_file():
-            fail(f"state/{name}.parquet missing")
-        if _sha256(path) != meta["files"].get(name):
-            fail(f"state/{name}.parquet does not match its checksum in state/state.json (damaged or edited)")
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is one clear input error
-            fail(f"state/{name}.parquet is not readable ({exc})")
-        missing = [c for c in cols if c not in frame.columns]
-        if missing:
-            fail(f"state/{name}.parquet lacks column {missing[0]!r}", column=missing[0])
-        try:
-            tables[name] = _typed(frame, name)
-        except (TypeError, ValueError) as exc:
-            fail(f"state/{name}.parquet has a column of the wrong type ({exc})")
+    tables = {name: _read_table(prev, name, meta, fail) for name in FILES}
     return State(run_id=meta["run_id"], run_seq=meta["run_seq"], next_cluster_id=meta["next_cluster_id"],
                  tables=tables)
+
+
+def _read_table(out: Path, name: str, meta: dict, fail) -> pd.DataFrame:
+    """state/<name>.parquet of `out`, checked against its checksum in `meta` (state.json), its
+    columns and their types; `fail(message, column=None)` raises."""
+    path = out / "state" / f"{name}.parquet"
+    if not path.is_file():
+        fail(f"state/{name}.parquet missing")
+    files = meta.get("files")
+    if not isinstance(files, dict) or _sha256(path) != files.get(name):
+        fail(f"state/{name}.parquet does not match its checksum in state/state.json (damaged or edited)")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is one clear input error
+        fail(f"state/{name}.parquet is not readable ({exc})")
+    missing = [c for c in FILES[name] if c not in frame.columns]
+    if missing:
+        fail(f"state/{name}.parquet lacks column {missing[0]!r}", column=missing[0])
+    try:
+        return _typed(frame, name)
+    except (TypeError, ValueError) as exc:
+        fail(f"state/{name}.parquet has a column of the wrong type ({exc})")
+
+
+def read_carried_labels(out_dir: str | Path) -> pd.DataFrame:
+    """The labels OUT_DIR carries forward (state/labels.parquet: account_id, label, source, ts),
+    checked against state.json; no rows when OUT_DIR has no state/ (a run of a keyfarm before
+    daily runs). A damaged state is a KeyfarmInputError naming the file."""
+    out = Path(out_dir)
+
+    def fail(message: str, column: str | None = None):
+        raise KeyfarmInputError(f"labels: {out}: {message}", table="labels", column=column)
+
+    meta_path = out / "state" / "state.json"
+    if not meta_path.is_file():
+        return empty_tables()["labels"]
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as exc:
+        fail(f"state/state.json is not valid JSON ({exc})")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        fail(f"state format {meta.get('format') if isinstance(meta, dict) else None!r} is not format {FORMAT}",
+             column="format")
+    return _read_table(out, "labels", meta, fail)

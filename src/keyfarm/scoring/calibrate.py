@@ -53,7 +53,7 @@ def check_labels(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     out["label"] = label.astype(object)
     if "ts" in out:
-        out["ts"] = pd.to_datetime(out["ts"], utc=True, errors="coerce")
+        out["ts"] = pd.to_datetime(out["ts"], utc=True, errors="coerce", format="mixed")
     return out
 
 
@@ -78,24 +78,36 @@ def labels_from_audit(audit_db: str | Path) -> pd.DataFrame:
     return frame[["account_id", "label", "source", "ts"]]
 
 
+def carried_labels(out_dirs) -> list[pd.DataFrame]:
+    """Per OUT_DIR with labels carried forward (its state/labels.parquet, written by a daily run:
+    analysts' labels and reverted bans of earlier runs, applied to the same accounts), those
+    labels scoped to it (column `out_dir`): calibrate learns from them as from the run's own."""
+    from keyfarm.history.state import read_carried_labels
+
+    parts = [read_carried_labels(d).assign(out_dir=str(Path(d))) for d in out_dirs]
+    return [p for p in parts if len(p)]
+
+
 def labelled_clusters(out_dirs, labels: pd.DataFrame) -> pd.DataFrame:
     """One row per labelled cluster of every OUT_DIR: its `f_<feature>` columns, n_keys, and
     y = 1 (farm) or 0 (benign). An account's latest label wins; a cluster is a farm when at least
-    half of its labelled accounts are. A label column `out_dir` scopes each label to one run."""
+    half of its labelled accounts are. A label column `out_dir` scopes each label to one run (a
+    null out_dir: to every run)."""
     out_dirs = [Path(d) for d in out_dirs]
     labels = check_labels(labels)
-    if "cluster_id" in labels and labels["cluster_id"].notna().any() and len(out_dirs) > 1 \
-            and "out_dir" not in labels:
+    scoped = "out_dir" in labels
+    unscoped = labels["out_dir"].isna().to_numpy() if scoped else np.ones(len(labels), bool)
+    if "cluster_id" in labels and (labels["cluster_id"].notna().to_numpy() & unscoped).any() and len(out_dirs) > 1:
         raise KeyfarmInputError("labels: cluster_id labels refer to one OUT_DIR; give one, or label accounts",
                                 table="labels", column="cluster_id")
     if "ts" in labels:
         labels = labels.sort_values("ts", kind="stable", na_position="first")
     parts = []
-    scoped = "out_dir" in labels
     all_labels = labels
     for out in out_dirs:
-        if scoped:   # labels of several runs whose ids may repeat (e.g. generated worlds)
-            labels = all_labels[all_labels["out_dir"].astype(str) == str(out)]
+        if scoped:   # labels of several runs whose ids may repeat (e.g. generated worlds); unscoped ones apply to all
+            where = all_labels["out_dir"]
+            labels = all_labels[where.isna().to_numpy() | (where.astype(str) == str(out)).to_numpy()]
         clusters = read_output(out, "clusters", ("cluster_id",))
         members = read_output(out, "members", ("key_id", "account_id", "cluster_id"))
         missing = [f"f_{n}" for n in MODEL_FEATURES if f"f_{n}" not in clusters]
