@@ -343,7 +343,7 @@ def test_a_scheduler_spread_over_network_contexts_grows_as_one_group():
     pa, ps = (np.array(v, np.int64) for v in zip(*sorted(pairs)))
     context = np.where(pa < n_farm, rng.integers(0, 4, pa.size), rng.integers(0, 8, pa.size))
     base = timing.population_context(pa, ps, np.ones(n_slots), np.arange(n_slots) // 60, 60)
-    seeds = pa < 15         # the lockstep accounts a context found, on the slots they share
+    seeds = pa < 25         # the lockstep accounts a context found, on the slots they share
     cfg = TimingConfig()
     sets = timing.scheduler_sets(pa, seeds, ps, base, cfg, context=context)
     holders = set(sets["acc"].tolist())
