@@ -129,12 +129,18 @@ def detect_communities(graph, tables: Tables, config, seed: int, initial: np.nda
 
 def component_leiden(cfg, seed: int):
     """Leiden with the job's settings on one component (community.bycomponent's `detect`): the
-    same seed for every component, so each component's partition depends on it alone."""
+    same seed for every component, so each component's partition depends on it alone. Its
+    `batch` runs many small components in one call, with the same labels."""
+    from functools import partial
+
     from keyfarm.community import leiden
+    from keyfarm.community.leiden import leiden_many
 
     def detect(src, dst, weight, n_nodes, initial=None):
         return leiden(src, dst, weight, n_nodes, resolution=cfg.resolution, objective=cfg.objective,
                       seed=seed, n_iterations=cfg.n_iterations, initial_membership=initial)
+    detect.batch = partial(leiden_many, resolution=cfg.resolution, objective=cfg.objective, seed=seed,
+                           n_iterations=cfg.n_iterations)
     return detect
 
 
@@ -157,12 +163,30 @@ def account_links(a: np.ndarray, b: np.ndarray, w: dict, min_edge_weight: float 
     and `b` with per-signal evidence `w`: per account pair the strongest key pair per signal,
     summed over signals; pairs inside one account are left out. All key pairs of an account
     pair must be given together: a partitioned engine runs it per group of account pairs."""
-    between = a != b
-    frame = pd.DataFrame({"a": np.minimum(a, b)[between], "b": np.maximum(a, b)[between]})
+    between = np.flatnonzero(a != b)
+    lo, hi = np.minimum(a, b)[between].astype(np.int64), np.maximum(a, b)[between].astype(np.int64)
     per_signal = [s for s in w if s != "account"]
+    pair = lo * np.int64(int(hi.max(initial=0)) + 1) + hi
+    order = np.argsort(pair, kind="stable")
+    if pair.size > 1 and not (np.diff(pair[order]) > 0).all():   # an account pair of several key pairs
+        return _account_links_grouped(lo, hi, {s: np.asarray(w[s])[between] for s in per_signal},
+                                      min_edge_weight)
+    # one key pair per account pair (the job's graph: one representative key per account): the
+    # maxima are the values; summed in signal order, as the grouped frame's row sums are
+    rows = between[order]
+    weight = np.zeros(rows.size)
     for s in per_signal:
-        frame[s] = np.asarray(w[s])[between]
-    agg = frame.groupby(["a", "b"], sort=True)[per_signal].max()
+        weight = weight + np.asarray(w[s], np.float64)[rows]
+    src, dst = lo[order], hi[order]
+    keep = weight > min_edge_weight
+    return src[keep], dst[keep], weight[keep]
+
+
+def _account_links_grouped(lo: np.ndarray, hi: np.ndarray, w: dict, min_edge_weight: float
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """account_links where an account pair has several key pairs: the strongest per signal."""
+    frame = pd.DataFrame({"a": lo, "b": hi, **w})
+    agg = frame.groupby(["a", "b"], sort=True)[list(w)].max()
     weight = agg.sum(axis=1).to_numpy(np.float64)
     src = agg.index.get_level_values(0).to_numpy(np.int64)
     dst = agg.index.get_level_values(1).to_numpy(np.int64)
