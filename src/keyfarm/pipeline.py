@@ -363,7 +363,7 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
             incidences[name] = fn(tables, config)
         info["counts"] = ", ".join(f"{n} {len(f):,}" for n, f in incidences.items())
     with progress.stage("graph") as info:
-        graph, hubs, tokens = build_graph(tables, config, incidences)
+        graph, hubs = build_graph(tables, config, incidences)[:2]   # its token table is not needed here
         hub_members = hub_incidence(incidences.values(), hubs, config)
         info["counts"] = f"{graph.n_edges:,} edges, {len(hubs):,} hub tokens"
     with progress.stage("communities") as info:
@@ -383,6 +383,9 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
         edges = attach_prompt_examples(edges, graph, mask,
                                        token_examples(prompts_of_accounts(tables, needed), needed, config))
         info["counts"] = f"{len(clusters):,} clusters of 2+ accounts, {int(clusters['flagged'].sum()):,} flagged"
+    # from here on only the prompt hubs' examples read an incidence: free the others' rows
+    prompt_incidence = incidences.get("prompt", pd.DataFrame())
+    incidences.clear()
     with progress.stage("history") as info:
         members, clusters, edges, changes, state = hist.finish(history, tables, members, clusters, edges)
         info["counts"] = "no previous run" if changes is None else \
@@ -390,7 +393,7 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
     with progress.stage("activity"):   # for the report: timelines, prompt hubs' text
         activity_frame, slots = activity_tables(tables.requests, members, clusters["cluster_id"],
                                                 slot_seconds=config.timing.slot_seconds)
-        examples = hub_examples(tables.requests, incidences.get("prompt", pd.DataFrame()),
+        examples = hub_examples(tables.requests, prompt_incidence,
                                 hubs.loc[hubs["signal"] == "prompt", "token"], config)
         hubs = hubs.assign(example=examples.set_index("token")["prompt"].reindex(hubs["token"]).to_numpy(dtype=object))
     run = run_record(tables, config, seed, hubs, members, edges, clusters, progress)
