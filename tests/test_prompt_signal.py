@@ -191,3 +191,26 @@ def test_token_examples_pick_the_smallest_hash_prompt_per_key_and_token_and_only
     best = variants[int(np.argmin(rank))]
     assert got.to_dict("list") == {"key": [0, 0, 1], "token": sorted([pdup, lsh])[:2] + [lsh],
                                    "prompt": [best, best, variants[0]]}
+
+
+def test_shared_bucket_ids_number_shared_buckets_band_by_band_in_order_of_first_appearance():
+    """Against pd.factorize per band: buckets of one prompt get −1, shared ones consecutive ids
+    (band after band, first appearance within a band), and (band, hash) per id."""
+    rng = np.random.default_rng(11)
+    values = rng.integers(0, 2**63, 40, dtype=np.int64).astype(np.uint64)
+    buckets = values[rng.integers(0, 40, (300, 6))]
+    buckets[rng.uniform(size=buckets.shape) < 0.3] = rng.integers(0, 2**63, 1, dtype=np.int64).astype(np.uint64)
+    fresh = rng.uniform(size=buckets.shape) < 0.2
+    buckets[fresh] = rng.integers(0, 2**63, int(fresh.sum()), dtype=np.int64).astype(np.uint64)
+    expected, table, start = np.empty(buckets.shape, np.int64), [], 0
+    for band in range(buckets.shape[1]):
+        codes, uniques = pd.factorize(buckets[:, band])
+        shared = np.bincount(codes) >= 2
+        number = np.where(shared, np.cumsum(shared) - 1 + start, -1)
+        expected[:, band] = number[codes]
+        table += [(band, int(h)) for h in np.asarray(uniques, np.uint64)[shared]]
+        start += int(shared.sum())
+    ids, bucket_hash = prompt.shared_bucket_ids(buckets.copy())
+    assert (expected >= 0).any() and (expected < 0).any()
+    assert ids.tolist() == expected.tolist()
+    assert [(int(b), int(h)) for b, h in bucket_hash] == table
