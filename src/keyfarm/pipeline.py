@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from keyfarm import __version__
-from keyfarm.arrays import sorted_unique
 from keyfarm.graph.weighting import SIGNALS
 from keyfarm.io import Tables, load_tables
 from keyfarm.progress import Progress
@@ -153,8 +152,13 @@ def account_graph(key_src: np.ndarray, key_dst: np.ndarray, w: dict, account: np
     function of the key edges."""
     src, dst, weight = account_links(account[key_src], account[key_dst], w, min_edge_weight)
     # most accounts share nothing: they stay alone, and the optimiser only sees linked accounts
-    linked = sorted_unique(np.concatenate([src, dst]))
-    return linked, np.searchsorted(linked, src), np.searchsorted(linked, dst), weight
+    n_acc = int(account.max()) + 1 if account.size else 0
+    present = np.zeros(n_acc, bool)
+    present[src] = True
+    present[dst] = True
+    linked = np.flatnonzero(present)
+    number = np.cumsum(present) - 1          # each linked account's rank among them (a lookup, not a search)
+    return linked, number[src], number[dst], weight
 
 
 def account_links(a: np.ndarray, b: np.ndarray, w: dict, min_edge_weight: float = 0.0
@@ -280,7 +284,7 @@ def prompt_examples_needed(graph, membership: np.ndarray, clusters: pd.DataFrame
     cluster = membership[graph.src]
     mask = (ids >= 0) & (cluster == membership[graph.dst]) & \
         np.isin(cluster, clusters["cluster_id"].to_numpy(np.int64))
-    token = graph.evidence_text("prompt")[mask]
+    token = np.asarray(graph.tokens, dtype=object)[ids[mask]]   # text of those edges' tokens only
     needed = pd.DataFrame({"key": np.concatenate([graph.src[mask], graph.dst[mask]]).astype(np.int64),
                            "token": np.concatenate([token, token])})
     return mask, needed.drop_duplicates().sort_values(["key", "token"], kind="stable").reset_index(drop=True)
@@ -303,12 +307,17 @@ def prompts_of_accounts(tables: Tables, needed: pd.DataFrame) -> pd.DataFrame:
 def attach_prompt_examples(edges: pd.DataFrame, graph, mask: np.ndarray, examples: pd.DataFrame) -> pd.DataFrame:
     """prompt_example_a/b on the edges of `mask`: a prompt of each key reaching the edge's strongest
     prompt token (`examples` from signals.prompt_examples.token_examples; null elsewhere)."""
-    lookup = examples.set_index(["key", "token"])["prompt"]
-    token = graph.evidence_text("prompt")[mask]
+    # (key, token) pairs as one int64 code of the key and the token's index in graph.tokens
+    n_tokens = np.int64(len(graph.tokens) + 1)
+    token_id = graph.evidence["prompt"][mask] if mask.any() else np.zeros(0, np.int64)
+    example_id = pd.Index(np.asarray(graph.tokens, dtype=object)).get_indexer(examples["token"])
+    known = example_id >= 0
+    lookup = pd.Series(examples["prompt"].to_numpy(dtype=object)[known],
+                       index=examples["key"].to_numpy(np.int64)[known] * n_tokens + example_id[known])
     for end, keys in (("a", graph.src), ("b", graph.dst)):
         column = np.full(graph.n_edges, None, dtype=object)
         if mask.any():
-            found = lookup.reindex(pd.MultiIndex.from_arrays([keys[mask], token])).to_numpy(dtype=object)
+            found = lookup.reindex(keys[mask].astype(np.int64) * n_tokens + token_id).to_numpy(dtype=object)
             column[mask] = np.where(pd.isna(found), None, found)
         edges[f"prompt_example_{end}"] = column
     return edges

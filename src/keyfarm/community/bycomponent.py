@@ -67,14 +67,17 @@ def communities_by_component(src: np.ndarray, dst: np.ndarray, weight: np.ndarra
     batch = getattr(detect, "batch", None)
     small = np.zeros(n_comp, bool) if batch is None else \
         (size >= 2) & (size <= BATCH_MAX_NODES) & (2 * np.diff(edge_starts) < BATCH_MAX_STORED_EDGES)
+    position = np.empty(n_nodes, np.int64)                 # rank of each node within its component
+    position[node_order] = np.arange(n_nodes) - np.repeat(node_starts[:-1], size)
     if small.any():
-        local[:] = _batch_communities(src, dst, weight, comp, small, size, node_order, node_starts, edge_order,
+        local[:] = _batch_communities(src, dst, weight, comp, small, size, position, node_order, edge_order,
                                       edge_comp, np.diff(edge_starts), batch, initial, n_labels)
     for c in np.flatnonzero((size > 1) & ~small):
         nodes = node_order[node_starts[c]:node_starts[c + 1]]
         e = edge_order[edge_starts[c]:edge_starts[c + 1]]
-        labels = component_communities(nodes, src[e], dst[e], weight[e], detect,
-                                       None if initial is None else initial[nodes])
+        # component_communities' numbering (nodes ascending), by the ranks known here
+        labels = np.asarray(detect(position[src[e]], position[dst[e]], weight[e], nodes.size,
+                                   None if initial is None else initial[nodes]), np.int64)
         local[nodes] = labels
         n_labels[c] = int(labels.max()) + 1
     first = np.full(n_comp, n_nodes, np.int64)
@@ -87,13 +90,11 @@ def communities_by_component(src: np.ndarray, dst: np.ndarray, weight: np.ndarra
 
 
 
-def _batch_communities(src, dst, weight, comp, small, size, node_order, node_starts, edge_order, edge_comp,
+def _batch_communities(src, dst, weight, comp, small, size, position, node_order, edge_order, edge_comp,
                        edge_counts, batch, initial, n_labels) -> np.ndarray:
     """Labels within their component of the nodes of the `small` components, by one `batch` call
-    on them numbered as component_communities numbers them (nodes ascending, edges in input order);
-    sets their n_labels. Other nodes get 0."""
-    position = np.empty(comp.size, np.int64)                # rank of each node within its component
-    position[node_order] = np.arange(comp.size) - np.repeat(node_starts[:-1], size)
+    on them numbered as component_communities numbers them (nodes ascending, edges in input order;
+    `position`: each node's rank in its component); sets their n_labels. Other nodes get 0."""
     nodes = node_order[small[comp[node_order]]]
     edges = edge_order[small[edge_comp[edge_order]]]
     chosen = np.flatnonzero(small)
