@@ -375,6 +375,9 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
         graph, hubs = build_graph(tables, config, incidences)[:2]   # its token table is not needed here
         hub_members = hub_incidence(incidences.values(), hubs, config)
         info["counts"] = f"{graph.n_edges:,} edges, {len(hubs):,} hub tokens"
+    # later stages read only which key reached which token (history, the prompt hubs' examples)
+    for name, frame in incidences.items():
+        incidences[name] = frame[[c for c in ("key", "token", "signal") if c in frame]]
     with progress.stage("communities") as info:
         membership = detect_communities(graph, tables, config, seed, hist.initial_labels(history, tables))
         history.communities = membership
