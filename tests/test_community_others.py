@@ -121,3 +121,67 @@ def test_communities_by_component_depend_on_each_component_alone():
     second = detect(src[90:] - 40, dst[90:] - 40, w[90:], 25)
     assert pd.factorize(both[40:])[0].tolist() == pd.factorize(second)[0].tolist()
     assert set(both[:40]).isdisjoint(both[40:])
+
+
+def _many_components(seed, n_graphs=60):
+    """A forest of random small connected graphs (2–40 nodes) with shuffled node ids, one larger
+    component, and isolated nodes: (src, dst, weight, n_nodes)."""
+    rng = np.random.default_rng(seed)
+    src, dst, offset = [], [], 0
+    for size in list(rng.integers(2, 41, n_graphs)) + [300]:
+        tree = np.c_[np.arange(1, size), rng.integers(0, np.arange(1, size))]   # connected
+        extra = rng.integers(0, size, (int(size * rng.uniform(0, 2)), 2))
+        e = np.r_[tree, extra] + offset
+        src.append(e[:, 0])
+        dst.append(e[:, 1])
+        offset += size + int(rng.integers(0, 3))   # isolated nodes between components
+    perm = rng.permutation(offset)
+    src, dst = perm[np.concatenate(src)], perm[np.concatenate(dst)]
+    return src, dst, rng.uniform(0.05, 1.0, src.size), offset
+
+
+@pytest.mark.parametrize("objective, resolution, n_iterations, warm", [
+    ("cpm", 0.2, 2, False), ("cpm", 0.45, None, False), ("cpm", 0.3, 2, True), ("modularity", 1.0, 2, False)])
+def test_batched_small_components_get_the_labels_of_one_call_each(objective, resolution, n_iterations, warm):
+    """The job's detect (pipeline.component_leiden) sends small components to leiden_many in one
+    call; every node's label must be what one leiden() call per component gives."""
+    from types import SimpleNamespace
+
+    from keyfarm.community.bycomponent import communities_by_component
+    from keyfarm.pipeline import component_leiden
+
+    for seed in range(3):
+        src, dst, w, n = _many_components(seed)
+        cfg = SimpleNamespace(resolution=resolution, objective=objective, n_iterations=n_iterations)
+        batched = component_leiden(cfg, seed)
+        assert hasattr(batched, "batch")
+
+        def one_by_one(s, d, ww, nn, initial=None):   # the same settings, no batch attribute
+            return batched(s, d, ww, nn, initial)
+        initial = np.random.default_rng(seed).integers(0, 5, n) if warm else None
+        expected = communities_by_component(src, dst, w, n, one_by_one, initial)
+        got = communities_by_component(src, dst, w, n, batched, initial)
+        assert got.tolist() == expected.tolist()
+
+
+def test_leiden_many_equals_leiden_on_each_graph_and_checks_its_input():
+    from keyfarm.community import leiden
+    from keyfarm.community.leiden import leiden_many
+
+    rng = np.random.default_rng(5)
+    sizes = [2, 7, 1, 30, 12]
+    edges = [rng.integers(0, n, (3 * n, 2)) if n > 1 else np.zeros((0, 2), np.int64) for n in sizes]
+    weights = [rng.uniform(0.1, 1, len(e)) for e in edges]
+    node_ptr = np.r_[0, np.cumsum(sizes)]
+    edge_ptr = np.r_[0, np.cumsum([len(e) for e in edges])]
+    all_e = np.concatenate(edges)
+    labels, k = leiden_many(node_ptr, edge_ptr, all_e[:, 0], all_e[:, 1], np.concatenate(weights),
+                            objective="cpm", resolution=0.25, seed=3)
+    for g, n in enumerate(sizes):
+        alone = leiden(edges[g][:, 0], edges[g][:, 1], weights[g], n, objective="cpm", resolution=0.25, seed=3)
+        assert labels[node_ptr[g]:node_ptr[g + 1]].tolist() == alone.tolist()
+        assert k[g] == (alone.max() + 1 if n else 0)
+    with pytest.raises(ValueError, match="outside its graph"):
+        leiden_many([0, 2, 4], [0, 1, 2], [0, 0], [1, 2], None, objective="cpm")
+    with pytest.raises(ValueError, match="edge_ptr ends"):
+        leiden_many([0, 2], [0, 2], [0], [1], None, objective="cpm")

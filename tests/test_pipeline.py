@@ -251,3 +251,37 @@ def test_calibrate_fits_on_labels_written_by_keyfarm_label(linked, small_world_d
     assert done.exit_code == 0, done.output
     fit = json.loads(done.output)
     assert fit["n_farm"] >= 1 and fit["n_clusters"] > fit["n_farm"]
+
+
+@pytest.mark.parametrize("repeat_pairs", [False, True])
+def test_account_links_keep_the_strongest_key_pair_per_signal_and_sum_the_signals(repeat_pairs):
+    """Against a plain dict reference: per account pair, the maximum of each signal over its key
+    pairs, summed in signal order; pairs inside one account and weak links left out. Both the
+    one-key-pair-per-account-pair path (the job's) and the grouped path are covered."""
+    from keyfarm.pipeline import account_links
+
+    rng = np.random.default_rng(3 if repeat_pairs else 4)
+    n = 400
+    a, b = rng.integers(0, 60, n), rng.integers(0, 60, n)
+    if not repeat_pairs:   # distinct unordered pairs
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        _, first = np.unique(lo * 100 + hi, return_index=True)
+        a, b = a[first], b[first]
+    w = {s: rng.uniform(0, 1, a.size) * (rng.uniform(size=a.size) < 0.6)
+         for s in ("account", "payment", "ip", "device", "prompt", "timing")}
+    best = {}
+    for i in range(a.size):
+        if a[i] == b[i]:
+            continue
+        k = (min(a[i], b[i]), max(a[i], b[i]))
+        prev = best.get(k, [0.0] * 5)
+        best[k] = [max(p, w[s][i]) for p, s in zip(prev, ("payment", "ip", "device", "prompt", "timing"))]
+    expected = []
+    for k in sorted(best):
+        total = 0.0
+        for v in best[k]:
+            total += v
+        if total > 0.3:
+            expected.append((k[0], k[1], total))
+    src, dst, weight = account_links(a, b, w, min_edge_weight=0.3)
+    assert list(zip(src.tolist(), dst.tolist(), weight.tolist())) == expected

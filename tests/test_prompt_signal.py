@@ -166,3 +166,51 @@ def test_incidence_reads_the_prompt_section_of_any_config_object():
     inc = prompt.incidence(tables, Tiny())
     assert inc["key"].nunique() == 2
     assert inc.loc[inc["token"].str.startswith("lsh:"), "token"].str.split(":").str[1].astype(int).max() < 16
+
+
+def test_token_examples_pick_the_smallest_hash_prompt_per_key_and_token_and_only_wanted_ones():
+    """Of a key's prompts reaching a wanted token (here the pdup token of one normalised text and
+    an LSH band bucket), the example is the raw prompt of smallest 64-bit hash; a key or token not
+    wanted gets nothing, a wanted token the key does not reach gets nothing."""
+    from keyfarm.signals.prompt import band_buckets, distinct_normalized
+    from keyfarm.signals.prompt_examples import token_examples
+
+    config = Config.default()
+    variants = ["Summarise this report about the harbour, please", "summarise THIS report about the harbour please!",
+                "Summarise  this report about the harbour, please."]
+    other = "an unrelated question about compilers and linkers"
+    raw = np.array(variants + [other], dtype=object)
+    _, text_hash, _, _ = distinct_normalized(raw, config.prompt)
+    bucket = band_buckets(raw, config.prompt)
+    pdup = f"pdup:{int(text_hash[0]):016x}"
+    lsh = f"lsh:3:{int(bucket[0, 3]):016x}"
+    pairs = pd.DataFrame({"key": [0, 0, 0, 0, 1, 2], "prompt": variants + [other, variants[0], variants[1]]})
+    needed = pd.DataFrame({"key": [0, 0, 1, 3], "token": [pdup, lsh, lsh, pdup]})
+    got = token_examples(pairs, needed, config)
+    rank = pd.util.hash_array(np.array(variants, dtype=object), categorize=False)
+    best = variants[int(np.argmin(rank))]
+    assert got.to_dict("list") == {"key": [0, 0, 1], "token": sorted([pdup, lsh])[:2] + [lsh],
+                                   "prompt": [best, best, variants[0]]}
+
+
+def test_shared_bucket_ids_number_shared_buckets_band_by_band_in_order_of_first_appearance():
+    """Against pd.factorize per band: buckets of one prompt get −1, shared ones consecutive ids
+    (band after band, first appearance within a band), and (band, hash) per id."""
+    rng = np.random.default_rng(11)
+    values = rng.integers(0, 2**63, 40, dtype=np.int64).astype(np.uint64)
+    buckets = values[rng.integers(0, 40, (300, 6))]
+    buckets[rng.uniform(size=buckets.shape) < 0.3] = rng.integers(0, 2**63, 1, dtype=np.int64).astype(np.uint64)
+    fresh = rng.uniform(size=buckets.shape) < 0.2
+    buckets[fresh] = rng.integers(0, 2**63, int(fresh.sum()), dtype=np.int64).astype(np.uint64)
+    expected, table, start = np.empty(buckets.shape, np.int64), [], 0
+    for band in range(buckets.shape[1]):
+        codes, uniques = pd.factorize(buckets[:, band])
+        shared = np.bincount(codes) >= 2
+        number = np.where(shared, np.cumsum(shared) - 1 + start, -1)
+        expected[:, band] = number[codes]
+        table += [(band, int(h)) for h in np.asarray(uniques, np.uint64)[shared]]
+        start += int(shared.sum())
+    ids, bucket_hash = prompt.shared_bucket_ids(buckets.copy())
+    assert (expected >= 0).any() and (expected < 0).any()
+    assert ids.tolist() == expected.tolist()
+    assert [(int(b), int(h)) for b, h in bucket_hash] == table

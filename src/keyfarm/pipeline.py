@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from keyfarm import __version__
-from keyfarm.arrays import sorted_unique
 from keyfarm.graph.weighting import SIGNALS
 from keyfarm.io import Tables, load_tables
 from keyfarm.progress import Progress
@@ -129,12 +128,18 @@ def detect_communities(graph, tables: Tables, config, seed: int, initial: np.nda
 
 def component_leiden(cfg, seed: int):
     """Leiden with the job's settings on one component (community.bycomponent's `detect`): the
-    same seed for every component, so each component's partition depends on it alone."""
+    same seed for every component, so each component's partition depends on it alone. Its
+    `batch` runs many small components in one call, with the same labels."""
+    from functools import partial
+
     from keyfarm.community import leiden
+    from keyfarm.community.leiden import leiden_many
 
     def detect(src, dst, weight, n_nodes, initial=None):
         return leiden(src, dst, weight, n_nodes, resolution=cfg.resolution, objective=cfg.objective,
                       seed=seed, n_iterations=cfg.n_iterations, initial_membership=initial)
+    detect.batch = partial(leiden_many, resolution=cfg.resolution, objective=cfg.objective, seed=seed,
+                           n_iterations=cfg.n_iterations)
     return detect
 
 
@@ -147,8 +152,13 @@ def account_graph(key_src: np.ndarray, key_dst: np.ndarray, w: dict, account: np
     function of the key edges."""
     src, dst, weight = account_links(account[key_src], account[key_dst], w, min_edge_weight)
     # most accounts share nothing: they stay alone, and the optimiser only sees linked accounts
-    linked = sorted_unique(np.concatenate([src, dst]))
-    return linked, np.searchsorted(linked, src), np.searchsorted(linked, dst), weight
+    n_acc = int(account.max()) + 1 if account.size else 0
+    present = np.zeros(n_acc, bool)
+    present[src] = True
+    present[dst] = True
+    linked = np.flatnonzero(present)
+    number = np.cumsum(present) - 1          # each linked account's rank among them (a lookup, not a search)
+    return linked, number[src], number[dst], weight
 
 
 def account_links(a: np.ndarray, b: np.ndarray, w: dict, min_edge_weight: float = 0.0
@@ -157,12 +167,30 @@ def account_links(a: np.ndarray, b: np.ndarray, w: dict, min_edge_weight: float 
     and `b` with per-signal evidence `w`: per account pair the strongest key pair per signal,
     summed over signals; pairs inside one account are left out. All key pairs of an account
     pair must be given together: a partitioned engine runs it per group of account pairs."""
-    between = a != b
-    frame = pd.DataFrame({"a": np.minimum(a, b)[between], "b": np.maximum(a, b)[between]})
+    between = np.flatnonzero(a != b)
+    lo, hi = np.minimum(a, b)[between].astype(np.int64), np.maximum(a, b)[between].astype(np.int64)
     per_signal = [s for s in w if s != "account"]
+    pair = lo * np.int64(int(hi.max(initial=0)) + 1) + hi
+    order = np.argsort(pair, kind="stable")
+    if pair.size > 1 and not (np.diff(pair[order]) > 0).all():   # an account pair of several key pairs
+        return _account_links_grouped(lo, hi, {s: np.asarray(w[s])[between] for s in per_signal},
+                                      min_edge_weight)
+    # one key pair per account pair (the job's graph: one representative key per account): the
+    # maxima are the values; summed in signal order, as the grouped frame's row sums are
+    rows = between[order]
+    weight = np.zeros(rows.size)
     for s in per_signal:
-        frame[s] = np.asarray(w[s])[between]
-    agg = frame.groupby(["a", "b"], sort=True)[per_signal].max()
+        weight = weight + np.asarray(w[s], np.float64)[rows]
+    src, dst = lo[order], hi[order]
+    keep = weight > min_edge_weight
+    return src[keep], dst[keep], weight[keep]
+
+
+def _account_links_grouped(lo: np.ndarray, hi: np.ndarray, w: dict, min_edge_weight: float
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """account_links where an account pair has several key pairs: the strongest per signal."""
+    frame = pd.DataFrame({"a": lo, "b": hi, **w})
+    agg = frame.groupby(["a", "b"], sort=True)[list(w)].max()
     weight = agg.sum(axis=1).to_numpy(np.float64)
     src = agg.index.get_level_values(0).to_numpy(np.int64)
     dst = agg.index.get_level_values(1).to_numpy(np.int64)
@@ -256,7 +284,7 @@ def prompt_examples_needed(graph, membership: np.ndarray, clusters: pd.DataFrame
     cluster = membership[graph.src]
     mask = (ids >= 0) & (cluster == membership[graph.dst]) & \
         np.isin(cluster, clusters["cluster_id"].to_numpy(np.int64))
-    token = graph.evidence_text("prompt")[mask]
+    token = np.asarray(graph.tokens, dtype=object)[ids[mask]]   # text of those edges' tokens only
     needed = pd.DataFrame({"key": np.concatenate([graph.src[mask], graph.dst[mask]]).astype(np.int64),
                            "token": np.concatenate([token, token])})
     return mask, needed.drop_duplicates().sort_values(["key", "token"], kind="stable").reset_index(drop=True)
@@ -279,12 +307,17 @@ def prompts_of_accounts(tables: Tables, needed: pd.DataFrame) -> pd.DataFrame:
 def attach_prompt_examples(edges: pd.DataFrame, graph, mask: np.ndarray, examples: pd.DataFrame) -> pd.DataFrame:
     """prompt_example_a/b on the edges of `mask`: a prompt of each key reaching the edge's strongest
     prompt token (`examples` from signals.prompt_examples.token_examples; null elsewhere)."""
-    lookup = examples.set_index(["key", "token"])["prompt"]
-    token = graph.evidence_text("prompt")[mask]
+    # (key, token) pairs as one int64 code of the key and the token's index in graph.tokens
+    n_tokens = np.int64(len(graph.tokens) + 1)
+    token_id = graph.evidence["prompt"][mask] if mask.any() else np.zeros(0, np.int64)
+    example_id = pd.Index(np.asarray(graph.tokens, dtype=object)).get_indexer(examples["token"])
+    known = example_id >= 0
+    lookup = pd.Series(examples["prompt"].to_numpy(dtype=object)[known],
+                       index=examples["key"].to_numpy(np.int64)[known] * n_tokens + example_id[known])
     for end, keys in (("a", graph.src), ("b", graph.dst)):
         column = np.full(graph.n_edges, None, dtype=object)
         if mask.any():
-            found = lookup.reindex(pd.MultiIndex.from_arrays([keys[mask], token])).to_numpy(dtype=object)
+            found = lookup.reindex(keys[mask].astype(np.int64) * n_tokens + token_id).to_numpy(dtype=object)
             column[mask] = np.where(pd.isna(found), None, found)
         edges[f"prompt_example_{end}"] = column
     return edges
@@ -339,9 +372,12 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
             incidences[name] = fn(tables, config)
         info["counts"] = ", ".join(f"{n} {len(f):,}" for n, f in incidences.items())
     with progress.stage("graph") as info:
-        graph, hubs, tokens = build_graph(tables, config, incidences)
+        graph, hubs = build_graph(tables, config, incidences)[:2]   # its token table is not needed here
         hub_members = hub_incidence(incidences.values(), hubs, config)
         info["counts"] = f"{graph.n_edges:,} edges, {len(hubs):,} hub tokens"
+    # later stages read only which key reached which token (history, the prompt hubs' examples)
+    for name, frame in incidences.items():
+        incidences[name] = frame[[c for c in ("key", "token", "signal") if c in frame]]
     with progress.stage("communities") as info:
         membership = detect_communities(graph, tables, config, seed, hist.initial_labels(history, tables))
         history.communities = membership
@@ -359,6 +395,9 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
         edges = attach_prompt_examples(edges, graph, mask,
                                        token_examples(prompts_of_accounts(tables, needed), needed, config))
         info["counts"] = f"{len(clusters):,} clusters of 2+ accounts, {int(clusters['flagged'].sum()):,} flagged"
+    # from here on only the prompt hubs' examples read an incidence: free the others' rows
+    prompt_incidence = incidences.get("prompt", pd.DataFrame())
+    incidences.clear()
     with progress.stage("history") as info:
         members, clusters, edges, changes, state = hist.finish(history, tables, members, clusters, edges)
         info["counts"] = "no previous run" if changes is None else \
@@ -366,7 +405,7 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
     with progress.stage("activity"):   # for the report: timelines, prompt hubs' text
         activity_frame, slots = activity_tables(tables.requests, members, clusters["cluster_id"],
                                                 slot_seconds=config.timing.slot_seconds)
-        examples = hub_examples(tables.requests, incidences.get("prompt", pd.DataFrame()),
+        examples = hub_examples(tables.requests, prompt_incidence,
                                 hubs.loc[hubs["signal"] == "prompt", "token"], config)
         hubs = hubs.assign(example=examples.set_index("token")["prompt"].reindex(hubs["token"]).to_numpy(dtype=object))
     run = run_record(tables, config, seed, hubs, members, edges, clusters, progress)

@@ -66,21 +66,30 @@ def one_iteration(indptr, indices, data, node_weight, membership, gamma, use_ref
         local_moving(indptr, indices, data, node_weight, part, gamma, state, n_threads, colours)
         level += 1
         part, k = renumber(part)
-        n_current = indptr.size - 1
-        if k == n_current:
+        if k == indptr.size - 1:
             break
-        clusters, n_clusters = part, k
-        if use_refinement:
-            refined, n_refined = renumber(refine(indptr, indices, data, node_weight, part, gamma, THETA, state,
-                                                 n_blocks))
-            # As igraph does: if refinement merged nothing, aggregate on the communities themselves.
-            if n_refined < n_current:
-                clusters, n_clusters = refined, n_refined
-        part = cluster_of(clusters, part, n_clusters)
-        indptr, indices, data, node_weight = aggregate(indptr, indices, data, node_weight, clusters, n_clusters,
-                                                       n_blocks)
+        part, clusters, indptr, indices, data, node_weight = next_level(
+            indptr, indices, data, node_weight, part, k, gamma, use_refinement, THETA, state, n_blocks)
         node_map = clusters[node_map]
     return part[node_map]
+
+
+@numba.njit(cache=True, nogil=True)
+def next_level(indptr, indices, data, node_weight, part, k, gamma, use_refinement, theta, state, n_blocks):
+    """From a level's communities `part` (k of them, fewer than its nodes): refine them, then
+    aggregate on the refined clusters. Returns (the aggregate nodes' communities, each node's
+    cluster, the aggregate graph: indptr, indices, data, node_weight)."""
+    clusters, n_clusters = part, k
+    if use_refinement:
+        refined, n_refined = renumber(refine(indptr, indices, data, node_weight, part, gamma, theta, state,
+                                             n_blocks))
+        # As igraph does: if refinement merged nothing, aggregate on the communities themselves.
+        if n_refined < indptr.size - 1:
+            clusters, n_clusters = refined, n_refined
+    communities = cluster_of(clusters, part, n_clusters)
+    indptr, indices, data, node_weight = aggregate(indptr, indices, data, node_weight, clusters, n_clusters,
+                                                   n_blocks)
+    return communities, clusters, indptr, indices, data, node_weight
 
 
 def optimise(indptr, indices, data, node_weight, gamma, *, use_refinement, n_iterations, state,

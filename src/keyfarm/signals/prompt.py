@@ -404,24 +404,78 @@ def band_buckets(texts, cfg: PromptConfig) -> np.ndarray:
 def shared_bucket_ids(buckets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(bucket id of each entry of buckets (n, bands), -1 where no other prompt shares the bucket;
     the band and hash of each id). Only buckets of two or more prompts are numbered (the others
-    become `pdup:` tokens), band by band (a bucket hash covers its band: one small hash table
-    per band, not one for all), and the ids overwrite `buckets` in place: the signal's largest
-    arrays are these n × bands values, so they are held once."""
+    become `pdup:` tokens), band by band in order of first appearance (a bucket hash covers its
+    band: one small hash table per band, not one for all), and the ids overwrite `buckets` in
+    place: the signal's largest arrays are these n × bands values, so they are held once."""
     n, bands = buckets.shape
     ids = buckets.view(np.int64)
-    hashes, band_of = [], []
-    start = 0
-    for band in range(bands):
-        codes, uniques = pd.factorize(buckets[:, band])
-        shared = np.bincount(codes, minlength=len(uniques)) >= 2
-        number = np.where(shared, np.cumsum(shared) - 1 + start, -1)
-        hashes.append(np.asarray(uniques, np.uint64)[shared])
-        band_of.append(np.full(int(shared.sum()), band, np.int64))
-        ids[:, band] = number[codes]
-        start += int(shared.sum())
-    if not hashes:
+    if n == 0 or bands == 0:
         return ids, np.zeros((0, 2), np.uint64)
-    return ids, np.column_stack([np.concatenate(band_of).astype(np.uint64), np.concatenate(hashes)])
+    shared_hash, shared_band = _number_shared_buckets(buckets, ids)
+    return ids, np.column_stack([shared_band.astype(np.uint64), shared_hash])
+
+
+@numba.njit(cache=True, nogil=True)
+def _number_shared_buckets(buckets, ids):
+    """Kernel of shared_bucket_ids: per band, an open-addressing table of its bucket hashes gives
+    each prompt its bucket's code (first appearance order) and each bucket its count; buckets of
+    two or more prompts are then numbered in that order after the previous bands' and written to
+    `ids` (a view of `buckets`: a band's column is read in full before it is overwritten).
+    Returns (hash, band) of every numbered bucket."""
+    n, bands = buckets.shape
+    size = 1
+    while size < 2 * n:
+        size *= 2
+    mask = np.uint64(size - 1)
+    slot_code = np.empty(size, np.int64)
+    slot_value = np.empty(size, np.uint64)   # beside the code: one cache line per probe
+    code = np.empty(n, np.int64)
+    uniq = np.empty(n, np.uint64)
+    count = np.empty(n, np.int64)
+    number = np.empty(n, np.int64)
+    out_hash = np.empty(n, np.uint64)   # grown as needed: most buckets hold one prompt
+    out_band = np.empty(n, np.int64)
+    column = np.empty(n, np.uint64)
+    total = 0
+    for band in range(bands):
+        slot_code[:] = -1
+        for i in range(n):   # the band's column, contiguous
+            column[i] = buckets[i, band]
+        k = 0
+        for i in range(n):
+            v = column[i]
+            z = v ^ (v >> np.uint64(31))
+            z *= np.uint64(0x9E3779B97F4A7C15)
+            h = (z ^ (z >> np.uint64(29))) & mask
+            while True:
+                c = slot_code[h]
+                if c < 0:
+                    slot_code[h] = k
+                    slot_value[h] = v
+                    uniq[k] = v
+                    count[k] = 1
+                    code[i] = k
+                    k += 1
+                    break
+                if slot_value[h] == v:
+                    count[c] += 1
+                    code[i] = c
+                    break
+                h = (h + np.uint64(1)) & mask
+        for c in range(k):
+            if count[c] >= 2:
+                if total == out_hash.size:
+                    out_hash = np.concatenate((out_hash, np.empty(out_hash.size, np.uint64)))
+                    out_band = np.concatenate((out_band, np.empty(out_band.size, np.int64)))
+                number[c] = total
+                out_hash[total] = uniq[c]
+                out_band[total] = band
+                total += 1
+            else:
+                number[c] = -1
+        for i in range(n):
+            ids[i, band] = number[code[i]]
+    return out_hash[:total].copy(), out_band[:total].copy()
 
 
 def _hex(values: np.ndarray) -> np.ndarray:
@@ -437,8 +491,11 @@ def _pdup_rows(pairs, local_of_pair, account, tie, solo, ids, bands) -> pd.DataF
     if not sel.any():
         return pd.DataFrame()
     loc = local_of_pair[sel]
+    # one token string per prompt, shared by the rows of its keys
+    prompts, inverse = np.unique(loc, return_inverse=True)
+    text = np.array(["pdup:" + h for h in _hex(ids[prompts])], dtype=object)
     return pd.DataFrame({"key": pairs["key"].to_numpy()[sel],
-                         "token": "pdup:" + pd.Series(_hex(ids[loc]), dtype=object).to_numpy(),
+                         "token": text[inverse.ravel()],
                          "weight": tie[sel] * n_solo[loc] / bands,
                          "count": pairs["count"].to_numpy()[sel],
                          "first_seen": pairs["first_seen"].to_numpy()[sel],
@@ -474,9 +531,11 @@ def _lsh_rows(pairs, local_of_pair, account, tie, solo, bucket_id, bucket_hash, 
         tie=("tie", "max"), count=("count", "sum"), first_seen=("first_seen", "min"),
         last_seen=("last_seen", "max")).reset_index()
     b = rows["bucket"].to_numpy()
-    band_of_bucket = bucket_hash[:, 0].astype(np.int64)
-    tokens = pd.Series(_hex(bucket_hash[b, 1]), dtype=object)
+    # one token string per bucket, shared by the rows of its keys
+    buckets, inverse = np.unique(b, return_inverse=True)
+    text = np.array([f"lsh:{band}:{h}" for band, h in zip(bucket_hash[buckets, 0].astype(np.int64).tolist(),
+                                                          _hex(bucket_hash[buckets, 1]))], dtype=object)
     return pd.DataFrame({"key": rows["key"].to_numpy(),
-                         "token": ("lsh:" + pd.Series(band_of_bucket[b]).astype(str) + ":" + tokens).to_numpy(),
+                         "token": text[inverse.ravel()],
                          "weight": rows["tie"].to_numpy() / bands, "count": rows["count"].to_numpy(),
                          "first_seen": rows["first_seen"].to_numpy(), "last_seen": rows["last_seen"].to_numpy()})

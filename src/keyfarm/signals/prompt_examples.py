@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from keyfarm.arrays import sorted_unique
 from keyfarm.signals.prompt import band_buckets, distinct_normalized
 
 EXAMPLE_CHARS = 500   # an example is cut here: enough to compare, small enough for edges.parquet
@@ -38,18 +39,30 @@ def token_examples(pairs: pd.DataFrame, needed: pd.DataFrame, config) -> pd.Data
                          "rank": pd.util.hash_array(np.asarray(raw, dtype=object), categorize=False)[raw_codes[keep]]})
     text_of_cand = text_of_pair[keep]
     want = _parse_tokens(needed.drop_duplicates(["key", "token"]), cfg.bands)
-    found = []
-    for column, rows in want.groupby("column", sort=True):
-        # only the candidates of keys wanting a token of this column can match (an LSH band's
-        # tokens are wanted by few keys; the inner merge on key would drop the others anyway)
-        mine = cand["key"].isin(rows["key"]).to_numpy()
-        per = cand[mine].assign(value=values[text_of_cand[mine], column])
-        hit = rows.merge(per, on=["key", "value"], how="inner")
-        found.append(hit.sort_values(["key", "token", "rank"], kind="stable")
-                     .drop_duplicates(["key", "token"], keep="first")[["key", "token", "raw"]])
-    if not found:
+    if not len(want):
         return out
-    rows = pd.concat(found, ignore_index=True).sort_values(["key", "token"], kind="stable").reset_index(drop=True)
+    # each candidate prompt of a key, once per column (pdup, band) that key wants a token of: its
+    # value there, matched to the wanted (key, column, value) rows in one join
+    width = np.int64(cfg.bands + 1)
+    wanted_cols = sorted_unique(want["key"].to_numpy(np.int64) * width + want["column"].to_numpy(np.int64))
+    cand_key = cand["key"].to_numpy(np.int64)
+    lo = np.searchsorted(wanted_cols, cand_key * width)
+    hi = np.searchsorted(wanted_cols, cand_key * width + width)
+    per = hi - lo
+    row = np.repeat(np.arange(len(cand)), per)
+    slot = wanted_cols[np.repeat(lo, per) + (np.arange(row.size) - np.repeat(np.cumsum(per) - per, per))]
+    column = slot % width
+    expanded = pd.DataFrame({"slot": slot, "value": values[text_of_cand[row], column],
+                             "rank": cand["rank"].to_numpy()[row], "raw": cand["raw"].to_numpy()[row]})
+    rows = pd.DataFrame({"slot": want["key"].to_numpy(np.int64) * width + want["column"].to_numpy(np.int64),
+                         "value": want["value"].to_numpy(), "key": want["key"].to_numpy(np.int64),
+                         "token": want["token"].to_numpy(dtype=object)})
+    hit = rows.merge(expanded, on=["slot", "value"], how="inner")
+    if not len(hit):
+        return out
+    # of several prompts of a key reaching a token, the smallest hash (ties: identical rows)
+    rows = hit.sort_values(["key", "token", "rank"], kind="stable") \
+        .drop_duplicates(["key", "token"], keep="first").reset_index(drop=True)
     prompt = pd.Series(np.asarray(raw, dtype=object)[rows["raw"].to_numpy()], dtype=object).str.slice(0, EXAMPLE_CHARS)
     return pd.DataFrame({"key": rows["key"].to_numpy(np.int64), "token": rows["token"].to_numpy(dtype=object),
                          "prompt": prompt.to_numpy(dtype=object)})
