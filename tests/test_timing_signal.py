@@ -328,3 +328,33 @@ def test_a_group_of_two_schedulers_is_split_one_scheduler_is_not():
     ctx.pair_slot = np.where((ctx.pair_account == 35) & (np.arange(ctx.pair_slot.size) % 4 == 0),
                              ctx.pair_slot - 60, ctx.pair_slot)
     assert timing.split_groups(ctx, holder_a, holder_g, 5)[35] == b[0]
+
+
+def test_each_part_alone_on_distinct_key_slot_prefix_rows_gives_the_signals_rows(tmp_path):
+    """What the Spark engine relies on: every part of incidence_parts, computed alone from one
+    request per distinct (key, slot, network prefix of the part), gives exactly its share of the
+    whole signal's (key, token, weight) rows, lockstep populations numbered as in the whole."""
+    from keyfarm.io import Tables, load_tables
+    from keyfarm.synth import generate_world, write_world
+
+    tables = load_tables(write_world(generate_world(2000, seed=21), tmp_path / "w"))
+    config = Config.default()
+    cols = ["key", "token", "weight"]
+    whole = timing.incidence(tables, config)[cols].sort_values(["key", "token"]).reset_index(drop=True)
+    req = tables.requests.sort_values("ts", kind="stable")
+    slot = timing.ts_ns(req["ts"]) // (config.timing.slot_seconds * 10**9)
+    parts_seen = []
+    for i, (kind, bits) in enumerate(timing.incidence_parts(config)):
+        by = pd.DataFrame({"key": req["key"].to_numpy(), "slot": slot})
+        if bits is not None:
+            by["prefix"] = timing.network_contexts(req, v4_bits=bits, v6_bits=2 * bits)
+        reduced = req[~by.duplicated().to_numpy()]
+        assert len(reduced) < len(req)
+        part = timing.incidence(Tables(keys=tables.keys, accounts=tables.accounts, payments=tables.payments,
+                                       requests=reduced), config, part=i)[cols]
+        assert len(part) and part.equals(timing.incidence(tables, config, part=i)[cols]), (kind, bits)
+        parts_seen.append(part)
+    union = pd.concat(parts_seen).sort_values(["key", "token"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(union, whole)
+    kinds = set(whole["token"].str.split(":").str[0])
+    assert {"slot", "tgrp", "tset"} <= kinds
