@@ -516,8 +516,10 @@ def timing_incidence(ok, bc, config, per_group):
 
     slot_ns = config.timing.slot_seconds * 10**9
     slot = F.expr(f"(ts_ns - pmod(ts_ns, {slot_ns})) div {slot_ns}").alias("slot")  # integer floor, exact
+    parts = incidence_parts(config)
+    group = bucket_keys(ok.sparkSession, len(parts))   # part i alone in shuffle partition i
     frames = []
-    for i, (_, bits) in enumerate(incidence_parts(config)):
+    for i, (_, bits) in enumerate(parts):
         by = ["key", slot]
         if bits is not None:   # signals.timing.network_contexts' prefix: IPv4 /bits, IPv6 /2·bits
             by += ["ip_version", F.when(F.col("ip_version") == 6, F.shiftrightunsigned("ip_hi", 64 - 2 * bits))
@@ -525,11 +527,24 @@ def timing_incidence(ok, bc, config, per_group):
         frames.append(ok.groupBy(*by).agg(F.min("ts_ns").alias("ts_ns"), F.min("ip_version").alias("v"),
                                           F.min("ip_hi").alias("ip_hi"), F.min("ip_lo").alias("ip_lo"))
                       .select("key", "ts_ns", F.col("v").alias("ip_version"), "ip_hi", "ip_lo",
-                              F.lit(i).alias("part")))
+                              F.lit(i).alias("part"), F.lit(group[i]).alias("g")))
     rows = frames[0]
     for frame in frames[1:]:
         rows = rows.unionByName(frame)
-    return rows.groupBy("part").applyInPandas(per_group(stages.timing_part_stage, bc), stages.INCIDENCE_SCHEMA)
+    return rows.repartition(len(parts), "g").groupBy("g", "part") \
+        .applyInPandas(per_group(stages.timing_part_stage, bc), stages.INCIDENCE_SCHEMA)
+
+
+def bucket_keys(spark, n: int) -> list[int]:
+    """For each i < n, an int whose Spark hash lands in partition i of a hash partitioning into n
+    (pmod(hash(k), n) = i), so that n groups keyed by them run as n tasks: grouping by 0..n−1
+    would put several in one partition (hash(0), hash(1) and hash(3) all land in 3 of 4)."""
+    from pyspark.sql import functions as F
+
+    k = F.col("id").cast("int")
+    found = dict(spark.range(64 * n).select(F.pmod(F.hash(k), F.lit(n)).alias("b"), k.alias("k"))
+                 .groupBy("b").agg(F.min("k")).collect())
+    return [int(found.get(i, i)) for i in range(n)]
 
 
 @contextlib.contextmanager
