@@ -327,3 +327,27 @@ def test_bucket_keys_put_each_timing_part_in_its_own_partition(spark):
     naive = spark.createDataFrame(pd.DataFrame({"g": range(5)}), schema="g int").repartition(4, "g")
     assert naive.select(F.spark_partition_id()).distinct().count() < 4
 
+
+def test_a_jvm_that_died_is_one_error_naming_the_heap_setting(monkeypatch, tmp_path):
+    """The JVM of a local master killed by an OutOfMemoryError leaves py4j a refused connection:
+    the job stops with one KeyfarmError naming spark.driver.memory, and does not try to stop the
+    dead session (which would raise again)."""
+    pytest.importorskip("pyspark")
+    from keyfarm.spark import engine
+
+    stopped = []
+
+    class DeadSession:
+        def stop(self):
+            stopped.append(True)
+            raise ConnectionRefusedError(111, "Connection refused")
+
+    def dies(*args):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(engine, "spark_session", lambda *a, **k: DeadSession())
+    monkeypatch.setattr(engine, "_link", dies)
+    with pytest.raises(KeyfarmError, match="spark.driver.memory") as caught:
+        engine.link_spark(tmp_path)
+    assert "Connection refused" in str(caught.value) and not stopped
+

@@ -304,9 +304,25 @@ def link_spark(input_path, config=None, *, seed: int = 0, master: str = "local[2
         spark = spark_session(master, shuffle_partitions=partitions, conf=spark_conf)
     try:
         return _link(spark, str(input_path), config, seed, progress, groups, max_quarantine_share, history)
+    except (ConnectionError, *_py4j_network_errors()) as exc:
+        own = False   # nothing left to stop
+        raise KeyfarmError(f"the Spark driver's JVM stopped or cannot be reached ({exc}); Spark's log above "
+                           "says why. `java.lang.OutOfMemoryError: Java heap space` means its heap was too "
+                           "small: on a local master it holds the executors too, and it is "
+                           "spark.driver.memory (keyfarm's default 2g; e.g. --spark-conf "
+                           "spark.driver.memory=8g)") from exc
     finally:
         if own:
             spark.stop()
+
+
+def _py4j_network_errors() -> tuple:
+    """py4j's error for a lost gateway (the JVM died, e.g. of an OutOfMemoryError), if py4j is here."""
+    try:
+        from py4j.protocol import Py4JNetworkError
+    except ImportError:
+        return ()
+    return (Py4JNetworkError,)
 
 
 def _link(spark, location: str, config, seed: int, progress: Progress, groups: int | None,
