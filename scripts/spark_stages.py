@@ -30,11 +30,13 @@ class Stage:
     input_bytes: list = field(default_factory=list)
     completed: int = 0     # completion time (ms since epoch), for ordering
     job: str = ""          # the job's description (`keyfarm signals`), when the engine set one
+    ops: str = ""          # the Python operators it ran (MapInPandas, FlatMapGroupsInPandas…)
 
     def row(self) -> dict:
         med_in = statistics.median(self.input_bytes) if self.input_bytes else 0
         max_in = max(self.input_bytes, default=0)
-        return {"stage": self.stage_id, "job": self.job, "name": self.name, "tasks": len(self.task_ms),
+        return {"stage": self.stage_id, "job": self.job, "name": self.name, "ops": self.ops,
+                "tasks": len(self.task_ms),
                 "median_task_s": statistics.median(self.task_ms) / 1000 if self.task_ms else 0.0,
                 "max_task_s": max(self.task_ms, default=0) / 1000,
                 "median_input_mib": med_in / 2**20, "max_input_mib": max_in / 2**20,
@@ -49,9 +51,18 @@ def read_events(path: Path):
             raise SystemExit(f"{file}: a compressed event log; run with "
                              "--spark-conf spark.eventLog.compress=false")
         with file.open(encoding="utf-8") as lines:
-            for line in lines:
-                if line.strip():
-                    yield json.loads(line)
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    if not line.endswith("\n"):   # a log still being written ends mid-line
+                        print(f"{file}: stopped at line {number}, not yet complete (the run is still "
+                              "writing its log); the stages below are those done so far", file=sys.stderr)
+                        return
+                    raise SystemExit(f"{file}, line {number}: not a JSON event (is this a Spark event log?)")
+                yield event
 
 
 def stage_table(events) -> list[dict]:
@@ -100,11 +111,27 @@ def collect_stages(events) -> list[Stage]:
             stage.name = info.get("Stage Name", "")
             stage.n_tasks = info.get("Number of Tasks", 0)
             stage.completed = info.get("Completion Time", 0)
+            stage.ops = ",".join(sorted(pandas_operators(info.get("RDD Info") or [])))
     for stage_id, text in described.items():
         if stage_id in stages:
             stages[stage_id].job = text
     done = [s for s in stages.values() if s.task_ms]
     return sorted(done, key=lambda s: (s.completed, s.stage_id))
+
+
+def pandas_operators(rdds) -> set:
+    """Names of the Python (pandas) operators among a stage's RDDs, from their plan scopes: with
+    adaptive execution a stage's name is Spark's own call site, and these say which keyfarm step
+    ran in it (mapInPandas: a per-batch map; FlatMapGroupsInPandas: an applyInPandas group)."""
+    names = set()
+    for rdd in rdds:
+        try:
+            scope = json.loads(rdd.get("Scope") or "{}")
+        except json.JSONDecodeError:
+            continue
+        if "Pandas" in scope.get("name", ""):
+            names.add(scope["name"])
+    return names
 
 
 def short_name(name: str) -> str:
@@ -140,10 +167,11 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    head = ["stage", "job", "tasks", "median s", "max s", "median in MiB", "max in MiB", "max/median in", "name"]
+    head = ["stage", "job", "tasks", "median s", "max s", "median in MiB", "max in MiB", "max/median in",
+            "pandas operators", "name"]
     body = [[str(r["stage"]), r["job"], str(r["tasks"]), f"{r['median_task_s']:.2f}", f"{r['max_task_s']:.2f}",
              f"{r['median_input_mib']:.1f}", f"{r['max_input_mib']:.1f}",
-             f"{r['max_over_median_input']:.2f}", short_name(r["name"])] for r in rows]
+             f"{r['max_over_median_input']:.2f}", r["ops"] or "-", short_name(r["name"])] for r in rows]
     if args.markdown:
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * len(head))

@@ -274,13 +274,16 @@ def test_event_log_stage_table_counts_tasks_times_and_inputs(tmp_path, capsys, m
                 "Task Metrics": {"Executor Run Time": ms, "Input Metrics": {"Bytes Read": file_bytes},
                                  "Shuffle Read Metrics": {"Remote Bytes Read": 0, "Local Bytes Read": shuffle}}}
 
-    def done(stage, name, at):
+    def done(stage, name, at, scopes=()):
+        rdds = [{"Name": "MapPartitionsRDD", "Scope": json.dumps({"id": str(i), "name": n})}
+                for i, n in enumerate(scopes)]
         return {"Event": "SparkListenerStageCompleted",
-                "Stage Info": {"Stage ID": stage, "Stage Name": name, "Number of Tasks": 3, "Completion Time": at}}
+                "Stage Info": {"Stage ID": stage, "Stage Name": name, "Number of Tasks": 3, "Completion Time": at,
+                               "RDD Info": rdds}}
 
     events = [{"Event": "SparkListenerJobStart", "Stage IDs": [0], "Properties": {"spark.job.description": "keyfarm signals"}},
               task(0, 100, file_bytes=2**20), task(0, 300, file_bytes=2**21), task(0, 200, file_bytes=3 * 2**20),
-              done(0, "mapInPandas at /x/engine.py:10", 2), task(1, 50, shuffle=2**22), done(1, "toPandas at y.py:3", 1),
+              done(0, "mapInPandas at /x/engine.py:10", 2, ("Exchange", "MapInPandas", "WholeStageCodegen (1)")), task(1, 50, shuffle=2**22), done(1, "toPandas at y.py:3", 1),
               {"Event": "SparkListenerJobEnd"}]
     log = tmp_path / "events_1_local-1"
     log.write_text("\n".join(json.dumps(e) for e in events) + "\n")
@@ -290,8 +293,61 @@ def test_event_log_stage_table_counts_tasks_times_and_inputs(tmp_path, capsys, m
     assert rows[1]["median_input_mib"] == 2.0 and rows[1]["max_over_median_input"] == 1.5
     assert module.main([str(log), "--markdown"]) == 0
     out = capsys.readouterr()
-    assert "| 0 | keyfarm signals | 3 | 0.20 | 0.30 | 2.0 | 3.0 | 1.50 | mapInPandas at engine.py:10 |" in out.out
+    assert "| 0 | keyfarm signals | 3 | 0.20 | 0.30 | 2.0 | 3.0 | 1.50 | MapInPandas | mapInPandas at engine.py:10 |" \
+        in out.out
+    assert "| 1 |  | 1 | 0.05 | 0.05 | 4.0 | 4.0 | 1.00 | - | toPandas at y.py:3 |" in out.out
     assert "1 read data in a single task: 1" in out.err
     jobs = module.job_table(module.collect_stages(module.read_events(log)))
     assert [(j["job"], j["stages"], j["tasks"], j["max_task_s"], j["single_task_stages_over_data"]) for j in jobs] == \
         [("", 1, 1, 0.05, 1), ("keyfarm signals", 1, 3, 0.3, 0)]
+    # a run still writing its log: the stages done so far, and a note that the log is not complete
+    growing = tmp_path / "events_1_local-2"
+    growing.write_text(log.read_text() + json.dumps(task(2, 10))[:25])
+    assert [r["stage"] for r in module.stage_table(module.read_events(growing))] == [1, 0]
+    assert "not yet complete" in capsys.readouterr().err
+    broken = tmp_path / "events_1_local-3"
+    broken.write_text("not json\n" + log.read_text())
+    with pytest.raises(SystemExit, match="line 1: not a JSON event"):
+        module.stage_table(module.read_events(broken))
+
+
+@pytest.mark.spark
+def test_bucket_keys_put_each_timing_part_in_its_own_partition(spark):
+    """n groups keyed by bucket_keys(n) land in n distinct partitions of a hash partitioning into n
+    (the timing signal's parts then run as n tasks; keys 0..n−1 would share partitions)."""
+    from pyspark.sql import functions as F
+
+    from keyfarm.spark.engine import bucket_keys
+
+    for n in (4, 5, 8):
+        keys = bucket_keys(spark, n)
+        frame = spark.createDataFrame(pd.DataFrame({"g": keys}), schema="g int").repartition(n, "g")
+        placed = dict(frame.select("g", F.spark_partition_id().alias("p")).toPandas().itertuples(index=False))
+        assert sorted(placed.values()) == list(range(n)), (n, placed)
+    naive = spark.createDataFrame(pd.DataFrame({"g": range(5)}), schema="g int").repartition(4, "g")
+    assert naive.select(F.spark_partition_id()).distinct().count() < 4
+
+
+def test_a_jvm_that_died_is_one_error_naming_the_heap_setting(monkeypatch, tmp_path):
+    """The JVM of a local master killed by an OutOfMemoryError leaves py4j a refused connection:
+    the job stops with one KeyfarmError naming spark.driver.memory, and does not try to stop the
+    dead session (which would raise again)."""
+    pytest.importorskip("pyspark")
+    from keyfarm.spark import engine
+
+    stopped = []
+
+    class DeadSession:
+        def stop(self):
+            stopped.append(True)
+            raise ConnectionRefusedError(111, "Connection refused")
+
+    def dies(*args):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(engine, "spark_session", lambda *a, **k: DeadSession())
+    monkeypatch.setattr(engine, "_link", dies)
+    with pytest.raises(KeyfarmError, match="spark.driver.memory") as caught:
+        engine.link_spark(tmp_path)
+    assert "Connection refused" in str(caught.value) and not stopped
+

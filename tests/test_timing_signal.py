@@ -400,3 +400,35 @@ def test_daily_jobs_are_not_anomalous_in_logs_that_end_mid_day():
     inc = timing.incidence(tables, Config.default())
     tied = set(inc["key"].tolist())
     assert not tied & set(range(n_bg, n_bg + n_jobs))
+
+
+def test_each_part_alone_on_distinct_key_slot_prefix_rows_gives_the_signals_rows(tmp_path):
+    """What the Spark engine relies on: every part of incidence_parts, computed alone from one
+    request per distinct (key, slot, network prefix of the part), gives exactly its share of the
+    whole signal's (key, token, weight) rows, lockstep populations numbered as in the whole."""
+    from keyfarm.io import Tables, load_tables
+    from keyfarm.synth import generate_world, write_world
+
+    # a world where every part has rows (seed 21's /16 lockstep part is empty since its tgrp:
+    # tokens need the false discovery rate)
+    tables = load_tables(write_world(generate_world(2000, seed=22), tmp_path / "w"))
+    config = Config.default()
+    cols = ["key", "token", "weight"]
+    whole = timing.incidence(tables, config)[cols].sort_values(["key", "token"]).reset_index(drop=True)
+    req = tables.requests.sort_values("ts", kind="stable")
+    slot = timing.ts_ns(req["ts"]) // (config.timing.slot_seconds * 10**9)
+    parts_seen = []
+    for i, (kind, bits) in enumerate(timing.incidence_parts(config)):
+        by = pd.DataFrame({"key": req["key"].to_numpy(), "slot": slot})
+        if bits is not None:
+            by["prefix"] = timing.network_contexts(req, v4_bits=bits, v6_bits=2 * bits)
+        reduced = req[~by.duplicated().to_numpy()]
+        assert len(reduced) < len(req)
+        part = timing.incidence(Tables(keys=tables.keys, accounts=tables.accounts, payments=tables.payments,
+                                       requests=reduced), config, part=i)[cols]
+        assert len(part) and part.equals(timing.incidence(tables, config, part=i)[cols]), (kind, bits)
+        parts_seen.append(part)
+    union = pd.concat(parts_seen).sort_values(["key", "token"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(union, whole)
+    kinds = set(whole["token"].str.split(":").str[0])
+    assert {"slot", "tgrp", "tset"} <= kinds

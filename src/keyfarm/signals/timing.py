@@ -48,9 +48,10 @@ finer slots lower e.
 
 Near-linear: one hash-unique of (account, slot) codes over requests, then NumPy over the distinct
 active slots (unique/bincount/searchsorted; no Python loop over rows or slots), and one groupby over
-the requests in member slots only. The population counts are global, so on Spark the signal runs as
-one task on the distinct (key, slot) rows (issue 17 will distribute the counts as a separate
-reduce). Rows are sorted by (key, token): the output does not depend on the input's row order.
+the requests in member slots only. The population counts are global, so on Spark each part of
+incidence_parts (a population's slots or lockstep groups) runs as one task on the distinct
+(key, slot, prefix) rows. Rows are sorted by (key, token): the output does not depend on the
+input's row order.
 """
 from __future__ import annotations
 
@@ -70,10 +71,11 @@ SPLIT_SHARE = 0.1    # split_groups: a part must hold this share of its group's 
 GROUP_ROUNDS = 10    # scheduler_sets: rounds of slot set from accounts, accounts from slot set, at most
 
 
-def incidence(tables, config) -> pd.DataFrame:
+def incidence(tables, config, *, part: int | None = None) -> pd.DataFrame:
     """Incidence of the anomalous time-slot tokens of tables.requests (see the module docstring):
     slots of the whole population (`slot:<slot>`) and, with timing.network_context, slots of each
-    network context (`slot:n<context>@<slot>`)."""
+    network context (`slot:n<context>@<slot>`). `part` (an index into incidence_parts) computes
+    that one part only: the Spark engine runs each part as its own task."""
     cfg = config.timing
     requests = tables.requests
     if len(requests) == 0:
@@ -82,14 +84,21 @@ def incidence(tables, config) -> pd.DataFrame:
     ts = ts_ns(requests["ts"])
     slot = ts // (cfg.slot_seconds * _SECOND)
     account = tables.keys["account"].to_numpy(np.int64)[key]
-    parts = [_anomalies(key, ts, slot, account, None, cfg)]
-    groups = [None]
-    if cfg.network_context and "ip_version" in requests:
-        context = network_contexts(requests)
-        parts.append(_anomalies(key, ts, slot, account, context, cfg))
-        groups += [context if bits == 16 else network_contexts(requests, v4_bits=bits, v6_bits=2 * bits)
-                   for bits in cfg.lockstep_prefixes]
-    parts.append(coactive_groups(key, ts, slot, account, groups, cfg))
+    todo = incidence_parts(config) if "ip_version" in requests else [("slots", None), ("lockstep", None)]
+    # (kind, prefix bits, population number p of a lockstep part: its tokens are `t…:<p>.…`)
+    todo = [(kind, bits, sum(k == "lockstep" for k, _ in todo[:i])) for i, (kind, bits) in enumerate(todo)]
+    todo = todo if part is None else [todo[part]]
+    contexts: dict = {None: None}
+
+    def context(bits):
+        if bits not in contexts:
+            contexts[bits] = network_contexts(requests, v4_bits=bits, v6_bits=2 * bits)
+        return contexts[bits]
+    parts = [_anomalies(key, ts, slot, account, context(bits), cfg) for kind, bits, _ in todo if kind == "slots"]
+    lockstep = [(bits, p) for kind, bits, p in todo if kind == "lockstep"]
+    if lockstep:
+        parts.append(coactive_groups(key, ts, slot, account, [context(b) for b, _ in lockstep], cfg,
+                                     first=lockstep[0][1]))
     parts = [p for p in parts if len(p)]
     if not parts:
         return make_incidence([], [], "timing")
@@ -97,7 +106,20 @@ def incidence(tables, config) -> pd.DataFrame:
         .reset_index(drop=True)
 
 
-def coactive_groups(key, ts, slot, account, groups, cfg) -> pd.DataFrame:
+def incidence_parts(config) -> list[tuple[str, int | None]]:
+    """The parts of the signal that are computed apart, in order: ("slots", None) the whole
+    population's anomalous slots; with timing.network_context ("slots", 16) each network
+    context's; then ("lockstep", bits) one coactive_groups population each (None: the whole
+    population, else the IPv4 /bits and IPv6 /2·bits prefixes). A part's key, token and weight
+    columns depend only on each request's key, slot and that prefix: one row per distinct
+    (key, slot, prefix) gives them (count, first_seen and last_seen need every request)."""
+    cfg = config.timing
+    if not cfg.network_context:
+        return [("slots", None), ("lockstep", None)]
+    return [("slots", None), ("slots", 16), ("lockstep", None)] + [("lockstep", b) for b in cfg.lockstep_prefixes]
+
+
+def coactive_groups(key, ts, slot, account, groups, cfg, *, first: int = 0) -> pd.DataFrame:
     """`tgrp:` tokens: the slots shared by accounts whose requests keep falling into slots busier
     than expected (CopyCatch's lockstep, found per account).
 
@@ -119,8 +141,10 @@ def coactive_groups(key, ts, slot, account, groups, cfg) -> pd.DataFrame:
     slots with many of each other, so community detection keeps them together while a stray
     account tied by a slot or two stays out."""
     rows = []
-    base = None
-    for p, group in enumerate(groups):
+    # the whole population's activity, where every scheduler group grows: built in the loop, or
+    # here when this call holds network contexts only (the Spark engine runs each part alone)
+    base = None if not groups or groups[0] is None else whole_population(account, slot, cfg)
+    for p, group in enumerate(groups, start=first):   # `first`: the number of groups[0] (one part alone)
         s_min = int(slot.min())
         span = int(slot.max()) - s_min + 1
         code = slot if group is None else group * span + (slot - s_min)
@@ -170,6 +194,16 @@ def coactive_groups(key, ts, slot, account, groups, cfg) -> pd.DataFrame:
     frame = pairs.merge(keys_of, on="acc").drop_duplicates(["key", "kind", "p", "code"])
     token = (frame["kind"] + ":" + frame["p"].astype(str) + "." + frame["code"].astype(str)).to_numpy(dtype=object)
     return make_incidence(frame["key"].to_numpy(np.int64), token, "timing", weight=1.0)
+
+
+def whole_population(account, slot, cfg) -> "_GroupContext":
+    """The whole population's _GroupContext (what coactive_groups builds for its group None)."""
+    pair_account, pair_code = active_pairs(account, slot)
+    codes, counts = np.unique(pair_code, return_counts=True)
+    expected = expected_counts(codes, counts, cfg.slot_seconds, min_expected=cfg.min_expected,
+                               group=np.zeros(codes.size, np.int64))
+    hour = np.unique(codes // (3600 // cfg.slot_seconds), return_inverse=True)[1].ravel()
+    return population_context(pair_account, np.searchsorted(codes, pair_code), expected, hour, cfg.slot_seconds)
 
 
 def scheduler_sets(pair_account, hit, at, base: "_GroupContext", cfg, *,

@@ -5,9 +5,9 @@ validates them per batch with io.validate_requests; the driver gets counts and q
 Signals run where their incidence is unchanged by the cut: account and payment (no requests) on the
 driver; device per group of keys; network per group of address blocks (every network token and count
 lives inside one IPv4 /24 or IPv6 /48); prompt as a map per distinct prompt and a reduce per LSH
-band bucket (keyfarm.spark.prompts); timing, whose slot expectations
-are population counts, in one group fed one row per distinct (key, slot, network context) (one task for now: issue
-17 makes the counts a separate reduce). Tokens are then grouped: degrees,
+band bucket (keyfarm.spark.prompts); timing, whose slot expectations are population counts, as
+one group per part of signals.timing.incidence_parts (a population's anomalous slots or its
+lockstep groups), each fed one row per distinct (key, slot, network prefix). Tokens are then grouped: degrees,
 weights, hubs and the projection (graph.build's functions) run per token group; pair evidence is
 summed in Spark (contributions are multiples of 2**-32, so sums are exact in any order) and the
 strongest token per (pair, signal) is the largest contribution, smallest token on ties, as in the
@@ -304,9 +304,25 @@ def link_spark(input_path, config=None, *, seed: int = 0, master: str = "local[2
         spark = spark_session(master, shuffle_partitions=partitions, conf=spark_conf)
     try:
         return _link(spark, str(input_path), config, seed, progress, groups, max_quarantine_share, history)
+    except (ConnectionError, *_py4j_network_errors()) as exc:
+        own = False   # nothing left to stop
+        raise KeyfarmError(f"the Spark driver's JVM stopped or cannot be reached ({exc}); Spark's log above "
+                           "says why. `java.lang.OutOfMemoryError: Java heap space` means its heap was too "
+                           "small: on a local master it holds the executors too, and it is "
+                           "spark.driver.memory (keyfarm's default 2g; e.g. --spark-conf "
+                           "spark.driver.memory=8g)") from exc
     finally:
         if own:
             spark.stop()
+
+
+def _py4j_network_errors() -> tuple:
+    """py4j's error for a lost gateway (the JVM died, e.g. of an OutOfMemoryError), if py4j is here."""
+    try:
+        from py4j.protocol import Py4JNetworkError
+    except ImportError:
+        return ()
+    return (Py4JNetworkError,)
 
 
 def _link(spark, location: str, config, seed: int, progress: Progress, groups: int | None,
@@ -382,7 +398,7 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                 if n not in SIGNAL_PARTITIONING:
                     log.warning("signal %s has no declared partitioning: it runs in one Spark group", n)
             names = {kind: tuple(n for n in fns if where[n] == kind)
-                     for kind in ("driver", "key", "block", "mapreduce", "global")}
+                     for kind in ("driver", "key", "block", "mapreduce", "parts", "global")}
             driver_inc = stages.incidence_rows(fns[n](tables, config) for n in names["driver"])
             parts = [spark.createDataFrame(driver_inc, schema=stages.INCIDENCE_SCHEMA)]
             keyed = keep(ok.withColumn("g", key_group).groupBy("g").applyInPandas(
@@ -397,18 +413,10 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
             if "prompt" in names["mapreduce"]:   # a map per distinct prompt, a reduce per band bucket
                 from keyfarm.spark.prompts import prompt_incidence
                 parts.append(prompt_incidence(ok, bc, config, _per_batch, keep))
+            if "timing" in names["parts"]:   # one task per population part, on distinct rows
+                parts.append(timing_incidence(ok, bc, config, _per_group))
             for n in names["global"]:
-                src = ok
-                if n == "timing":  # slot counts per population: one row per distinct (key, slot,
-                    # network context) suffices (the /8 context is a prefix of the /16 one)
-                    slot_ns = config.timing.slot_seconds * 10**9
-                    slot = F.expr(f"(ts_ns - pmod(ts_ns, {slot_ns})) div {slot_ns}")  # integer floor, exact
-                    context = F.when(F.col("ip_version") == 6, F.shiftrightunsigned("ip_hi", 32)) \
-                        .otherwise(F.shiftrightunsigned("ip_lo", 16))
-                    src = ok.groupBy("key", slot.alias("slot"), "ip_version", context.alias("ctx")) \
-                        .agg(F.min("ts_ns").alias("ts_ns"), F.min("ip_hi").alias("ip_hi"),
-                             F.min("ip_lo").alias("ip_lo")).select("key", "ts_ns", "ip_version", "ip_hi", "ip_lo")
-                parts.append(src.withColumn("g", F.lit(0)).groupBy("g").applyInPandas(
+                parts.append(ok.withColumn("g", F.lit(0)).groupBy("g").applyInPandas(
                     _per_group(stages.signal_stage, bc, (n,)), stages.INCIDENCE_SCHEMA))
             incidence = parts[0]
             for p in parts[1:]:
@@ -512,6 +520,47 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
         run["previous_run_id"] = history.previous.run_id
     return LinkResult(members=members, clusters=clusters, edges=edges, run=run, graph=graph,
                       tables=tables, hubs=hubs, state=state, changes=changes)
+
+
+def timing_incidence(ok, bc, config, per_group):
+    """The timing signal's incidence: each part of signals.timing.incidence_parts in its own group
+    (stages.timing_part_stage), fed one row per distinct (key, slot, network prefix of the part)
+    with the first request's time and address (what the part's key, token and weight read)."""
+    from pyspark.sql import functions as F
+
+    from keyfarm.signals.timing import incidence_parts
+
+    slot_ns = config.timing.slot_seconds * 10**9
+    slot = F.expr(f"(ts_ns - pmod(ts_ns, {slot_ns})) div {slot_ns}").alias("slot")  # integer floor, exact
+    parts = incidence_parts(config)
+    group = bucket_keys(ok.sparkSession, len(parts))   # part i alone in shuffle partition i
+    frames = []
+    for i, (_, bits) in enumerate(parts):
+        by = ["key", slot]
+        if bits is not None:   # signals.timing.network_contexts' prefix: IPv4 /bits, IPv6 /2·bits
+            by += ["ip_version", F.when(F.col("ip_version") == 6, F.shiftrightunsigned("ip_hi", 64 - 2 * bits))
+                   .otherwise(F.shiftrightunsigned("ip_lo", 32 - bits)).alias("prefix")]
+        frames.append(ok.groupBy(*by).agg(F.min("ts_ns").alias("ts_ns"), F.min("ip_version").alias("v"),
+                                          F.min("ip_hi").alias("ip_hi"), F.min("ip_lo").alias("ip_lo"))
+                      .select("key", "ts_ns", F.col("v").alias("ip_version"), "ip_hi", "ip_lo",
+                              F.lit(i).alias("part"), F.lit(group[i]).alias("g")))
+    rows = frames[0]
+    for frame in frames[1:]:
+        rows = rows.unionByName(frame)
+    return rows.repartition(len(parts), "g").groupBy("g", "part") \
+        .applyInPandas(per_group(stages.timing_part_stage, bc), stages.INCIDENCE_SCHEMA)
+
+
+def bucket_keys(spark, n: int) -> list[int]:
+    """For each i < n, an int whose Spark hash lands in partition i of a hash partitioning into n
+    (pmod(hash(k), n) = i), so that n groups keyed by them run as n tasks: grouping by 0..n−1
+    would put several in one partition (hash(0), hash(1) and hash(3) all land in 3 of 4)."""
+    from pyspark.sql import functions as F
+
+    k = F.col("id").cast("int")
+    found = dict(spark.range(64 * n).select(F.pmod(F.hash(k), F.lit(n)).alias("b"), k.alias("k"))
+                 .groupBy("b").agg(F.min("k")).collect())
+    return [int(found.get(i, i)) for i in range(n)]
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from keyfarm.graph.weighting import SIGNALS
 
 # how each signal's incidence can be cut up without changing a single row (see engine docstring)
 SIGNAL_PARTITIONING = {"account": "driver", "payment": "driver", "device": "key", "network": "block",
-                       "prompt": "mapreduce", "timing": "global"}
+                       "prompt": "mapreduce", "timing": "parts"}
 
 VALID_SCHEMA = ("key long, ts_ns long, ip string, ip_version int, ip_hi long, ip_lo long, "
                 "device_fingerprint string, user_agent string, prompt string, prompt_tokens long, "
@@ -181,6 +181,17 @@ def signal_stage(pdf: pd.DataFrame, ctx: WorkerContext, names: tuple[str, ...]) 
     tables = _tables(ctx, from_spark_requests(pdf))
     fns = registry()
     return conform(incidence_rows(fns[n](tables, ctx.config) for n in names), INCIDENCE_SCHEMA)
+
+
+def timing_part_stage(pdf: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
+    """One part of the timing signal (column `part`, an index into signals.timing.incidence_parts)
+    on the distinct (key, slot, prefix) rows it reads: timing.incidence(part=…)."""
+    from keyfarm.signals.timing import incidence
+
+    if len(pdf) == 0:
+        return conform(pd.DataFrame(), INCIDENCE_SCHEMA)
+    inc = incidence(_tables(ctx, from_spark_requests(pdf)), ctx.config, part=int(pdf["part"].iloc[0]))
+    return conform(incidence_rows([inc]), INCIDENCE_SCHEMA)
 
 
 def key_stage(pdf: pd.DataFrame, ctx: WorkerContext, names: tuple[str, ...]) -> pd.DataFrame:
