@@ -196,12 +196,15 @@ class CommunityConfig:
     resolution: float = 0.2
     n_iterations: int = 2         # Leiden iterations; -1: until stable (a long tail at 1M nodes: see note)
     min_edge_weight: float = 0.0  # edges lighter than this are left out of community detection
+    absorb: float = 0.5           # after CPM, an account joins the community it is tied to as a
+    #                               typical member is, at this share of the median member's tie (0: off)
 
     def __post_init__(self):
         _one_of("community", "algorithm", self.algorithm, ALGORITHMS)
         _one_of("community", "objective", self.objective, OBJECTIVES)
         _at_least("community", "resolution", self.resolution, 0.0)
         _at_least("community", "min_edge_weight", self.min_edge_weight, 0.0)
+        _at_least("community", "absorb", self.absorb, 0.0)
         if self.n_iterations != -1 and self.n_iterations < 1:   # 0 iterations would find no clusters at all
             raise KeyfarmConfigError("setting community.n_iterations must be -1 (until stable) or >= 1, "
                                      f"got {self.n_iterations!r}")

@@ -87,13 +87,15 @@ def detect_communities(graph, tables: Tables, config, seed: int, initial: np.nda
     The key graph is contracted to accounts: two accounts are linked by the strongest key pair
     between them per signal, summed over signals (the account signal links keys of one account
     and is not counted). CPM then finds dense groups of accounts, so a farm tied to a campus by one
-    stray edge is still its own community (see CommunityConfig). Leiden runs on each connected
+    stray edge is still its own community (see CommunityConfig), and community.absorb moves the
+    accounts CPM left out of a big sparse farm they are tied to as its members are. Leiden runs on each connected
     component alone (community.bycomponent), so the Spark engine, which runs it in one group per
     component, finds the same communities. With `initial` (per account, its
     previous community or −1), Leiden also runs from the previous partition and the result closer
     to it is kept (history.warmstart).
     """
     from keyfarm.community import connected_components, label_propagation, leiden, louvain
+    from keyfarm.community.absorb import absorb
 
     cfg = config.community
     account = graph.account
@@ -104,12 +106,15 @@ def detect_communities(graph, tables: Tables, config, seed: int, initial: np.nda
         from keyfarm.community.bycomponent import communities_by_component
         detect = component_leiden(cfg, seed)
         component = connected_components(src, dst, n_linked)
-        sub = communities_by_component(src, dst, weight, n_linked, detect, component=component)
+        sub = absorb(src, dst, weight, n_linked,
+                     communities_by_component(src, dst, weight, n_linked, detect, component=component),
+                     share=cfg.absorb)
         if initial is not None and n_linked:   # a daily run: also from yesterday's, keep the closer
             from keyfarm.history.warmstart import closer_to_previous, warm_start
             warm = communities_by_component(src, dst, weight, n_linked, detect, warm_start(initial[linked]),
                                             component=component)
-            sub = closer_to_previous(initial[linked], sub, warm)
+            sub = closer_to_previous(initial[linked], sub, absorb(src, dst, weight, n_linked, warm,
+                                                                  share=cfg.absorb))
     elif cfg.algorithm == "louvain":
         sub = louvain(src, dst, weight, n_linked, resolution=cfg.resolution, objective=cfg.objective,
                       seed=seed, n_iterations=cfg.n_iterations)

@@ -1,0 +1,97 @@
+"""community.absorb: accounts CPM left outside a big sparse farm they are tied to as its members are."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from keyfarm.community import connected_components, leiden
+from keyfarm.community.absorb import absorb
+
+
+def sparse_farm(n: int, links: int, rng) -> list[tuple[int, int, float]]:
+    """n accounts, each linked to `links` random others with weight 0.5 (a proxy pool's co-use)."""
+    edges = set()
+    for a in range(n):
+        for b in rng.choice(n, size=links, replace=False):
+            if a != b:
+                edges.add((min(a, b), max(a, b)))
+    return [(a, b, 0.5) for a, b in sorted(edges)]
+
+
+def arrays(edges):
+    e = np.array([(a, b) for a, b, _ in edges], np.int64)
+    return e[:, 0], e[:, 1], np.array([w for _, _, w in edges])
+
+
+def test_an_account_tied_like_a_member_joins_the_farm_and_the_home_users_stay_apart():
+    rng = np.random.default_rng(1)
+    farm = sparse_farm(60, 12, rng)                       # nodes 0..59
+    v, h1, h2 = 60, 61, 62                               # a farm account and the two home users
+    extra = [(v, int(b), 0.5) for b in rng.choice(60, size=20, replace=False)]
+    extra += [(v, h1, 1.5), (v, h2, 1.5), (h1, h2, 2.0)]   # its borrowed home address: a dense trio
+    src, dst, w = arrays(farm + extra)
+    labels = np.array([0] * 60 + [1, 1, 1])              # where CPM leaves them
+    out = absorb(src, dst, w, 63, labels)
+    assert out[v] == out[0]
+    assert out[h1] == out[h2] != out[0]
+    assert len(set(out[:60])) == 1
+
+
+def test_a_stray_edge_moves_nobody():
+    rng = np.random.default_rng(2)
+    farm = [(a, b, 3.0) for a in range(10) for b in range(a + 1, 10)]           # a tight farm
+    campus = [(a + 10, b + 10, w) for a, b, w in sparse_farm(40, 6, rng)]        # a campus crowd
+    src, dst, w = arrays(farm + campus + [(3, 25, 0.4)])
+    labels = np.array([0] * 10 + [1] * 40)
+    out = absorb(src, dst, w, 50, labels)
+    assert (out == labels).all()
+
+
+def test_share_zero_changes_nothing_but_the_numbering():
+    src, dst, w = arrays([(0, 1, 1.0), (1, 2, 5.0), (2, 3, 1.0)])
+    labels = np.array([7, 7, 3, 3])
+    assert absorb(src, dst, w, 4, labels, share=0).tolist() == [0, 0, 1, 1]
+
+
+def test_a_community_a_move_leaves_in_pieces_is_split():
+    # a star whose centre belongs to a big community: the leaves, tied only through it, part ways
+    big = [(a, b, 1.0) for a in range(8) for b in range(a + 1, 8)]
+    centre, leaves = 8, [9, 10]
+    extra = [(centre, b, 1.0) for b in range(8)] + [(centre, leaf, 0.3) for leaf in leaves]
+    src, dst, w = arrays(big + extra)
+    labels = np.array([0] * 8 + [1, 1, 1])
+    out = absorb(src, dst, w, 11, labels)
+    assert out[centre] == out[0]
+    assert out[9] != out[10] and out[9] != out[0]
+    inside = out[src] == out[dst]
+    assert (connected_components(src[inside], dst[inside], 11) == out).all()
+
+
+def test_wrong_label_count_is_an_error():
+    with pytest.raises(ValueError, match="labels has 2 entries for 3 nodes"):
+        absorb(np.array([0]), np.array([1]), np.array([1.0]), 3, np.array([0, 0]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000))
+def test_per_component_equals_the_whole_graph(seed):
+    """Every step reads only a node's component: run per component (as the Spark engine does,
+    nodes renumbered in ascending order) it gives the same partition as on the whole graph."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 60))
+    m = int(rng.integers(1, 3 * n))
+    src, dst = rng.integers(0, n, m), rng.integers(0, n, m)
+    keep = src != dst
+    src, dst = src[keep], dst[keep]
+    w = rng.uniform(0.1, 3.0, src.size)
+    labels = leiden(src, dst, w, n, objective="cpm", resolution=0.6, seed=0)
+    whole = absorb(src, dst, w, n, labels)
+    comp = connected_components(src, dst, n)
+    for c in np.unique(comp):
+        nodes = np.flatnonzero(comp == c)
+        e = np.isin(src, nodes)
+        part = absorb(np.searchsorted(nodes, src[e]), np.searchsorted(nodes, dst[e]), w[e], nodes.size,
+                      labels[nodes])
+        # the same partition of the component's nodes
+        pairs = {(a, b) for a, b in zip(part, whole[nodes])}
+        assert len(pairs) == len(set(part)) == len(set(whole[nodes]))
