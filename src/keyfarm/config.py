@@ -196,8 +196,12 @@ class CommunityConfig:
     resolution: float = 0.2
     n_iterations: int = 2         # Leiden iterations; -1: until stable (a long tail at 1M nodes: see note)
     min_edge_weight: float = 0.0  # edges lighter than this are left out of community detection
-    absorb: float = 0.5           # after CPM, an account joins the community it is tied to as a
-    #                               typical member is, at this share of the median member's tie (0: off)
+    strong_link: float = 0.3      # after CPM, strong components of links at least this heavy (one rare
+    #                               exact value: an address, a card, a device, a prompt; no range) that
+    #                               CPM cut are one community when apart from the rest (0: off)
+    strong_max_accounts: int = 5000  # ... of at most this many accounts (larger: a NAT's or cloud's web)
+    absorb: float = 0.5           # then an account joins the community it is tied to as a typical
+    #                               member is, at this share of the median member's tie (0: off)
 
     def __post_init__(self):
         _one_of("community", "algorithm", self.algorithm, ALGORITHMS)
@@ -205,6 +209,8 @@ class CommunityConfig:
         _at_least("community", "resolution", self.resolution, 0.0)
         _at_least("community", "min_edge_weight", self.min_edge_weight, 0.0)
         _at_least("community", "absorb", self.absorb, 0.0)
+        _at_least("community", "strong_link", self.strong_link, 0.0)
+        _at_least("community", "strong_max_accounts", self.strong_max_accounts, 2)
         if self.n_iterations != -1 and self.n_iterations < 1:   # 0 iterations would find no clusters at all
             raise KeyfarmConfigError("setting community.n_iterations must be -1 (until stable) or >= 1, "
                                      f"got {self.n_iterations!r}")

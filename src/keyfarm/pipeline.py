@@ -87,15 +87,14 @@ def detect_communities(graph, tables: Tables, config, seed: int, initial: np.nda
     The key graph is contracted to accounts: two accounts are linked by the strongest key pair
     between them per signal, summed over signals (the account signal links keys of one account
     and is not counted). CPM then finds dense groups of accounts, so a farm tied to a campus by one
-    stray edge is still its own community (see CommunityConfig), and community.absorb moves the
-    accounts CPM left out of a big sparse farm they are tied to as its members are. Leiden runs on each connected
+    stray edge is still its own community (see CommunityConfig); settle_communities then joins
+    what CPM's density threshold cuts from a sparse farm. Leiden runs on each connected
     component alone (community.bycomponent), so the Spark engine, which runs it in one group per
     component, finds the same communities. With `initial` (per account, its
     previous community or −1), Leiden also runs from the previous partition and the result closer
     to it is kept (history.warmstart).
     """
     from keyfarm.community import connected_components, label_propagation, leiden, louvain
-    from keyfarm.community.absorb import absorb
 
     cfg = config.community
     account = graph.account
@@ -106,15 +105,14 @@ def detect_communities(graph, tables: Tables, config, seed: int, initial: np.nda
         from keyfarm.community.bycomponent import communities_by_component
         detect = component_leiden(cfg, seed)
         component = connected_components(src, dst, n_linked)
-        sub = absorb(src, dst, weight, n_linked,
-                     communities_by_component(src, dst, weight, n_linked, detect, component=component),
-                     share=cfg.absorb)
+        sub = settle_communities(src, dst, weight, n_linked,
+                                 communities_by_component(src, dst, weight, n_linked, detect, component=component),
+                                 cfg)
         if initial is not None and n_linked:   # a daily run: also from yesterday's, keep the closer
             from keyfarm.history.warmstart import closer_to_previous, warm_start
             warm = communities_by_component(src, dst, weight, n_linked, detect, warm_start(initial[linked]),
                                             component=component)
-            sub = closer_to_previous(initial[linked], sub, absorb(src, dst, weight, n_linked, warm,
-                                                                  share=cfg.absorb))
+            sub = closer_to_previous(initial[linked], sub, settle_communities(src, dst, weight, n_linked, warm, cfg))
     elif cfg.algorithm == "louvain":
         sub = louvain(src, dst, weight, n_linked, resolution=cfg.resolution, objective=cfg.objective,
                       seed=seed, n_iterations=cfg.n_iterations)
@@ -129,6 +127,18 @@ def detect_communities(graph, tables: Tables, config, seed: int, initial: np.nda
     acc_memb = np.arange(n_acc, dtype=np.int64) + (int(sub.max()) + 1 if sub.size else 0)
     acc_memb[linked] = sub
     return stable_cluster_ids(acc_memb[account])
+
+
+def settle_communities(src, dst, weight, n_nodes: int, labels: np.ndarray, cfg) -> np.ndarray:
+    """CPM's partition settled: strong components CPM cut joined (community.strong), then accounts
+    absorbed by the big community they are tied to as its members are (community.absorb). Both
+    read one connected component at a time, so the Spark engine runs this per component."""
+    from keyfarm.community.absorb import absorb
+    from keyfarm.community.strong import merge_strong
+
+    labels = merge_strong(src, dst, weight, n_nodes, labels, threshold=cfg.strong_link,
+                          max_accounts=cfg.strong_max_accounts, member_share=cfg.absorb or 0.5)
+    return absorb(src, dst, weight, n_nodes, labels, share=cfg.absorb)
 
 
 def component_leiden(cfg, seed: int):

@@ -59,8 +59,8 @@ def absorb(src, dst, weight, n_nodes: int, labels, *, share: float = 0.5) -> np.
     n_labels = int(cur.max()) + 1
     moved_any = False
     for _ in range(MAX_ROUNDS):
-        own = _own_ties(indptr, indices, data, cur)
-        median = _community_medians(cur, own, n_labels)
+        own = member_ties(indptr, indices, data, cur)
+        median = community_medians(cur, own, n_labels)
         size = np.bincount(cur, minlength=n_labels).astype(np.int64)
         if _absorb_round(indptr, indices, data, cur, size, median, float(share), DOMINANCE) == 0:
             break
@@ -72,7 +72,7 @@ def absorb(src, dst, weight, n_nodes: int, labels, *, share: float = 0.5) -> np.
     return connected_components(src[inside], dst[inside], n_nodes)
 
 
-def _community_medians(labels: np.ndarray, own: np.ndarray, n_labels: int) -> np.ndarray:
+def community_medians(labels: np.ndarray, own: np.ndarray, n_labels: int) -> np.ndarray:
     """Per label: the median of its members' ties to the rest of it (0 for a lone node)."""
     order = np.lexsort((own, labels))
     sorted_labels = labels[order]
@@ -88,7 +88,7 @@ def _community_medians(labels: np.ndarray, own: np.ndarray, n_labels: int) -> np
 
 
 @numba.njit(cache=True, nogil=True)
-def _own_ties(indptr, indices, data, labels):
+def member_ties(indptr, indices, data, labels):
     """Per node: the weight of its links to the other members of its community."""
     n = indptr.size - 1
     out = np.zeros(n)

@@ -292,12 +292,11 @@ def account_link_stage(group: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
 def component_stage(group: pd.DataFrame, ctx: WorkerContext, seed: int) -> pd.DataFrame:
     """One connected component's account links (x, y, weight, component) → Leiden labels of its
     accounts by community.bycomponent's rule (pipeline.component_leiden, the job's seed) and
-    community.absorb, as pipeline.detect_communities runs them; with a
+    pipeline.settle_communities, as pipeline.detect_communities runs them; with a
     previous run also `warm`, the labels from its partition (history.warmstart, as the local
     engine runs it; −1 without)."""
-    from keyfarm.community.absorb import absorb
     from keyfarm.community.bycomponent import component_communities
-    from keyfarm.pipeline import component_leiden
+    from keyfarm.pipeline import component_leiden, settle_communities
 
     x = group["x"].to_numpy(np.int64)
     y = group["y"].to_numpy(np.int64)
@@ -306,13 +305,13 @@ def component_stage(group: pd.DataFrame, ctx: WorkerContext, seed: int) -> pd.Da
     cfg = ctx.config.community
     detect = component_leiden(cfg, seed)
     lx, ly = np.searchsorted(nodes, x), np.searchsorted(nodes, y)   # component_communities' numbering
-    labels = absorb(lx, ly, w, nodes.size, component_communities(nodes, x, y, w, detect), share=cfg.absorb)
+    labels = settle_communities(lx, ly, w, nodes.size, component_communities(nodes, x, y, w, detect), cfg)
     warm = np.full(nodes.size, -1, np.int64)
     if ctx.initial is not None:
         from keyfarm.history.warmstart import warm_start
-        warm = absorb(lx, ly, w, nodes.size,
-                      component_communities(nodes, x, y, w, detect, warm_start(ctx.initial[nodes])),
-                      share=cfg.absorb)
+        warm = settle_communities(lx, ly, w, nodes.size,
+                                  component_communities(nodes, x, y, w, detect, warm_start(ctx.initial[nodes])),
+                                  cfg)
     return pd.DataFrame({"account": nodes, "component": np.full(nodes.size, int(group["component"].iloc[0])),
                          "label": labels, "warm": warm})
 
