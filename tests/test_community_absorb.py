@@ -1,10 +1,8 @@
 """community.absorb: accounts CPM left outside a big sparse farm they are tied to as its members are."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from keyfarm.community import connected_components, leiden
+from keyfarm.community import connected_components
 from keyfarm.community.absorb import absorb
 
 
@@ -70,28 +68,3 @@ def test_a_community_a_move_leaves_in_pieces_is_split():
 def test_wrong_label_count_is_an_error():
     with pytest.raises(ValueError, match="labels has 2 entries for 3 nodes"):
         absorb(np.array([0]), np.array([1]), np.array([1.0]), 3, np.array([0, 0]))
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.integers(0, 10_000))
-def test_per_component_equals_the_whole_graph(seed):
-    """Every step reads only a node's component: run per component (as the Spark engine does,
-    nodes renumbered in ascending order) it gives the same partition as on the whole graph."""
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(5, 60))
-    m = int(rng.integers(1, 3 * n))
-    src, dst = rng.integers(0, n, m), rng.integers(0, n, m)
-    keep = src != dst
-    src, dst = src[keep], dst[keep]
-    w = rng.uniform(0.1, 3.0, src.size)
-    labels = leiden(src, dst, w, n, objective="cpm", resolution=0.6, seed=0)
-    whole = absorb(src, dst, w, n, labels)
-    comp = connected_components(src, dst, n)
-    for c in np.unique(comp):
-        nodes = np.flatnonzero(comp == c)
-        e = np.isin(src, nodes)
-        part = absorb(np.searchsorted(nodes, src[e]), np.searchsorted(nodes, dst[e]), w[e], nodes.size,
-                      labels[nodes])
-        # the same partition of the component's nodes
-        pairs = {(a, b) for a, b in zip(part, whole[nodes])}
-        assert len(pairs) == len(set(part)) == len(set(whole[nodes]))
