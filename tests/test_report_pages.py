@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from keyfarm.report import cluster_html, write_report
 from keyfarm.report.command import explore_command, report_command
 from keyfarm.report.escape import esc, script_json
+from keyfarm.report.graph import pair_rows
 from keyfarm.report.testing import IMG_XSS, MARK, SCRIPT_XSS, hostile, hostile_out_dir
 
 # fields whose hostile value must be visible (escaped) somewhere in the pages
@@ -35,7 +36,9 @@ def report(tmp_path_factory):
 
 def _data_block(page: str):
     found = re.search(r'<script type="application/json" id="kf-data">(.*?)</script>', page, re.S)
-    return json.loads(found.group(1))
+    data = json.loads(found.group(1))
+    data["edges"] = pair_rows(data["pairs"])   # one dict per pair, as the page's script unpacks them
+    return data
 
 
 def test_no_raw_markup_from_the_data_reaches_any_page(report):

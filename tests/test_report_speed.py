@@ -89,3 +89,80 @@ def test_report_command_takes_a_worker_count(tmp_path):
     assert (out / "report" / "clusters" / "0.html").is_file()
     bad = CliRunner().invoke(main, ["report", str(out), "--workers", "0"])
     assert bad.exit_code == 2 and "--workers" in bad.output
+
+
+def test_link_draws_its_report_from_memory_and_keyfarm_report_from_disk_the_same_bytes(days, tmp_path, monkeypatch):
+    """`keyfarm link` hands the report the frames it wrote (no read-back); the pages are the bytes
+    `keyfarm report OUT_DIR` writes from the files: on a daily run (changes.parquet, statuses),
+    re-linked into its OUT_DIR over its own report, with analysts' labels."""
+    import keyfarm.report.outputs as report_outputs
+    from keyfarm.labels import append_label
+    from keyfarm.pipeline import run_link
+
+    out = tmp_path / "o2"
+    run_link(days / "w2", out, previous=days / "o1", quiet=True)
+    clusters = pd.read_parquet(out / "clusters.parquet")
+    farm = int(clusters.loc[clusters["verdict"] == "farm", "cluster_id"].iloc[0])
+    append_label(out, "benign", cluster_id=farm, note="<b>appeal</b> & ticket")
+    (out / "report" / "clusters" / "999999.html").write_text("a page of a cluster that is gone")
+
+    read = []
+    real_read_output = report_outputs.read_output
+
+    def recording(out_dir, table, *args, **kwargs):
+        read.append(table)
+        return real_read_output(out_dir, table, *args, **kwargs)
+
+    monkeypatch.setattr(report_outputs, "read_output", recording)
+    result = run_link(days / "w2", out, previous=days / "o1", quiet=True)   # over its own report
+    assert read == []   # drawn from the frames link holds
+    from_memory = _pages(out)
+    assert "report/clusters/999999.html" not in from_memory
+    assert not list((out / "report").glob(".clusters.old-*"))
+    assert "changes" in result.output_tables() and result.changes is not None
+    assert "appeal" in from_memory[f"report/clusters/{farm}.html"].decode()
+
+    write_report(out)
+    assert {"members", "clusters", "edges", "changes"} <= set(read)   # this one read the files
+    from_disk = _pages(out)
+    assert from_disk.keys() == from_memory.keys()
+    # the index shows run.json's timings, which then also hold the write and report stages: the rest is equal
+    for pages in (from_memory, from_disk):
+        pages["report/index.html"] = _without_timings(pages["report/index.html"])
+    assert [k for k in from_disk if from_disk[k] != from_memory[k]] == []
+
+
+def _without_timings(index: bytes) -> bytes:
+    """index.html without its run.json timings section (seconds differ from run to run)."""
+    head, found, tail = index.partition(b"<section><h2>Timings (s)</h2>")
+    assert found
+    return head + tail[tail.index(b"</section>"):]
+
+
+def test_drawing_from_memory_leaves_the_frames_as_they_were(tmp_path):
+    out = hostile_out_dir(tmp_path / "out")
+    tables = {name: pd.read_parquet(out / f"{name}.parquet")
+              for name in ("members", "clusters", "edges", "hubs", "changes", "activity", "slots")}
+    copies = {name: frame.copy() for name, frame in tables.items()}
+    write_report(out, max_nodes=12, tables=tables)
+    for name, frame in tables.items():
+        pd.testing.assert_frame_equal(frame, copies[name])
+    assert len(_pages(out)) > 3
+
+
+def test_old_pages_are_removed_in_the_background_and_gone_when_the_report_is(tmp_path):
+    from keyfarm.report.folders import aside_name, swap_in_empty
+
+    pages = tmp_path / "report" / "clusters"
+    pages.mkdir(parents=True)
+    for i in range(50):
+        (pages / f"{i}.html").write_text("old")
+    (pages / "sub").mkdir()
+    (pages / "sub" / "x").write_text("old")
+    left = aside_name(pages, 7)   # left aside by an interrupted run
+    left.mkdir()
+    (left / "1.html").write_text("older")
+    remover = swap_in_empty(pages)
+    assert pages.is_dir() and not list(pages.iterdir())
+    remover.join()
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["clusters"]
