@@ -132,25 +132,28 @@ def _accounts_table(nodes: list[dict], account_labels: dict) -> str:
                    for r in nodes[:MAX_TABLE_ROWS])
     return ('<div class="scroll"><table><tr><th>account</th><th class=num>keys</th><th class=num>total tokens</th>'
             '<th>org</th><th>email domain</th><th>first key created</th><th>label</th></tr>'
-            f"{rows}</table></div>")
+            f"{rows}</table></div>{_first_of(nodes, 'accounts')}")
 
 
 KEY_COLUMNS = ["key_id", "account_id", "created_at", "daily_token_limit", "peak_daily_tokens", "total_tokens",
                "n_requests"]
 
 
+def _first_of(rows: list, what: str) -> str:
+    """The note under a table cut to MAX_TABLE_ROWS rows (nothing when it is whole)."""
+    return f'<p class="muted">First {MAX_TABLE_ROWS:,} of {len(rows):,} {what}.</p>' if len(rows) > MAX_TABLE_ROWS else ""
+
+
 def _keys_table(rows: list[dict]) -> str:
-    rows = "".join(
+    cells = "".join(
         f'<tr><td class="mono">{esc(r["key_id"])}</td><td class="mono">{esc(r["account_id"])}</td>'
         f'<td>{esc(r["created_at"])}</td><td class="num">{fmt_int(r["daily_token_limit"])}</td>'
         f'<td class="num">{fmt_int(r["peak_daily_tokens"])}</td><td class="num">{fmt_int(r["total_tokens"])}</td>'
         f'<td class="num">{fmt_int(r["n_requests"])}</td></tr>'
         for r in rows[:MAX_TABLE_ROWS])
-    more = f'<p class="muted">First {MAX_TABLE_ROWS:,} of {len(rows):,} keys.</p>' \
-        if len(rows) > MAX_TABLE_ROWS else ""
     return ('<div class="scroll"><table><tr><th>key</th><th>account</th><th>created</th><th class=num>daily limit</th>'
             '<th class=num>peak day tokens</th><th class=num>total tokens</th><th class=num>requests</th></tr>'
-            f"{rows}</table></div>{more}")
+            f"{cells}</table></div>{_first_of(rows, 'keys')}")
 
 
 def _labels_section(cluster_id, labels: pd.DataFrame | None) -> str:
