@@ -28,6 +28,7 @@ SIGNAL_COLOURS = {"account": "#8c8c8c", "payment": "#d62728", "ip": "#1f77b4", "
 LINK_SIGNALS = tuple(s for s in SIGNALS if s != "account")
 PROMPT_CHARS = 240
 MAX_PROMPTS = 120     # distinct example prompts per page, from the strongest pairs down
+NODE_SIZE_FULL = 60   # up to this many drawn accounts the dots have their full size (8-30 px)
 KEYS_LISTED = 50      # keys of an account listed in its node's details (all are in the keys table)
 GRAPH_OPTIONS = {"physics": {"enabled": False}, "edges": {"smooth": False},
                  "interaction": {"hover": True, "tooltipDelay": 120, "hideEdgesOnDrag": False},
@@ -249,7 +250,8 @@ def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: in
 
     tokens = np.array([n["total_tokens"] or 0 for n in nodes], np.float64)
     top = tokens.max() if tokens.size and tokens.max() > 0 else 1.0
-    sizes = np.round(8 + 22 * np.sqrt(tokens / top), 2).tolist()
+    shrink = min(1.0, float(np.sqrt(NODE_SIZE_FULL / max(len(nodes), 1))))   # many accounts: smaller dots
+    sizes = np.round((8 + 22 * np.sqrt(tokens / top)) * shrink, 2).tolist()
     show_labels = len(nodes) <= 60
     out_nodes = []
     for i, row in enumerate(nodes):

@@ -2,7 +2,7 @@
 
 Stage: report. The page draws with physics off, so the layout is computed here, once per page:
 all pairs of accounts repel (force 1/d), linked pairs attract (force w·d², w the pair's weight
-scaled to at most 1), and each step moves an account at most a temperature that falls linearly
+scaled to at most 1 and divided by the pair's degrees, see `_attraction`), and each step moves an account at most a temperature that falls linearly
 to zero, from a circle (Fruchterman & Reingold 1991, in the force model igraph's exact variant
 uses). A graph in pieces also gets a weak attraction between all pairs, so the pieces stay near
 each other. There are no random numbers: the same graph always gets the same picture. One Numba
@@ -29,13 +29,25 @@ def layout(n: int, a: np.ndarray, b: np.ndarray, weight: np.ndarray, *, iteratio
     start = np.column_stack([np.cos(angle), np.sin(angle)]) * np.sqrt(n)
     if n <= CIRCLE_ONLY:   # two or three accounts (most clusters): the circle is the layout
         return np.round(start / np.abs(start).max() * (60.0 * np.sqrt(n) + 100.0), 1)
-    w = np.asarray(weight, np.float64)
-    w = w / w.max() if w.size and w.max() > 0 else np.ones(w.size)
     a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    w = _attraction(n, a, b, np.asarray(weight, np.float64))
     coords = fruchterman_reingold(start, a, b, w, np.int64(iterations), _in_one_piece(a, b, np.int64(n)))
     coords -= coords.mean(axis=0)
     span = np.abs(coords).max() or 1.0
     return np.round(coords / span * (60.0 * np.sqrt(n) + 100.0), 1)
+
+
+def _attraction(n: int, a: np.ndarray, b: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Each pair's pull: its weight scaled to at most 1, times mean degree / √(degree a · degree b).
+    In a dense cluster every account is pulled by most others and the core collapses into one
+    disc while the few accounts with one link drift far out (and set the drawing's scale);
+    dividing by the degrees lets the core spread (issue 19's screenshots of 139- and 234-account
+    clusters). A graph of equal degrees (a clique, a ring) is laid out as before."""
+    if not weight.size:
+        return weight
+    w = weight / weight.max() if weight.max() > 0 else np.ones(weight.size)
+    degree = np.bincount(a, minlength=n) + np.bincount(b, minlength=n)
+    return w * degree[degree > 0].mean() / np.sqrt(degree[a] * degree[b])
 
 
 @numba.njit(cache=True, nogil=True)
