@@ -162,6 +162,7 @@ def test_old_pages_are_removed_in_the_background_and_gone_when_the_report_is(tmp
     left = aside_name(pages, 7)   # left aside by an interrupted run
     left.mkdir()
     (left / "1.html").write_text("older")
+    (tmp_path / "report" / ".clusters.old-1-0").write_text("a file where a folder was left")
     remover = swap_in_empty(pages)
     assert pages.is_dir() and not list(pages.iterdir())
     remover.join()

@@ -44,7 +44,10 @@ class Remover:
 
 
 def remove_tree(path: Path, *, workers: int = REMOVERS) -> None:
-    """`shutil.rmtree(path)` with the files unlinked by `workers` threads at once."""
+    """`shutil.rmtree(path)` with the files unlinked by `workers` threads at once (a file: unlinked)."""
+    if not path.is_dir() or path.is_symlink():
+        path.unlink(missing_ok=True)
+        return
     folders, files = [], []
     for root, dirs, names in os.walk(path, topdown=False):
         files.extend(os.path.join(root, n) for n in names)
