@@ -37,7 +37,7 @@ def test_forked_workers_write_the_same_bytes_as_one_process(tmp_path, monkeypatc
     assert len(_pages(two)) > 3
 
 
-def test_by_default_pages_are_drawn_without_forking(tmp_path, monkeypatch):
+def test_by_default_a_large_report_or_one_core_draws_without_forking(tmp_path, monkeypatch):
     monkeypatch.setattr(workers, "MIN_PAGES_PER_WORKER", 1)
 
     def no_fork(*args, **kwargs):
@@ -45,8 +45,36 @@ def test_by_default_pages_are_drawn_without_forking(tmp_path, monkeypatch):
 
     monkeypatch.setattr(workers.multiprocessing.get_context("fork"), "Pool", no_fork, raising=False)
     out = hostile_out_dir(tmp_path / "out")
+    monkeypatch.setattr(workers, "AUTO_MAX_KEYS", 10)   # the fixture's 39 keys count as large
+    write_report(out, max_nodes=12)
+    monkeypatch.setattr(workers, "AUTO_MAX_KEYS", 10**6)
+    monkeypatch.setattr(workers.os, "cpu_count", lambda: 1)
     write_report(out, max_nodes=12)
     assert {p.name for p in (out / "report" / "clusters").iterdir()} == {"0.html", "1.html", "2.html"}
+
+
+@pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(), reason="needs fork")
+def test_by_default_a_small_report_on_two_cores_forks_two_workers_after_moving_the_old_pages_aside(
+        tmp_path, monkeypatch):
+    import keyfarm.report.folders as folders
+
+    monkeypatch.setattr(workers, "MIN_PAGES_PER_WORKER", 1)
+    monkeypatch.setattr(workers.os, "cpu_count", lambda: 2)
+    events = []
+    real_pool = workers.multiprocessing.get_context("fork").Pool
+
+    def counting_pool(n):
+        events.append(("fork", n, any(t.name == "keyfarm-report-remover" for t in folders.threading.enumerate())))
+        return real_pool(n)
+
+    monkeypatch.setattr(workers.multiprocessing.get_context("fork"), "Pool", counting_pool, raising=False)
+    out = hostile_out_dir(tmp_path / "out")
+    write_report(out, max_nodes=12, workers=1)
+    one = _pages(out)
+    write_report(out, max_nodes=12)   # over the first report: its pages are removed in the background
+    assert events == [("fork", 2, False)]   # two workers, forked before the remover's thread started
+    assert _pages(out) == one
+    assert sorted(p.name for p in (out / "report").iterdir()) == ["assets", "clusters", "index.html"]
 
 
 def test_one_pass_timelines_draw_each_cluster_as_if_alone(tmp_path):

@@ -4,7 +4,7 @@ Stage: report. Re-drawing a report over an earlier one used to overwrite each pa
 On disks that free blocks synchronously (ext4 mounted with `discard`, as on this project's
 machines) truncating or unlinking a file already on disk waits ~3 ms, whatever its size: 1,000
 pages cost ~3 s of waiting, most of a 50k report's time. `swap_in_empty` moves the old folder
-aside (one rename) and gives an empty one to write the new pages into, while a background
+aside (one rename) and gives an empty one to write the new pages into, and a background
 `Remover` deletes the old pages, several at a time, as the new ones are drawn. The caller
 joins it before returning, so when the report is done no old page is left; a folder left aside by
 an interrupted run is removed by the next one.
@@ -22,12 +22,16 @@ REMOVERS = 8   # unlinks waiting on the disk at once: they overlap there (0.1 s 
 
 
 class Remover:
-    """Deletes `paths` (folders, with everything in them) in a background thread."""
+    """Deletes `paths` (folders, with everything in them) in a background thread, from `start()`
+    (started after any fork: a forked child must not inherit a thread mid-work)."""
 
     def __init__(self, paths: list[Path]):
         self.paths = list(paths)
         self.thread = threading.Thread(target=self._run, name="keyfarm-report-remover", daemon=True)
-        if self.paths:
+
+    def start(self) -> None:
+        """Begin deleting (again: nothing)."""
+        if self.paths and self.thread.ident is None:
             self.thread.start()
 
     def _run(self) -> None:
@@ -38,7 +42,8 @@ class Remover:
                 log.warning("could not remove %s (an earlier report's pages): %s", path, exc)
 
     def join(self) -> None:
-        """Wait until every path is gone (or has failed to go)."""
+        """Wait until every path is gone (or has failed to go); starts the deleting if not yet."""
+        self.start()
         if self.thread.is_alive():
             self.thread.join()
 
@@ -71,8 +76,9 @@ def aside_name(folder: Path, n: int) -> Path:
 
 
 def swap_in_empty(folder: Path) -> Remover:
-    """Make `folder` an empty folder: an existing one is moved aside and removed in the background
-    with any folder an earlier interrupted call left aside. Join the Remover returned."""
+    """Make `folder` an empty folder: an existing one is moved aside, to be removed in the
+    background with any folder an earlier interrupted call left aside. Start, then join, the
+    Remover returned."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     aside = sorted(folder.parent.glob(f".{folder.name}.old-*"))
     if folder.exists():
