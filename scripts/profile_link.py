@@ -5,7 +5,7 @@ optionally a cProfile of chosen stages.
     .venv/bin/python scripts/profile_link.py --tables tables.pkl --out OUT --cprofile signals graph
     .venv/bin/python scripts/profile_link.py WORLD --out OUT --report   # with the report's share
 
-Each stage's wall and CPU seconds (process_time: all threads) are shown. Each stage's peak is its
+Each stage's wall and CPU seconds (all threads, and ended child processes) are shown. Each stage's peak is its
 own: the kernel's high-water mark (VmHWM) is reset when the stage starts (`/proc/self/clear_refs`
 ← 5) and read when it ends, so the table shows which stage sets the job's
 peak and what each stage leaves resident (VmRSS) for the next. `--tables` takes a pickle of loaded
@@ -18,6 +18,7 @@ import contextlib
 import cProfile
 import pickle
 import pstats
+import resource
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,13 @@ def proc_status_gib(field: str) -> float:
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 2**20
     raise KeyError(field)
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process (all threads) and of its children that have ended (the
+    report's forked page workers)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def reset_peak() -> bool:
@@ -57,7 +65,7 @@ class StageProfile(Progress):
     def stage(self, name: str):
         reset_peak()
         profiler = cProfile.Profile() if name in self.cprofile else None
-        begin, cpu = time.perf_counter(), time.process_time()
+        begin, cpu = time.perf_counter(), cpu_seconds()
         with super().stage(name) as info:
             if profiler is not None:
                 profiler.enable()
@@ -66,7 +74,7 @@ class StageProfile(Progress):
             finally:
                 if profiler is not None:
                     profiler.disable()
-        self.rows.append((name, time.perf_counter() - begin, time.process_time() - cpu, proc_status_gib("VmHWM"),
+        self.rows.append((name, time.perf_counter() - begin, cpu_seconds() - cpu, proc_status_gib("VmHWM"),
                           proc_status_gib("VmRSS")))
         if profiler is not None:
             path = self.profile_dir / f"{name}.prof"
