@@ -3,9 +3,11 @@ optionally a cProfile of chosen stages.
 
     .venv/bin/python scripts/profile_link.py WORLD --out OUT
     .venv/bin/python scripts/profile_link.py --tables tables.pkl --out OUT --cprofile signals graph
+    .venv/bin/python scripts/profile_link.py WORLD --out OUT --report   # with the report's share
 
-Each stage's peak is its own: the kernel's high-water mark (VmHWM) is reset when the stage starts
-(`/proc/self/clear_refs` ← 5) and read when it ends, so the table shows which stage sets the job's
+Each stage's wall and CPU seconds (all threads, and ended child processes) are shown. Each stage's peak is its
+own: the kernel's high-water mark (VmHWM) is reset when the stage starts (`/proc/self/clear_refs`
+← 5) and read when it ends, so the table shows which stage sets the job's
 peak and what each stage leaves resident (VmRSS) for the next. `--tables` takes a pickle of loaded
 `keyfarm.io.Tables` to run the later stages without the loader. Linux only (reads /proc).
 """
@@ -16,6 +18,7 @@ import contextlib
 import cProfile
 import pickle
 import pstats
+import resource
 import sys
 import time
 from pathlib import Path
@@ -30,6 +33,13 @@ def proc_status_gib(field: str) -> float:
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 2**20
     raise KeyError(field)
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process (all threads) and of its children that have ended (the
+    report's forked page workers)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def reset_peak() -> bool:
@@ -47,7 +57,7 @@ class StageProfile(Progress):
 
     def __init__(self, cprofile=(), profile_dir: Path | None = None):
         super().__init__(quiet=False)
-        self.rows: list[tuple[str, float, float, float]] = []
+        self.rows: list[tuple[str, float, float, float, float]] = []   # stage, wall s, CPU s, peak, RSS
         self.cprofile = set(cprofile)
         self.profile_dir = profile_dir
 
@@ -55,7 +65,7 @@ class StageProfile(Progress):
     def stage(self, name: str):
         reset_peak()
         profiler = cProfile.Profile() if name in self.cprofile else None
-        begin = time.perf_counter()
+        begin, cpu = time.perf_counter(), cpu_seconds()
         with super().stage(name) as info:
             if profiler is not None:
                 profiler.enable()
@@ -64,7 +74,8 @@ class StageProfile(Progress):
             finally:
                 if profiler is not None:
                     profiler.disable()
-        self.rows.append((name, time.perf_counter() - begin, proc_status_gib("VmHWM"), proc_status_gib("VmRSS")))
+        self.rows.append((name, time.perf_counter() - begin, cpu_seconds() - cpu, proc_status_gib("VmHWM"),
+                          proc_status_gib("VmRSS")))
         if profiler is not None:
             path = self.profile_dir / f"{name}.prof"
             profiler.dump_stats(path)
@@ -80,6 +91,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="OUT_DIR to write (as keyfarm link --no-report)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cprofile", nargs="*", default=[], help="stages to run under cProfile")
+    parser.add_argument("--report", action="store_true", help="also write the report (as keyfarm link does)")
     args = parser.parse_args()
     if (args.world is None) == (args.tables is None):
         parser.error("give WORLD or --tables")
@@ -93,11 +105,15 @@ def main() -> None:
     else:
         source = args.world
     result = pipeline.link(source, seed=args.seed, progress=progress)
-    pipeline.finish_run(result, args.world, out, progress, report=False)
-    print(f"{'stage':<14}{'s':>8}{'peak GiB':>10}{'RSS GiB':>9}")
-    for name, seconds, peak, rss in progress.rows:
-        print(f"{name:<14}{seconds:>8.1f}{peak:>10.2f}{rss:>9.2f}")
-    print(f"{'total':<14}{sum(r[1] for r in progress.rows):>8.1f}{max(r[2] for r in progress.rows):>10.2f}")
+    pipeline.finish_run(result, args.world, out, progress, report=args.report)
+    print(f"{'stage':<14}{'s':>8}{'CPU s':>8}{'peak GiB':>10}{'RSS GiB':>9}")
+    for name, seconds, cpu, peak, rss in progress.rows:
+        print(f"{name:<14}{seconds:>8.1f}{cpu:>8.1f}{peak:>10.2f}{rss:>9.2f}")
+    wall, cpu = sum(r[1] for r in progress.rows), sum(r[2] for r in progress.rows)
+    print(f"{'total':<14}{wall:>8.1f}{cpu:>8.1f}{max(r[3] for r in progress.rows):>10.2f}")
+    report = [r for r in progress.rows if r[0] == "report"]
+    if report:   # CPU seconds (all threads of the process) are less swayed by other jobs than wall time
+        print(f"report share: {report[0][1] / wall:.1%} of wall, {report[0][2] / cpu:.1%} of CPU")
 
 
 if __name__ == "__main__":

@@ -13,25 +13,10 @@ from click.testing import CliRunner
 from keyfarm.cli import main
 from keyfarm.history import prepare
 from keyfarm.pipeline import run_link, stable_cluster_ids
-from keyfarm.synth import LEGACY_OVERRIDES, LEGACY_PATTERNS, generate_world, world_parameters, write_world
-from keyfarm.synth.continuation import continue_world
 
 OUTPUT_FILES = ("members.parquet", "clusters.parquet", "edges.parquet", "hubs.parquet", "changes.parquet",
                 "state/ids.parquet", "state/accounts.parquet", "state/evidence.parquet", "state/labels.parquet",
                 "state/label_peers.parquet")
-
-
-@pytest.fixture(scope="module")
-def days(tmp_path_factory):
-    """Two periods of a 3,000-key world and the first period's run."""
-    root = tmp_path_factory.mktemp("days")
-    params = world_parameters(3000, 11, patterns=LEGACY_PATTERNS, overrides=LEGACY_OVERRIDES)
-    write_world(generate_world(3000, seed=11, patterns=LEGACY_PATTERNS, overrides=LEGACY_OVERRIDES),
-                root / "w1", params=params)
-    world2, params2 = continue_world(root / "w1")
-    write_world(world2, root / "w2", params=params2)
-    run_link(root / "w1", root / "o1", quiet=True, report=False)
-    return root
 
 
 def _accounts(out: Path) -> pd.DataFrame:

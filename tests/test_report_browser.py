@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from keyfarm.report import write_report
+from keyfarm.report.graph import pair_rows
 from keyfarm.report.testing import IMG_XSS, SCRIPT_XSS, hostile_out_dir
 
 pytestmark = pytest.mark.browser
@@ -140,7 +141,9 @@ def hostile_report(tmp_path_factory):
 
 def _data(page: Path) -> dict:
     found = re.search(r'<script type="application/json" id="kf-data">(.*?)</script>', page.read_text(), re.S)
-    return json.loads(found.group(1))
+    data = json.loads(found.group(1))
+    data["edges"] = pair_rows(data["pairs"])   # one dict per pair, as the page's script unpacks them
+    return data
 
 
 def test_cluster_page_draws_every_account_and_signal_without_script_errors(chromium, hostile_report):

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from keyfarm.report import cluster_html, write_report
 from keyfarm.report.command import explore_command, report_command
 from keyfarm.report.escape import esc, script_json
+from keyfarm.report.graph import pair_rows
 from keyfarm.report.testing import IMG_XSS, MARK, SCRIPT_XSS, hostile, hostile_out_dir
 
 # fields whose hostile value must be visible (escaped) somewhere in the pages
@@ -35,7 +36,9 @@ def report(tmp_path_factory):
 
 def _data_block(page: str):
     found = re.search(r'<script type="application/json" id="kf-data">(.*?)</script>', page, re.S)
-    return json.loads(found.group(1))
+    data = json.loads(found.group(1))
+    data["edges"] = pair_rows(data["pairs"])   # one dict per pair, as the page's script unpacks them
+    return data
 
 
 def test_no_raw_markup_from_the_data_reaches_any_page(report):
@@ -211,3 +214,15 @@ def test_explore_prints_cluster_page_and_rejects_unknown_cluster(tmp_path):
 def test_commands_have_help_text():
     for command in (report_command, explore_command):
         assert "Example" in CliRunner().invoke(command, ["--help"]).output
+
+
+def test_a_table_cut_short_says_so_and_a_whole_one_does_not(tmp_path, monkeypatch):
+    import keyfarm.report.cluster as cluster
+
+    monkeypatch.setattr(cluster, "MAX_TABLE_ROWS", 5)
+    out = hostile_out_dir(tmp_path / "out")
+    write_report(out, max_nodes=12)
+    big = (out / "report" / "clusters" / "2.html").read_text()   # 30 keys of 10 accounts
+    small = (out / "report" / "clusters" / "1.html").read_text()  # 2 keys of 2 accounts
+    assert "First 5 of 30 keys." in big and "First 5 of 10 accounts." in big
+    assert "First " not in small

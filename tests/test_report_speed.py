@@ -37,7 +37,7 @@ def test_forked_workers_write_the_same_bytes_as_one_process(tmp_path, monkeypatc
     assert len(_pages(two)) > 3
 
 
-def test_by_default_pages_are_drawn_without_forking(tmp_path, monkeypatch):
+def test_by_default_a_large_report_or_one_core_draws_without_forking(tmp_path, monkeypatch):
     monkeypatch.setattr(workers, "MIN_PAGES_PER_WORKER", 1)
 
     def no_fork(*args, **kwargs):
@@ -45,8 +45,36 @@ def test_by_default_pages_are_drawn_without_forking(tmp_path, monkeypatch):
 
     monkeypatch.setattr(workers.multiprocessing.get_context("fork"), "Pool", no_fork, raising=False)
     out = hostile_out_dir(tmp_path / "out")
+    monkeypatch.setattr(workers, "AUTO_MAX_KEYS", 10)   # the fixture's 39 keys count as large
+    write_report(out, max_nodes=12)
+    monkeypatch.setattr(workers, "AUTO_MAX_KEYS", 10**6)
+    monkeypatch.setattr(workers.os, "cpu_count", lambda: 1)
     write_report(out, max_nodes=12)
     assert {p.name for p in (out / "report" / "clusters").iterdir()} == {"0.html", "1.html", "2.html"}
+
+
+@pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(), reason="needs fork")
+def test_by_default_a_small_report_on_two_cores_forks_two_workers_after_moving_the_old_pages_aside(
+        tmp_path, monkeypatch):
+    import keyfarm.report.folders as folders
+
+    monkeypatch.setattr(workers, "MIN_PAGES_PER_WORKER", 1)
+    monkeypatch.setattr(workers.os, "cpu_count", lambda: 2)
+    events = []
+    real_pool = workers.multiprocessing.get_context("fork").Pool
+
+    def counting_pool(n):
+        events.append(("fork", n, any(t.name == "keyfarm-report-remover" for t in folders.threading.enumerate())))
+        return real_pool(n)
+
+    monkeypatch.setattr(workers.multiprocessing.get_context("fork"), "Pool", counting_pool, raising=False)
+    out = hostile_out_dir(tmp_path / "out")
+    write_report(out, max_nodes=12, workers=1)
+    one = _pages(out)
+    write_report(out, max_nodes=12)   # over the first report: its pages are removed in the background
+    assert events == [("fork", 2, False)]   # two workers, forked before the remover's thread started
+    assert _pages(out) == one
+    assert sorted(p.name for p in (out / "report").iterdir()) == ["assets", "clusters", "index.html"]
 
 
 def test_one_pass_timelines_draw_each_cluster_as_if_alone(tmp_path):
@@ -89,3 +117,81 @@ def test_report_command_takes_a_worker_count(tmp_path):
     assert (out / "report" / "clusters" / "0.html").is_file()
     bad = CliRunner().invoke(main, ["report", str(out), "--workers", "0"])
     assert bad.exit_code == 2 and "--workers" in bad.output
+
+
+def test_link_draws_its_report_from_memory_and_keyfarm_report_from_disk_the_same_bytes(days, tmp_path, monkeypatch):
+    """`keyfarm link` hands the report the frames it wrote (no read-back); the pages are the bytes
+    `keyfarm report OUT_DIR` writes from the files: on a daily run (changes.parquet, statuses),
+    re-linked into its OUT_DIR over its own report, with analysts' labels."""
+    import keyfarm.report.outputs as report_outputs
+    from keyfarm.labels import append_label
+    from keyfarm.pipeline import run_link
+
+    out = tmp_path / "o2"
+    run_link(days / "w2", out, previous=days / "o1", quiet=True)
+    clusters = pd.read_parquet(out / "clusters.parquet")
+    farm = int(clusters.loc[clusters["verdict"] == "farm", "cluster_id"].iloc[0])
+    append_label(out, "benign", cluster_id=farm, note="<b>appeal</b> & ticket")
+    (out / "report" / "clusters" / "999999.html").write_text("a page of a cluster that is gone")
+
+    read = []
+    real_read_output = report_outputs.read_output
+
+    def recording(out_dir, table, *args, **kwargs):
+        read.append(table)
+        return real_read_output(out_dir, table, *args, **kwargs)
+
+    monkeypatch.setattr(report_outputs, "read_output", recording)
+    result = run_link(days / "w2", out, previous=days / "o1", quiet=True)   # over its own report
+    assert read == []   # drawn from the frames link holds
+    from_memory = _pages(out)
+    assert "report/clusters/999999.html" not in from_memory
+    assert not list((out / "report").glob(".clusters.old-*"))
+    assert "changes" in result.output_tables() and result.changes is not None
+    assert "appeal" in from_memory[f"report/clusters/{farm}.html"].decode()
+
+    write_report(out)
+    assert {"members", "clusters", "edges", "changes"} <= set(read)   # this one read the files
+    from_disk = _pages(out)
+    assert from_disk.keys() == from_memory.keys()
+    # the index shows run.json's timings, which then also hold the write and report stages: the rest is equal
+    for pages in (from_memory, from_disk):
+        pages["report/index.html"] = _without_timings(pages["report/index.html"])
+    assert [k for k in from_disk if from_disk[k] != from_memory[k]] == []
+
+
+def _without_timings(index: bytes) -> bytes:
+    """index.html without its run.json timings section (seconds differ from run to run)."""
+    head, found, tail = index.partition(b"<section><h2>Timings (s)</h2>")
+    assert found
+    return head + tail[tail.index(b"</section>"):]
+
+
+def test_drawing_from_memory_leaves_the_frames_as_they_were(tmp_path):
+    out = hostile_out_dir(tmp_path / "out")
+    tables = {name: pd.read_parquet(out / f"{name}.parquet")
+              for name in ("members", "clusters", "edges", "hubs", "changes", "activity", "slots")}
+    copies = {name: frame.copy() for name, frame in tables.items()}
+    write_report(out, max_nodes=12, tables=tables)
+    for name, frame in tables.items():
+        pd.testing.assert_frame_equal(frame, copies[name])
+    assert len(_pages(out)) > 3
+
+
+def test_old_pages_are_removed_in_the_background_and_gone_when_the_report_is(tmp_path):
+    from keyfarm.report.folders import aside_name, swap_in_empty
+
+    pages = tmp_path / "report" / "clusters"
+    pages.mkdir(parents=True)
+    for i in range(50):
+        (pages / f"{i}.html").write_text("old")
+    (pages / "sub").mkdir()
+    (pages / "sub" / "x").write_text("old")
+    left = aside_name(pages, 7)   # left aside by an interrupted run
+    left.mkdir()
+    (left / "1.html").write_text("older")
+    (tmp_path / "report" / ".clusters.old-1-0").write_text("a file where a folder was left")
+    remover = swap_in_empty(pages)
+    assert pages.is_dir() and not list(pages.iterdir())
+    remover.join()
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["clusters"]

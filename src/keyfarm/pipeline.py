@@ -46,6 +46,13 @@ class LinkResult:
         or keyfarm.report.write_report draws the pages from it."""
         return write_outputs(self, out_dir, input_dir=input_dir)
 
+    def output_tables(self) -> dict[str, pd.DataFrame | None]:
+        """The tables write_outputs writes to OUT_DIR, by file name (None: not written, and any
+        earlier run's file of that name removed); the report draws from them without reading
+        them back."""
+        return {"members": self.members, "clusters": self.clusters, "edges": self.edges, "hubs": self.hubs,
+                "changes": self.changes, "activity": self.activity, "slots": self.slots}
+
     def to_networkx(self):
         """The account graph: node = account_id with cluster_id, verdict, score, n_keys,
         total_tokens; edge weight and w_<signal> (keyfarm.interop)."""
@@ -480,17 +487,11 @@ def write_outputs(result: LinkResult, out_dir: str | Path, *, input_dir: str | N
     run_id = _run_id(result)
     if "first_seen" in result.clusters:
         result.clusters = stamp(result.clusters, result.state, run_id)
-    for name, frame in (("members", result.members), ("clusters", result.clusters), ("edges", result.edges)):
-        frame.to_parquet(out / f"{name}.parquet", index=False)
-    if result.hubs is not None:
-        result.hubs.to_parquet(out / "hubs.parquet", index=False)
-    if result.changes is not None:
-        result.changes.to_parquet(out / "changes.parquet", index=False)
-    for name, frame in (("activity", result.activity), ("slots", result.slots)):
+    for name, frame in result.output_tables().items():
         if frame is not None:
             frame.to_parquet(out / f"{name}.parquet", index=False)
-        else:
-            (out / f"{name}.parquet").unlink(missing_ok=True)   # never a stale timeline of another run
+        else:   # never a stale table (timeline, changes) of another run
+            (out / f"{name}.parquet").unlink(missing_ok=True)
     if result.tables is not None:
         result.tables.write_quarantine(out)
     if result.state is not None:
@@ -536,8 +537,8 @@ def finish_run(result: LinkResult, input_dir, out_dir, progress: Progress, *, re
         except ImportError:
             write_report = None
         if write_report is not None:
-            with progress.stage("report"):
-                write_report(out_dir, progress=progress)
+            with progress.stage("report"):   # from the frames just written: no need to read them back
+                write_report(out_dir, progress=progress, tables=result.output_tables())
     # timings of write/report are known only now: refresh run.json
     run_path = Path(out_dir) / "run.json"
     run = json.loads(run_path.read_text())

@@ -9,7 +9,6 @@ notebook displays (and `.path`, `.html`).
 from __future__ import annotations
 
 import logging
-import shutil
 from functools import partial
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from keyfarm.report.explore import Page, explore
 from keyfarm.report.index import index_page, members_lookup_js
 from keyfarm.report.outputs import ReportData, load_outputs
 from keyfarm.report.page import ASSET_FILES, VIS_JS, asset, vis_network_source
-from keyfarm.report.workers import write_pages
+from keyfarm.report.workers import auto_workers, write_pages
 
 __all__ = ["write_report", "load_outputs", "cluster_page", "index_page", "cluster_html", "ReportData",
            "explore", "Page", "refresh_pages"]
@@ -114,30 +113,38 @@ def _write_index(data: ReportData, report: Path) -> Path:
     return index
 
 
-def write_report(out_dir, *, max_nodes: int = DEFAULT_MAX_NODES, progress=None, workers: int = 1) -> Path:
+def write_report(out_dir, *, max_nodes: int = DEFAULT_MAX_NODES, progress=None, workers: int | str = "auto",
+                 tables: dict | None = None) -> Path:
     """Write OUT_DIR/report/ (index, one page per cluster of 2+ accounts, assets); return the index path.
 
     Clusters with more than `max_nodes` accounts draw the accounts with the most link weight
     (the page says so). `progress`: a keyfarm.progress.Progress for a bar over the cluster pages.
     `workers`: processes drawing the pages (1: this one; 2+: forked, each copying what it touches
-    of this process's memory, see report.workers); the pages are the same bytes whichever is chosen.
+    of this process's memory; "auto": 2 up to report.workers.AUTO_MAX_KEYS keys, else 1); the pages
+    are the same bytes whichever is chosen.
+    `tables`: the frames just written to OUT_DIR (LinkResult.output_tables), drawn from instead of
+    reading them back (`keyfarm link` does); the same bytes as from the files.
+    An earlier report's pages are replaced as a whole (report.folders): none of them lingers.
     """
     from keyfarm.errors import KeyfarmConfigError
+    from keyfarm.report.folders import swap_in_empty
 
     if max_nodes < 2:
         raise KeyfarmConfigError(f"max_nodes must be at least 2, got {max_nodes}")
-    data = load_outputs(out_dir)
+    data = load_outputs(out_dir, tables=tables)
     report = Path(out_dir) / "report"
     pages = report / "clusters"
-    pages.mkdir(parents=True, exist_ok=True)
-    wanted = {f"{int(c)}.html" for c in data.clusters["cluster_id"]}
-    for old in pages.iterdir():   # pages of clusters that no longer exist must not linger
-        if old.name not in wanted:
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-    builder = _Pages(data, data.clusters["cluster_id"].to_numpy())
-    records = data.clusters.to_dict("records")
-    write_pages(partial(builder.html, max_nodes=max_nodes), records, pages, workers=workers, progress=progress)
-    index = _write_index(data, report)
+    if workers == "auto":
+        workers = auto_workers(len(data.members))
+    remover = swap_in_empty(pages)   # the old pages go in the background while the new are drawn
+    try:
+        builder = _Pages(data, data.clusters["cluster_id"].to_numpy())
+        records = data.clusters.to_dict("records")
+        write_pages(partial(builder.html, max_nodes=max_nodes), records, pages, workers=int(workers),
+                    progress=progress, started=remover.start)   # its threads start after any fork
+        index = _write_index(data, report)
+    finally:
+        remover.join()
     log.info("report: %d cluster pages in %s", len(records), pages)
     return index
 

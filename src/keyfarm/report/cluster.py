@@ -7,11 +7,12 @@ prompts are written once, in the page's prompts table; links refer to them by nu
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from keyfarm.report.breakdown import breakdown_html
 from keyfarm.report.escape import esc, fmt_float, fmt_int, plain, records
-from keyfarm.report.graph import LINK_SIGNALS, SIGNAL_COLOURS, ClusterDrawing, account_nodes, cluster_drawing
+from keyfarm.report.graph import LINK_SIGNALS, SIGNAL_COLOURS, ClusterDrawing, account_nodes, cluster_drawing, pair_rows
 from keyfarm.report.page import html_page
 from keyfarm.report.timeline import timeline_svg
 
@@ -79,7 +80,7 @@ def _features(cluster: dict) -> str:
 
 
 def _legend(drawing: ClusterDrawing) -> str:
-    counts = {s: sum(1 for p in drawing.pairs if s in p["w"]) for s in LINK_SIGNALS}
+    counts = {s: sum(1 for v in drawing.pairs["w"].get(s, ()) if v > 0) for s in LINK_SIGNALS}
     signals = "".join(
         f'<li data-signal="{s}"><span class="sw" style="background:{SIGNAL_COLOURS[s]}"></span>'
         f'{s}: {esc(SIGNAL_MEANING[s])} ({fmt_int(counts[s])})</li>' for s in LINK_SIGNALS)
@@ -94,9 +95,11 @@ def _prompt_ref(index) -> str:
 
 
 def _links_table(drawing: ClusterDrawing, account_of_node: list[str]) -> str:
-    if not drawing.pairs:
+    if not drawing.n_pairs:
         return '<p class="muted">No links.</p>'
-    top = sorted(drawing.pairs, key=lambda p: (-p["weight"], p["a"], p["b"]))[:TOP_LINKS]
+    pairs = drawing.pairs
+    strongest = np.lexsort((pairs["b"], pairs["a"], -np.array(pairs["weight"], np.float64)))[:TOP_LINKS]
+    top = pair_rows(pairs, strongest.tolist())
     head = ("<tr><th>account a</th><th>account b</th><th class=num>weight</th><th>signals (weight)</th>"
             + "".join(f"<th>{esc(s)}</th>" for s in LINK_SIGNALS) + "<th>example prompts</th></tr>")
     body = []
@@ -108,8 +111,8 @@ def _links_table(drawing: ClusterDrawing, account_of_node: list[str]) -> str:
         body.append(f'<tr><td class="mono">{esc(account_of_node[p["a"]])}</td>'
                     f'<td class="mono">{esc(account_of_node[p["b"]])}</td><td class="num">{p["weight"]:.3f}</td>'
                     f"<td>{esc(signals)}</td>{tokens}<td>{prompts}</td></tr>")
-    more = (f'<p class="muted">The {TOP_LINKS} strongest of {len(drawing.pairs):,} drawn account pairs.</p>'
-            if len(drawing.pairs) > TOP_LINKS else "")
+    more = (f'<p class="muted">The {TOP_LINKS} strongest of {drawing.n_pairs:,} drawn account pairs.</p>'
+            if drawing.n_pairs > TOP_LINKS else "")
     return f'<div class="scroll"><table>{head}{"".join(body)}</table></div>{more}'
 
 
@@ -129,25 +132,28 @@ def _accounts_table(nodes: list[dict], account_labels: dict) -> str:
                    for r in nodes[:MAX_TABLE_ROWS])
     return ('<div class="scroll"><table><tr><th>account</th><th class=num>keys</th><th class=num>total tokens</th>'
             '<th>org</th><th>email domain</th><th>first key created</th><th>label</th></tr>'
-            f"{rows}</table></div>")
+            f"{rows}</table></div>{_first_of(nodes, 'accounts')}")
 
 
 KEY_COLUMNS = ["key_id", "account_id", "created_at", "daily_token_limit", "peak_daily_tokens", "total_tokens",
                "n_requests"]
 
 
+def _first_of(rows: list, what: str) -> str:
+    """The note under a table cut to MAX_TABLE_ROWS rows (nothing when it is whole)."""
+    return f'<p class="muted">First {MAX_TABLE_ROWS:,} of {len(rows):,} {what}.</p>' if len(rows) > MAX_TABLE_ROWS else ""
+
+
 def _keys_table(rows: list[dict]) -> str:
-    rows = "".join(
+    cells = "".join(
         f'<tr><td class="mono">{esc(r["key_id"])}</td><td class="mono">{esc(r["account_id"])}</td>'
         f'<td>{esc(r["created_at"])}</td><td class="num">{fmt_int(r["daily_token_limit"])}</td>'
         f'<td class="num">{fmt_int(r["peak_daily_tokens"])}</td><td class="num">{fmt_int(r["total_tokens"])}</td>'
         f'<td class="num">{fmt_int(r["n_requests"])}</td></tr>'
         for r in rows[:MAX_TABLE_ROWS])
-    more = f'<p class="muted">First {MAX_TABLE_ROWS:,} of {len(rows):,} keys.</p>' \
-        if len(rows) > MAX_TABLE_ROWS else ""
     return ('<div class="scroll"><table><tr><th>key</th><th>account</th><th>created</th><th class=num>daily limit</th>'
             '<th class=num>peak day tokens</th><th class=num>total tokens</th><th class=num>requests</th></tr>'
-            f"{rows}</table></div>{more}")
+            f"{cells}</table></div>{_first_of(rows, 'keys')}")
 
 
 def _labels_section(cluster_id, labels: pd.DataFrame | None) -> str:
@@ -191,8 +197,7 @@ def cluster_page(cluster: dict, members: pd.DataFrame, edges: pd.DataFrame, *, r
         nodes = records(account_nodes(members).drop(columns=["cluster_id"], errors="ignore"))
     if key_rows is None:
         key_rows = records(members.sort_values("key_id", kind="stable")[KEY_COLUMNS])
-    drawing = cluster_drawing(members, edges, max_nodes=max_nodes, seed=int(plain(run.get("seed")) or 0),
-                              nodes=nodes, pairs=pairs, keys_of=keys_of)
+    drawing = cluster_drawing(members, edges, max_nodes=max_nodes, nodes=nodes, pairs=pairs, keys_of=keys_of)
     cid = plain(cluster.get("cluster_id"))
     verdict = plain(cluster.get("verdict")) or ("farm" if plain(cluster.get("flagged")) else "clear")
     badge = f'<span class="badge {VERDICT_BADGE.get(verdict, "clear")}">{esc(verdict)}</span>'
@@ -206,7 +211,7 @@ def cluster_page(cluster: dict, members: pd.DataFrame, edges: pd.DataFrame, *, r
         account_labels = dict(zip(acc["account_id"].astype(str), acc["label"].astype(str)))
     back = f'<a href="{esc(index_href)}">← all clusters</a> · ' if index_href else ""
     notes = "".join(f'<div class="note">{esc(n)}</div>' for n in drawing.notes)
-    drawn = (f"{len(drawing.nodes):,} accounts and {len(drawing.pairs):,} linked pairs drawn "
+    drawn = (f"{len(drawing.nodes):,} accounts and {drawing.n_pairs:,} linked pairs drawn "
              f"({drawing.n_nodes_total:,} accounts, {fmt_int(cluster.get('n_keys'))} keys, "
              f"{drawing.n_edges_total:,} linked pairs in the cluster)")
     body = f"""<header><h1>Cluster {esc(cid)} {badge}{_label_badge(cluster_label)} <span class="sub">score {fmt_float(cluster.get("score"), 3)}</span></h1>
@@ -232,7 +237,7 @@ def cluster_page(cluster: dict, members: pd.DataFrame, edges: pd.DataFrame, *, r
 <h2 id="accounts">Accounts</h2>{_accounts_table(nodes, account_labels)}
 <h2 id="keys">Keys</h2>{_keys_table(key_rows)}
 </main>"""
-    data = {"level": "account", "nodes": drawing.nodes, "edges": drawing.pairs, "strings": drawing.strings,
+    data = {"level": "account", "nodes": drawing.nodes, "pairs": drawing.pairs, "strings": drawing.strings,
             "colours": SIGNAL_COLOURS, "labels": account_labels, "options": drawing.options}
     assets = None if vis == "inline" else "../assets/"
     return html_page(f"keyfarm cluster {cid}", body, scripts=["cluster.js"], data=data, vis=vis, assets=assets,

@@ -21,13 +21,27 @@ class _InputError(click.ClickException):
     exit_code = 2
 
 
+def _workers(value: str):
+    """--workers: "auto" or a whole number of at least 1."""
+    if str(value).strip().lower() == "auto":
+        return "auto"
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise click.BadParameter(f"{value!r} is neither auto nor a whole number of at least 1")
+    return number
+
+
 @click.command("report", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--max-nodes", type=click.IntRange(min=2), default=500, show_default=True,
               help="Clusters with more keys are drawn at account level.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes drawing the cluster pages (2+: forked; each copies what it touches of the "
-                   "parent's memory). The pages are the same bytes whatever the number.")
+@click.option("--workers", default="auto", show_default=True, callback=lambda ctx, param, value: _workers(value),
+              help="Processes drawing the cluster pages: auto (2 up to 200,000 keys on 2+ cores, else 1) or N "
+                   "(2+: forked; each copies what it touches of the parent's memory). The pages are the same "
+                   "bytes whatever the number.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"index": PATH, "pages": N} as JSON.')
 def report_command(out_dir, max_nodes, workers, quiet, as_json):

@@ -5,23 +5,22 @@ Stage: report. Accounts are the nodes (limits apply per account; a key's links a
 sized by the tokens they drew; each linked pair carries one weight per signal, and the page draws
 one line per signal so hiding a signal keeps the pair's others. Above `max_nodes` accounts the
 accounts with the most link weight are drawn; above `max_edges` pairs a maximum spanning forest
-plus the strongest remaining pairs. Positions come from a seeded Fruchterman–Reingold layout
-(igraph), so the browser runs no physics. Shared strings (evidence tokens, prompts) are stored
+plus the strongest remaining pairs. Positions come from a deterministic Fruchterman–Reingold
+layout (report.layout), so the browser runs no physics. Shared strings (evidence tokens, prompts) are stored
 once per page and referenced by index, so a pair costs a few numbers, not two prompts.
 """
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 
-import igraph
 import numba
 import numpy as np
 import pandas as pd
 
 from keyfarm.community.components import find_root   # the one union-find kernel
 
-from keyfarm.report.escape import column_values, plain, records
+from keyfarm.report.escape import column_values, records
+from keyfarm.report.layout import layout
 from keyfarm.report.outputs import SIGNALS, sort_rows
 
 SIGNAL_COLOURS = {"account": "#8c8c8c", "payment": "#d62728", "ip": "#1f77b4", "device": "#ff7f0e",
@@ -29,6 +28,7 @@ SIGNAL_COLOURS = {"account": "#8c8c8c", "payment": "#d62728", "ip": "#1f77b4", "
 LINK_SIGNALS = tuple(s for s in SIGNALS if s != "account")
 PROMPT_CHARS = 240
 MAX_PROMPTS = 120     # distinct example prompts per page, from the strongest pairs down
+NODE_SIZE_FULL = 60   # up to this many drawn accounts the dots have their full size (8-30 px)
 KEYS_LISTED = 50      # keys of an account listed in its node's details (all are in the keys table)
 GRAPH_OPTIONS = {"physics": {"enabled": False}, "edges": {"smooth": False},
                  "interaction": {"hover": True, "tooltipDelay": 120, "hideEdgesOnDrag": False},
@@ -40,7 +40,7 @@ class ClusterDrawing:
     """Everything the cluster page's graph needs, as plain JSON-ready lists."""
 
     nodes: list[dict]                # one per drawn account: id, x, y, size, label, info
-    pairs: list[dict]                # one per drawn account pair: a, b, weight, w {signal: weight}, ev, p
+    pairs: dict                      # the drawn account pairs as columns (pair_columns_drawn)
     strings: list[str]               # evidence tokens, referenced by index from pairs' `ev`
     prompts: list[str]               # example prompts, referenced by index from pairs' `p`
     n_nodes_total: int               # accounts in the cluster
@@ -49,8 +49,8 @@ class ClusterDrawing:
     options: dict = field(default_factory=lambda: dict(GRAPH_OPTIONS))
 
     @property
-    def edges(self) -> list[dict]:
-        return self.pairs
+    def n_pairs(self) -> int:
+        return len(self.pairs["a"])
 
 
 def strongest_signal(edges: pd.DataFrame) -> np.ndarray:
@@ -80,31 +80,6 @@ def _forest_of(a, b, order, n):
             parent[ra] = rb
             in_forest[i] = True
     return in_forest
-
-
-def layout(n: int, a: np.ndarray, b: np.ndarray, weight: np.ndarray, *, seed: int = 0) -> np.ndarray:
-    """Deterministic 2-D positions (pixels) for n nodes: Fruchterman–Reingold from a circle.
-
-    igraph's layout draws random numbers; a seeded generator is installed for the call and the
-    default (Python's `random` module) restored, so the same cluster always gets the same picture.
-    """
-    if n <= 1:
-        return np.zeros((n, 2))
-    angle = 2 * np.pi * np.arange(n) / n
-    start = np.column_stack([np.cos(angle), np.sin(angle)]) * np.sqrt(n)
-    if n <= 3:   # two or three accounts: the circle is the layout (most clusters; igraph costs ~1 ms each)
-        return np.round(start / np.abs(start).max() * (60.0 * np.sqrt(n) + 100.0), 1)
-    graph = igraph.Graph(n=n, edges=np.column_stack([a, b]).tolist())
-    igraph.set_random_number_generator(random.Random(seed))
-    try:
-        coords = np.array(graph.layout_fruchterman_reingold(
-            weights=(weight / weight.max()).tolist() if len(weight) else None,
-            seed=start.tolist(), niter=300 if n > 200 else 500).coords, dtype=float)
-    finally:
-        igraph.set_random_number_generator(random)
-    coords -= coords.mean(axis=0)
-    span = np.abs(coords).max() or 1.0
-    return np.round(coords / span * (60.0 * np.sqrt(n) + 100.0), 1)
 
 
 def account_nodes(members: pd.DataFrame) -> pd.DataFrame:
@@ -169,36 +144,6 @@ def account_pairs(members: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
     return out[columns]
 
 
-class _Table:
-    """Distinct strings in order of first use; `add` returns the index (None stays None)."""
-
-    def __init__(self):
-        self.index: dict[str, int] = {}
-
-    def add(self, value):
-        if value.__class__ is not str:   # values come from `records`: plain already
-            if value is None:
-                return None
-            value = plain(value)
-            if not isinstance(value, str):
-                return None
-        if not value:
-            return None
-        index = self.index
-        found = index.get(value)
-        if found is None:
-            found = index[value] = len(index)
-        return found
-
-    @property
-    def values(self) -> list[str]:
-        return list(self.index)
-
-
-def _short(value, limit: int):
-    return value if not isinstance(value, str) or len(value) <= limit else value[:limit] + "…"
-
-
 def keys_by_account(members: pd.DataFrame) -> dict[str, list[str]]:
     """account_id → its first KEYS_LISTED key ids (in key order), for the nodes' details."""
     members = sort_rows(members, ["key_id"])
@@ -252,7 +197,7 @@ def pair_columns(members: pd.DataFrame, edges: pd.DataFrame) -> dict[str, list]:
 
 
 def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: int = 500,
-                    max_edges: int | None = None, seed: int = 0, nodes: list[dict] | None = None,
+                    max_edges: int | None = None, nodes: list[dict] | None = None,
                     pairs: dict[str, list] | None = None, keys_of: dict | None = None) -> ClusterDrawing:
     """Account nodes, account pairs and layout of one cluster's members and intra-cluster edges.
 
@@ -294,7 +239,7 @@ def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: in
         order = order[:max_edges]
     order = np.sort(order)
     chosen, a, b, w = chosen[order], a[order], b[order], w[order]
-    pos = layout(len(nodes), a, b, w, seed=seed).tolist()
+    pos = layout(len(nodes), a, b, w).tolist()
     rows = chosen.tolist()
     if len(rows) == n_edges_total:
         column = links.get
@@ -305,7 +250,8 @@ def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: in
 
     tokens = np.array([n["total_tokens"] or 0 for n in nodes], np.float64)
     top = tokens.max() if tokens.size and tokens.max() > 0 else 1.0
-    sizes = np.round(8 + 22 * np.sqrt(tokens / top), 2).tolist()
+    shrink = min(1.0, float(np.sqrt(NODE_SIZE_FULL / max(len(nodes), 1))))   # many accounts: smaller dots
+    sizes = np.round((8 + 22 * np.sqrt(tokens / top)) * shrink, 2).tolist()
     show_labels = len(nodes) <= 60
     out_nodes = []
     for i, row in enumerate(nodes):
@@ -314,63 +260,92 @@ def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: in
         out_nodes.append({"id": i, "x": pos[i][0], "y": pos[i][1], "size": sizes[i],
                           "label": name[:18] if show_labels else " ", "info": info})
 
-    strings, prompts = _Table(), _Table()
-    # prompts are numbered from the strongest pair down, so the table holds the best evidence
-    prompt_rank = {}
-    none = [None] * len(rows)
-    shorts = list(zip(*(none if c is None else [_short(v, PROMPT_CHARS) for v in c]
-                        for c in (column("prompt_example_a"), column("prompt_example_b")))))
-    if any(x is not None or y is not None for x, y in shorts):
-        for j in np.lexsort((b, a, -w)).tolist():
-            if len(prompt_rank) >= MAX_PROMPTS:
-                break
-            for text in shorts[j]:
-                if isinstance(text, str) and text and text not in prompt_rank and len(prompt_rank) < MAX_PROMPTS:
-                    prompt_rank[text] = prompts.add(text)
-    # per pair: its signals' weights, then references to its evidence tokens and keys in the
-    # strings table, numbered in order of first use (pair by pair: evidence by signal, then keys)
-    weights = [{} for _ in rows]
+    pairs, strings, prompts = pair_columns_drawn(a, b, w, column)
+    options = dict(GRAPH_OPTIONS)
+    options["interaction"] = dict(GRAPH_OPTIONS["interaction"], hideEdgesOnDrag=len(out_nodes) > 400)
+    return ClusterDrawing(nodes=out_nodes, pairs=pairs, strings=strings, prompts=prompts,
+                          n_nodes_total=n_nodes_total, n_edges_total=n_edges_total, notes=notes, options=options)
+
+
+def pair_rows(pairs: dict, rows=None) -> list[dict]:
+    """Pairs of `pairs` (columns, see pair_columns_drawn) as one dict each, in the shape the page's
+    script unpacks them to: a, b, weight, n, k [key refs], w {signal: weight > 0}, ev {signal:
+    ref}, and p [prompt refs, None for none] when the pair has an example. `rows`: which (all)."""
+    rows = range(len(pairs["a"])) if rows is None else rows
+    out = []
+    for j in rows:
+        pair = {"a": pairs["a"][j], "b": pairs["b"][j], "weight": pairs["weight"][j], "n": pairs["n"][j],
+                "k": [pairs["ka"][j], pairs["kb"][j]],
+                "w": {s: v[j] for s, v in pairs["w"].items() if v[j] > 0},
+                "ev": {s: v[j] for s, v in pairs["ev"].items() if v[j] >= 0}}
+        if pairs["pa"][j] >= 0 or pairs["pb"][j] >= 0:
+            pair["p"] = [None if pairs[e][j] < 0 else pairs[e][j] for e in ("pa", "pb")]
+        out.append(pair)
+    return out
+
+
+def _shortened(values: list | None, n: int) -> list:
+    """Example prompts cut to PROMPT_CHARS (None where there is none: a missing column, a null)."""
+    if values is None:
+        return [None] * n
+    return [v if not isinstance(v, str) or len(v) <= PROMPT_CHARS else v[:PROMPT_CHARS] + "…" for v in values]
+
+
+def _refs(values: list) -> tuple[list[int], list[str]]:
+    """Codes of `values` into the table of their distinct non-empty strings, numbered in order of
+    first appearance (−1: none: a null, an empty or a non-string value). A dict, not
+    pd.factorize: most pages have a handful of values, where pandas' overhead is the cost."""
+    table: dict[str, int] = {}
+    codes = [table.setdefault(v, len(table)) if v.__class__ is str and v else -1 for v in values]
+    return codes, list(table)
+
+
+def pair_columns_drawn(a: np.ndarray, b: np.ndarray, w: np.ndarray, column) -> tuple[dict, list[str], list[str]]:
+    """The drawn pairs as the page's columns, its strings table and its prompts table.
+
+    `a`, `b`, `w`: per drawn pair its nodes and weight; `column(name)`: that column of the drawn
+    pairs as a list (None: absent). Columns: a, b, weight, n (key pairs), ka and kb (the strongest
+    key pair, as string refs), w {signal: weight per pair, 0 where the signal is absent}, ev
+    {signal: string ref of its strongest token, −1 for none}, for the signals some pair carries,
+    and pa, pb (prompt refs of the pair's two example prompts, −1 for none). Strings (evidence
+    tokens, then keys) are numbered in order of first appearance; prompts from the strongest pair
+    down, the first MAX_PROMPTS distinct ones only. A pair costs a few numbers, not two prompts.
+    """
+    n = int(a.size)
+    weights = {}
     for s in LINK_SIGNALS:
         values = column(f"w_{s}")
         if values is None:
             continue
         values = np.array(values, np.float64)   # None (a missing weight) becomes NaN: not drawn
-        hits = np.flatnonzero(values > 0)
-        for j, value in zip(hits.tolist(), values[hits].tolist()):
-            weights[j][s] = round(value, 3)
-    # only the signals with evidence on some pair (list.count runs in C; most pairs share one or two)
+        present = values > 0
+        if present.any():   # present stays > 0 when rounded
+            weights[s] = np.where(present, np.maximum(np.round(values, 3), 0.001), 0.0).tolist()
     evidence = [(s, values) for s in LINK_SIGNALS
                 if (values := column(f"evidence_{s}")) is not None and values.count(None) != len(values)]
-    get, add = strings.index.get, strings.add
-    out_pairs = []
-    for j, (a_j, b_j, weight, key_a, key_b, n_key_pairs) in enumerate(zip(
-            a.tolist(), b.tolist(), column("weight"), column("key_a"), column("key_b"), column("n_key_pairs"))):
-        ev = {}
-        for s, values in evidence:
-            value = values[j]
-            if value is None:
-                continue
-            ref = get(value) if value.__class__ is str else None   # found: already numbered
-            if ref is None:
-                ref = add(value)
-                if ref is None:
-                    continue
-            ev[s] = ref
-        ka = get(key_a) if key_a.__class__ is str else None
-        if ka is None:
-            ka = add(str(key_a))
-        kb = get(key_b) if key_b.__class__ is str else None
-        if kb is None:
-            kb = add(str(key_b))
-        pair = {"a": a_j, "b": b_j, "weight": round(weight, 4), "w": weights[j], "ev": ev,
-                "k": [ka, kb], "n": int(n_key_pairs)}
-        x, y = shorts[j]
-        if x is not None or y is not None:
-            refs = [prompt_rank.get(x), prompt_rank.get(y)]
-            if refs[0] is not None or refs[1] is not None:
-                pair["p"] = refs
-        out_pairs.append(pair)
-    options = dict(GRAPH_OPTIONS)
-    options["interaction"] = dict(GRAPH_OPTIONS["interaction"], hideEdgesOnDrag=len(out_nodes) > 400)
-    return ClusterDrawing(nodes=out_nodes, pairs=out_pairs, strings=strings.values, prompts=prompts.values,
-                          n_nodes_total=n_nodes_total, n_edges_total=n_edges_total, notes=notes, options=options)
+    keys = [k if k.__class__ is str or k is None else str(k) for k in column("key_a") + column("key_b")]
+    codes, strings = _refs([v for _, values in evidence for v in values] + keys)
+    parts = [codes[i * n:(i + 1) * n] for i in range(len(evidence) + 2)]
+
+    short_a, short_b = _shortened(column("prompt_example_a"), n), _shortened(column("prompt_example_b"), n)
+    pa = pb = [-1] * n
+    prompts: list[str] = []
+    if short_a.count(None) != n or short_b.count(None) != n:
+        strongest = np.lexsort((b, a, -w)).tolist()   # prompts are numbered from the strongest pair down
+        both = [None] * (2 * n)
+        both[0::2] = [short_a[j] for j in strongest]
+        both[1::2] = [short_b[j] for j in strongest]
+        ranked, prompts = _refs(both)
+        ranked = [r if r < MAX_PROMPTS else -1 for r in ranked]
+        prompts = prompts[:MAX_PROMPTS]
+        pa, pb = [-1] * n, [-1] * n
+        for i, j in enumerate(strongest):
+            pa[j], pb[j] = ranked[2 * i], ranked[2 * i + 1]
+    pairs = {"a": a.tolist(), "b": b.tolist(),
+             "weight": np.round(np.array(column("weight"), np.float64), 4).tolist(),
+             "n": [int(x) for x in column("n_key_pairs")],
+             "ka": parts[-2], "kb": parts[-1],
+             "w": weights,
+             "ev": {s: parts[i] for i, (s, _) in enumerate(evidence)},
+             "pa": pa, "pb": pb}
+    return pairs, strings, prompts

@@ -79,12 +79,27 @@ def _fill(frame: pd.DataFrame, columns) -> pd.DataFrame:
     return frame
 
 
-def load_outputs(out_dir: str | Path) -> ReportData:
-    """Load members, clusters, edges and run.json of OUT_DIR; fill absent extra columns with nulls."""
+OPTIONAL_TABLES = ("activity", "slots", "hubs", "changes")
+
+
+def load_outputs(out_dir: str | Path, *, tables: dict | None = None) -> ReportData:
+    """Load members, clusters, edges and run.json of OUT_DIR; fill absent extra columns with nulls.
+
+    `tables`: the frames `keyfarm link` has just written to OUT_DIR (LinkResult.output_tables:
+    members, clusters, edges, and activity, slots, hubs, changes or None where not written),
+    used instead of reading them back; run.json, the quarantine counts and labels.parquet are
+    read from OUT_DIR either way. The frames are not changed, and the report drawn from them is
+    the same bytes as the one drawn from the files (tests/test_report_speed.py).
+    """
     out = out_dir_path(out_dir)
-    members = read_output(out, "members", MEMBER_REQUIRED)
-    clusters = read_output(out, "clusters", CLUSTER_REQUIRED)
-    edges = read_output(out, "edges", EDGE_REQUIRED, missing_ok=True)
+    if tables is None:
+        members = read_output(out, "members", MEMBER_REQUIRED)
+        clusters = read_output(out, "clusters", CLUSTER_REQUIRED)
+        edges = read_output(out, "edges", EDGE_REQUIRED, missing_ok=True)
+        optional = {name: _optional(out, name) for name in OPTIONAL_TABLES}
+    else:
+        members, clusters, edges = (_as_read(tables.get(name)) for name in ("members", "clusters", "edges"))
+        optional = {name: _as_read(tables.get(name)) for name in OPTIONAL_TABLES}
     if edges is None:
         edges = pd.DataFrame({c: pd.Series(dtype=object) for c in EDGE_REQUIRED})
     run = read_run(out)
@@ -126,9 +141,15 @@ def load_outputs(out_dir: str | Path) -> ReportData:
 
     labels = read_out_labels(out)
     return ReportData(path=out, members=members, clusters=clusters, edges=edges, run=run,
-                      quarantined=quarantine_counts(out, run), activity=_optional(out, "activity"),
-                      slots=_optional(out, "slots"), hubs=_optional(out, "hubs"),
-                      labels=labels if len(labels) else None, changes=_optional(out, "changes"))
+                      quarantined=quarantine_counts(out, run), labels=labels if len(labels) else None,
+                      **optional)
+
+
+def _as_read(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+    """An in-memory table indexed as its Parquet file reads back (0..n-1: written without index)."""
+    if frame is None or frame.index.equals(pd.RangeIndex(len(frame))):
+        return frame
+    return frame.reset_index(drop=True)
 
 
 def _optional(out: Path, table: str) -> pd.DataFrame | None:

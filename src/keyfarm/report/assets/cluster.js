@@ -6,6 +6,22 @@
   var data = JSON.parse(document.getElementById("kf-data").textContent);
   var container = document.getElementById("graph");
 
+  // the page stores its pairs as columns (a few numbers per pair); one object per pair here:
+  // w {signal: weight} for the signals it carries, ev {signal: string ref}, k [key refs], p [prompt refs]
+  function unpackPairs(c) {
+    var out = [];
+    for (var j = 0; j < c.a.length; j++) {
+      var w = {}, ev = {};
+      Object.keys(c.w).forEach(function (s) { if (c.w[s][j] > 0) { w[s] = c.w[s][j]; } });
+      Object.keys(c.ev).forEach(function (s) { if (c.ev[s][j] >= 0) { ev[s] = c.ev[s][j]; } });
+      var pair = {a: c.a[j], b: c.b[j], weight: c.weight[j], n: c.n[j], k: [c.ka[j], c.kb[j]], w: w, ev: ev};
+      if (c.pa[j] >= 0 || c.pb[j] >= 0) { pair.p = [c.pa[j] >= 0 ? c.pa[j] : null, c.pb[j] >= 0 ? c.pb[j] : null]; }
+      out.push(pair);
+    }
+    return out;
+  }
+  data.edges = unpackPairs(data.pairs);
+
   function el(tag, cls, text) {
     var e = document.createElement(tag);
     if (cls) { e.className = cls; }
