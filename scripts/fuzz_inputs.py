@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 
 from keyfarm.errors import KeyfarmError
 from keyfarm.fuzz import check_folder, input_folders, write_folder
@@ -59,7 +59,8 @@ def main() -> None:
 
     for n, body in ((args.examples, loader_only), (args.link, with_job)):
         if n:
-            settings(max_examples=n, **common)(given(input_folders())(body))()
+            # seeded: the same --seed draws the same folders, so two trees' tallies compare
+            seed(args.seed)(settings(max_examples=n, **common)(given(input_folders())(body)))()
     print(f"{args.examples} loader + {args.link} job examples in {time.perf_counter() - start:.1f} s, no contract broken")
     for ending, count in endings.most_common():
         print(f"{count:6d}  {ending}")
