@@ -4,7 +4,9 @@
 
 Same contract as tests/test_fuzz_inputs.py (keyfarm.fuzz.check_folder): a result or a one-line
 KeyfarmError, never another exception; rows in = rows valid + rows quarantined per table. Prints
-how the examples ended (loaded, or which error), so a run that only ever errors is visible.
+how the examples ended (loaded, or which error), so a run that only ever errors is visible. The
+same --seed draws the same examples for one tree; to compare two trees use scripts/fuzz_compare.py
+(hypothesis steers later draws by what earlier examples did, so the tallies of two loaders differ).
 """
 from __future__ import annotations
 
