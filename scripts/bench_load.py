@@ -7,6 +7,11 @@ of the same files, measured in the same run; seconds, peak RSS and their ratio.
 Each measurement runs in a fresh process (so peak RSS is that load's own), alternating between the
 bare read and keyfarm's `load_tables` (and, with --src, the load of another source tree) so that a
 busy machine slows them alike; medians over --repeat rounds.
+
+keyfarm's load is split in two stages, each with the process's peak RSS when it ended: `read`
+(read_table_files: the files as written) and `validate` (tables_from_frames: coercion, quarantine,
+ordering, the validated frames); `held` is the resident memory once the raw frames are freed, what
+the loaded tables themselves take, so peak − held is the loader's transient.
 """
 from __future__ import annotations
 
@@ -28,13 +33,26 @@ print(json.dumps({"s": time.perf_counter() - start, "rows": rows,
 """
 
 _KEYFARM = """
-import json, resource, sys, time
-from keyfarm.io import load_tables
+import gc, json, resource, sys, time
+from keyfarm import schema
+from keyfarm.io import read_table_files, tables_from_frames
+
+def peak():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+def rss():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize() / 2**30
+
 start = time.perf_counter()
-tables = load_tables(sys.argv[1], max_quarantine_share=None)
-rows = sum(tables.input_rows.values())
-print(json.dumps({"s": time.perf_counter() - start, "rows": rows,
-                  "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+frames = read_table_files(sys.argv[1], schema.TABLES)
+read_s, read_peak = time.perf_counter() - start, peak()
+tables = tables_from_frames(*(frames.pop(n) for n in list(frames)), max_quarantine_share=None)
+total = time.perf_counter() - start
+gc.collect()
+print(json.dumps({"s": total, "read_s": read_s, "validate_s": total - read_s,
+                  "rows": sum(tables.input_rows.values()), "read_peak_gib": read_peak,
+                  "peak_gib": peak(), "held_gib": rss()}))
 """
 
 
@@ -69,6 +87,15 @@ def main() -> None:
     for name, rs in runs.items():
         s = statistics.median(r["s"] for r in rs)
         print(f"{name:<44}{s:>9.2f}{s / bare:>14.2f}{statistics.median(r['peak_gib'] for r in rs):>10.2f}")
+    print("\nkeyfarm stages (medians): seconds, peak GiB when the stage ended; held = RSS of the loaded tables")
+    print(f"{'':<44}{'read s':>8}{'validate s':>12}{'read peak':>11}{'peak':>7}{'held':>7}")
+    for name, rs in runs.items():
+        if "read_s" not in rs[0]:
+            continue
+        med = {k: statistics.median(r[k] for r in rs)
+               for k in ("read_s", "validate_s", "read_peak_gib", "peak_gib", "held_gib")}
+        print(f"{name:<44}{med['read_s']:>8.2f}{med['validate_s']:>12.2f}{med['read_peak_gib']:>11.2f}"
+              f"{med['peak_gib']:>7.2f}{med['held_gib']:>7.2f}")
 
 
 if __name__ == "__main__":

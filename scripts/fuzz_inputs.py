@@ -4,7 +4,9 @@
 
 Same contract as tests/test_fuzz_inputs.py (keyfarm.fuzz.check_folder): a result or a one-line
 KeyfarmError, never another exception; rows in = rows valid + rows quarantined per table. Prints
-how the examples ended (loaded, or which error), so a run that only ever errors is visible.
+how the examples ended (loaded, or which error), so a run that only ever errors is visible. The
+same --seed draws the same examples for one tree; to compare two trees use scripts/fuzz_compare.py
+(hypothesis steers later draws by what earlier examples did, so the tallies of two loaders differ).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 
 from keyfarm.errors import KeyfarmError
 from keyfarm.fuzz import check_folder, input_folders, write_folder
@@ -59,7 +61,8 @@ def main() -> None:
 
     for n, body in ((args.examples, loader_only), (args.link, with_job)):
         if n:
-            settings(max_examples=n, **common)(given(input_folders())(body))()
+            # seeded: the same --seed draws the same folders, so two trees' tallies compare
+            seed(args.seed)(settings(max_examples=n, **common)(given(input_folders())(body)))()
     print(f"{args.examples} loader + {args.link} job examples in {time.perf_counter() - start:.1f} s, no contract broken")
     for ending, count in endings.most_common():
         print(f"{count:6d}  {ending}")

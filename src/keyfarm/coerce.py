@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from keyfarm import schema
+from keyfarm import schema, utf8
 from keyfarm.ipaddr import parse_addresses
 
 NAT = np.iinfo(np.int64).min
@@ -129,9 +129,9 @@ def text(values: pd.Series, f: Factor, strip: bool = False) -> Factor:
         out = pd.Series([str(int(v)) if w else str(v) for v, w in zip(num, whole)], dtype=object)
     else:
         out = uniques.astype(str)
-    if strip:
-        out = out.str.strip()
     out = out.to_numpy(dtype=object)
+    if strip:
+        out = utf8.strip(out)
     if np.array_equal(out, f.values):   # text already (distinct raw values: distinct texts)
         return Factor(f.codes, out)
     return Factor(f.codes, out).distinct()
@@ -221,8 +221,8 @@ class Addresses:
 def addresses(f: Factor) -> tuple[Addresses, np.ndarray]:
     """Parse an ip column's distinct values (whitespace around them ignored) with
     ipaddr.parse_addresses; also the rows that hold no valid address."""
-    stripped = pd.Series(f.values, dtype=object).astype("string").str.strip().to_numpy(dtype=object)
-    version, hi, lo, canon = parse_addresses(stripped)
+    as_text = pd.Series(f.values, dtype=object).astype("string").to_numpy(dtype=object)
+    version, hi, lo, canon = parse_addresses(as_text)
     bad_u = version == 0
     ids, uniques = pd.factorize(np.where(bad_u, None, canon), use_na_sentinel=True)   # equal texts merged
     first = np.zeros(len(uniques), np.int64)

@@ -269,7 +269,9 @@ class _Checked:
                 out[name] = pd.Series(value[rows].view("M8[ns]")).dt.tz_localize("UTC")
             else:
                 out[name] = pd.Series(coerce.int64_array(value[rows]))
-        return pd.DataFrame(out)
+        # every column is a new array: no copy, and no consolidation of the text columns into one
+        # block (a second copy of a pointer per row and column: ~0.5 GiB on the 1M-key requests)
+        return pd.DataFrame(out, copy=False)
 
 
 def _validate(frame: pd.DataFrame, spec: schema.TableSpec, q: _Quarantine) -> _Checked:

@@ -1,83 +1,45 @@
-"""Vectorised IP address parsing for the loader: text → (version, high 64 bits, low 64 bits, canonical text).
+"""IP address parsing for the loader: text → (version, high 64 bits, low 64 bits, canonical text).
 
-Each distinct address is parsed once (logs repeat addresses), and the distinct ones together: their
-bytes sit in a matrix (one row per address, one column per character) and a small state machine
-walks the columns, so the work is NumPy operations over all addresses at once, never Python per
-address. The grammar is that of Python's `ipaddress` (the test oracle, tests/test_ipaddr.py): dotted
-IPv4 without leading zeros; IPv6 with at most one `::`, hextets of at most 4 hex digits, an optional
-dotted IPv4 tail and an optional `%zone`; IPv4-mapped IPv6 (::ffff:a.b.c.d) becomes IPv4. IPv6 text
-is the compressed form `ipaddress` gives (zone kept); IPv4 text is the address as written.
+Each distinct address is parsed once (logs repeat addresses), all of them in one Numba pass over
+their UTF-8 bytes end to end (an Arrow-style data buffer and offsets), so there is no Python per
+address and no per-character matrix. Whitespace around an address is ignored (Python's
+`str.strip`, Unicode whitespace included). The grammar is that of Python's `ipaddress` (the test
+oracle, tests/test_ipaddr.py): dotted IPv4 without leading zeros; IPv6 with at most one `::`,
+hextets of at most 4 hex digits, an optional dotted IPv4 tail and an optional `%zone`; IPv4-mapped
+IPv6 (::ffff:a.b.c.d) becomes IPv4. IPv6 text is the compressed form `ipaddress` gives (zone kept as
+written); IPv4 text is the address as written.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_V4_WIDTH = 15          # "255.255.255.255"
+from keyfarm.utf8 import strip_bounds, utf8_buffers
+
 _V6_WIDTH = 45          # six hextets and a dotted tail: "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
-_MAX_FIELDS = 10        # fields between colons we track (9 is the most a valid address has)
 
 _HEX = np.full(256, -1, np.int64)
 _HEX[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10)
 _HEX[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16)
 _HEX[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
-_COLON, _DOT, _ZERO = ord(":"), ord("."), ord("0")
+_HEX_TEXT = np.frombuffer(b"0123456789abcdef", np.uint8).copy()
 
 
 def parse_addresses(text) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Parse address strings (already stripped): version (4, 6, or 0 for malformed), high and low
-    64 bits (uint64; IPv4 in the low 32), and canonical text (object array, None if malformed)."""
+    """Parse address strings (whitespace around them ignored): version (4, 6, or 0 for
+    malformed), high and low 64 bits (uint64; IPv4 in the low 32), and canonical text (object
+    array, None if malformed)."""
     text = np.asarray(text, dtype=object)
     n = len(text)
-    version = np.zeros(n, np.int8)
-    hi = np.zeros(n, np.uint64)
-    lo = np.zeros(n, np.uint64)
-    canon = np.full(n, None, dtype=object)
     if n == 0:
-        return version, hi, lo, canon
-    data, offsets = _utf8_buffers(text)
-    length = np.diff(offsets)
-    has_colon = _contains(data, offsets, _COLON)
-    has_slash = _contains(data, offsets, ord("/"))
-
-    # IPv4: no colon at all
-    cand4 = np.flatnonzero(~has_colon & (length <= _V4_WIDTH))
-    ok4, value4 = _parse_ipv4(_matrix(data, offsets[cand4], length[cand4], _V4_WIDTH), length[cand4])
-    version[cand4[ok4]] = 4
-    lo[cand4[ok4]] = value4[ok4].astype(np.uint64)
-    canon[cand4[ok4]] = text[cand4[ok4]]
-
-    # IPv6: a colon, no slash; the address part ends at the first '%' (the zone follows)
-    cand6 = np.flatnonzero(has_colon & ~has_slash)
-    if cand6.size:
-        start = offsets[cand6]
-        pct = _first(data, start, length[cand6], ord("%"))
-        addr_len = np.where(pct >= 0, pct, length[cand6])
-        zone_len = np.where(pct >= 0, length[cand6] - pct - 1, 0)
-        # a zone must be non-empty and hold no second '%'
-        zone_ok = (pct < 0) | ((zone_len > 0) &
-                               (_first(data, start + pct + 1, zone_len, ord("%")) < 0))
-        fits = zone_ok & (addr_len <= _V6_WIDTH)
-        rows = cand6[fits]
-        ok6, h, l, hextets = _parse_ipv6(_matrix(data, offsets[rows], addr_len[fits], _V6_WIDTH), addr_len[fits])
-        mapped = ok6 & (h == 0) & ((l >> np.uint64(32)) == np.uint64(0xFFFF))
-        v4 = rows[mapped]
-        version[v4] = 4
-        lo[v4] = l[mapped] & np.uint64(0xFFFFFFFF)
-        canon[v4] = format_ipv4(lo[v4])
-        real = ok6 & ~mapped
-        v6 = rows[real]
-        version[v6] = 6
-        hi[v6] = h[real]
-        lo[v6] = l[real]
-        text6 = _compressed(hextets[real])
-        zoned = pct[fits][real] >= 0
-        if zoned.any():   # the zone as written (rare: per distinct zoned address)
-            text6[zoned] = [t + "%" + s.partition("%")[2] for t, s in zip(text6[zoned], text[v6[zoned]])]
-        canon[v6] = text6
-    return version, hi, lo, canon
+        return np.zeros(0, np.int8), np.zeros(0, np.uint64), np.zeros(0, np.uint64), np.zeros(0, dtype=object)
+    data, offsets = utf8_buffers(text)
+    start, end = strip_bounds(data, offsets)
+    version, hi, lo, out, out_start, out_len = _parse(data, start, end, _HEX, _HEX_TEXT)
+    return version, hi, lo, _canonical_text(out, out_start, out_len, version)
 
 
 def parse_ips(ips: pd.Series) -> pd.DataFrame:
@@ -99,193 +61,290 @@ def format_ipv4(value: np.ndarray) -> np.ndarray:
     return np.asarray(pc.binary_join_element_wise(*parts, ".").to_numpy(zero_copy_only=False), dtype=object)
 
 
-# ---------------------------------------------------------------- helpers
+# ---------------------------------------------------------------- wrappers' helpers
 
-def _utf8_buffers(text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """UTF-8 bytes of all strings end to end, and their offsets (n + 1); a lone surrogate (text
-    from JSON) is kept as its bytes, so it is a character no address holds."""
+def _canonical_text(out: np.ndarray, start: np.ndarray, length: np.ndarray, version: np.ndarray) -> np.ndarray:
+    """The kernel's canonical texts (bytes at `start`, `length` each) as Python strings, None where
+    malformed; a zone holding a lone surrogate is decoded as it was encoded (surrogatepass)."""
+    data, offsets = _compact(out, start, length)
+    arr = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(length), [None, pa.py_buffer(offsets),
+                                                                          pa.py_buffer(data)])
     try:
-        arr = pa.array(text, pa.string())
-    except (pa.ArrowException, UnicodeEncodeError):
-        arr = pa.array([s.encode("utf-8", "surrogatepass") for s in text], pa.binary())
-    if arr.null_count:
-        arr = pc.fill_null(arr, "")
-    arr = arr.cast(pa.large_binary())
-    offsets = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset:arr.offset + len(arr) + 1]
-    data_buf = arr.buffers()[2]
-    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-    return np.append(data, np.uint8(0)), offsets.astype(np.int64)   # one spare byte: gathers never run off
+        canon = np.asarray(arr.cast(pa.large_string()).to_numpy(zero_copy_only=False), dtype=object)
+    except pa.ArrowInvalid:
+        canon = np.array([b.decode("utf-8", "surrogatepass") for b in arr.to_pylist()], dtype=object)
+    canon[version == 0] = None
+    return canon
 
 
-def _matrix(data: np.ndarray, start: np.ndarray, length: np.ndarray, width: int) -> np.ndarray:
-    """Rows of `width` bytes: string i from data[start[i]:], zero past its `length`."""
-    pos = np.arange(width)
-    idx = np.minimum(start[:, None] + pos, data.size - 1)
-    return np.where(pos < length[:, None], data[idx], 0).astype(np.uint8)
+# ---------------------------------------------------------------- kernels
+
+@numba.njit(cache=True, nogil=True)
+def _parse(data, starts, ends, hexval, hextext):
+    """Per string of data[starts[i]:ends[i]]: version, hi, lo, and its canonical text written to
+    `out` at out_start[i] (out_len[i] bytes; 0 when malformed)."""
+    n = starts.size
+    version = np.zeros(n, np.int8)
+    hi = np.zeros(n, np.uint64)
+    lo = np.zeros(n, np.uint64)
+    out_start = np.empty(n, np.int64)
+    out_len = np.zeros(n, np.int64)
+    total = 0
+    for i in range(n):
+        out_start[i] = total
+        total += ends[i] - starts[i] + 41   # room for 39 characters of IPv6 text and '%'
+    out = np.zeros(total, np.uint8)
+    hextets = np.zeros(8, np.int64)
+    for i in range(n):
+        s, e = starts[i], ends[i]
+        colon = False
+        slash = False
+        pct = -1
+        for j in range(s, e):
+            c = data[j]
+            if c == 58:
+                colon = True
+            elif c == 47:
+                slash = True
+            elif c == 37 and pct < 0:
+                pct = j
+        pos = out_start[i]
+        if not colon:
+            ok, value = _ipv4(data, s, e)
+            if ok:
+                version[i] = 4
+                lo[i] = np.uint64(value)
+                for j in range(s, e):
+                    out[pos + j - s] = data[j]
+                out_len[i] = e - s
+            continue
+        if slash:
+            continue
+        end = e
+        if pct >= 0:
+            end = pct
+            if pct + 1 >= e:
+                continue
+            second = False
+            for j in range(pct + 1, e):
+                if data[j] == 37:
+                    second = True
+            if second:
+                continue
+        if end - s > 45 or not _ipv6(data, s, end, hexval, hextets):
+            continue
+        h = np.uint64(0)
+        lw = np.uint64(0)
+        for k in range(4):
+            h = (h << np.uint64(16)) | np.uint64(hextets[k])
+            lw = (lw << np.uint64(16)) | np.uint64(hextets[k + 4])
+        if h == 0 and hextets[4] == 0 and hextets[5] == 0xFFFF:   # IPv4-mapped: the IPv4 address
+            version[i] = 4
+            lo[i] = lw & np.uint64(0xFFFFFFFF)
+            out_len[i] = _write_ipv4(out, pos, hextets[6] * 65536 + hextets[7])
+            continue
+        version[i] = 6
+        hi[i] = h
+        lo[i] = lw
+        w = _write_compressed(out, pos, hextets, hextext)
+        if pct >= 0:
+            for j in range(pct, e):
+                out[pos + w] = data[j]
+                w += 1
+        out_len[i] = w
+    return version, hi, lo, out, out_start, out_len
 
 
-def _contains(data: np.ndarray, offsets: np.ndarray, byte: int) -> np.ndarray:
-    """Whether each string holds `byte` (one pass over all bytes)."""
-    hits = np.flatnonzero(data[:-1] == byte)
-    return np.bincount(np.searchsorted(offsets, hits, side="right") - 1, minlength=offsets.size - 1)[:offsets.size - 1] > 0
+@numba.njit(cache=True, nogil=True)
+def _ipv4(data, s, e):
+    """(valid, value) of dotted-quad data[s:e]: four fields of 1–3 ASCII digits, no leading zero
+    but "0" itself, each at most 255 (ipaddress.IPv4Address)."""
+    if e <= s:
+        return False, 0
+    value = 0
+    fields = 0
+    cur = 0
+    digits = 0
+    lead0 = False
+    for j in range(s, e + 1):
+        if j == e or data[j] == 46:
+            if digits == 0 or digits > 3 or (lead0 and digits > 1) or cur > 255:
+                return False, 0
+            value = (value << 8) | cur
+            fields += 1
+            cur = 0
+            digits = 0
+        else:
+            c = data[j]
+            if c < 48 or c > 57:
+                return False, 0
+            if digits == 0:
+                lead0 = c == 48
+            if digits < 4:
+                cur = cur * 10 + (c - 48)
+            digits += 1
+    if fields != 4:
+        return False, 0
+    return True, value
 
 
-def _first(data: np.ndarray, start: np.ndarray, length: np.ndarray, byte: int) -> np.ndarray:
-    """Position of the first `byte` in each data[start:start+length], or −1."""
-    out = np.full(start.size, -1, np.int64)
-    hits = np.flatnonzero(data[:-1] == byte)
-    if hits.size == 0 or start.size == 0:
-        return out
-    k = np.searchsorted(hits, start)                  # first hit at or after each start
-    found = k < hits.size
-    pos = np.where(found, hits[np.minimum(k, hits.size - 1)] - start, -1)
-    inside = found & (pos < length)
-    out[inside] = pos[inside]
-    return out
+@numba.njit(cache=True, nogil=True)
+def _hextet(data, s, e, hexval):
+    """Value of hextet data[s:e] (1–4 hex digits), or -1."""
+    if e <= s or e - s > 4:
+        return -1
+    v = 0
+    for j in range(s, e):
+        h = hexval[data[j]]
+        if h < 0:
+            return -1
+        v = (v << 4) | h
+    return v
 
 
-def _parse_ipv4(m: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Dotted quads in byte rows `m`: (valid, value). Four fields of 1–3 ASCII digits, no leading
-    zero but "0" itself, each at most 255 (the rules of ipaddress.IPv4Address)."""
-    n, width = m.shape
-    ok = length > 0
-    value = np.zeros(n, np.int64)
-    field = np.zeros(n, np.int64)        # octet being read
-    cur = np.zeros(n, np.int64)
-    digits = np.zeros(n, np.int64)
-    lead0 = np.zeros(n, bool)
-    for j in range(width + 1):
-        c = m[:, j] if j < width else np.zeros(n, np.uint8)
-        inside = j < length
-        end = ~inside | (c == _DOT)     # a field ends at a dot or at the end of the string
-        closing = end & (j <= length)   # the end of the string closes its last field once
-        digit = inside & (c >= _ZERO) & (c <= _ZERO + 9)
-        ok &= ~(inside & ~digit & (c != _DOT))
-        bad_field = closing & ((digits == 0) | (digits > 3) | (lead0 & (digits > 1)) | (cur > 255))
-        ok &= ~bad_field
-        value = np.where(closing, (value << 8) | np.minimum(cur, 255), value)
-        field += closing
-        lead0 = np.where(closing, False, np.where(digit & (digits == 0), c == _ZERO, lead0))
-        cur = np.where(closing, 0, np.where(digit, np.minimum(cur * 10 + (c.astype(np.int64) - _ZERO), 10_000), cur))
-        digits = np.where(closing, 0, digits + digit)
-    ok &= field == 4
-    return ok, value
+@numba.njit(cache=True, nogil=True)
+def _ipv6(data, s, e, hexval, hextets):
+    """Whether data[s:e] (no zone) is IPv6 text; its 8 hextets into `hextets`. The rules of
+    ipaddress.IPv6Address._ip_int_from_string, step by step."""
+    if e <= s:
+        return False
+    starts = np.empty(11, np.int64)
+    ends = np.empty(11, np.int64)
+    nparts = 0
+    begin = s
+    for j in range(s, e + 1):
+        if j == e or data[j] == 58:
+            if nparts == 10:        # more than 9 parts is invalid whatever follows
+                return False
+            starts[nparts] = begin
+            ends[nparts] = j
+            nparts += 1
+            begin = j + 1
+    if nparts < 3:
+        return False
+    # a dotted tail (a '.' in the last part) is an IPv4 address: two hextets
+    tail = -1
+    ls, le = starts[nparts - 1], ends[nparts - 1]
+    for j in range(ls, le):
+        if data[j] == 46:
+            tail = 0
+    count = nparts
+    if tail == 0:
+        ok4, v4 = _ipv4(data, ls, le)
+        if not ok4:
+            return False
+        tail = v4
+        count = nparts + 1
+    if count > 9:
+        return False
+    # part i is empty? (the tail's two parts never are)
+    skip = -1
+    for i in range(1, count - 1):
+        if (tail < 0 or i < nparts - 1) and ends[i] == starts[i]:
+            if skip >= 0:
+                return False
+            skip = i
+    first_empty = ends[0] == starts[0]
+    last_empty = tail < 0 and ends[nparts - 1] == starts[nparts - 1]
+    if skip >= 0:
+        parts_hi = skip
+        parts_lo = count - skip - 1
+        if first_empty:
+            parts_hi -= 1
+            if parts_hi:
+                return False
+        if last_empty:
+            parts_lo -= 1
+            if parts_lo:
+                return False
+        if 8 - (parts_hi + parts_lo) < 1:
+            return False
+    else:
+        if count != 8 or first_empty or last_empty:
+            return False
+        parts_hi = count
+        parts_lo = 0
+    for k in range(8):
+        hextets[k] = 0
+    for k in range(parts_hi + parts_lo):
+        i = k if k < parts_hi else count - parts_hi - parts_lo + k
+        slot = k if k < parts_hi else 8 - parts_hi - parts_lo + k
+        if tail >= 0 and i >= nparts - 1:
+            v = (tail >> 16) & 0xFFFF if i == nparts - 1 else tail & 0xFFFF
+        else:
+            v = _hextet(data, starts[i], ends[i], hexval)
+            if v < 0:
+                return False
+        hextets[slot] = v
+    return True
 
 
-def _parse_ipv6(m: np.ndarray, length: np.ndarray):
-    """IPv6 text (no zone) in byte rows `m`: (valid, high 64 bits, low 64 bits, the 8 hextets);
-    the rules of ipaddress.IPv6Address._ip_int_from_string, vectorised over rows."""
-    n, width = m.shape
-    rows = np.arange(n)
-    # split at colons: per field its hex value, length, and whether it holds only hex digits
-    f_val = np.zeros((n, _MAX_FIELDS), np.int64)
-    f_len = np.zeros((n, _MAX_FIELDS), np.int64)
-    f_hex = np.ones((n, _MAX_FIELDS), bool)
-    field = np.zeros(n, np.int64)
-    cur = np.zeros(n, np.int64)
-    cur_len = np.zeros(n, np.int64)
-    cur_hex = np.ones(n, bool)
-    last_start = np.zeros(n, np.int64)  # where the last field starts
-    for j in range(width + 1):
-        c = m[:, j] if j < width else np.zeros(n, np.uint8)
-        inside = j < length
-        colon = inside & (c == _COLON)
-        closing = (colon | (j == length)) & (field < _MAX_FIELDS)
-        h = _HEX[c]
-        char = inside & ~colon
-        cur_hex &= ~(char & (h < 0))
-        cur = np.where(char, np.minimum((cur << 4) | np.maximum(h, 0), 1 << 20), cur)
-        cur_len += char
-        k = np.minimum(field, _MAX_FIELDS - 1)
-        f_val[rows[closing], k[closing]] = cur[closing]
-        f_len[rows[closing], k[closing]] = cur_len[closing]
-        f_hex[rows[closing], k[closing]] = cur_hex[closing]
-        field += colon
-        last_start = np.where(colon, j + 1, last_start)
-        cur = np.where(colon, 0, cur)
-        cur_len = np.where(colon, 0, cur_len)
-        cur_hex = np.where(colon, True, cur_hex)
-    parts = field + 1                    # fields as written (ipaddress: ip_str.split(':'))
-    ok = (length > 0) & (parts >= 3) & (parts <= _MAX_FIELDS - 1)
-    last = np.minimum(parts - 1, _MAX_FIELDS - 1)
-
-    # a dotted tail (a '.' in the last field) is an IPv4 address: two hextets
-    tail_len = length - last_start
-    tail = _matrix(m.reshape(-1), rows * width + last_start, np.minimum(tail_len, width), width)
-    has_dot = (tail == _DOT).any(axis=1)
-    t_ok, t_val = _parse_ipv4(tail[:, :_V4_WIDTH], np.where(tail_len <= _V4_WIDTH, tail_len, 0))
-    ok &= ~has_dot | t_ok
-    # hextets in order (the tail as two), their lengths, hex-only flags
-    hv, hl, hh = f_val.copy(), f_len.copy(), f_hex.copy()
-    d = np.flatnonzero(has_dot & ok)
-    hv[d, last[d]] = t_val[d] >> 16
-    hv[d, last[d] + 1] = t_val[d] & 0xFFFF
-    hl[d, last[d]] = hl[d, last[d] + 1] = 1
-    hh[d, last[d]] = hh[d, last[d] + 1] = True
-    count = parts + has_dot              # ipaddress's len(parts) after the tail's conversion
-    ok &= count <= 9
-
-    idx = np.arange(_MAX_FIELDS)
-    empty = (hl == 0) & (idx < count[:, None])
-    interior = empty & (idx >= 1) & (idx < (count - 1)[:, None])
-    n_skip = interior.sum(axis=1)
-    ok &= n_skip <= 1
-    skip = np.where(n_skip == 1, np.argmax(interior, axis=1), -1)
-    first_empty = empty[:, 0]
-    last_empty = empty[rows, np.maximum(count - 1, 0)]
-    with_skip = skip >= 0
-    parts_hi = np.where(with_skip, skip - first_empty, count)
-    parts_lo = np.where(with_skip, count - skip - 1 - last_empty, 0)
-    ok &= np.where(with_skip, ~(first_empty & (parts_hi != 0)) & ~(last_empty & (parts_lo != 0))
-                   & (8 - (parts_hi + parts_lo) >= 1),
-                   (count == 8) & ~first_empty & ~last_empty)
-    used = (idx < parts_hi[:, None]) | ((idx >= (count - parts_lo)[:, None]) & (idx < count[:, None]))
-    ok &= ~(used & ((hl == 0) | (hl > 4) | ~hh)).any(axis=1)
-
-    # the 8 hextets: the first parts_hi, zeros, the last parts_lo
-    slot = np.arange(8)
-    src = np.where(slot < parts_hi[:, None], slot,
-                   np.where(slot >= (8 - parts_lo)[:, None], (count - 8)[:, None] + slot, -1))
-    hextets = np.where(src >= 0, np.take_along_axis(hv, np.clip(src, 0, _MAX_FIELDS - 1), axis=1), 0)
-    hextets = np.where(ok[:, None], hextets, 0).astype(np.uint64)
-    shifts = np.array([48, 32, 16, 0], np.uint64)
-    hi = np.bitwise_or.reduce(hextets[:, :4] << shifts, axis=1)
-    lo = np.bitwise_or.reduce(hextets[:, 4:] << shifts, axis=1)
-    return ok, hi, lo, hextets
+@numba.njit(cache=True, nogil=True)
+def _write_ipv4(out, pos, value):
+    """Dotted quad of `value` at out[pos:]; its length."""
+    w = 0
+    for shift in (24, 16, 8, 0):
+        octet = (value >> shift) & 255
+        if octet >= 100:
+            out[pos + w] = 48 + octet // 100
+            w += 1
+        if octet >= 10:
+            out[pos + w] = 48 + (octet // 10) % 10
+            w += 1
+        out[pos + w] = 48 + octet % 10
+        w += 1
+        if shift:
+            out[pos + w] = 46
+            w += 1
+    return w
 
 
-_HEXTET_TEXT: pa.Array | None = None
+@numba.njit(cache=True, nogil=True)
+def _write_compressed(out, pos, hextets, hextext):
+    """ipaddress' compressed text of 8 hextets at out[pos:] (lower-case hex without leading
+    zeros, the first longest run of two or more zero hextets as '::'); its length."""
+    best_start, best_len, run = -1, 0, 0
+    for k in range(8):
+        if hextets[k] == 0:
+            run += 1
+            if run > best_len:
+                best_len = run
+                best_start = k - run + 1
+        else:
+            run = 0
+    if best_len < 2:
+        best_start = -1
+    w = 0
+    k = 0
+    while k < 8:
+        if k == best_start:          # the run, between its neighbours' texts: '::'
+            out[pos + w] = 58
+            out[pos + w + 1] = 58
+            w += 2
+            k += best_len
+            continue
+        v = hextets[k]
+        started = False
+        for shift in (12, 8, 4, 0):
+            d = (v >> shift) & 15
+            if d or started or shift == 0:
+                out[pos + w] = hextext[d]
+                w += 1
+                started = True
+        k += 1
+        if k < 8 and k != best_start:
+            out[pos + w] = 58
+            w += 1
+    return w
 
 
-def _compressed(hextets: np.ndarray) -> np.ndarray:
-    """ipaddress' compressed text of rows of 8 hextets: lower-case hex without leading zeros, the
-    first longest run of two or more zero hextets as '::'."""
-    global _HEXTET_TEXT
-    n = len(hextets)
-    if n == 0:
-        return np.zeros(0, dtype=object)
-    if _HEXTET_TEXT is None:   # "0" .. "ffff": one table of 65,536 strings, built once
-        _HEXTET_TEXT = pa.array(np.char.mod("%x", np.arange(1 << 16)).astype(object), pa.string())
-    zero = hextets == 0
-    run = np.zeros(n, np.int64)
-    best_len = np.zeros(n, np.int64)
-    best_start = np.full(n, -1, np.int64)
-    for s in range(8):
-        run = np.where(zero[:, s], run + 1, 0)
-        better = run > best_len
-        best_len = np.where(better, run, best_len)
-        best_start = np.where(better, s - run + 1, best_start)
-    compress = best_len > 1
-    end = best_start + best_len
-    # '' in place of the run (and one more at either end of the address), null (skipped) elsewhere
-    slot = np.arange(8)
-    in_run = compress[:, None] & (slot >= best_start[:, None]) & (slot < end[:, None])
-    n_empty = 1 + (best_start == 0) + (end == 8)
-    empty = in_run & (slot - best_start[:, None] < n_empty[:, None])
-    columns = []
-    for s in range(8):
-        col = _HEXTET_TEXT.take(pa.array(hextets[:, s].astype(np.int64)))
-        col = pc.if_else(pa.array(empty[:, s]), "", col)
-        columns.append(pc.if_else(pa.array(in_run[:, s] & ~empty[:, s]), pa.scalar(None, pa.string()), col))
-    joined = pc.binary_join_element_wise(*columns, ":", null_handling="skip")
-    return np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object)
+@numba.njit(cache=True, nogil=True)
+def _compact(out, start, length):
+    """The pieces out[start[i]:start[i] + length[i]] end to end, and their offsets."""
+    offsets = np.zeros(length.size + 1, np.int64)
+    for i in range(length.size):
+        offsets[i + 1] = offsets[i] + length[i]
+    data = np.empty(max(offsets[-1], 1), np.uint8)
+    for i in range(length.size):
+        data[offsets[i]:offsets[i + 1]] = out[start[i]:start[i] + length[i]]
+    return data, offsets

@@ -17,6 +17,7 @@ import logging
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -147,8 +148,8 @@ def read_csv_text(path: Path, name: str) -> pd.DataFrame:
     convert = pacsv.ConvertOptions(column_types={n: text for n in names},
                                    strings_can_be_null=True, null_values=[""])
     with source() as stream:
-        return arrow_to_frame(pacsv.read_csv(stream, read_options=read, parse_options=parse,
-                                             convert_options=convert))
+        return arrow_to_frame(_drain(pacsv.read_csv(stream, read_options=read, parse_options=parse,
+                                                    convert_options=convert)))
 
 
 def _contains_nul(stream) -> bool:
@@ -210,30 +211,71 @@ def read_parquet_dictionary(path: Path, name: str | None = None) -> pd.DataFrame
     read plain and dictionary-encoded in one pass: Parquet's own dictionaries (`read_dictionary`)
     come as one chunk per batch, each with the whole dictionary so far, and unifying those took
     minutes on the 1M-key world's prompts (measured: load 119-156 s against 98 s before).
+
+    The file is read a column at a time, each converted before the next is read, so the raw
+    Arrow table never sits in memory whole beside its pandas form (the 1M-key world's requests
+    are 3.2 GiB as Arrow).
     """
-    table = pq.read_table(path)
-    _check_unique_names(table.column_names, name or path.stem, path)
-    return arrow_to_frame(table)
+    names = pq.read_schema(path).names
+    _check_unique_names(names, name or path.stem, path)
+    return arrow_to_frame(_parquet_columns(path, names))
 
 
-def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
-    """pandas columns of an Arrow table: strings dictionary-encoded, timestamps beyond pandas'
-    nanosecond range (year 3000) as text, which io.py then quarantines as it would the same text."""
-    columns = {}
+def _parquet_columns(path: Path, names: list[str]):
+    """(name, column) of a Parquet file, one read per column; the whole file read at once where
+    a name does not select just its own column (a name such as "a.b" may reach into a nested one)."""
+    for i, name in enumerate(names):
+        if name.startswith("__index_level_"):   # an index pandas stored: arrow_to_frame skips it
+            continue
+        part = pq.read_table(path, columns=[name])
+        if part.column_names != [name]:
+            yield from _drain(pq.read_table(path).select(names[i:]))
+            return
+        yield name, part.column(0)
+        del part
+
+
+def _drain(table: pa.Table):
+    """(name, column) of `table`, each column dropped from it once handed over, so only the
+    consumer holds a converted column's Arrow buffers."""
     for name in table.column_names:
+        col = table.column(0)
+        table = table.remove_column(0)
+        yield name, col
+        del col
+
+
+def arrow_to_frame(columns) -> pd.DataFrame:
+    """pandas columns of an Arrow table (or of its (name, column) pairs, consumed one by one):
+    strings dictionary-encoded, timestamps beyond pandas' nanosecond range (year 3000) as text,
+    which io.py then quarantines as it would the same text."""
+    if isinstance(columns, pa.Table):
+        columns = _drain(columns)
+    out = {}
+    for name, col in columns:
         if name.startswith("__index_level_"):  # an index pandas stored: not a column of the table
             continue
-        col = table.column(name)
         if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-            col = pc.dictionary_encode(col).combine_chunks()
-        elif pa.types.is_timestamp(col.type) and col.type.unit != "ns":
+            out[name] = _categorical(pc.dictionary_encode(col).combine_chunks())
+            continue
+        if pa.types.is_timestamp(col.type) and col.type.unit != "ns":
             try:
                 col = col.cast(pa.timestamp("ns", col.type.tz))
             except pa.ArrowInvalid:
                 col = col.cast(pa.string())
-        columns[name] = col.to_pandas()
-        table = table.drop_columns([name])      # free each column's Arrow buffers once converted
-    return pd.DataFrame(columns)
+        out[name] = col.to_pandas()
+    return pd.DataFrame(out)
+
+
+def _categorical(col: pa.DictionaryArray) -> pd.Series:
+    """A text dictionary array as a pandas Categorical, as `to_pandas` makes it but without
+    checking that the dictionary's values are distinct (pandas hashes every one for that;
+    dictionary_encode's are distinct by construction). A dictionary column as read (a Parquet
+    Categorical, pyarrow's CSV text) keeps to_pandas, which unifies and checks its dictionaries."""
+    categories = pd.Index(col.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+    codes = np.array(col.indices.fill_null(-1))   # a writable copy, as to_pandas gives
+    dtype = pd.CategoricalDtype._from_fastpath(categories, ordered=False)
+    return pd.Series(pd.Categorical.from_codes(codes, dtype=dtype, validate=False), copy=False)
 
 
 def _check_unique_names(names, table: str, path: Path) -> None:
