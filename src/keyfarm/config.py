@@ -196,9 +196,16 @@ class CommunityConfig:
     resolution: float = 0.2
     n_iterations: int = 2         # Leiden iterations; -1: until stable (a long tail at 1M nodes: see note)
     min_edge_weight: float = 0.0  # edges lighter than this are left out of community detection
+    # daily runs (--previous): in the run from yesterday's partition, two accounts of one previous
+    # community are also linked with weight hysteresis × resolution (history.warmstart.memory_links);
+    # 0.5: a community stays together down to half the density a new one needs. 0: off
+    hysteresis: float = 0.0
 
     def __post_init__(self):
         _one_of("community", "algorithm", self.algorithm, ALGORITHMS)
+        _at_least("community", "hysteresis", self.hysteresis, 0.0)
+        if self.hysteresis >= 1.0:   # at 1 a previous community with no evidence left ties with its parts
+            raise KeyfarmConfigError(f"setting community.hysteresis must be below 1, got {self.hysteresis!r}")
         _one_of("community", "objective", self.objective, OBJECTIVES)
         _at_least("community", "resolution", self.resolution, 0.0)
         _at_least("community", "min_edge_weight", self.min_edge_weight, 0.0)

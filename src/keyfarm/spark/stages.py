@@ -305,8 +305,12 @@ def component_stage(group: pd.DataFrame, ctx: WorkerContext, seed: int) -> pd.Da
     labels = component_communities(nodes, x, y, w, detect)
     warm = np.full(nodes.size, -1, np.int64)
     if ctx.initial is not None:
-        from keyfarm.history.warmstart import warm_start
-        warm = component_communities(nodes, x, y, w, detect, warm_start(ctx.initial[nodes]))
+        from keyfarm.history.warmstart import warm_partition
+        cfg = ctx.config.community
+        local = np.arange(nodes.size)
+        warm = warm_partition(np.searchsorted(nodes, x), np.searchsorted(nodes, y), w, nodes.size, ctx.initial[nodes],
+                              np.zeros(nodes.size, np.int64), cfg.hysteresis * cfg.resolution,
+                              lambda s, d, ww, start: component_communities(local, s, d, ww, detect, start))
     return pd.DataFrame({"account": nodes, "component": np.full(nodes.size, int(group["component"].iloc[0])),
                          "label": labels, "warm": warm})
 
