@@ -297,8 +297,13 @@ class Config:
         return cls.from_dict(data, base_dir=path.parent)
 
     def to_dict(self) -> dict:
-        """Plain JSON-serialisable dict (for run.json); from_dict(to_dict()) gives an equal Config."""
-        return _plain(dataclasses.asdict(self))
+        """Plain JSON-serialisable dict (for run.json); from_dict(to_dict()) gives an equal Config.
+        community.hysteresis is left out at 0, its default, which changes nothing: the run id is a
+        digest of this dict, and a run without it keeps the id (first_seen) earlier versions gave."""
+        out = _plain(dataclasses.asdict(self))
+        if out["community"]["hysteresis"] == 0:
+            del out["community"]["hysteresis"]
+        return out
 
 
 def _plain(value):
