@@ -222,17 +222,21 @@ def expected_changes(acc1, truth1, keys1, truth2, keys2, params2, active2=None) 
     new_of_farm = g2[g2["account_id"].isin(set(g2["account_id"]) - set(g1["account_id"]))].dropna(subset=["farm_id"]) \
         .groupby("farm_id").size()
     back = set(params2["continue"]["returning_farms"])
-    rows = []
     c1 = c1.merge(g1, on="account_id", how="left")
     kind = truth_kind(c1)
-    for cid, m in c1.groupby("cluster_id"):
-        stay = int(m["account_id"].isin(present).sum())
-        farms = set(m["farm_id"].dropna())
-        gained = int(sum(new_of_farm.get(f, 0) for f in farms if f in back))
-        after = stay + gained
-        expected = ("unchanged" if stay == len(m) and not gained else "returning" if not stay and gained
-                    else "disappeared" if not after else "grown" if after > len(m) else "shrunk")
-        rows.append({"cluster_id": int(cid), "expected": expected, "truth": kind[cid]})
+    # per cluster: accounts staying, and new accounts of the returning farms among its farms (one
+    # pass over the accounts, not one isin per cluster: a 1M run has 2·10⁴ clusters)
+    c1["stays"] = c1["account_id"].isin(present)
+    gain = new_of_farm[new_of_farm.index.isin(back)]
+    farms = c1.dropna(subset=["farm_id"]).drop_duplicates(["cluster_id", "farm_id"])
+    gained = pd.Series(gain.reindex(farms["farm_id"]).fillna(0).to_numpy(), index=farms["cluster_id"].to_numpy()) \
+        .groupby(level=0).sum()
+    per = c1.groupby("cluster_id").agg(n=("account_id", "size"), stay=("stays", "sum"))
+    per["gained"] = gained.reindex(per.index).fillna(0).astype(int)
+    after = per["stay"] + per["gained"]
+    expected = np.select([(per["stay"] == per["n"]) & (per["gained"] == 0), (per["stay"] == 0) & (per["gained"] > 0),
+                          after == 0, after > per["n"]], ["unchanged", "returning", "disappeared", "grown"], "shrunk")
+    rows = [{"cluster_id": int(cid), "expected": e, "truth": kind[cid]} for cid, e in zip(per.index, expected)]
     out = pd.DataFrame(rows)
     out["coverage"] = group_coverage(c1, g1).reindex(out["cluster_id"]).fillna(0.0).to_numpy()
     return out
@@ -248,20 +252,13 @@ def observed_changes(out2: Path, acc1) -> pd.DataFrame:
     carried = c2.set_index("cluster_id")
     gone = set(ch.loc[ch["status"] == "disappeared", "cluster_id"])
     merged_into = {int(p) for text in c2.loc[c2["status"] == "merged", "previous_cluster_ids"] for p in str(text).split(",") if p}
-    rows = []
-    for cid in sorted(ids1):
-        if cid in carried.index:
-            obs = carried.loc[cid, "status"]
-            if obs == "new" and bool(carried.loc[cid, "returning"]):
-                obs = "returning"
-        elif cid in gone:
-            obs = "disappeared"
-        elif cid in merged_into:
-            obs = "merged away"
-        else:
-            obs = "absent"
-        rows.append({"cluster_id": int(cid), "observed": obs})
-    return pd.DataFrame(rows)
+    ids1 = np.sort(ids1)
+    status = carried["status"].reindex(ids1).to_numpy(dtype=object)
+    back = carried["returning"].astype(bool).reindex(ids1, fill_value=False).to_numpy(bool)
+    obs = np.where(pd.isna(status), np.where(np.isin(ids1, list(gone)), "disappeared",
+                                             np.where(np.isin(ids1, list(merged_into)), "merged away", "absent")),
+                   np.where((status == "new") & back, "returning", status))
+    return pd.DataFrame({"cluster_id": ids1.astype(np.int64), "observed": obs.astype(object)})
 
 
 def changes_vs_truth(out2: Path, acc1, acc2, truth1, keys1, truth2, keys2, params2, active2=None) -> dict:
