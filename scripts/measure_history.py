@@ -12,6 +12,12 @@ accounts landed (`returning`), and changes.parquet against the change the truth 
 period-1 cluster (`changes`). `--reuse` keeps run folders that exist, so figures of a new commit
 need only the runs it changes (delete those folders first). scripts/history_lost.py explains the
 clusters the bar misses. Never run by tests (minutes at 50k).
+
+    python scripts/measure_history.py --dirs W1 O1 W2 O2 [O2COLD]
+
+measures runs made elsewhere (a 1M world linked through /work/big.sh): the same figures of O2 (W2
+linked with --previous O1) and, given O2COLD (W2 linked without), the partitions' agreement and
+both runs' stage times (run.json).
 """
 from __future__ import annotations
 
@@ -109,6 +115,32 @@ def group_coverage(members: pd.DataFrame, groups: pd.DataFrame) -> pd.Series:
     return pd.Series((top["n"] / size.reindex(top["group_id"]).to_numpy()).to_numpy(), index=top["cluster_id"].to_numpy())
 
 
+NEAR = 0.9   # the literal reading's "≥ 90%": shares of both clusters' accounts
+
+
+def literal_stability(acc1: pd.DataFrame, acc2: pd.DataFrame, near: float = NEAR) -> dict:
+    """The bar read literally, on the outputs alone: period-1 clusters (2+ accounts) whose account
+    set reappears in period 2, exactly or at `near` (the period-2 cluster holding most of its
+    accounts holds at least `near` of them, and at least `near` of that cluster's accounts are
+    its), and the share of those that keep their id."""
+    c1 = acc1.dropna(subset=["n_accounts"])[["account_id", "cluster_id"]]
+    c2 = acc2.dropna(subset=["n_accounts"])[["account_id", "cluster_id"]]
+    n1, n2 = c1.groupby("cluster_id").size(), c2.groupby("cluster_id").size()
+    pairs = c1.merge(c2, on="account_id", suffixes=("_1", "_2")).groupby(["cluster_id_1", "cluster_id_2"]) \
+        .size().rename("o").reset_index()
+    best = pairs.sort_values(["cluster_id_1", "o", "cluster_id_2"], ascending=[True, False, True], kind="stable") \
+        .drop_duplicates("cluster_id_1")
+    share1 = best["o"].to_numpy() / n1.reindex(best["cluster_id_1"]).to_numpy()
+    share2 = best["o"].to_numpy() / n2.reindex(best["cluster_id_2"]).to_numpy()
+    same = (best["cluster_id_1"] == best["cluster_id_2"]).to_numpy()
+
+    def part(mask):
+        return {"clusters": int(mask.sum()), "same_id": int((mask & same).sum()),
+                "share": round(float((mask & same).sum() / mask.sum()), 4) if mask.any() else None}
+    return {"clusters_period1": int(len(n1)), "exact": part((share1 == 1) & (share2 == 1)),
+            f"at_least_{round(near * 100)}pct": part((share1 >= near) & (share2 >= near))}
+
+
 WHOLE_GROUP = 0.5   # a cluster holding at least this share of its true group is that group, not a piece of it
 
 
@@ -190,17 +222,21 @@ def expected_changes(acc1, truth1, keys1, truth2, keys2, params2, active2=None) 
     new_of_farm = g2[g2["account_id"].isin(set(g2["account_id"]) - set(g1["account_id"]))].dropna(subset=["farm_id"]) \
         .groupby("farm_id").size()
     back = set(params2["continue"]["returning_farms"])
-    rows = []
     c1 = c1.merge(g1, on="account_id", how="left")
     kind = truth_kind(c1)
-    for cid, m in c1.groupby("cluster_id"):
-        stay = int(m["account_id"].isin(present).sum())
-        farms = set(m["farm_id"].dropna())
-        gained = int(sum(new_of_farm.get(f, 0) for f in farms if f in back))
-        after = stay + gained
-        expected = ("unchanged" if stay == len(m) and not gained else "returning" if not stay and gained
-                    else "disappeared" if not after else "grown" if after > len(m) else "shrunk")
-        rows.append({"cluster_id": int(cid), "expected": expected, "truth": kind[cid]})
+    # per cluster: accounts staying, and new accounts of the returning farms among its farms (one
+    # pass over the accounts, not one isin per cluster: a 1M run has 2·10⁴ clusters)
+    c1["stays"] = c1["account_id"].isin(present)
+    gain = new_of_farm[new_of_farm.index.isin(back)]
+    farms = c1.dropna(subset=["farm_id"]).drop_duplicates(["cluster_id", "farm_id"])
+    gained = pd.Series(gain.reindex(farms["farm_id"]).fillna(0).to_numpy(), index=farms["cluster_id"].to_numpy()) \
+        .groupby(level=0).sum()
+    per = c1.groupby("cluster_id").agg(n=("account_id", "size"), stay=("stays", "sum"))
+    per["gained"] = gained.reindex(per.index).fillna(0).astype(int)
+    after = per["stay"] + per["gained"]
+    expected = np.select([(per["stay"] == per["n"]) & (per["gained"] == 0), (per["stay"] == 0) & (per["gained"] > 0),
+                          after == 0, after > per["n"]], ["unchanged", "returning", "disappeared", "grown"], "shrunk")
+    rows = [{"cluster_id": int(cid), "expected": e, "truth": kind[cid]} for cid, e in zip(per.index, expected)]
     out = pd.DataFrame(rows)
     out["coverage"] = group_coverage(c1, g1).reindex(out["cluster_id"]).fillna(0.0).to_numpy()
     return out
@@ -216,20 +252,13 @@ def observed_changes(out2: Path, acc1) -> pd.DataFrame:
     carried = c2.set_index("cluster_id")
     gone = set(ch.loc[ch["status"] == "disappeared", "cluster_id"])
     merged_into = {int(p) for text in c2.loc[c2["status"] == "merged", "previous_cluster_ids"] for p in str(text).split(",") if p}
-    rows = []
-    for cid in sorted(ids1):
-        if cid in carried.index:
-            obs = carried.loc[cid, "status"]
-            if obs == "new" and bool(carried.loc[cid, "returning"]):
-                obs = "returning"
-        elif cid in gone:
-            obs = "disappeared"
-        elif cid in merged_into:
-            obs = "merged away"
-        else:
-            obs = "absent"
-        rows.append({"cluster_id": int(cid), "observed": obs})
-    return pd.DataFrame(rows)
+    ids1 = np.sort(ids1)
+    status = carried["status"].reindex(ids1).to_numpy(dtype=object)
+    back = carried["returning"].astype(bool).reindex(ids1, fill_value=False).to_numpy(bool)
+    obs = np.where(pd.isna(status), np.where(np.isin(ids1, list(gone)), "disappeared",
+                                             np.where(np.isin(ids1, list(merged_into)), "merged away", "absent")),
+                   np.where((status == "new") & back, "returning", status))
+    return pd.DataFrame({"cluster_id": ids1.astype(np.int64), "observed": obs.astype(object)})
 
 
 def changes_vs_truth(out2: Path, acc1, acc2, truth1, keys1, truth2, keys2, params2, active2=None) -> dict:
@@ -268,6 +297,47 @@ def active_accounts(world: Path, keys: pd.DataFrame) -> set:
     return set(keys.loc[keys["key_id"].isin(used), "account_id"])
 
 
+def figures(w1: Path, o1: Path, w2: Path, o2: Path) -> dict:
+    """The figures of one period-2 run O2 (W2 linked with --previous O1, W1 linked into O1): the
+    bar in its readings, the returning farms, changes.parquet against the truth."""
+    keys1, keys2 = (pd.read_parquet(w / "keys.parquet") for w in (w1, w2))
+    truth1, truth2 = (pd.read_parquet(w / "truth.parquet") for w in (w1, w2))
+    params2 = json.loads((w2 / "params.json").read_text())
+    acc1, acc2 = account_clusters(o1), account_clusters(o2)
+    active2 = active_accounts(w2, keys2)
+    return {"stability": stability(acc1, acc2, truth1, truth2, keys1, keys2, active2),
+            "literal": literal_stability(acc1, acc2),
+            "returning": returning(acc1, acc2, truth2, keys2, params2, truth1, keys1),
+            "changes": changes_vs_truth(o2, acc1, acc2, truth1, keys1, truth2, keys2, params2, active2)}
+
+
+def agreement_ari(o2: Path, o2cold: Path) -> float:
+    """Adjusted Rand index of the two period-2 partitions (accounts of the cold run)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    cold = account_clusters(o2cold).set_index("account_id")["cluster_id"]
+    warm = account_clusters(o2).set_index("account_id")["cluster_id"].reindex(cold.index)
+    return round(float(adjusted_rand_score(cold, warm)), 4)
+
+
+def stage_times(out: Path) -> dict:
+    """run.json's stage times of a run (seconds) and their sum."""
+    run_json = json.loads((out / "run.json").read_text())
+    stages = {k: round(float(v), 1) for k, v in run_json.get("timings", run_json.get("stages", {})).items()
+              if isinstance(v, (int, float))}
+    return {**stages, "sum": round(sum(stages.values()), 1)}
+
+
+def measure_dirs(paths: list[Path]) -> dict:
+    """--dirs W1 O1 W2 O2 [O2COLD]: figures of runs made elsewhere."""
+    w1, o1, w2, o2, *cold = paths
+    report = {"o2": figures(w1, o1, w2, o2), "seconds": {"period2_previous": stage_times(o2)}}
+    if cold:
+        report["seconds"]["period2_cold"] = stage_times(cold[0])
+        report["partition_agreement_o2_vs_o2cold_ari"] = agreement_ari(o2, cold[0])
+    return report
+
+
 def main() -> None:
     global ARGS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -276,7 +346,14 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/history50k"))
     ap.add_argument("--reuse", action="store_true",
                     help="keep run folders that exist (o1, o2, …) instead of linking again (times: null)")
+    ap.add_argument("--dirs", type=Path, nargs="+", metavar="DIR",
+                    help="W1 O1 W2 O2 [O2COLD]: measure these runs instead of making them")
     ARGS = args = ap.parse_args()
+    if args.dirs:
+        if len(args.dirs) not in (4, 5):
+            ap.error("--dirs takes W1 O1 W2 O2 [O2COLD]")
+        print(json.dumps(measure_dirs(args.dirs), indent=1, default=str))
+        return
     w = args.work
     w.mkdir(parents=True, exist_ok=True)
     if not (w / "w1" / "truth.parquet").exists():
@@ -286,8 +363,6 @@ def main() -> None:
     times = {"period1": run("link", w / "w1", "--out", w / "o1", "--no-report", "-q"),
              "period2_cold": run("link", w / "w2", "--out", w / "o2cold", "--no-report", "-q"),
              "period2_previous": run("link", w / "w2", "--out", w / "o2", "--previous", w / "o1", "--no-report", "-q")}
-    keys1, keys2 = (pd.read_parquet(w / d / "keys.parquet") for d in ("w1", "w2"))
-    truth1, truth2 = (pd.read_parquet(w / d / "truth.parquet") for d in ("w1", "w2"))
     params2 = json.loads((w / "w2" / "params.json").read_text())
     audit_of_bans(pd.read_parquet(w / "w2" / "banned.parquet"), pd.read_parquet(w / "o1" / "members.parquet"),
                   w / "audit.db")
@@ -295,26 +370,18 @@ def main() -> None:
                                            "--banned", w / "audit.db", "--no-report", "-q")
     times["period1_again_previous"] = run("link", w / "w1", "--out", w / "o1again", "--previous", w / "o1",
                                           "--no-report", "-q")
-    acc1 = account_clusters(w / "o1")
-    active2 = active_accounts(w / "w2", keys2)
-    report = {"world": {"keys": args.keys, "seed": args.seed, "period2_keys": len(keys2),
+    report = {"world": {"keys": args.keys, "seed": args.seed,
+                        "period2_keys": len(pd.read_parquet(w / "w2" / "keys.parquet", columns=["key_id"])),
                         "banned_farms": len(params2["continue"]["banned_farms"]),
                         "returning_farms": len(params2["continue"]["returning_farms"])},
               "seconds": {k: None if v is None else round(v, 1) for k, v in times.items()}}
     for name in ("o2", "o2b"):
-        acc2 = account_clusters(w / name)
-        report[name] = {"stability": stability(acc1, acc2, truth1, truth2, keys1, keys2, active2),
-                        "returning": returning(acc1, acc2, truth2, keys2, params2, truth1, keys1),
-                        "changes": changes_vs_truth(w / name, acc1, acc2, truth1, keys1, truth2, keys2, params2, active2)}
+        report[name] = figures(w / "w1", w / "o1", w / "w2", w / name)
     again = pd.read_parquet(w / "o1again" / "clusters.parquet")
     report["period1_again"] = {"clusters": int(len(again)),
                                "unchanged_same_id": int((again["status"] == "unchanged").sum()),
                                "changes_rows": int(len(pd.read_parquet(w / "o1again" / "changes.parquet")))}
-    from sklearn.metrics import adjusted_rand_score
-
-    cold = account_clusters(w / "o2cold").set_index("account_id")["cluster_id"]
-    warm = account_clusters(w / "o2").set_index("account_id")["cluster_id"].reindex(cold.index)
-    report["partition_agreement_o2_vs_o2cold_ari"] = round(float(adjusted_rand_score(cold, warm)), 4)
+    report["partition_agreement_o2_vs_o2cold_ari"] = agreement_ari(w / "o2", w / "o2cold")
     print(json.dumps(report, indent=1, default=str))
 
 

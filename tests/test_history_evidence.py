@@ -133,6 +133,75 @@ def test_the_partition_closer_to_yesterday_is_kept_ties_keep_the_cold_start():
     assert closer_to_previous(previous, same, same.copy()) is same
 
 
+def test_memory_links_pair_every_two_accounts_of_a_previous_community_inside_one_component():
+    import itertools
+
+    from keyfarm.history.warmstart import memory_links
+
+    previous = np.array([0, 0, 1, -1, 0, 1, 2, 0, 1])
+    component = np.array([0, 0, 0, 0, 1, 0, 0, 0, 0])      # account 4 is in another component today
+    src, dst, weight = memory_links(previous, component, 0.1)
+    expected = [(a, b) for a, b in itertools.combinations(range(9), 2)
+                if previous[a] >= 0 and previous[a] == previous[b] and component[a] == component[b]]
+    assert sorted(zip(src.tolist(), dst.tolist())) == expected
+    assert np.all(weight == 0.1)
+    assert memory_links(previous, component, 0.0)[0].size == 0
+
+
+def _crowd(seed: int, n: int = 200, p: float = 0.2):
+    """A crowd whose accounts link at random (a cloud region): CPM at 0.2 cuts it into ~16 pieces."""
+    rng = np.random.default_rng(seed)
+    iu = np.triu_indices(n, 1)
+    mask = rng.random(iu[0].size) < p
+    return iu[0][mask], iu[1][mask], rng.uniform(0.5, 1.0, int(mask.sum())), rng
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hysteresis_keeps_a_crowd_cut_as_yesterday_when_a_tenth_of_its_links_change(seed):
+    """Without hysteresis a crowd loses a tenth of its links (the addresses of the day) and is cut
+    into other pieces; with community.hysteresis = 0.5 most pieces stay, each still connected."""
+    from types import SimpleNamespace
+
+    from keyfarm.community import connected_components
+    from keyfarm.community.bycomponent import communities_by_component
+    from keyfarm.history.warmstart import closer_to_previous, warm_partition
+    from keyfarm.pipeline import component_leiden
+
+    n = 200
+    src, dst, w, rng = _crowd(seed, n)
+    detect = component_leiden(SimpleNamespace(resolution=0.2, objective="cpm", n_iterations=2), 0)
+    yesterday = communities_by_component(src, dst, w, n, detect)
+    keep = rng.random(src.size) > 0.1
+    src, dst, w = src[keep], dst[keep], w[keep]
+    component = connected_components(src, dst, n)
+    cold = communities_by_component(src, dst, w, n, detect, component=component)
+
+    def pieces(m):
+        return {frozenset(np.flatnonzero(m == c)) for c in np.unique(m) if (m == c).sum() > 1}
+
+    def run(s, d, ww, start):
+        return communities_by_component(s, d, ww, n, detect, start, component=component)
+    kept = {}
+    for h in (0.0, 0.5):
+        today = closer_to_previous(yesterday, cold, warm_partition(src, dst, w, n, yesterday, component, h * 0.2, run))
+        kept[h] = len(pieces(yesterday) & pieces(today)) / len(pieces(yesterday))
+        for piece in pieces(today):                     # memory links alone never hold a cluster together
+            inside = np.isin(src, list(piece)) & np.isin(dst, list(piece))
+            assert connected_components(np.searchsorted(sorted(piece), src[inside]),
+                                        np.searchsorted(sorted(piece), dst[inside]), len(piece)).max() == 0
+    assert kept[0.0] < 0.25 and kept[0.5] > 0.5, kept
+
+
+def test_hysteresis_is_a_share_of_resolution_below_one():
+    from keyfarm.config import CommunityConfig
+    from keyfarm.errors import KeyfarmConfigError
+
+    assert CommunityConfig().hysteresis == 0.0
+    for bad in (-0.1, 1.0):
+        with pytest.raises(KeyfarmConfigError, match="community.hysteresis"):
+            CommunityConfig(hysteresis=bad)
+
+
 def _reference_account_tokens(incidences, account):
     """The plain pandas statement of account_tokens: split every token, keep remembered kinds."""
     from keyfarm.history.evidence import REMEMBERED_KINDS

@@ -195,3 +195,41 @@ def test_generate_continue_is_deterministic_and_says_who_returns(days, tmp_path)
     banned = pd.read_parquet(tmp_path / "a" / "banned.parquet")
     assert not keys["account_id"].isin(banned["account_id"]).any()
     assert (truth["period"] == 2).any() and (truth["period"] == 1).any()
+
+
+def test_a_world_read_with_arrow_text_is_written_as_the_same_bytes(days, tmp_path):
+    """continue_world holds text Arrow-backed (a 1M world's requests as Python str took ~8 GiB);
+    write_world must still write the files pd.read_parquet's Python-backed text gives."""
+    from keyfarm.synth.continuation import read_table
+
+    names = ("keys", "accounts", "payments", "requests", "truth")
+    arrow = {n: read_table(days / "w1" / f"{n}.parquet") for n in names}
+    assert isinstance(arrow["requests"]["prompt"].dtype, pd.StringDtype)
+    assert arrow["requests"]["prompt"].dtype.storage == "pyarrow"
+    write_world(arrow, tmp_path / "arrow")
+    write_world({n: pd.read_parquet(days / "w1" / f"{n}.parquet") for n in names}, tmp_path / "python")
+    for n in names:
+        assert (tmp_path / "arrow" / f"{n}.parquet").read_bytes() == (tmp_path / "python" / f"{n}.parquet").read_bytes(), n
+
+
+def test_returning_farms_rows_are_sliced_once_in_their_order(days):
+    """_rows_by_farm: each farm's keys, accounts, payments, requests and truth rows, exactly those of
+    its accounts and in the tables' order (what merging the whole tables per farm gave)."""
+    from keyfarm.synth.continuation import _rows_by_farm, read_table
+
+    tables = {n: read_table(days / "w1" / f"{n}.parquet") for n in ("keys", "accounts", "payments", "requests", "truth")}
+    key_farm = tables["truth"].set_index("key_id")["farm_id"]
+    acc = tables["keys"].assign(farm_id=key_farm.reindex(tables["keys"]["key_id"]).to_numpy()).dropna(subset=["farm_id"])
+    farms = sorted(acc["farm_id"].unique())[:3]
+    farm_acc = acc[acc["farm_id"].isin(farms)].drop_duplicates("account_id")[["account_id", "farm_id"]]
+    sliced = _rows_by_farm(tables, tables["requests"], tables["truth"], farm_acc)
+    assert sorted(sliced) == farms
+    for farm in farms:
+        mine = set(farm_acc.loc[farm_acc["farm_id"] == farm, "account_id"])
+        f_tables, f_req, f_truth = sliced[farm]
+        my_keys = tables["keys"][tables["keys"]["account_id"].isin(mine)]
+        pd.testing.assert_frame_equal(f_tables["keys"], my_keys)
+        pd.testing.assert_frame_equal(f_tables["payments"], tables["payments"][tables["payments"]["account_id"].isin(mine)])
+        pd.testing.assert_frame_equal(f_req, tables["requests"][tables["requests"]["key_id"].isin(my_keys["key_id"])])
+        pd.testing.assert_frame_equal(f_truth, tables["truth"][tables["truth"]["key_id"].isin(my_keys["key_id"])])
+        assert len(f_req) and len(f_truth) == len(my_keys)

@@ -196,15 +196,22 @@ class CommunityConfig:
     resolution: float = 0.2
     n_iterations: int = 2         # Leiden iterations; -1: until stable (a long tail at 1M nodes: see note)
     min_edge_weight: float = 0.0  # edges lighter than this are left out of community detection
-    strong_link: float = 0.3      # after CPM, strong components of links at least this heavy (one rare
-    #                               exact value: an address, a card, a device, a prompt; no range) that
-    #                               CPM cut are one community when apart from the rest (0: off)
+    strong_link: float = 0.3      # after CPM, loose communities joined by links at least this heavy (one
+    #                               rare exact value: an address, a card, a device, a prompt; no range)
+    #                               are one when the group is apart from the rest (0: off)
     strong_max_accounts: int = 5000  # ... of at most this many accounts (larger: a NAT's or cloud's web)
     absorb: float = 0.5           # then an account joins the community it is tied to as a typical
     #                               member is, at this share of the median member's tie (0: off)
+    # daily runs (--previous): in the run from yesterday's partition, two accounts of one previous
+    # community are also linked with weight hysteresis × resolution (history.warmstart.memory_links);
+    # 0.5: a community stays together down to half the density a new one needs. 0: off
+    hysteresis: float = 0.0
 
     def __post_init__(self):
         _one_of("community", "algorithm", self.algorithm, ALGORITHMS)
+        _at_least("community", "hysteresis", self.hysteresis, 0.0)
+        if self.hysteresis >= 1.0:   # at 1 a previous community with no evidence left ties with its parts
+            raise KeyfarmConfigError(f"setting community.hysteresis must be below 1, got {self.hysteresis!r}")
         _one_of("community", "objective", self.objective, OBJECTIVES)
         _at_least("community", "resolution", self.resolution, 0.0)
         _at_least("community", "min_edge_weight", self.min_edge_weight, 0.0)
@@ -299,8 +306,13 @@ class Config:
         return cls.from_dict(data, base_dir=path.parent)
 
     def to_dict(self) -> dict:
-        """Plain JSON-serialisable dict (for run.json); from_dict(to_dict()) gives an equal Config."""
-        return _plain(dataclasses.asdict(self))
+        """Plain JSON-serialisable dict (for run.json); from_dict(to_dict()) gives an equal Config.
+        community.hysteresis is left out at 0, its default, which changes nothing: the run id is a
+        digest of this dict, and a run without it keeps the id (first_seen) earlier versions gave."""
+        out = _plain(dataclasses.asdict(self))
+        if out["community"]["hysteresis"] == 0:
+            del out["community"]["hysteresis"]
+        return out
 
 
 def _plain(value):

@@ -179,12 +179,8 @@ def coactive_groups(key, ts, slot, account, groups, cfg, *, first: int = 0) -> p
             hour = np.unique(slots // (3600 // cfg.slot_seconds), return_inverse=True)[1].ravel()
             base = population_context(pair_account, at, expected, hour, cfg.slot_seconds)
         if token_hit.any():
-            # a slot ties the lockstep accounts of one block only: a crowd that runs a public
-            # benchmark together is in lockstep too, and always-on farm accounts fall into its slots
-            block = lockstep_blocks(pair_account[token_hit], at[token_hit])
-            rows.append(pd.DataFrame({"acc": pair_account[token_hit], "p": p, "kind": "tgrp",
-                                      "code": np.char.add(np.char.add(block.astype(str), "b"),
-                                                          pair_code[token_hit].astype(str))}))
+            rows.append(pd.DataFrame({"acc": pair_account[token_hit], "p": p, "code": pair_code[token_hit],
+                                      "kind": "tgrp"}))
         if hit.any():
             sets = scheduler_sets(pair_account, hit, at, base, cfg,
                                   context=None if group is None else gr[at])
@@ -198,29 +194,6 @@ def coactive_groups(key, ts, slot, account, groups, cfg, *, first: int = 0) -> p
     frame = pairs.merge(keys_of, on="acc").drop_duplicates(["key", "kind", "p", "code"])
     token = (frame["kind"] + ":" + frame["p"].astype(str) + "." + frame["code"].astype(str)).to_numpy(dtype=object)
     return make_incidence(frame["key"].to_numpy(np.int64), token, "timing", weight=1.0)
-
-
-def lockstep_blocks(acc: np.ndarray, slot: np.ndarray) -> np.ndarray:
-    """Per (account, slot) row of lockstep accounts in their shared busy slots: the account's block,
-    a modularity community of the accounts × slots bipartite graph (CopyCatch's dense blocks), named
-    by its smallest account. Two crowds in lockstep that meet in a few slots are two blocks."""
-    acc_ids, acc_node = np.unique(acc, return_inverse=True)
-    community = bipartite_communities(acc_node.ravel(), np.unique(slot, return_inverse=True)[1].ravel(),
-                                      acc_ids.size)
-    first = np.full(int(community.max()) + 1, np.iinfo(np.int64).max)
-    np.minimum.at(first, community, acc_ids)
-    return first[community][acc_node.ravel()]
-
-
-def bipartite_communities(acc_node: np.ndarray, slot_node: np.ndarray, n_acc: int) -> np.ndarray:
-    """Modularity communities (Leiden, GROUP_RESOLUTION, until stable) of the accounts of an
-    accounts × slots bipartite graph given as one (account, slot) edge per row; per account."""
-    from keyfarm.community.leiden import leiden
-
-    n_slot = int(slot_node.max()) + 1 if slot_node.size else 0
-    return leiden(acc_node.astype(np.int64), (slot_node + n_acc).astype(np.int64), np.ones(acc_node.size),
-                  n_acc + n_slot, objective="modularity", resolution=GROUP_RESOLUTION, seed=0,
-                  n_iterations=-1)[:n_acc]
 
 
 def whole_population(account, slot, cfg) -> "_GroupContext":
@@ -270,13 +243,16 @@ def scheduler_sets(pair_account, hit, at, base: "_GroupContext", cfg, *,
     and the false discovery rate is over the accounts that could join it. One token per
     group ties its holders (weights.timing_group; more than caps.timing_group accounts make it a
     hub)."""
+    from keyfarm.community.leiden import leiden
 
     none = pd.DataFrame({"acc": np.zeros(0, np.int64), "code": np.zeros(0, np.int64)})
     acc_ids, acc_node = np.unique(pair_account[hit], return_inverse=True)
+    slot_ids, slot_node = np.unique(at[hit], return_inverse=True)
     if acc_ids.size < cfg.group_min_accounts:
         return none
-    community = bipartite_communities(acc_node.ravel(), np.unique(at[hit], return_inverse=True)[1].ravel(),
-                                      acc_ids.size)
+    community = leiden(acc_node.astype(np.int64), (slot_node + acc_ids.size).astype(np.int64),
+                       np.ones(acc_node.size), acc_ids.size + slot_ids.size, objective="modularity",
+                       resolution=GROUP_RESOLUTION, seed=0, n_iterations=-1)[:acc_ids.size]
     big = np.bincount(community)[community] >= cfg.group_min_accounts
     if not big.any():
         return none

@@ -308,9 +308,13 @@ def component_stage(group: pd.DataFrame, ctx: WorkerContext, seed: int) -> pd.Da
     labels = settle_communities(lx, ly, w, nodes.size, component_communities(nodes, x, y, w, detect), cfg)
     warm = np.full(nodes.size, -1, np.int64)
     if ctx.initial is not None:
-        from keyfarm.history.warmstart import warm_start
+        from keyfarm.history.warmstart import warm_partition
+        local = np.arange(nodes.size)
         warm = settle_communities(lx, ly, w, nodes.size,
-                                  component_communities(nodes, x, y, w, detect, warm_start(ctx.initial[nodes])),
+                                  warm_partition(lx, ly, w, nodes.size, ctx.initial[nodes], np.zeros(nodes.size, np.int64),
+                                                 cfg.hysteresis * cfg.resolution,
+                                                 lambda s, d, ww, start: component_communities(local, s, d, ww, detect,
+                                                                                               start)),
                                   cfg)
     return pd.DataFrame({"account": nodes, "component": np.full(nodes.size, int(group["component"].iloc[0])),
                          "label": labels, "warm": warm})

@@ -35,7 +35,7 @@ def continue_world(prev_dir, *, ban_share: float = BAN_SHARE, return_share: floa
     """(tables, params) of the period after PREV_WORLD (see the module docstring)."""
     prev = Path(prev_dir)
     params = json.loads((prev / "params.json").read_text())
-    tables = {n: pd.read_parquet(prev / f"{n}.parquet") for n in ("keys", "accounts", "payments", "requests", "truth")}
+    tables = {n: read_table(prev / f"{n}.parquet") for n in ("keys", "accounts", "payments", "requests", "truth")}
     cont = params.get("continue", {})
     period = int(cont.get("period", 1)) + 1
     rng = np.random.default_rng([int(params["seed"]), 16, period])
@@ -44,6 +44,7 @@ def continue_world(prev_dir, *, ban_share: float = BAN_SHARE, return_share: floa
     if "period" not in truth:
         truth = truth.assign(period=1, returning=False)
     req = _valid_requests(tables["requests"], keys)
+    tables["requests"] = req.iloc[:0]   # only its columns are read from here on; the rows are req's
 
     acc_farm = keys[["account_id"]].assign(farm_id=truth.set_index("key_id")["farm_id"].reindex(keys["key_id"]).to_numpy()) \
         .dropna().drop_duplicates("account_id")
@@ -57,12 +58,14 @@ def continue_world(prev_dir, *, ban_share: float = BAN_SHARE, return_share: floa
     banned_acc = acc_farm[acc_farm["farm_id"].isin(banned_farms)]
     stay_keys = keys[~keys["account_id"].isin(banned_acc["account_id"])]
 
-    parts = {"keys": [stay_keys], "requests": [_resample(req[req["key_id"].isin(stay_keys["key_id"])], rng, span)],
+    stay_rows = np.flatnonzero(req["key_id"].isin(stay_keys["key_id"]).to_numpy())
+    parts = {"keys": [stay_keys], "requests": [_resample(req, rng, span, rows=stay_rows)],
              "accounts": [tables["accounts"][~tables["accounts"]["account_id"].isin(banned_acc["account_id"])]],
              "payments": [tables["payments"][~tables["payments"]["account_id"].isin(banned_acc["account_id"])]],
              "truth": [truth[truth["key_id"].isin(stay_keys["key_id"])]]}
     t_start = START + pd.Timedelta(seconds=span * (period - 1))
     kept_evidence = {}
+    by_farm = _rows_by_farm(tables, req, truth, banned_acc[banned_acc["farm_id"].isin(returning_farms)])
     for n, farm in enumerate(returning_farms):
         olds = banned_acc.loc[banned_acc["farm_id"] == farm, "account_id"].to_numpy(dtype=object)
         n_new = max(2, int(round(olds.size * rng.uniform(0.5, 1.0))))
@@ -72,7 +75,8 @@ def continue_world(prev_dir, *, ban_share: float = BAN_SHARE, return_share: floa
             kept[rng.integers(0, 3)] = True
         kept_evidence[farm] = [name for name, k in zip(("cards", "devices", "addresses"), kept) if k]
         burst = t_start + pd.Timedelta(seconds=float(rng.uniform(0, DAY)))
-        _copy_accounts(parts, tables, req, truth, donors, f"p{period}f{n:03d}", rng, span, burst,
+        f_tables, f_req, f_truth = by_farm[farm]
+        _copy_accounts(parts, f_tables, f_req, f_truth, donors, f"p{period}f{n:03d}", rng, span, burst,
                        fresh_cards=not kept[0], fresh_devices=not kept[1], fresh_addresses=not kept[2],
                        period=period, farm_id=farm, created_spread=3600.0, benign=False)
     plain = truth.loc[truth["pattern"] == "plain", "key_id"]
@@ -87,9 +91,10 @@ def continue_world(prev_dir, *, ban_share: float = BAN_SHARE, return_share: floa
     for name in ("keys", "accounts"):
         for i, frame in enumerate(parts[name]):
             parts[name][i] = frame.assign(created_at=pd.to_datetime(frame["created_at"], utc=True, format="ISO8601"))
-    out = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
+    del req, by_farm
+    out = {name: pd.concat(_like_first(parts.pop(name)), ignore_index=True) for name in list(parts)}
     out["keys"] = out["keys"].sort_values("key_id", kind="stable").reset_index(drop=True)
-    out["requests"] = out["requests"].sort_values(["ts", "key_id"], kind="stable").reset_index(drop=True)
+    out["requests"] = _sorted_by(out["requests"], ["ts", "key_id"])
     out["truth"] = out["truth"].sort_values("key_id", kind="stable").reset_index(drop=True)
     out["banned"] = banned_acc.sort_values("account_id").reset_index(drop=True)
     new_params = dict(params)
@@ -99,27 +104,95 @@ def continue_world(prev_dir, *, ban_share: float = BAN_SHARE, return_share: floa
     return out, new_params
 
 
+def read_table(path) -> pd.DataFrame:
+    """A world table as pd.read_parquet reads it, but text columns as Arrow-backed strings
+    (StringDtype("pyarrow")): a 1M-key world's 10M request rows held as Python str objects took
+    ~8 GiB before any work started; Arrow holds the same text in ~2 GiB."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    text = pd.StringDtype("pyarrow")
+    return pq.read_table(path).to_pandas(types_mapper={pa.string(): text, pa.large_string(): text}.get)
+
+
+def _like_first(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """`frames` with each later frame's object columns cast to the first frame's string dtype, so
+    concatenating keeps Arrow-backed text (object + string would make every cell a Python str)."""
+    first = frames[0].dtypes
+    out = [frames[0]]
+    for frame in frames[1:]:
+        cast = {c: first[c] for c in frame.columns
+                if c in first.index and isinstance(first[c], pd.StringDtype) and frame[c].dtype == object}
+        out.append(frame.astype(cast) if cast else frame)
+    return out
+
+
+def _sorted_by(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """frame.sort_values(columns, kind="stable").reset_index(drop=True), ordering a frame of the
+    sort columns only and taking the rows once (one copy of a wide frame, not two)."""
+    order = frame[columns].reset_index(drop=True).sort_values(columns, kind="stable").index.to_numpy()
+    return frame.iloc[order].reset_index(drop=True)
+
+
 def _valid_requests(req: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
-    """Rows of known keys with a readable time (the previous period's malformed rows stay behind)."""
+    """Rows of known keys with a readable time (the previous period's malformed rows stay behind),
+    sorted by key and time."""
     ts = pd.to_datetime(req["ts"], utc=True, errors="coerce", format="ISO8601")
-    ok = ts.notna().to_numpy() & req["key_id"].isin(keys["key_id"]).to_numpy()
-    return req[ok].assign(ts=ts[ok]).sort_values(["key_id", "ts"], kind="stable").reset_index(drop=True)
+    rows = np.flatnonzero(ts.notna().to_numpy() & req["key_id"].isin(keys["key_id"]).to_numpy())
+    order = pd.DataFrame({"key_id": req["key_id"].iloc[rows].reset_index(drop=True),
+                          "ts": ts.iloc[rows].reset_index(drop=True)}).sort_values(["key_id", "ts"], kind="stable")
+    take = rows[order.index.to_numpy()]
+    out = req.iloc[take].reset_index(drop=True)
+    out["ts"] = order["ts"].reset_index(drop=True)
+    return out
 
 
-def _resample(req: pd.DataFrame, rng, span: float) -> pd.DataFrame:
+def _rows_by_farm(tables: dict, req: pd.DataFrame, truth: pd.DataFrame, farm_acc: pd.DataFrame) -> dict:
+    """farm_id → (tables, requests, truth) holding only that farm's accounts' rows, in their
+    original order: what _copy_accounts reads of a returning farm. Sliced once for all farms
+    (each farm merging the whole tables made the continuation quadratic in the world's size)."""
+    farm_of = farm_acc.set_index("account_id")["farm_id"]
+    key_farm = tables["keys"]["account_id"].map(farm_of)
+    key_farm.index = tables["keys"]["key_id"].to_numpy(dtype=object)
+
+    def split(frame: pd.DataFrame, farm: pd.Series) -> dict:
+        farm = farm.to_numpy(dtype=object)
+        rows = np.flatnonzero(pd.notna(farm))
+        groups = pd.Series(rows).groupby(farm[rows], sort=False).indices   # positions ascending
+        return {f: frame.iloc[rows[pos]] for f, pos in groups.items()}
+
+    parts = {"keys": split(tables["keys"], tables["keys"]["account_id"].map(farm_of)),
+             "accounts": split(tables["accounts"], tables["accounts"]["account_id"].map(farm_of)),
+             "payments": split(tables["payments"], tables["payments"]["account_id"].map(farm_of)),
+             "requests": split(req, key_farm.reindex(req["key_id"])),
+             "truth": split(truth, key_farm.reindex(truth["key_id"]))}
+    out = {}
+    for farm in pd.unique(farm_acc["farm_id"]):
+        def get(name):
+            return parts[name].get(farm, (req if name == "requests" else tables[name]).iloc[:0])
+        out[farm] = ({"keys": get("keys"), "accounts": get("accounts"), "payments": get("payments"),
+                      "requests": tables["requests"].iloc[:0]}, get("requests"), get("truth"))
+    return out
+
+
+def _resample(req: pd.DataFrame, rng, span: float, rows: np.ndarray | None = None) -> pd.DataFrame:
     """New traffic of the same keys: per key a share U(0.6, 1) of its rows (at least one), one
     period later. Thinning, not a bootstrap: a key's next period is like its last, with some of its
-    values (prompts, addresses, slots) not seen again, and none made up."""
-    if not len(req):
-        return req
-    codes = pd.factorize(req["key_id"], sort=False)[0]
+    values (prompts, addresses, slots) not seen again, and none made up. `rows` (positions, in
+    order) resamples those rows of `req` only, taking the kept ones once."""
+    if rows is None:
+        rows = np.arange(len(req))
+    if not rows.size:
+        return req.iloc[rows]
+    codes = pd.factorize(req["key_id"].iloc[rows], sort=False)[0]
     share = rng.uniform(0.6, 1.0, size=int(codes.max()) + 1)
     keep = rng.random(codes.size) < share[codes]
     first = np.r_[True, codes[1:] != codes[:-1]]
     has = np.bincount(codes, weights=keep, minlength=share.size) > 0
     keep |= first & ~has[codes]
-    out = req[keep].reset_index(drop=True)
-    return out.assign(ts=out["ts"] + pd.Timedelta(seconds=span))
+    out = req.iloc[rows[keep]].reset_index(drop=True)
+    out["ts"] = out["ts"] + pd.Timedelta(seconds=span)
+    return out
 
 
 def _fresh(values: np.ndarray, rng, make) -> np.ndarray:
@@ -181,7 +254,9 @@ def _copy_accounts(parts, tables, req, truth, donors, tag, rng, span, t0, *, per
     if benign and "prompt" in rows:
         words = np.array(_WORDS, dtype=object)
         pick = rng.integers(0, words.size, size=(len(rows), 12))
-        text = pd.DataFrame(words[pick]).agg(" ".join, axis=1).to_numpy(dtype=object)
+        text = words[pick[:, 0]]
+        for col in range(1, pick.shape[1]):   # " ".join per row, column by column (no Python loop per row)
+            text = text + " " + words[pick[:, col]]
         popular = rng.random(len(rows)) < 0.5
         rows["prompt"] = np.where(popular, np.array(POPULAR_PROMPTS, dtype=object)[rng.integers(0, len(POPULAR_PROMPTS),
                                                                                                  size=len(rows))], text)

@@ -167,18 +167,32 @@ def _dirty(requests: pd.DataFrame, n: int, rng) -> pd.DataFrame:
     return bad
 
 
+def _plain_strings(frame: pd.DataFrame) -> dict:
+    """to_parquet's `schema` when `frame` holds Arrow-backed text (the continuation reads worlds so):
+    those columns written as Arrow `string`, as Python-backed text is, so the file is the same
+    bytes whichever way its text was held. Empty (pandas' own schema) otherwise."""
+    import pyarrow as pa
+
+    arrow = [isinstance(t, pd.StringDtype) and t.storage == "pyarrow" for t in frame.dtypes]
+    if not any(arrow):
+        return {}
+    schema = pa.Schema.from_pandas(frame.iloc[:0], preserve_index=False)
+    fields = [pa.field(f.name, pa.string()) if f.type == pa.large_string() else f for f in schema]
+    return {"schema": pa.schema(fields)}
+
+
 def write_world(world: dict[str, pd.DataFrame], out_dir: str | Path, *, params: dict | None = None) -> Path:
     """Write each table as <name>.parquet in out_dir (created if needed), and `params` (the drawn
     parameters, world_parameters(...)) as params.json when given."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in world.items():
-        frame = frame.copy()
+        frame = frame.copy(deep=False)   # columns are replaced, never written into
         for col in frame.columns:
             if frame[col].dtype == object:
                 frame[col] = frame[col].astype("string") if name != "requests" or col != "ts" \
                     else frame[col].astype(str)
-        frame.to_parquet(out / f"{name}.parquet", index=False)
+        frame.to_parquet(out / f"{name}.parquet", index=False, **_plain_strings(frame))
     if params is not None:
         (out / "params.json").write_text(json.dumps(params, indent=1, sort_keys=True) + "\n")
     return out
