@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from keyfarm.cli import main
 from keyfarm.history import prepare
 from keyfarm.pipeline import run_link, stable_cluster_ids
+from keyfarm.synth import write_world
 
 OUTPUT_FILES = ("members.parquet", "clusters.parquet", "edges.parquet", "hubs.parquet", "changes.parquet",
                 "state/ids.parquet", "state/accounts.parquet", "state/evidence.parquet", "state/labels.parquet",
