@@ -140,15 +140,20 @@ def detect_communities(graph, tables: Tables, config, seed: int, initial: np.nda
 
 
 def settle_communities(src, dst, weight, n_nodes: int, labels: np.ndarray, cfg) -> np.ndarray:
-    """CPM's partition settled: strong components CPM cut joined (community.strong), then accounts
-    absorbed by the big community they are tied to as its members are (community.absorb). Both
-    read one connected component at a time, so the Spark engine runs this per component."""
+    """CPM's partition settled: loose communities joined through strong links (community.strong),
+    then accounts absorbed by the big community they are tied to as its members are
+    (community.absorb), both over one CSR of the graph. Both read one connected component at a
+    time, so the Spark engine runs this per component. The strong step sends a weak member back
+    at the absorb share (0.5 when absorb is off)."""
+    from keyfarm.community._graph import canonical_csr
     from keyfarm.community.absorb import absorb
     from keyfarm.community.strong import merge_strong
 
+    csr = canonical_csr(np.asarray(src, np.int64), np.asarray(dst, np.int64), np.asarray(weight, np.float64),
+                        n_nodes)
     labels = merge_strong(src, dst, weight, n_nodes, labels, threshold=cfg.strong_link,
-                          max_accounts=cfg.strong_max_accounts, member_share=cfg.absorb or 0.5)
-    return absorb(src, dst, weight, n_nodes, labels, share=cfg.absorb)
+                          max_accounts=cfg.strong_max_accounts, member_share=cfg.absorb or 0.5, csr=csr)
+    return absorb(src, dst, weight, n_nodes, labels, share=cfg.absorb, csr=csr)
 
 
 def component_leiden(cfg, seed: int):

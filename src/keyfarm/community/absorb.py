@@ -32,7 +32,7 @@ DOMINANCE = 2.0   # w(v, B) against w(v, own community): v belongs to B far more
 MAX_ROUNDS = 10   # rounds of moves, at most (each round visits every node once)
 
 
-def absorb(src, dst, weight, n_nodes: int, labels, *, share: float = 0.5) -> np.ndarray:
+def absorb(src, dst, weight, n_nodes: int, labels, *, share: float = 0.5, csr=None) -> np.ndarray:
     """Labels after absorption (see the module docstring): 0..k−1 in order of the nodes' first
     appearance; `share` 0 returns `labels` renumbered the same way, unchanged otherwise.
 
@@ -45,6 +45,8 @@ def absorb(src, dst, weight, n_nodes: int, labels, *, share: float = 0.5) -> np.
         A partition (e.g. CPM Leiden's), one non-negative label per node.
     share : float
         A node joins B when its tie to B is at least `share` × the median member's tie to B.
+    csr : tuple, optional
+        canonical_csr(src, dst, weight, n_nodes) when the caller has it already.
     """
     labels = np.asarray(labels, np.int64)
     if labels.size != n_nodes:
@@ -54,8 +56,8 @@ def absorb(src, dst, weight, n_nodes: int, labels, *, share: float = 0.5) -> np.
     src = np.asarray(src, np.int64)
     dst = np.asarray(dst, np.int64)
     weight = np.asarray(weight, np.float64)
-    indptr, indices, data = canonical_csr(src, dst, weight, n_nodes)
-    cur = relabel(labels).copy()
+    indptr, indices, data = canonical_csr(src, dst, weight, n_nodes) if csr is None else csr
+    cur = relabel(labels)   # a new array, moved in place
     n_labels = int(cur.max()) + 1
     moved_any = False
     for _ in range(MAX_ROUNDS):

@@ -31,9 +31,10 @@ from keyfarm.community.components import connected_components
 
 
 def merge_strong(src, dst, weight, n_nodes: int, labels, *, threshold: float, max_accounts: int,
-                 member_share: float = 0.5) -> np.ndarray:
+                 member_share: float = 0.5, csr=None) -> np.ndarray:
     """Labels with loose communities joined by the rule of the module docstring (0..k−1 in order of
-    first appearance). `threshold` 0 returns `labels` renumbered."""
+    first appearance). `threshold` 0 returns `labels` renumbered. `csr`: canonical_csr(src, dst,
+    weight, n_nodes) when the caller has it already."""
     labels = relabel(np.asarray(labels, np.int64))
     if threshold <= 0 or n_nodes == 0 or not np.size(src):
         return labels
@@ -60,7 +61,7 @@ def merge_strong(src, dst, weight, n_nodes: int, labels, *, threshold: float, ma
         return labels
     out = np.where(merge[node_group], n_labels + node_group, labels)
     # a member tied to its joined group less than member_share × its median member's tie goes back
-    indptr, indices, data = canonical_csr(src, dst, weight, n_nodes)
+    indptr, indices, data = canonical_csr(src, dst, weight, n_nodes) if csr is None else csr
     tie = member_ties(indptr, indices, data, out)
     median = community_medians(out, tie, int(out.max()) + 1)
     out = np.where(merge[node_group] & (tie < member_share * median[out]), labels, out)
