@@ -35,6 +35,42 @@ def test_calibrate_recovers_known_weights_from_a_labelled_table():
     assert (table["mean_score"] - table["farm_share"]).abs().max() < 0.06
 
 
+def test_unsigned_fit_is_scikit_learns_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+
+    from keyfarm.scoring.calibrate import fit_logistic
+    frame = _labelled_table(3_000, seed=4)
+    X = frame[[f"f_{n}" for n in MODEL_FEATURES]].to_numpy()
+    y = frame["y"].to_numpy()
+    sw = np.random.default_rng(4).uniform(1, 5, len(y))
+    bias, weights = fit_logistic(X, y, sw, C=0.5)
+    reference = LogisticRegression(C=0.5, max_iter=10_000, tol=1e-10).fit(X, y, sample_weight=sw)
+    assert bias == pytest.approx(reference.intercept_[0], abs=1e-3)
+    assert weights == pytest.approx(reference.coef_[0], abs=1e-3)
+
+
+def test_signed_fit_never_lets_control_evidence_argue_for_innocence():
+    # two copies of one signal (a card span and the control span that contains it): unconstrained,
+    # the fit may split them into +w and -w'; signed, a card never lowers the score
+    from keyfarm.scoring import FEATURE_SIGNS
+    rng = np.random.default_rng(5)
+    n = 4_000
+    frame = pd.DataFrame({f"f_{name}": np.zeros(n) for name in MODEL_FEATURES})
+    control = rng.random(n)
+    frame["f_control_span"] = control
+    frame["f_payment"] = np.clip(control + rng.normal(0, 0.05, n), 0, 1)
+    frame["f_declared_org"] = (rng.random(n) < 0.2).astype(float)
+    logit = -3.0 + 6.0 * control - 4.0 * frame["f_payment"] + 3.0 * frame["f_declared_org"]
+    frame["y"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64)
+    free = fit(frame, C=100.0, signed=False)
+    assert free.weights["payment"] < -1.0 and free.weights["declared_org"] > 1.0   # what the data alone says
+    signed = fit(frame, C=100.0)
+    for name, weight in signed.weights.items():
+        assert weight * FEATURE_SIGNS[name] >= 0.0, name
+    assert signed.weights["payment"] == 0.0 and signed.weights["declared_org"] == 0.0
+    assert signed.weights["control_span"] > 1.0
+
+
 def test_fitted_section_is_a_valid_job_config(tmp_path):
     result = fit(_labelled_table(3_000, seed=2))
     path = tmp_path / "scoring.toml"

@@ -7,7 +7,7 @@ imported on first use (the configuration needs `ScoringConfig` without the Numba
 """
 _LAZY = {"KeyActivity": "features", "activity_span": "features", "cluster_features": "features",
          "key_activity": "features", "weakest_links": "features", "CONTROL_FEATURES": "verdict",
-         "MODEL_FEATURES": "verdict", "ScoringConfig": "verdict", "feature_scales": "verdict",
+         "FEATURE_SIGNS": "verdict", "MODEL_FEATURES": "verdict", "ScoringConfig": "verdict", "feature_scales": "verdict",
          "score_clusters": "verdict"}
 
 __all__ = sorted(_LAZY)

@@ -3,7 +3,8 @@
 Fitting apart from applying (as scikit-learn does): `calibrate()` reads OUT_DIRs written by
 `keyfarm link` (clusters.parquet carries every scaled feature as `f_<name>`, members.parquet maps
 accounts to clusters) and a labels table (SCHEMA.md: account_id or cluster_id, label farm|benign,
-optional source and ts), fits scikit-learn's L2-regularised logistic regression, and reports
+optional source and ts), fits L2-regularised logistic regression with each weight held to the sign
+its evidence allows (verdict.FEATURE_SIGNS), and reports
 cross-validated precision and recall and a reliability table (of clusters scored 0.8–0.9, what
 share were farms). The result is a `[scoring]` section (bias, weights, fitted_on) for a job's
 config or for the package defaults (scripts/calibrate_defaults.py). Reverted bans in an
@@ -20,7 +21,7 @@ import pandas as pd
 
 from keyfarm.errors import KeyfarmInputError
 from keyfarm.outputs import read_output
-from keyfarm.scoring.verdict import MODEL_FEATURES
+from keyfarm.scoring.verdict import FEATURE_SIGNS, MODEL_FEATURES
 
 LABELS = ("farm", "benign")
 
@@ -195,15 +196,49 @@ def gated(frame: pd.DataFrame, config=None) -> np.ndarray:
             & (frame["n_accounts"].to_numpy() >= config.min_accounts))
 
 
+def fit_logistic(X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray, *, C: float = 1.0,
+                 signs=None) -> tuple[float, np.ndarray]:
+    """(intercept, weights) of L2-regularised logistic regression, each weight held to its sign
+    (+1: ≥ 0, −1: ≤ 0, 0: free). The objective is scikit-learn's LogisticRegression's
+    (½‖w‖² + C·Σ sample_weight·log-loss, intercept not penalised), minimised by SciPy's L-BFGS-B,
+    which takes the bounds; with every sign free the result is scikit-learn's fit."""
+    from scipy.optimize import minimize
+    from scipy.special import expit, log_expit
+
+    X = np.asarray(X, np.float64)
+    y = np.asarray(y, np.float64)
+    sw = np.asarray(sample_weight, np.float64)
+    n_features = X.shape[1]
+    signs = np.zeros(n_features, np.int64) if signs is None else np.asarray(signs, np.int64)
+    sign_y = 2.0 * y - 1.0
+
+    def loss(theta):
+        w, b = theta[:n_features], theta[n_features]
+        margin = sign_y * (X @ w + b)
+        value = 0.5 * float(w @ w) - C * float(sw @ log_expit(margin))
+        g = -C * sw * sign_y * expit(-margin)
+        return value, np.concatenate([w + X.T @ g, [g.sum()]])
+
+    bounds = [(0.0, None) if s > 0 else (None, 0.0) if s < 0 else (None, None) for s in signs] + [(None, None)]
+    result = minimize(loss, np.zeros(n_features + 1), jac=True, method="L-BFGS-B", bounds=bounds,
+                      options={"maxiter": 15000, "maxfun": 30000, "gtol": 1e-8, "ftol": 1e-13})
+    weights = result.x[:n_features].copy()
+    weights[weights == 0.0] = 0.0   # no −0.0 in the written weights
+    return float(result.x[n_features]), weights
+
+
 def fit(frame: pd.DataFrame, *, C: float = 1.0, folds: int = 5, seed: int = 0,
-        fitted_on: str = "", size_weighted: bool = True, gated_only: bool = True) -> Calibration:
+        fitted_on: str = "", size_weighted: bool = True, gated_only: bool = True,
+        signed: bool = True) -> Calibration:
     """Fit the logistic verdict model on `labelled_clusters` rows; out-of-fold metrics by
     stratified k-fold (seeded, so the same labels give the same report). With `size_weighted`,
     each cluster counts √n_keys times (when the frame has n_keys): a verdict on a big cluster is
     many keys' verdict, yet small farms must not vanish from the fit. With `gated_only` (default)
-    the fit and its metrics cover only the clusters that pass the verdict's gates (`gated`)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    the fit and its metrics cover only the clusters that pass the verdict's gates (`gated`). With
+    `signed` (default) each weight keeps the sign verdict.FEATURE_SIGNS gives it: evidence of
+    control or evasion never lowers a score, whatever the training worlds' collinearity."""
+    from scipy.special import expit
+    from sklearn.model_selection import StratifiedKFold
 
     if gated_only:
         frame = frame[gated(frame)]
@@ -216,20 +251,22 @@ def fit(frame: pd.DataFrame, *, C: float = 1.0, folds: int = 5, seed: int = 0,
         raise KeyfarmInputError("calibrate: labels need both farm and benign clusters "
                                 f"({n_farm} of {len(y)} labelled clusters are farms)", table="labels",
                                 column="label")
-    model = LogisticRegression(C=C, max_iter=5000)
+    signs = [FEATURE_SIGNS[n] if signed else 0 for n in MODEL_FEATURES]
     k = max(2, min(folds, n_farm, len(y) - n_farm))
-    cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    prob = cross_val_predict(LogisticRegression(C=C, max_iter=5000), X, y, cv=cv, method="predict_proba",
-                             params={"sample_weight": sample_weight})[:, 1]
+    prob = np.empty(len(y))
+    for train, test in StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(X, y):
+        b, w = fit_logistic(X[train], y[train], sample_weight[train], C=C, signs=signs)
+        prob[test] = expit(X[test] @ w + b)
     pred = prob >= 0.5
     tp = int((pred & (y == 1)).sum())
     precision = tp / int(pred.sum()) if pred.any() else 1.0
     recall = tp / n_farm
-    model.fit(X, y, sample_weight=sample_weight)
-    weights = {n: float(w) for n, w in zip(MODEL_FEATURES, model.coef_[0])}
-    return Calibration(bias=float(model.intercept_[0]), weights=weights, n_clusters=len(y), n_farm=n_farm,
+    bias, coef = fit_logistic(X, y, sample_weight, C=C, signs=signs)
+    weights = {n: float(w) for n, w in zip(MODEL_FEATURES, coef)}
+    how = "sign-constrained logistic regression" if signed else "logistic regression"
+    return Calibration(bias=bias, weights=weights, n_clusters=len(y), n_farm=n_farm,
                        cv_precision=precision, cv_recall=recall, reliability=reliability_table(prob, y),
-                       fitted_on=fitted_on or f"{len(y)} labelled clusters, logistic regression C={C}")
+                       fitted_on=fitted_on or f"{len(y)} labelled clusters, {how} C={C}")
 
 
 def calibrate(out_dirs, labels: pd.DataFrame, *, C: float = 1.0, folds: int = 5, seed: int = 0,

@@ -25,6 +25,14 @@ import pandas as pd
 MODEL_FEATURES = ("payment", "timing", "device", "control_span", "pool", "prompt", "burst",
                   "activation", "synchrony", "usage", "multiplier", "size", "declared_org",
                   "institutional_domain", "control_evasion")
+# The sign each weight may take when fitted (`keyfarm calibrate`): +1 for evidence of common control
+# or of limit evasion (a shared card or an activation burst must never argue for innocence, whatever
+# collinearity a training world has), -1 for evidence of a legitimate organisation, 0 for free.
+# Unconstrained, the fit on generated worlds gave payment -2.6 beside control_span and
+# control_evasion: the three carry one signal, and the split among them is an accident of the worlds.
+FEATURE_SIGNS = {"payment": 1, "timing": 1, "device": 1, "control_span": 1, "pool": 1, "prompt": 0,
+                 "burst": 1, "activation": 1, "synchrony": 1, "usage": 1, "multiplier": 1, "size": 0,
+                 "declared_org": -1, "institutional_domain": -1, "control_evasion": 1}
 # Shared addresses are not a model feature: fitted, they weighed −6 (most address-linked clusters of
 # the training worlds are offices and campuses) and sank every farm that runs from its own machines.
 # They enter through `pool` (a rotating proxy pool) and the explanation; offices and campuses are
