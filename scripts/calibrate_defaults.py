@@ -76,7 +76,7 @@ def main(argv=None) -> int:
         result = calibrate(outs, labels, C=args.C, seed=0, fitted_on=(
             f"scripts/calibrate_defaults.py: generated worlds, seeds {','.join(map(str, args.seeds))} x "
             f"{args.keys:,} keys and legacy-pattern seeds {','.join(map(str, args.legacy_seeds)) or 'none'} x "
-            f"{args.legacy_keys:,} keys, {args.days} days; logistic regression C={args.C:g} on the clusters passing the gates, sqrt(n_keys) weights"))
+            f"{args.legacy_keys:,} keys, {args.days} days; sign-constrained logistic regression C={args.C:g} on the clusters passing the gates, sqrt(n_keys) weights"))
         print(f"round {round_}:\n{result.report()}\n", file=sys.stderr)
         if not args.dry_run:
             DEFAULTS_FILE.write_text(

@@ -35,6 +35,28 @@ def test_an_account_tied_like_a_member_joins_the_farm_and_the_home_users_stay_ap
     assert len(set(out[:60])) == 1
 
 
+def test_an_account_on_a_farm_card_joins_the_farm_and_a_borrowed_address_does_not():
+    # a dense farm; account c shares one of its cards with a member (a control link), account h
+    # one of its exit addresses (a plain link of the same weight): neither is tied to the farm as a
+    # typical member is, only the card is evidence of the farm's actor
+    farm = [(a, b, 3.0) for a in range(10) for b in range(a + 1, 10)]
+    c, h, p = 10, 11, 12                                   # p: the pair partner of c on a second card
+    src, dst, w = arrays(farm + [(c, 0, 0.8), (c, 1, 0.5), (h, 2, 0.8), (h, 3, 0.5), (c, p, 0.6)])
+    labels = np.array([0] * 10 + [1, 2, 1])
+    control = (np.array([c, c]), np.array([0, p]), np.array([0.8, 0.6]))   # cards: c-0 and c-p
+    plain = absorb(src, dst, w, 13, labels)
+    assert plain[c] != plain[0] and plain[h] != plain[0]   # the median rule keeps both out
+    out = absorb(src, dst, w, 13, labels, control=control, control_min=0.3)
+    assert out[c] == out[0]                                # its card with member 0
+    assert out[h] != out[0]                                # an address is no control evidence
+    # p shares a card with c only, and c is now the farm's: p follows in the next round
+    assert out[p] == out[0]
+    # the waiver still needs c tied to the farm twice as much as to its own piece
+    heavy = absorb(src, dst, np.where((src == c) & (dst == p), 1.0, w), 13, labels, control=control,
+                   control_min=0.3)
+    assert heavy[c] != heavy[0]
+
+
 def test_a_stray_edge_moves_nobody():
     rng = np.random.default_rng(2)
     farm = [(a, b, 3.0) for a in range(10) for b in range(a + 1, 10)]           # a tight farm

@@ -202,6 +202,8 @@ class CommunityConfig:
     strong_max_accounts: int = 5000  # ... of at most this many accounts (larger: a NAT's or cloud's web)
     absorb: float = 0.5           # then an account joins the community it is tied to as a typical
     #                               member is, at this share of the median member's tie (0: off)
+    control_link: float = 0.3     # ... or, whatever its share, when it shares a card or a device worth at
+    #                               least this with the community's members (0: off; community.absorb)
     # daily runs (--previous): in the run from yesterday's partition, two accounts of one previous
     # community are also linked with weight hysteresis × resolution (history.warmstart.memory_links);
     # 0.5: a community stays together down to half the density a new one needs. 0: off
@@ -216,6 +218,7 @@ class CommunityConfig:
         _at_least("community", "resolution", self.resolution, 0.0)
         _at_least("community", "min_edge_weight", self.min_edge_weight, 0.0)
         _at_least("community", "absorb", self.absorb, 0.0)
+        _at_least("community", "control_link", self.control_link, 0.0)
         _at_least("community", "strong_link", self.strong_link, 0.0)
         _at_least("community", "strong_max_accounts", self.strong_max_accounts, 2)
         if self.n_iterations != -1 and self.n_iterations < 1:   # 0 iterations would find no clusters at all

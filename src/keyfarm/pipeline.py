@@ -107,22 +107,25 @@ def detect_communities(graph, tables: Tables, config, seed: int, initial: np.nda
     cfg = config.community
     account = graph.account
     n_acc = int(account.max()) + 1 if account.size else 0
-    linked, src, dst, weight = account_graph(graph.src, graph.dst, graph.w, account, cfg.min_edge_weight)
+    linked, src, dst, weight, control = account_graph(graph.src, graph.dst, graph.w, account, cfg.min_edge_weight,
+                                                      with_control=True)
     n_linked = linked.size
     if cfg.algorithm == "leiden":   # per connected component, so a partitioned engine gets the same
         from keyfarm.community.bycomponent import communities_by_component
         detect = component_leiden(cfg, seed)
         component = connected_components(src, dst, n_linked)
+        control = control_links(src, dst, control) if cfg.control_link > 0 else None
         sub = settle_communities(src, dst, weight, n_linked,
                                  communities_by_component(src, dst, weight, n_linked, detect, component=component),
-                                 cfg)
+                                 cfg, control)
         if initial is not None and n_linked:   # a daily run: also from yesterday's, keep the closer
             from keyfarm.history.warmstart import closer_to_previous, warm_partition
             warm = warm_partition(src, dst, weight, n_linked, initial[linked], component,
                                   cfg.hysteresis * cfg.resolution,
                                   lambda s, d, w, start: communities_by_component(s, d, w, n_linked, detect, start,
                                                                                   component=component))
-            sub = closer_to_previous(initial[linked], sub, settle_communities(src, dst, weight, n_linked, warm, cfg))
+            sub = closer_to_previous(initial[linked], sub, settle_communities(src, dst, weight, n_linked, warm, cfg,
+                                                                              control))
     elif cfg.algorithm == "louvain":
         sub = louvain(src, dst, weight, n_linked, resolution=cfg.resolution, objective=cfg.objective,
                       seed=seed, n_iterations=cfg.n_iterations)
@@ -139,12 +142,13 @@ def detect_communities(graph, tables: Tables, config, seed: int, initial: np.nda
     return stable_cluster_ids(acc_memb[account])
 
 
-def settle_communities(src, dst, weight, n_nodes: int, labels: np.ndarray, cfg) -> np.ndarray:
+def settle_communities(src, dst, weight, n_nodes: int, labels: np.ndarray, cfg, control=None) -> np.ndarray:
     """CPM's partition settled: loose communities joined through strong links (community.strong),
-    then accounts absorbed by the big community they are tied to as its members are
-    (community.absorb), both over one CSR of the graph. Both read one connected component at a
-    time, so the Spark engine runs this per component. The strong step sends a weak member back
-    at the absorb share (0.5 when absorb is off)."""
+    then accounts absorbed by the big community they are tied to as its members are, or by a card
+    or device they share with it (community.absorb; `control`: control_links on the same nodes),
+    both over one CSR of the graph. Both read one connected component at a time, so the Spark
+    engine runs this per component. The strong step sends a weak member back at the absorb share
+    (0.5 when absorb is off)."""
     from keyfarm.community._graph import canonical_csr
     from keyfarm.community.absorb import absorb
     from keyfarm.community.strong import merge_strong
@@ -153,7 +157,38 @@ def settle_communities(src, dst, weight, n_nodes: int, labels: np.ndarray, cfg) 
                         n_nodes)
     labels = merge_strong(src, dst, weight, n_nodes, labels, threshold=cfg.strong_link,
                           max_accounts=cfg.strong_max_accounts, member_share=cfg.absorb or 0.5, csr=csr)
-    return absorb(src, dst, weight, n_nodes, labels, share=cfg.absorb, csr=csr)
+    return absorb(src, dst, weight, n_nodes, labels, share=cfg.absorb, csr=csr, control=control,
+                  control_min=cfg.control_link)
+
+
+CONTROL_SIGNALS = ("payment", "device")   # evidence an actor holds, not infrastructure it borrows
+
+
+def control_weight(a: np.ndarray, b: np.ndarray, w: dict, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Per account link (src, dst) of account_links(a, b, w): the part of its weight the control
+    signals carry (CONTROL_SIGNALS: cards and devices; 0 where none), what community.absorb's
+    waiver reads. Both engines call it on the key pairs they called account_links on."""
+    sub = {s: w[s] for s in CONTROL_SIGNALS if s in w}
+    out = np.zeros(np.size(src))
+    if not sub or not np.size(src):
+        return out
+    c_src, c_dst, c_w = account_links(a, b, sub, 0.0)
+    base = np.int64(max(int(src.max()), int(dst.max()), int(c_src.max(initial=0)), int(c_dst.max(initial=0))) + 1)
+    code = np.asarray(src, np.int64) * base + np.asarray(dst, np.int64)
+    c_code = c_src * base + c_dst
+    at = np.searchsorted(code, c_code)      # account_links' pairs are sorted by (src, dst)
+    ok = at < code.size
+    ok[ok] = code[at[ok]] == c_code[ok]     # a control link whose whole link min_edge_weight dropped: none
+    out[at[ok]] = c_w[ok]
+    return out
+
+
+def control_links(src, dst, control) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The (src, dst, weight) links with control evidence, for community.absorb (None: none)."""
+    if control is None:
+        return None
+    keep = np.asarray(control) > 0
+    return np.asarray(src)[keep], np.asarray(dst)[keep], np.asarray(control, np.float64)[keep]
 
 
 def component_leiden(cfg, seed: int):
@@ -174,13 +209,15 @@ def component_leiden(cfg, seed: int):
 
 
 def account_graph(key_src: np.ndarray, key_dst: np.ndarray, w: dict, account: np.ndarray,
-                  min_edge_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                  min_edge_weight: float = 0.0, *, with_control: bool = False) -> tuple:
     """The account graph community detection runs on: (linked accounts, src, dst, weight) with
     src < dst numbering the linked accounts 0..n−1 in account order. Two accounts are linked by the
     strongest key pair between them per signal, summed over signals (the account signal links keys
     of one account and is not counted); links of weight <= min_edge_weight are left out. A pure
-    function of the key edges."""
-    src, dst, weight = account_links(account[key_src], account[key_dst], w, min_edge_weight)
+    function of the key edges. `with_control` adds each link's control_weight as a fifth array."""
+    a, b = account[key_src], account[key_dst]
+    src, dst, weight = account_links(a, b, w, min_edge_weight)
+    control = control_weight(a, b, w, src, dst) if with_control else None
     # most accounts share nothing: they stay alone, and the optimiser only sees linked accounts
     n_acc = int(account.max()) + 1 if account.size else 0
     present = np.zeros(n_acc, bool)
@@ -188,6 +225,8 @@ def account_graph(key_src: np.ndarray, key_dst: np.ndarray, w: dict, account: np
     present[dst] = True
     linked = np.flatnonzero(present)
     number = np.cumsum(present) - 1          # each linked account's rank among them (a lookup, not a search)
+    if with_control:
+        return linked, number[src], number[dst], weight, control
     return linked, number[src], number[dst], weight
 
 

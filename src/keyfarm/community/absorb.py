@@ -13,6 +13,10 @@ to (w(v, B): the sum of its links into B) when
   typical member is, whatever B's size: no density threshold that moves with the job's size), and
 - w(v, B) ≥ DOMINANCE × w(v, A \\ {v}) (v belongs to B far more than to where CPM left it), and
 - B has at least two accounts (CPM already weighs joining a lone account or a small group).
+The first condition is waived for an account that shares a card or a device with B's members
+(`control`: its links of those signals alone, summing to at least `control_min` into B): a farm's
+account opened on one of its cards is the farm's however few of its members it is tied to, while
+a proxy farm's borrowed home address is no such evidence.
 A campus tied to a farm by a stray edge stays apart (the edge is a small share of a farm member's
 ties), and so does the home user whose address a proxy farm borrowed (one shared exit against a
 farm member's many). Nodes are visited in ascending order, each move applied at once (medians
@@ -32,7 +36,8 @@ DOMINANCE = 2.0   # w(v, B) against w(v, own community): v belongs to B far more
 MAX_ROUNDS = 10   # rounds of moves, at most (each round visits every node once)
 
 
-def absorb(src, dst, weight, n_nodes: int, labels, *, share: float = 0.5, csr=None) -> np.ndarray:
+def absorb(src, dst, weight, n_nodes: int, labels, *, share: float = 0.5, csr=None, control=None,
+           control_min: float = 0.0) -> np.ndarray:
     """Labels after absorption (see the module docstring): 0..k−1 in order of the nodes' first
     appearance; `share` 0 returns `labels` renumbered the same way, unchanged otherwise.
 
@@ -47,6 +52,10 @@ def absorb(src, dst, weight, n_nodes: int, labels, *, share: float = 0.5, csr=No
         A node joins B when its tie to B is at least `share` × the median member's tie to B.
     csr : tuple, optional
         canonical_csr(src, dst, weight, n_nodes) when the caller has it already.
+    control : tuple (src, dst, weight), optional
+        The links of control evidence alone (cards, devices), on the same nodes.
+    control_min : float
+        A node tied to B by control links summing to this (> 0) joins B whatever its share.
     """
     labels = np.asarray(labels, np.int64)
     if labels.size != n_nodes:
@@ -57,6 +66,12 @@ def absorb(src, dst, weight, n_nodes: int, labels, *, share: float = 0.5, csr=No
     dst = np.asarray(dst, np.int64)
     weight = np.asarray(weight, np.float64)
     indptr, indices, data = canonical_csr(src, dst, weight, n_nodes) if csr is None else csr
+    if control is not None and control_min > 0 and np.size(control[0]):
+        c_indptr, c_indices, c_data = canonical_csr(np.asarray(control[0], np.int64), np.asarray(control[1], np.int64),
+                                                    np.asarray(control[2], np.float64), n_nodes)
+    else:   # no control waiver: an empty CSR
+        c_indptr, c_indices, c_data = np.zeros(n_nodes + 1, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        control_min = np.inf
     cur = relabel(labels)   # a new array, moved in place
     n_labels = int(cur.max()) + 1
     moved_any = False
@@ -64,7 +79,8 @@ def absorb(src, dst, weight, n_nodes: int, labels, *, share: float = 0.5, csr=No
         own = member_ties(indptr, indices, data, cur)
         median = community_medians(cur, own, n_labels)
         size = np.bincount(cur, minlength=n_labels).astype(np.int64)
-        if _absorb_round(indptr, indices, data, cur, size, median, float(share), DOMINANCE) == 0:
+        if _absorb_round(indptr, indices, data, c_indptr, c_indices, c_data, cur, size, median, float(share),
+                         DOMINANCE, float(control_min)) == 0:
             break
         moved_any = True
     if not moved_any:
@@ -106,9 +122,10 @@ def member_ties(indptr, indices, data, labels):
 
 
 @numba.njit(cache=True, nogil=True)
-def _absorb_round(indptr, indices, data, labels, size, median, share, dominance):
-    """One pass over the nodes in ascending order, moving each by the rule of `absorb`; labels and
-    sizes are updated in place. Returns the number of moves."""
+def _absorb_round(indptr, indices, data, c_indptr, c_indices, c_data, labels, size, median, share, dominance,
+                  control_min):
+    """One pass over the nodes in ascending order, moving each by the rule of `absorb` (c_*: the
+    CSR of control links); labels and sizes are updated in place. Returns the number of moves."""
     n = indptr.size - 1
     tie = np.zeros(size.size)
     touched = np.empty(size.size, np.int64)
@@ -135,8 +152,16 @@ def _absorb_round(indptr, indices, data, labels, size, median, share, dominance)
                 best_tie = tie[c]
         for i in range(k):
             tie[touched[i]] = 0.0
-        if best >= 0 and median[best] > 0.0 and best_tie >= share * median[best] \
-                and best_tie >= dominance * own:
+        if best < 0 or best_tie < dominance * own:
+            continue
+        typical = median[best] > 0.0 and best_tie >= share * median[best]
+        if not typical:   # the waiver: control links into best
+            control = 0.0
+            for q in range(c_indptr[v], c_indptr[v + 1]):
+                if labels[c_indices[q]] == best and c_indices[q] != v:
+                    control += c_data[q]
+            typical = control >= control_min
+        if typical:
             labels[v] = best
             size[a] -= 1
             size[best] += 1

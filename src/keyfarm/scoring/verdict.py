@@ -71,7 +71,8 @@ class ScoringConfig:
     min_accounts: int = 3                # never `farm` below this many accounts
     threshold: float = 0.5               # `farm` when score >= threshold (and the gates below)
     review_threshold: float = 0.2        # `review` when not farm and score >= this
-    min_control: float = 0.5             # `farm` needs one control feature at least this strong
+    min_control: float = 0.6             # `farm` needs one control feature at least this strong: more
+    #                                      than half the accounts (a family card on two of four is not the four)
     min_multiplier: float = 1.5          # `farm` needs the accounts to draw this many limits together
     signal_share: float = 0.05           # a signal "links" a cluster when it carries this share of weight
     bias: float = field(default_factory=lambda: _defaults()["bias"])

@@ -31,7 +31,7 @@ PROMPT_TEXT_SCHEMA = "key long, account long, text_id long, text string"
 PROMPT_BAND_SCHEMA = "text_id long, band int, bucket long"
 LINK_SIGNALS = tuple(s for s in SIGNALS if s != "account")   # what links accounts (pipeline.account_links)
 ACCOUNT_PAIR_SCHEMA = "x long, y long, " + ", ".join(f"{s} double" for s in LINK_SIGNALS)
-ACCOUNT_LINK_SCHEMA = "x long, y long, weight double"
+ACCOUNT_LINK_SCHEMA = "x long, y long, weight double, control double"
 COMMUNITY_SCHEMA = "account long, component long, label long, warm long"
 TOKEN_STAGE_SCHEMA = ("kind string, a long, b long, token string, signal string, n_accounts long, "
                       "n_keys long, " + ", ".join(f"w{i} double, c{i} double, t{i} string"
@@ -280,13 +280,14 @@ def account_pair_stage(batch: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
 
 
 def account_link_stage(group: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
-    """One group of account pairs (every key pair of each) → pipeline.account_links: (x, y, weight)."""
-    from keyfarm.pipeline import account_links
+    """One group of account pairs (every key pair of each) → pipeline.account_links and
+    pipeline.control_weight: (x, y, weight, control)."""
+    from keyfarm.pipeline import account_links, control_weight
 
-    src, dst, weight = account_links(group["x"].to_numpy(np.int64), group["y"].to_numpy(np.int64),
-                                     {s: group[s].to_numpy(np.float64) for s in LINK_SIGNALS},
-                                     ctx.config.community.min_edge_weight)
-    return pd.DataFrame({"x": src, "y": dst, "weight": weight})
+    x, y = group["x"].to_numpy(np.int64), group["y"].to_numpy(np.int64)
+    w = {s: group[s].to_numpy(np.float64) for s in LINK_SIGNALS}
+    src, dst, weight = account_links(x, y, w, ctx.config.community.min_edge_weight)
+    return pd.DataFrame({"x": src, "y": dst, "weight": weight, "control": control_weight(x, y, w, src, dst)})
 
 
 def component_stage(group: pd.DataFrame, ctx: WorkerContext, seed: int) -> pd.DataFrame:
@@ -296,7 +297,7 @@ def component_stage(group: pd.DataFrame, ctx: WorkerContext, seed: int) -> pd.Da
     previous run also `warm`, the labels from its partition (history.warmstart, as the local
     engine runs it; −1 without)."""
     from keyfarm.community.bycomponent import component_communities
-    from keyfarm.pipeline import component_leiden, settle_communities
+    from keyfarm.pipeline import component_leiden, control_links, settle_communities
 
     x = group["x"].to_numpy(np.int64)
     y = group["y"].to_numpy(np.int64)
@@ -305,7 +306,8 @@ def component_stage(group: pd.DataFrame, ctx: WorkerContext, seed: int) -> pd.Da
     cfg = ctx.config.community
     detect = component_leiden(cfg, seed)
     lx, ly = np.searchsorted(nodes, x), np.searchsorted(nodes, y)   # component_communities' numbering
-    labels = settle_communities(lx, ly, w, nodes.size, component_communities(nodes, x, y, w, detect), cfg)
+    control = control_links(lx, ly, group["control"].to_numpy(np.float64)) if cfg.control_link > 0 else None
+    labels = settle_communities(lx, ly, w, nodes.size, component_communities(nodes, x, y, w, detect), cfg, control)
     warm = np.full(nodes.size, -1, np.int64)
     if ctx.initial is not None:
         from keyfarm.history.warmstart import warm_partition
@@ -315,7 +317,7 @@ def component_stage(group: pd.DataFrame, ctx: WorkerContext, seed: int) -> pd.Da
                                                  cfg.hysteresis * cfg.resolution,
                                                  lambda s, d, ww, start: component_communities(local, s, d, ww, detect,
                                                                                                start)),
-                                  cfg)
+                                  cfg, control)
     return pd.DataFrame({"account": nodes, "component": np.full(nodes.size, int(group["component"].iloc[0])),
                          "label": labels, "warm": warm})
 
