@@ -82,6 +82,37 @@ def test_returning_accounts_join_one_cluster_without_dragging_a_crowd():
     assert len(set(out[[3, 4, 5]].tolist())) == 1 and out[3] != out[0]
 
 
+def test_a_cluster_of_new_accounts_each_on_one_remembered_exit_joins_its_farm_whole():
+    remembered = _remembered([(7, "old1", "ip4", "ip4:a"), (7, "old2", "ip4", "ip4:b"), (7, "old3", "ip4", "ip4:c")])
+    tokens = _tokens([(0, "ip4", "ip4:a"), (0, "ip4", "ip4:b"),     # two exits: returns
+                      (1, "ip4", "ip4:b"), (2, "ip4", "ip4:c"),     # one exit each: touch only
+                      (3, "ip4", "ip4:x"),                          # nothing of the farm's
+                      (4, "ip4", "ip4:c")])                         # one exit, in a cluster of strangers
+    ids = np.array(["n0", "n1", "n2", "n3", "n4", "s5", "s6"], dtype=object)
+    matches = returning_matches(tokens, ids, remembered)
+    touching = returning_matches(tokens, ids, remembered, touching=True)
+    assert matches["account"].tolist() == [0]
+    assert touching["account"].tolist() == [1, 2, 4]
+    labels = np.array([0, 0, 0, 0, 1, 1, 1])    # today: n0..n3 one cluster; n4 with two strangers
+    present = pd.DataFrame({"account": np.zeros(0, np.int64), "group": np.zeros(0, np.int64)})
+    out = join_returning(labels, matches, present, touching)
+    assert len(set(out[[0, 1, 2, 3]].tolist())) == 1 and out[0] != labels[0]   # 3 of 4 touch it: whole
+    assert out[4:].tolist() == [1, 1, 1]                                       # one exit alone moves nothing
+    # counted without the touching accounts, only n0 would qualify: it stays where today put it
+    assert join_returning(labels, matches, present).tolist() == labels.tolist()
+
+
+def test_a_farms_own_devices_and_exits_are_remembered_not_a_benign_clusters():
+    tokens = _tokens([(0, "dev", "dev:d0"), (1, "dev", "dev:d1"), (0, "ip4", "ip4:e0"),   # farm 0's own
+                      (0, "ua", "ua:u0"),                                               # UA: not a kind kept alone
+                      (2, "dev", "dev:d2"), (3, "ip4", "ip4:e3"),                       # benign cluster 1's own
+                      (1, "dev", "dev:pop"), (3, "dev", "dev:pop"), (4, "dev", "dev:pop")])   # on three clusters
+    label = np.array([0, 0, 1, 1, 2, 2])
+    got = set(tying_tokens(tokens, label, own_labels=[0])["token"])
+    assert got == set(token_digest(np.array(["dev:d0", "dev:d1", "ip4:e0"], dtype=object)))
+    assert len(tying_tokens(tokens, label)) == 0
+
+
 def test_benign_label_detaches_only_on_the_same_evidence():
     labels = np.array([0, 0, 1, 1, 1])
     ids = np.array(["a", "b", "c", "d", "e"], dtype=object)
