@@ -82,6 +82,37 @@ def test_returning_accounts_join_one_cluster_without_dragging_a_crowd():
     assert len(set(out[[3, 4, 5]].tolist())) == 1 and out[3] != out[0]
 
 
+def test_a_cluster_of_new_accounts_each_on_one_remembered_exit_joins_its_farm_whole():
+    remembered = _remembered([(7, "old1", "ip4", "ip4:a"), (7, "old2", "ip4", "ip4:b"), (7, "old3", "ip4", "ip4:c")])
+    tokens = _tokens([(0, "ip4", "ip4:a"), (0, "ip4", "ip4:b"),     # two exits: returns
+                      (1, "ip4", "ip4:b"), (2, "ip4", "ip4:c"),     # one exit each: touch only
+                      (3, "ip4", "ip4:x"),                          # nothing of the farm's
+                      (4, "ip4", "ip4:c")])                         # one exit, in a cluster of strangers
+    ids = np.array(["n0", "n1", "n2", "n3", "n4", "s5", "s6"], dtype=object)
+    matches = returning_matches(tokens, ids, remembered)
+    touching = returning_matches(tokens, ids, remembered, touching=True)
+    assert matches["account"].tolist() == [0]
+    assert touching["account"].tolist() == [1, 2, 4]
+    labels = np.array([0, 0, 0, 0, 1, 1, 1])    # today: n0..n3 one cluster; n4 with two strangers
+    present = pd.DataFrame({"account": np.zeros(0, np.int64), "group": np.zeros(0, np.int64)})
+    out = join_returning(labels, matches, present, touching)
+    assert len(set(out[[0, 1, 2, 3]].tolist())) == 1 and out[0] != labels[0]   # 3 of 4 touch it: whole
+    assert out[4:].tolist() == [1, 1, 1]                                       # one exit alone moves nothing
+    # counted without the touching accounts, only n0 would qualify: it stays where today put it
+    assert join_returning(labels, matches, present).tolist() == labels.tolist()
+
+
+def test_a_farms_own_devices_and_exits_are_remembered_not_a_benign_clusters():
+    tokens = _tokens([(0, "dev", "dev:d0"), (1, "dev", "dev:d1"), (0, "ip4", "ip4:e0"),   # farm 0's own
+                      (0, "ua", "ua:u0"),                                               # UA: not a kind kept alone
+                      (2, "dev", "dev:d2"), (3, "ip4", "ip4:e3"),                       # benign cluster 1's own
+                      (1, "dev", "dev:pop"), (3, "dev", "dev:pop"), (4, "dev", "dev:pop")])   # on three clusters
+    label = np.array([0, 0, 1, 1, 2, 2])
+    got = set(tying_tokens(tokens, label, own_labels=[0])["token"])
+    assert got == set(token_digest(np.array(["dev:d0", "dev:d1", "ip4:e0"], dtype=object)))
+    assert len(tying_tokens(tokens, label)) == 0
+
+
 def test_benign_label_detaches_only_on_the_same_evidence():
     labels = np.array([0, 0, 1, 1, 1])
     ids = np.array(["a", "b", "c", "d", "e"], dtype=object)
@@ -122,15 +153,49 @@ def test_a_label_given_now_beats_a_carried_one_and_cluster_labels_need_the_previ
     assert sorted(resolve_labels(pd.DataFrame({"cluster_id": [3], "label": ["benign"]}), prev)["account_id"]) == ["x", "y"]
 
 
-def test_the_partition_closer_to_yesterday_is_kept_ties_keep_the_cold_start():
-    from keyfarm.history.warmstart import agreement, closer_to_previous
+def test_the_partition_closer_to_yesterday_is_kept_per_component_ties_keep_the_cold_start():
+    from keyfarm.history.warmstart import closer_by_component, component_agreement, reproduces_previous
 
-    previous = np.array([5, 5, 5, 8, 8, -1])
-    same = np.array([0, 0, 0, 1, 1, 2])
-    merged = np.array([0, 0, 0, 0, 0, 1])
-    assert agreement(previous, same) > agreement(previous, merged)
-    assert closer_to_previous(previous, merged, same) is same
-    assert closer_to_previous(previous, same, same.copy()) is same
+    previous = np.array([5, 5, 5, 8, 8, -1, 7, 7, 7])
+    component = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1])
+    same = np.array([0, 0, 0, 1, 1, 2, 3, 3, 4])         # yesterday's in component 0, 7 split in 1
+    merged = np.array([0, 0, 0, 0, 0, 1, 2, 2, 2])       # 5 and 8 merged in 0, yesterday's in 1
+    assert component_agreement(previous, same, component).tolist() == [5 + 5, 3 + 2]
+    assert component_agreement(previous, merged, component).tolist() == [3 + 5, 3 + 3]
+    assert reproduces_previous(previous, same, component).tolist() == [True, False]
+    assert reproduces_previous(previous, merged, component).tolist() == [False, True]
+    chosen = closer_by_component(previous, merged, same, component)
+    # component 0 from `same` (renumbered after merged's labels), component 1 from `merged`
+    assert chosen.tolist() == [3, 3, 3, 4, 4, 5, 2, 2, 2]
+    assert closer_by_component(previous, same, same.copy(), component).tolist() == same.tolist()
+    # a previous community split across two components today is cut at the border, not counted twice
+    assert component_agreement(np.array([1, 1, 1, 1]), np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1])).tolist() \
+        == [4, 4]
+
+
+def test_the_warm_run_skips_components_the_cold_run_gives_as_yesterday():
+    from keyfarm.history.warmstart import warm_where_changed
+
+    src, dst, w = np.array([0, 1, 3, 4]), np.array([1, 2, 4, 5]), np.ones(4)
+    component = np.array([0, 0, 0, 1, 1, 1])
+    cold = np.array([0, 0, 0, 1, 1, 1])
+    seen = []
+
+    def run(s, d, ww, start, comp):
+        seen.append(sorted(set(s.tolist()) | set(d.tolist())))
+        return np.array([0, 1, 1, 2, 2, 3])[:start.size]     # what a warm start returns
+
+    def settle(s, d, ww, labels):
+        return labels
+
+    # component 0 is yesterday's already; component 1 was one community yesterday too: nothing runs
+    assert warm_where_changed(src, dst, w, 6, np.array([9, 9, 9, 4, 4, 4]), component, cold, 0.0, run, settle) \
+        .tolist() == cold.tolist()
+    assert seen == []
+    # yesterday component 1 was split as {3, 4} {5}: only component 1 runs warm, and its warm labels win
+    out = warm_where_changed(src, dst, w, 6, np.array([9, 9, 9, 4, 4, 6]), component, cold, 0.0, run, settle)
+    assert seen == [[3, 4, 5]]
+    assert out[:3].tolist() == [0, 0, 0] and out[3] == out[4] != out[5] and out[5] not in out[:3]
 
 
 def test_memory_links_pair_every_two_accounts_of_a_previous_community_inside_one_component():
@@ -164,7 +229,7 @@ def test_hysteresis_keeps_a_crowd_cut_as_yesterday_when_a_tenth_of_its_links_cha
 
     from keyfarm.community import connected_components
     from keyfarm.community.bycomponent import communities_by_component
-    from keyfarm.history.warmstart import closer_to_previous, warm_partition
+    from keyfarm.history.warmstart import closer_by_component, warm_partition
     from keyfarm.pipeline import component_leiden
 
     n = 200
@@ -183,7 +248,8 @@ def test_hysteresis_keeps_a_crowd_cut_as_yesterday_when_a_tenth_of_its_links_cha
         return communities_by_component(s, d, ww, n, detect, start, component=component)
     kept = {}
     for h in (0.0, 0.5):
-        today = closer_to_previous(yesterday, cold, warm_partition(src, dst, w, n, yesterday, component, h * 0.2, run))
+        today = closer_by_component(yesterday, cold, warm_partition(src, dst, w, n, yesterday, component, h * 0.2, run),
+                                    component)
         kept[h] = len(pieces(yesterday) & pieces(today)) / len(pieces(yesterday))
         for piece in pieces(today):                     # memory links alone never hold a cluster together
             inside = np.isin(src, list(piece)) & np.isin(dst, list(piece))

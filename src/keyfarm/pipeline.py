@@ -98,9 +98,9 @@ def detect_communities(graph, tables: Tables, config, seed: int, initial: np.nda
     what CPM's density threshold cuts from a sparse farm. Leiden runs on each connected
     component alone (community.bycomponent), so the Spark engine, which runs it in one group per
     component, finds the same communities. With `initial` (per account, its
-    previous community or −1), Leiden also runs from the previous partition (with
-    `community.hysteresis`, yesterday's communities also linked: history.warmstart.memory_links) and
-    the result closer to it is kept (history.warmstart).
+    previous community or −1), Leiden also runs from the previous partition on the components the
+    cold run changed (with `community.hysteresis`, yesterday's communities also linked:
+    history.warmstart.memory_links), and on each the result closer to it is kept (history.warmstart).
     """
     from keyfarm.community import connected_components, label_propagation, leiden, louvain
 
@@ -118,14 +118,12 @@ def detect_communities(graph, tables: Tables, config, seed: int, initial: np.nda
         sub = settle_communities(src, dst, weight, n_linked,
                                  communities_by_component(src, dst, weight, n_linked, detect, component=component),
                                  cfg, control)
-        if initial is not None and n_linked:   # a daily run: also from yesterday's, keep the closer
-            from keyfarm.history.warmstart import closer_to_previous, warm_partition
-            warm = warm_partition(src, dst, weight, n_linked, initial[linked], component,
-                                  cfg.hysteresis * cfg.resolution,
-                                  lambda s, d, w, start: communities_by_component(s, d, w, n_linked, detect, start,
-                                                                                  component=component))
-            sub = closer_to_previous(initial[linked], sub, settle_communities(src, dst, weight, n_linked, warm, cfg,
-                                                                              control))
+        if initial is not None and n_linked:   # a daily run: also from yesterday's where changed, keep the closer
+            from keyfarm.history.warmstart import warm_where_changed
+            sub = warm_where_changed(
+                src, dst, weight, n_linked, initial[linked], component, sub, cfg.hysteresis * cfg.resolution,
+                lambda s, d, w, start, comp: communities_by_component(s, d, w, n_linked, detect, start, component=comp),
+                lambda s, d, w, labels: settle_communities(s, d, w, n_linked, labels, cfg, control))
     elif cfg.algorithm == "louvain":
         sub = louvain(src, dst, weight, n_linked, resolution=cfg.resolution, objective=cfg.objective,
                       seed=seed, n_iterations=cfg.n_iterations)

@@ -147,7 +147,8 @@ def adjust(history: History, tables, incidences, membership: np.ndarray) -> np.n
         present = pd.DataFrame({"account": code,
                                 "group": groups.reindex(remembered["cluster_id"]).to_numpy(np.int64)})
         present = present[present["account"] >= 0].drop_duplicates()
-        acc_label = ev.join_returning(acc_label, history.matches, present)
+        touching = ev.returning_matches(history.tokens, acc_ids, remembered, seen=seen, touching=True)
+        acc_label = ev.join_returning(acc_label, history.matches, present, touching)
     if len(history.labels):
         history.peers = lb.peers_of(history.labels, history.previous.label_peers if history.previous else
                                     empty_tables()["label_peers"], acc_ids, acc_label, history.prev_accounts)
@@ -236,8 +237,8 @@ def next_state(history: History, tables, acc_ids: np.ndarray, acc_cluster: np.nd
         accounts = accounts.sort_values("account_id", kind="stable").reset_index(drop=True)
     in_cluster = np.isin(acc_cluster, clusters["cluster_id"].to_numpy(np.int64))
     label = np.where(in_cluster, acc_cluster, -1)
-    tie = ev.tying_tokens(history.tokens, label) if history.tokens is not None else None
     farm_ids = set(clusters.loc[clusters["verdict"] == "farm", "cluster_id"].tolist())
+    tie = ev.tying_tokens(history.tokens, label, own_labels=sorted(farm_ids)) if history.tokens is not None else None
     farm_labelled = set(history.labels.loc[history.labels["label"] == "farm", "account_id"].tolist())
     if tie is not None and len(tie):
         tie = tie[tie["label"] >= 0]

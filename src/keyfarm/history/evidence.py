@@ -4,9 +4,13 @@ state/ for later runs, and the accounts of today that come back on them.
 A value *ties* a cluster when two or more of its accounts hold it and at least half of all accounts
 holding it are in the cluster: a farm's card, its rare device fingerprint, its proxy exits; never
 the campus NAT or the popular SDK. A card held only by accounts of the cluster is kept too, even
-on one account: a farm that gives each account its own card comes back on those cards. Values are kept as blake2b digests of the token text (payment
-fingerprints, device fingerprints, User-Agents, exact addresses and IPv6 /64s; not prompts, and not
-time slots, which are absolute times and never recur).
+on one account: a farm that gives each account its own card comes back on those cards. Of a
+`farm` cluster, its own device fingerprints, IPv4 addresses and IPv6 /64s (OWN_KINDS, held by
+its accounts alone) are kept the same way: a farm whose accounts each have their own device and
+exits, tied by its prompts, comes back on the devices and exits of its old accounts. Values are
+kept as blake2b digests of the token text (payment fingerprints, device fingerprints, User-Agents,
+exact addresses and IPv6 /64s; not prompts, and not time slots, which are absolute times and never
+recur).
 
 An account of today *returns* to a remembered farm F when the previous run did not have it and it
 holds one of F's remembered payment or device fingerprints (STRONG_KINDS: a card, or a device
@@ -36,6 +40,8 @@ REMEMBERED_KINDS = ("pay", "dev", "ua", "ip4", "ip6", "ip6/64")
 # incidences (the prompt signal's are the largest of all) are skipped without reading a token
 UNREMEMBERED_SIGNALS = ("account", "prompt", "timing")
 STRONG_KINDS = ("pay", "dev")
+# a farm's values held by its accounts alone are kept even on one account (a card of any cluster's)
+OWN_KINDS = ("pay", "dev", "ip4", "ip6/64")
 MAX_TOKEN_ACCOUNTS = 200
 TIE_SHARE = 0.5
 
@@ -120,10 +126,11 @@ def account_tokens(incidences, account: np.ndarray) -> pd.DataFrame:
         "token": pd.Categorical.from_codes(code, categories=categories, validate=False)})
 
 
-def tying_tokens(tokens: pd.DataFrame, label: np.ndarray) -> pd.DataFrame:
+def tying_tokens(tokens: pd.DataFrame, label: np.ndarray, own_labels=()) -> pd.DataFrame:
     """Rows of `tokens` (account_tokens) whose value ties the account's cluster (`label` per
-    account); with the cluster's label as column `label` and the token as a digest. Counts are
-    bincounts over integer codes of tokens and of (label, token) pairs."""
+    account), or is one of OWN_KINDS held by the cluster's accounts alone when the cluster is one of
+    `own_labels` (the farms); with the cluster's label as column `label` and the token as a digest.
+    Counts are bincounts over integer codes of tokens and of (label, token) pairs."""
     if not len(tokens):
         return pd.DataFrame({"label": np.zeros(0, np.int64), "account": np.zeros(0, np.int64),
                              "kind": [], "token": []})
@@ -134,8 +141,9 @@ def tying_tokens(tokens: pd.DataFrame, label: np.ndarray) -> pd.DataFrame:
     pair = pd.factorize((lab - lab.min()) * np.int64(len(uniq)) + code)[0]   # hash codes: no sort needed
     inside = np.bincount(pair)[pair]
     kind = tokens["kind"].to_numpy(dtype=object)
-    own_card = (kind == "pay") & (inside == total)
-    tie = np.flatnonzero(((inside >= 2) & (inside >= TIE_SHARE * total)) | own_card)
+    own = (inside == total) & ((kind == "pay") |
+                               (np.isin(kind, OWN_KINDS) & np.isin(lab, np.asarray(list(own_labels), np.int64))))
+    tie = np.flatnonzero(((inside >= 2) & (inside >= TIE_SHARE * total)) | own)
     text = np.asarray(uniq, dtype=object)
     tie_code = code[tie]
     back, used = pd.factorize(tie_code)
@@ -144,13 +152,15 @@ def tying_tokens(tokens: pd.DataFrame, label: np.ndarray) -> pd.DataFrame:
 
 
 def returning_matches(tokens: pd.DataFrame, account_id: np.ndarray, remembered: pd.DataFrame, *,
-                      seen=()) -> pd.DataFrame:
+                      seen=(), touching: bool = False) -> pd.DataFrame:
     """Accounts of today that return to a remembered farm: (account, farm_id, group, n_values), one
     row per account. Remembered farms sharing a value are one group (`farm_groups`); an account
     returns to the group it shares most values with (ties: smaller id), named by the group's farm it
     shares most with. `remembered` has state/'s evidence columns (cluster_id, account_id, kind, token).
     Accounts in `seen` (the previous run's) never return: today's graph judged them on the same
-    evidence yesterday, and pulling them in would change an unchanged day."""
+    evidence yesterday, and pulling them in would change an unchanged day. With `touching`, the
+    other new accounts holding one of a group's remembered values instead (they do not return
+    alone; join_returning counts them when a cluster of today joins whole)."""
     empty = pd.DataFrame({"account": np.zeros(0, np.int64), "farm_id": np.zeros(0, np.int64),
                           "group": np.zeros(0, np.int64), "n_values": np.zeros(0, np.int64)})
     if not len(tokens) or not len(remembered):
@@ -175,7 +185,11 @@ def returning_matches(tokens: pd.DataFrame, account_id: np.ndarray, remembered: 
                      strong=hit["kind"].isin(STRONG_KINDS).to_numpy())
     per = hit.groupby(["account", "group"]).agg(n_values=("digest", "nunique"),
                                                 strong=("strong", "any")).reset_index()
-    per = per[per["strong"] | (per["n_values"] >= 2)]
+    returns = (per["strong"] | (per["n_values"] >= 2)).to_numpy()
+    if touching:
+        per = per[~per["account"].isin(per.loc[returns, "account"]).to_numpy()]
+    else:
+        per = per[returns]
     per = per.sort_values(["account", "n_values", "group"], ascending=[True, False, True], kind="stable") \
         .drop_duplicates("account")
     # the farm of the group the account shares most values with names it (ties: smaller id)
@@ -264,14 +278,18 @@ def farm_groups(rows: pd.DataFrame) -> pd.Series:
     return pd.Series(smallest, index=farms)
 
 
-def join_returning(acc_label: np.ndarray, matches: pd.DataFrame, present: pd.DataFrame) -> np.ndarray:
+def join_returning(acc_label: np.ndarray, matches: pd.DataFrame, present: pd.DataFrame,
+                   touching: pd.DataFrame | None = None) -> np.ndarray:
     """Per-account labels where each group of remembered farms' returning accounts (`matches`) and
     its remembered accounts present today (`present`: account, group) form one cluster.
 
-    A cluster of today that is at least half such accounts joins whole (its other accounts are tied
-    to them by today's evidence); of any other cluster only the returning accounts move. Farms are
-    taken in id order and an account moves once."""
+    A cluster of today that is at least half such accounts, or new accounts holding one of the
+    group's remembered values (`touching`: account, group, returning_matches(touching=True)),
+    joins whole (its other accounts are tied to them by today's evidence); of any other cluster
+    only the returning accounts move. A farm that came back on one proxy exit per new account is
+    one cluster of today, and joins whole. Farms are taken in id order and an account moves once."""
     present = present[present["group"].isin(matches["group"])]   # no returning account, nothing to join
+    near = touching[touching["group"].isin(matches["group"])] if touching is not None else present.iloc[:0]
     group = pd.concat([matches[["account", "group"]], present[["account", "group"]]], ignore_index=True) \
         .rename(columns={"group": "farm_id"}).sort_values(["farm_id", "account"], kind="stable") \
         .drop_duplicates("account")
@@ -281,13 +299,16 @@ def join_returning(acc_label: np.ndarray, matches: pd.DataFrame, present: pd.Dat
     size = np.bincount(out)
     base = int(out.max()) + 1
     moved = np.zeros(out.size, bool)
+    near_of = {int(g): rows["account"].to_numpy(np.int64) for g, rows in near.groupby("group", sort=True)}
     for n, (farm, rows) in enumerate(group.groupby("farm_id", sort=True)):
         acc = rows["account"].to_numpy(np.int64)
         acc = acc[~moved[acc]]
         if not acc.size:
             continue
-        labs, counts = np.unique(out[acc], return_counts=True)
-        whole = labs[counts * 2 >= size[labs]]
+        other = near_of.get(int(farm), np.zeros(0, np.int64))
+        other = other[~moved[other]]
+        labs, counts = np.unique(out[np.concatenate([acc, other])], return_counts=True)
+        whole = labs[(counts * 2 >= size[labs]) & np.isin(labs, out[acc])]
         take = np.union1d(acc, np.flatnonzero(np.isin(out, whole) & ~moved))
         if take.size < 2:   # one account alone is no cluster: it stays where today's evidence put it
             continue

@@ -28,7 +28,6 @@ class SparkCommunities:
     account: np.ndarray
     component: np.ndarray
     label: np.ndarray
-    warm: np.ndarray          # labels from the previous run's partition (−1 without one)
     n_links: int
     star_rounds: int
 
@@ -37,17 +36,14 @@ class SparkCommunities:
         """Accounts in the largest component (0 without links)."""
         return int(np.unique(self.component, return_counts=True)[1].max()) if self.component.size else 0
 
-    def membership(self, account: np.ndarray, initial: np.ndarray | None = None) -> np.ndarray:
+    def membership(self, account: np.ndarray) -> np.ndarray:
         """Per key: community id as pipeline.detect_communities gives it (accounts without links
-        alone; keys of one account together; ids by smallest key). With `initial` (per account,
-        the previous community or −1) the partition closer to it, cold or warm, as locally."""
+        alone; keys of one account together; ids by smallest key). With a previous run,
+        component_stage already kept, per component, the partition closer to it."""
         from keyfarm.pipeline import stable_cluster_ids
 
         n_acc = int(account.max()) + 1 if account.size else 0
         sub = _numbered(self.component, self.label)
-        if initial is not None and self.account.size:
-            from keyfarm.history.warmstart import closer_to_previous
-            sub = closer_to_previous(initial[self.account], sub, _numbered(self.component, self.warm))
         acc_memb = np.arange(n_acc, dtype=np.int64) + (int(sub.max()) + 1 if sub.size else 0)
         acc_memb[self.account] = sub
         return stable_cluster_ids(acc_memb[account])
@@ -138,5 +134,5 @@ def spark_communities(pairs, bc, config, seed: int, groups: int, per_batch, per_
     labelled = labelled.sort_values("account", kind="stable")
     return SparkCommunities(account=labelled["account"].to_numpy(np.int64),
                             component=labelled["component"].to_numpy(np.int64),
-                            label=labelled["label"].to_numpy(np.int64), warm=labelled["warm"].to_numpy(np.int64),
+                            label=labelled["label"].to_numpy(np.int64),
                             n_links=n_links, star_rounds=rounds)

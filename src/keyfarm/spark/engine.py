@@ -445,7 +445,7 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
             if config.community.algorithm == "leiden":   # on the executors, one group per component
                 from keyfarm.spark.communities import spark_communities
                 communities = spark_communities(pairs, bc, config, seed, groups, _per_batch, _per_group, keep)
-                membership = communities.membership(account, ctx.initial)
+                membership = communities.membership(account)
             else:
                 membership = detect_communities(graph, tables, config, seed, ctx.initial)
             history.communities = membership

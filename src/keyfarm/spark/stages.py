@@ -32,7 +32,7 @@ PROMPT_BAND_SCHEMA = "text_id long, band int, bucket long"
 LINK_SIGNALS = tuple(s for s in SIGNALS if s != "account")   # what links accounts (pipeline.account_links)
 ACCOUNT_PAIR_SCHEMA = "x long, y long, " + ", ".join(f"{s} double" for s in LINK_SIGNALS)
 ACCOUNT_LINK_SCHEMA = "x long, y long, weight double, control double"
-COMMUNITY_SCHEMA = "account long, component long, label long, warm long"
+COMMUNITY_SCHEMA = "account long, component long, label long"
 TOKEN_STAGE_SCHEMA = ("kind string, a long, b long, token string, signal string, n_accounts long, "
                       "n_keys long, " + ", ".join(f"w{i} double, c{i} double, t{i} string"
                                                    for i in range(len(SIGNALS))))
@@ -294,8 +294,8 @@ def component_stage(group: pd.DataFrame, ctx: WorkerContext, seed: int) -> pd.Da
     """One connected component's account links (x, y, weight, component) → Leiden labels of its
     accounts by community.bycomponent's rule (pipeline.component_leiden, the job's seed) and
     pipeline.settle_communities, as pipeline.detect_communities runs them; with a
-    previous run also `warm`, the labels from its partition (history.warmstart, as the local
-    engine runs it; −1 without)."""
+    previous run the closer of that and the run from its partition (history.warmstart.
+    warm_where_changed, as the local engine runs it)."""
     from keyfarm.community.bycomponent import component_communities
     from keyfarm.pipeline import component_leiden, control_links, settle_communities
 
@@ -308,18 +308,16 @@ def component_stage(group: pd.DataFrame, ctx: WorkerContext, seed: int) -> pd.Da
     lx, ly = np.searchsorted(nodes, x), np.searchsorted(nodes, y)   # component_communities' numbering
     control = control_links(lx, ly, group["control"].to_numpy(np.float64)) if cfg.control_link > 0 else None
     labels = settle_communities(lx, ly, w, nodes.size, component_communities(nodes, x, y, w, detect), cfg, control)
-    warm = np.full(nodes.size, -1, np.int64)
     if ctx.initial is not None:
-        from keyfarm.history.warmstart import warm_partition
+        from keyfarm.history.warmstart import warm_where_changed
         local = np.arange(nodes.size)
-        warm = settle_communities(lx, ly, w, nodes.size,
-                                  warm_partition(lx, ly, w, nodes.size, ctx.initial[nodes], np.zeros(nodes.size, np.int64),
-                                                 cfg.hysteresis * cfg.resolution,
-                                                 lambda s, d, ww, start: component_communities(local, s, d, ww, detect,
-                                                                                               start)),
-                                  cfg, control)
+        labels = warm_where_changed(
+            lx, ly, w, nodes.size, ctx.initial[nodes], np.zeros(nodes.size, np.int64), labels,
+            cfg.hysteresis * cfg.resolution,
+            lambda s, d, ww, start, comp: component_communities(local, s, d, ww, detect, start),
+            lambda s, d, ww, lab: settle_communities(s, d, ww, nodes.size, lab, cfg, control))
     return pd.DataFrame({"account": nodes, "component": np.full(nodes.size, int(group["component"].iloc[0])),
-                         "label": labels, "warm": warm})
+                         "label": labels})
 
 
 # ---------------------------------------------------------------- tokens: degrees, weights, projection
