@@ -12,10 +12,13 @@ weights, hubs and the projection (graph.build's functions) run per token group; 
 summed in Spark (contributions are multiples of 2**-32, so sums are exact in any order) and the
 strongest token per (pair, signal) is the largest contribution, smallest token on ties, as in the
 local kernel. Communities run on the executors (keyfarm.spark.communities: account links,
-connected components by large-star/small-star, Leiden per component). The driver collects the
-edges (for scores and outputs), one row per linked account of communities, per-key
-aggregates (all keys' totals; daily tokens and active bins of keys in multi-key clusters only) and
-judges hubs and scores clusters with the scoring package (pipeline.score_stage). Outputs are identical to pipeline.link's for the same input and seed.
+connected components by large-star/small-star, Leiden per component). The driver collects no
+edge: one row per linked account of communities, per-key aggregates (all keys' totals; daily
+tokens and active bins of keys in multi-key clusters only) and the judged hubs' members; it judges
+hubs and runs the features that read no edge (pipeline.settle_membership, scoring.node_features),
+while the edge features run per group of clusters and edges.parquet is built and written by the
+executors as a folder of parts (keyfarm.spark.outputs). Outputs are identical to pipeline.link's
+for the same input and seed (edges: the same rows, read from the parts in path order).
 """
 from __future__ import annotations
 
