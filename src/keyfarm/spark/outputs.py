@@ -67,7 +67,8 @@ def edge_frame(pairs, ok, bc, cbc, key_group, rep: np.ndarray, per_batch, per_co
     spark = ok.sparkSession
     ctx = bc.value
     template = stages.edge_rows_stage(_empty_pairs(len(stages.SIGNALS)), ctx, cbc.value)
-    rows = pairs.mapInPandas(per_batch(stages.edge_rows_stage, bc, cbc), _ddl(template))
+    # read four times (the examples' keys at both ends, the rows themselves, the sort's sample)
+    rows = keep(pairs.mapInPandas(per_batch(stages.edge_rows_stage, bc, cbc), _ddl(template)))
     flagged = rows.filter(F.col("example"))
     needed = flagged.select(F.col("a").alias("key"), F.col("evidence_prompt").alias("token")) \
         .unionByName(flagged.select(F.col("b").alias("key"), F.col("evidence_prompt").alias("token"))).distinct()
@@ -104,7 +105,12 @@ class SparkEdges:
         path = Path(path)
         if path.is_file():
             path.unlink()
-        self.frame.write.mode("overwrite").parquet(str(path))
+        context = self.frame.sparkSession.sparkContext
+        context.setJobDescription("keyfarm write")   # the event log's name for these jobs (spark_stages.py)
+        try:
+            self.frame.write.mode("overwrite").parquet(str(path))
+        finally:
+            context.setJobDescription(None)
 
     def to_pandas(self) -> pd.DataFrame:
         """The table in memory, as the local engine's result holds it."""
