@@ -115,6 +115,9 @@ def spark_session(master: str = "local[2]", *, shuffle_partitions: int | None = 
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.legacy.parquet.nanosAsLong": "true",
         "spark.driver.memory": driver_memory,
+        # a plan's description is kept per SQL execution (event log, UI store): bounded, or a long
+        # job's descriptions fill the driver's heap (an OutOfMemoryError seen writing the edges)
+        "spark.sql.maxPlanStringLength": str(1 << 20), "spark.sql.ui.retainedExecutions": "100",
     }
     if shuffle_partitions is not None:
         if shuffle_partitions < 1:
@@ -448,7 +451,10 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                        .applyInPandas(_per_group(stages.token_stage, bc), stages.TOKEN_STAGE_SCHEMA))
             hubs = tok.filter(F.col("kind") == "hub").select("token", "signal", "n_accounts", "n_keys").toPandas()
             hubs = hub_table(hubs.assign(is_hub=True))
-            pairs = keep(_pairs(tok))
+            # materialised once with its lineage cut: every later plan (communities, scores, the
+            # edges' write) starts here, and their plan strings stay small
+            from keyfarm.spark.communities import truncate
+            pairs = truncate(_pairs(tok), persisted)
             n_edges = int(pairs.count())
             # only an optimiser other than Leiden (run on the driver) needs the edge list here
             graph = None if config.community.algorithm == "leiden" else _collect_graph(pairs, bc)
