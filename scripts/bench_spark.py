@@ -42,7 +42,10 @@ def child(engine: str, world: str, seed: int, partitions: int, driver_memory: st
         spark = spark_session("local[2]", shuffle_partitions=partitions, driver_memory=driver_memory,
                               conf=parse_spark_conf(spark_conf))
         extra["session_s"] = round(time.perf_counter() - begin, 2)
-        result = link_spark(world, seed=seed, progress=progress, spark=spark)
+        # the edges are written by the executors, as `keyfarm link --engine spark` writes them: the
+        # driver never collects them
+        result = link_spark(world, seed=seed, progress=progress, spark=spark,
+                            then=lambda r: r.edges.write(Path(out).with_suffix(".edges.parquet")))
         proc = getattr(spark.sparkContext._gateway, "proc", None)
         if proc is not None:
             extra["jvm_hwm_mib"] = round(vm_hwm_mib(proc.pid), 1)

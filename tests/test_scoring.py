@@ -182,3 +182,31 @@ def test_private_infrastructure_of_users_who_draw_unalike_does_not_open_the_gate
     unalike = score_clusters(feats.assign(usage_low=feats["usage"] * 0.2), config)
     assert alike["control"].iloc[0] == 1.0 and alike["verdict"].iloc[0] == "farm"
     assert unalike["control"].iloc[0] == pytest.approx(0.2) and unalike["verdict"].iloc[0] != "farm"
+
+
+def test_edge_features_of_a_group_of_clusters_need_only_their_inside_edges(small_world_dir):
+    """scoring.edge_features on each third of the clusters, given only those clusters' inside edges
+    (what the Spark engine's groups hold), equals the whole job's features, edge for edge."""
+    from keyfarm.config import Config
+    from keyfarm.pipeline import detect_communities, link
+    from keyfarm.scoring.features import edge_features
+
+    config = Config.default()
+    result = link(small_world_dir, config, seed=2)
+    graph, account = result.graph, result.tables.keys["account"].to_numpy(np.int64)
+    membership = detect_communities(graph, result.tables, config, seed=2)
+    whole_cids = np.flatnonzero(np.bincount(membership) >= 2)
+    whole = edge_features(account, membership, whole_cids, graph.src, graph.dst, graph.weight, graph.w,
+                          config.scoring)
+    assert (whole["weakest_edge"] >= 0).sum() > 10 and whole["signals"].str.len().gt(0).any()
+    inside = (membership[graph.src] == membership[graph.dst]) & (account[graph.src] != account[graph.dst])
+    for part in range(3):
+        cids = whole_cids[whole_cids % 3 == part]
+        rows = np.flatnonzero(inside & np.isin(membership[graph.src], cids))
+        got = edge_features(account, membership, cids, graph.src[rows], graph.dst[rows], graph.weight[rows],
+                            {s: w[rows] for s, w in graph.w.items()}, config.scoring)
+        for end in ("weakest_edge", "strongest_edge"):   # local edge indices → the whole graph's
+            index = got[end].to_numpy(np.int64)
+            got[end] = np.where(index >= 0, rows[np.maximum(index, 0)], -1)
+        expected = whole[np.isin(whole_cids, cids)].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, expected)

@@ -303,6 +303,18 @@ def assemble_outputs(tables: Tables, graph, membership: np.ndarray, scored: pd.D
 
     `totals` is `key_totals` of the requests (computed from tables.requests when not given).
     """
+    members = member_table(tables, membership, activity, default_limit, totals)
+    clusters = cluster_table(scored, {end: edge_ends(graph, scored[col].to_numpy(np.int64))
+                                      for end, col in (("weakest", "weakest_edge"), ("strongest", "strongest_edge"))})
+    edges = graph.edges_frame()
+    same = membership[graph.src] == membership[graph.dst]
+    edges["cluster_id"] = np.where(same, membership[graph.src], -1).astype(np.int64)
+    return members, clusters, edges
+
+
+def member_table(tables: Tables, membership: np.ndarray, activity, default_limit: int = 100_000,
+                 totals: pd.DataFrame | None = None) -> pd.DataFrame:
+    """members.parquet: one row per key with its cluster, account metadata and usage."""
     keys = tables.keys
     members = pd.DataFrame({"key_id": keys["key_id"].to_numpy(), "account_id": keys["account_id"].to_numpy(),
                             "cluster_id": membership.astype(np.int64)})
@@ -317,29 +329,40 @@ def assemble_outputs(tables: Tables, graph, membership: np.ndarray, scored: pd.D
         members[col] = totals[col].reindex(range(len(keys)), fill_value=0).to_numpy(np.int64)
     limit = keys["daily_token_limit"].astype("Float64").fillna(default_limit).to_numpy(np.float64)
     members["usage"] = totals["mean_daily_tokens"].reindex(range(len(keys)), fill_value=0).to_numpy() / limit
+    return members
 
+
+def edge_ends(graph, index: np.ndarray) -> pd.DataFrame:
+    """For edges `index` of `graph` (−1 = none): key_a, key_b, weight, the signal carrying most
+    weight and its strongest token (`evidence`); null where −1. What clusters.parquet says of a
+    cluster's weakest and strongest edge."""
+    index = np.asarray(index, np.int64)
+    ok = index >= 0
+    safe = np.where(ok, index, 0)
+    names, tokens = _signal_of(graph, index)
+    return pd.DataFrame({"key_a": np.where(ok, graph.key_id[graph.src[safe]] if graph.n_edges else None, None),
+                         "key_b": np.where(ok, graph.key_id[graph.dst[safe]] if graph.n_edges else None, None),
+                         "weight": np.where(ok, graph.weight[safe] if graph.n_edges else np.nan, np.nan),
+                         "signal": names, "evidence": tokens})
+
+
+def cluster_table(scored: pd.DataFrame, ends: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """clusters.parquet's rows from score_clusters' frame and edge_ends of each cluster's weakest and
+    strongest edge (`ends`, rows in `scored`'s order), in SCHEMA.md's column order, by cluster_id."""
     clusters = scored.copy()
-    for end, col in (("weakest", "weakest_edge"), ("strongest", "strongest_edge")):
-        idx = clusters[col].to_numpy(np.int64)
-        ok = idx >= 0
-        safe = np.where(ok, idx, 0)
-        clusters[f"{end}_key_a"] = np.where(ok, graph.key_id[graph.src[safe]] if graph.n_edges else None, None)
-        clusters[f"{end}_key_b"] = np.where(ok, graph.key_id[graph.dst[safe]] if graph.n_edges else None, None)
-        clusters[f"{end}_weight"] = np.where(ok, graph.weight[safe] if graph.n_edges else np.nan, np.nan)
-        names, tokens = _signal_of(graph, idx)
-        clusters[f"{end}_signal"] = names
+    for end in ("weakest", "strongest"):
+        frame = ends[end]
+        clusters[f"{end}_key_a"] = frame["key_a"].to_numpy(dtype=object)
+        clusters[f"{end}_key_b"] = frame["key_b"].to_numpy(dtype=object)
+        clusters[f"{end}_weight"] = frame["weight"].to_numpy(np.float64)
+        clusters[f"{end}_signal"] = frame["signal"].to_numpy(dtype=object)
         if end == "strongest":
-            clusters["strongest_evidence"] = tokens
-    clusters = clusters.drop(columns=["weakest_edge", "strongest_edge"])
+            clusters["strongest_evidence"] = frame["evidence"].to_numpy(dtype=object)
+    clusters = clusters.drop(columns=["weakest_edge", "strongest_edge"], errors="ignore")
     first = ["cluster_id", "n_keys", "n_accounts", "score", "verdict", "flagged", "signals", "total_tokens",
              "limit_multiplier", "explanation"]
-    clusters = clusters[first + [c for c in clusters.columns if c not in first]] \
+    return clusters[first + [c for c in clusters.columns if c not in first]] \
         .sort_values("cluster_id").reset_index(drop=True)
-
-    edges = graph.edges_frame()
-    same = membership[graph.src] == membership[graph.dst]
-    edges["cluster_id"] = np.where(same, membership[graph.src], -1).astype(np.int64)
-    return members, clusters, edges
 
 
 def prompt_examples_needed(graph, membership: np.ndarray, clusters: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
@@ -393,18 +416,26 @@ def attach_prompt_examples(edges: pd.DataFrame, graph, mask: np.ndarray, example
 def score_stage(tables: Tables, activity, membership: np.ndarray, graph, hubs: pd.DataFrame,
                 hub_members: pd.DataFrame, config, adjust=None):
     """Hubs judged as groups, farm hubs of a control signal made clusters, then cluster features:
-    (membership, hubs with verdicts, features). Both engines run this on the driver. `adjust`
+    (membership, hubs with verdicts, features). The Spark engine runs settle_membership and
+    scoring.node_features on the driver and scoring.edge_features per group of clusters. `adjust`
     (membership → membership) is history's step: returning farms joined, benign labels detached."""
     from keyfarm.scoring import cluster_features
+
+    membership, hubs = settle_membership(tables, activity, membership, hubs, hub_members, config, adjust)
+    feats = cluster_features(tables.keys, tables.accounts, activity, membership, graph.src, graph.dst,
+                             graph.weight, graph.w, config.scoring, hub_members=hub_members)
+    return membership, hubs, feats
+
+
+def settle_membership(tables: Tables, activity, membership: np.ndarray, hubs: pd.DataFrame,
+                      hub_members: pd.DataFrame, config, adjust=None) -> tuple[np.ndarray, pd.DataFrame]:
+    """score_stage's first half, which reads no edge: (membership, hubs with verdicts)."""
     from keyfarm.scoring.hubs import judge_hubs, merge_farm_hubs
 
     hubs = judge_hubs(tables, activity, hub_members, hubs, config)
     account = tables.keys["account"].to_numpy(np.int64)
     membership = merge_farm_hubs(membership, account, hubs, hub_members)
-    membership = stable_cluster_ids(membership if adjust is None else adjust(membership))
-    feats = cluster_features(tables.keys, tables.accounts, activity, membership, graph.src, graph.dst,
-                             graph.weight, graph.w, config.scoring, hub_members=hub_members)
-    return membership, hubs, feats
+    return stable_cluster_ids(membership if adjust is None else adjust(membership)), hubs
 
 
 def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None = None, previous=None,
@@ -533,10 +564,17 @@ def write_outputs(result: LinkResult, out_dir: str | Path, *, input_dir: str | N
     if "first_seen" in result.clusters:
         result.clusters = stamp(result.clusters, result.state, run_id)
     for name, frame in result.output_tables().items():
-        if frame is not None:
-            frame.to_parquet(out / f"{name}.parquet", index=False)
-        else:   # never a stale table (timeline, changes) of another run
-            (out / f"{name}.parquet").unlink(missing_ok=True)
+        path = out / f"{name}.parquet"
+        if path.is_dir() and not hasattr(frame, "write"):   # an earlier Spark run's folder of parts
+            import shutil
+
+            shutil.rmtree(path)
+        if frame is None:   # never a stale table (timeline, changes) of another run
+            path.unlink(missing_ok=True)
+        elif hasattr(frame, "write"):   # a table still on Spark's executors: written by them as parts
+            frame.write(path)
+        else:
+            frame.to_parquet(path, index=False)
     if result.tables is not None:
         result.tables.write_quarantine(out)
     if result.state is not None:
@@ -567,7 +605,9 @@ def run_link(input_dir, out_dir, *, config_path=None, seed: int = 0, quiet: bool
 
 def finish_run(result: LinkResult, input_dir, out_dir, progress: Progress, *, report: bool = True) -> LinkResult:
     """Write OUT_DIR and, unless `report` is false, the report; run.json gets every stage's timing.
-    Shared by the local and the Spark engine."""
+    Shared by the local and the Spark engine (whose edges the report reads back from their parts)."""
+    from keyfarm.outputs import read_output
+
     with progress.stage("write"):
         write_outputs(result, out_dir, input_dir=input_dir)
     stale = Path(out_dir) / "report"
@@ -583,7 +623,9 @@ def finish_run(result: LinkResult, input_dir, out_dir, progress: Progress, *, re
             write_report = None
         if write_report is not None:
             with progress.stage("report"):   # from the frames just written: no need to read them back
-                write_report(out_dir, progress=progress, tables=result.output_tables())
+                tables = {name: frame if frame is None or isinstance(frame, pd.DataFrame) else
+                          read_output(out_dir, name) for name, frame in result.output_tables().items()}
+                write_report(out_dir, progress=progress, tables=tables)
     # timings of write/report are known only now: refresh run.json
     run_path = Path(out_dir) / "run.json"
     run = json.loads(run_path.read_text())

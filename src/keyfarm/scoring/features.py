@@ -321,6 +321,23 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
 
     `hub_members` (token, key, signal) lists the keys of judged hub values: a hub value shared
     inside a cluster counts towards that signal's share like a projected link does."""
+    feats = node_features(keys, accounts, activity, membership, config)
+    account = keys["account"].to_numpy(np.int64)
+    return add_edge_features(feats, edge_features(account, membership, feats["cluster_id"].to_numpy(np.int64),
+                                                  src, dst, weight, signal_weights, config, hub_members=hub_members))
+
+
+def add_edge_features(feats: pd.DataFrame, edge: pd.DataFrame) -> pd.DataFrame:
+    """node_features' frame with edge_features' columns (rows in the same cluster order) after its own."""
+    for column in edge.columns:
+        feats[column] = edge[column].to_numpy()
+    return feats
+
+
+def node_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyActivity,
+                  membership: np.ndarray, config) -> pd.DataFrame:
+    """The features of every cluster of 2+ accounts that read no edge (sizes, usage, creation and
+    activation spreads, synchrony, rotation, declared organisation and domain), by cluster_id."""
     membership = np.asarray(membership, np.int64)
     n_clusters = int(membership.max()) + 1 if membership.size else 0
     account = keys["account"].to_numpy(np.int64)
@@ -338,7 +355,6 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
     feats["n_accounts"] = n_acc[cids]
     n_accounts = feats["n_accounts"].to_numpy(np.float64)
     in_scope = np.isin(membership, cids)
-    hub = _hub_rows(hub_members, account, membership)
 
     # evasion: use of each key's own limit, and how many limits the cluster draws together (over
     # the keys of clusters of 2+ accounts only: every aggregate below is per cluster)
@@ -410,6 +426,35 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
     feats["institutional_domain"] = (dom["inst"] & (dom["n_dom"] == 1)).reindex(cids).fillna(False) \
         .astype(bool).to_numpy()
 
+    return feats
+
+
+def account_clusters(account: np.ndarray, membership: np.ndarray) -> np.ndarray:
+    """Per account (−1: no key): its cluster, that of its first key."""
+    n_acc_total = int(account.max()) + 1 if account.size else 0
+    first_key = pd.Series(np.arange(account.size)).groupby(account).first()
+    out = np.full(n_acc_total, -1, np.int64)
+    out[first_key.index.to_numpy()] = membership[first_key.to_numpy()]
+    return out
+
+
+def edge_features(account: np.ndarray, membership: np.ndarray, cids: np.ndarray, src, dst, weight,
+                  signal_weights: dict[str, np.ndarray], config, *,
+                  hub_members: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The features of clusters `cids` that read edges (shares, signals, spans, prompt homogeneity,
+    weakest and strongest edge as indices into `src`): each reads only the edges inside its own
+    cluster, so a partitioned engine runs this per group of clusters on their edges alone.
+    `membership` and `account` are per key, of the whole job."""
+    membership = np.asarray(membership, np.int64)
+    cids = np.asarray(cids, np.int64)
+    n_clusters = int(membership.max()) + 1 if membership.size else 0
+    n_acc_total = int(account.max()) + 1 if account.size else 0
+    pair = pd.unique(membership * np.int64(max(n_acc_total, 1)) + account)
+    n_accounts = np.bincount(pair // max(n_acc_total, 1), minlength=n_clusters)[cids].astype(np.float64)
+    acc_cluster_all = account_clusters(account, membership)
+    hub = _hub_rows(hub_members, account, membership)
+    feats = pd.DataFrame(index=pd.RangeIndex(len(cids)))
+
     # edges inside clusters, between different accounts: which signals link, and how many accounts
     src = np.asarray(src, np.int64)
     dst = np.asarray(dst, np.int64)
@@ -436,7 +481,6 @@ def cluster_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyAc
 
     # spans: the largest group of accounts one actor's evidence joins, per control signal and for
     # all of them together (shares say how many accounts are tied at all; spans, to one another)
-    n_acc_total = int(account.max()) + 1 if account.size else 0
     union_a, union_b = [], []
     for s in ("payment", "timing", "device"):
         w = signal_weights.get(s)

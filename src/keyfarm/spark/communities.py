@@ -57,7 +57,7 @@ def _numbered(component: np.ndarray, label: np.ndarray) -> np.ndarray:
     return np.asarray(sub, np.int64).ravel()
 
 
-def _truncate(frame, persisted):
+def truncate(frame, persisted):
     """Materialise a round's edges and cut the lineage: a reliable checkpoint when the session has
     a checkpoint directory (spark.checkpoint.dir), else a local one."""
     sc = frame.sparkSession.sparkContext
@@ -95,12 +95,12 @@ def connected_components(edges, persisted: list, max_rounds: int = 200):
     components' smallest nodes (the fixpoint of the paper's alternation)."""
     from pyspark.sql import functions as F
 
-    current = _truncate(edges.select(F.greatest("u", "v").alias("u"), F.least("u", "v").alias("v")).distinct(),
+    current = truncate(edges.select(F.greatest("u", "v").alias("u"), F.least("u", "v").alias("v")).distinct(),
                         persisted)
     rounds = 0
     while True:
         rounds += 1
-        current = _truncate(_small_star(_large_star(current)), persisted)
+        current = truncate(_small_star(_large_star(current)), persisted)
         parents = current.select(F.col("v").alias("n")).distinct()
         if parents.join(current.select(F.col("u").alias("n")), "n", "left_semi").isEmpty():
             break

@@ -12,10 +12,13 @@ weights, hubs and the projection (graph.build's functions) run per token group; 
 summed in Spark (contributions are multiples of 2**-32, so sums are exact in any order) and the
 strongest token per (pair, signal) is the largest contribution, smallest token on ties, as in the
 local kernel. Communities run on the executors (keyfarm.spark.communities: account links,
-connected components by large-star/small-star, Leiden per component). The driver collects the
-edges (for scores and outputs), one row per linked account of communities, per-key
-aggregates (all keys' totals; daily tokens and active bins of keys in multi-key clusters only) and
-judges hubs and scores clusters with the scoring package (pipeline.score_stage). Outputs are identical to pipeline.link's for the same input and seed.
+connected components by large-star/small-star, Leiden per component). The driver collects no
+edge: one row per linked account of communities, per-key aggregates (all keys' totals; daily
+tokens and active bins of keys in multi-key clusters only) and the judged hubs' members; it judges
+hubs and runs the features that read no edge (pipeline.settle_membership, scoring.node_features),
+while the edge features run per group of clusters and edges.parquet is built and written by the
+executors as a folder of parts (keyfarm.spark.outputs). Outputs are identical to pipeline.link's
+for the same input and seed (edges: the same rows, read from the parts in path order).
 """
 from __future__ import annotations
 
@@ -112,6 +115,9 @@ def spark_session(master: str = "local[2]", *, shuffle_partitions: int | None = 
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.legacy.parquet.nanosAsLong": "true",
         "spark.driver.memory": driver_memory,
+        # a plan's description is kept per SQL execution (event log, UI store): bounded, or a long
+        # job's descriptions fill the driver's heap (an OutOfMemoryError seen writing the edges)
+        "spark.sql.maxPlanStringLength": str(1 << 20), "spark.sql.ui.retainedExecutions": "100",
     }
     if shuffle_partitions is not None:
         if shuffle_partitions < 1:
@@ -281,7 +287,7 @@ def link_spark(input_path, config=None, *, seed: int = 0, master: str = "local[2
                progress: Progress | None = None, spark=None, groups: int | None = None,
                partitions: int | None = None, max_quarantine_share: float | None = 0.5,
                spark_conf: dict | None = None, previous=None, labels: pd.DataFrame | None = None,
-               banned=None, history=None):
+               banned=None, history=None, then=None):
     """Run the linkage job on Spark; same outputs as pipeline.link for the same input and seed.
 
     `input_path` is a local folder or a Spark/Hadoop URI (file://, s3a://, hdfs://…) holding
@@ -291,6 +297,10 @@ def link_spark(input_path, config=None, *, seed: int = 0, master: str = "local[2
     {"spark.executor.memory": "4g"}), see spark_session, and stopped at the end);
     `groups` is the number of key, block and token groups (default: spark.sql.shuffle.partitions).
     `previous`, `labels`, `banned` or a prepared `history` as pipeline.link takes them.
+
+    The edges stay on the executors: `then(result)` runs while they are there (run_link_spark
+    writes OUT_DIR in it, edges.parquet by the executors) and result.edges is then only their
+    count; without `then`, they are collected into result.edges, as pipeline.link returns them.
     """
     from keyfarm import history as hist
     from keyfarm.config import Config
@@ -303,7 +313,16 @@ def link_spark(input_path, config=None, *, seed: int = 0, master: str = "local[2
     if own:
         spark = spark_session(master, shuffle_partitions=partitions, conf=spark_conf)
     try:
-        return _link(spark, str(input_path), config, seed, progress, groups, max_quarantine_share, history)
+        result, release = _link(spark, str(input_path), config, seed, progress, groups, max_quarantine_share,
+                                history)
+        try:
+            if then is None:
+                result.edges = result.edges.to_pandas()
+            else:
+                then(result)
+        finally:
+            release()
+        return result
     except (ConnectionError, *_py4j_network_errors()) as exc:
         own = False   # nothing left to stop
         raise KeyfarmError(f"the Spark driver's JVM stopped or cannot be reached ({exc}); Spark's log above "
@@ -333,9 +352,11 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
     from keyfarm import history as hist
     from keyfarm import schema
     from keyfarm.graph.build import hub_table
-    from keyfarm.pipeline import (LinkResult, assemble_outputs, attach_prompt_examples, detect_communities,
-                                  prompt_examples_needed, run_record, score_stage)
+    from keyfarm.pipeline import (LinkResult, cluster_table, detect_communities, member_table, run_record,
+                                  settle_membership)
     from keyfarm.scoring import KeyActivity, activity_span, score_clusters
+    from keyfarm.scoring.features import add_edge_features, node_features
+    from keyfarm.spark.outputs import SparkEdges, cluster_edge_features, edge_frame
     from keyfarm.graph.build import representative_keys
     from keyfarm.scoring.hubs import hub_rows, judged_hub_tokens
     from keyfarm.signals import registry
@@ -343,7 +364,7 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
 
     groups = groups or int(spark.conf.get("spark.sql.shuffle.partitions"))
     key_group = F.pmod(F.hash("key"), F.lit(groups))   # a key's rows meet in one group, in every stage
-    persisted = []
+    persisted, broadcasts = [], []
 
     def keep(frame):
         frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
@@ -430,14 +451,19 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                        .applyInPandas(_per_group(stages.token_stage, bc), stages.TOKEN_STAGE_SCHEMA))
             hubs = tok.filter(F.col("kind") == "hub").select("token", "signal", "n_accounts", "n_keys").toPandas()
             hubs = hub_table(hubs.assign(is_hub=True))
-            pairs = keep(_pairs(tok))
-            graph = _collect_graph(pairs, tables, config)
+            # materialised once with its lineage cut: every later plan (communities, scores, the
+            # edges' write) starts here, and their plan strings stay small
+            from keyfarm.spark.communities import truncate
+            pairs = truncate(_pairs(tok), persisted)
+            n_edges = int(pairs.count())
+            # only an optimiser other than Leiden (run on the driver) needs the edge list here
+            graph = None if config.community.algorithm == "leiden" else _collect_graph(pairs, bc)
             judged = judged_hub_tokens(hubs, config)
             wanted = spark.createDataFrame(judged[["token"]] if len(judged) else pd.DataFrame({"token": []}),
                                            schema="token string")
             hub_members = hub_rows(incidence.join(F.broadcast(wanted), "token", "left_semi")
                                    .select("token", "key").toPandas(), judged)
-            info["counts"] = f"{graph.n_edges:,} edges, {len(hubs):,} hub tokens"
+            info["counts"] = f"{n_edges:,} edges, {len(hubs):,} hub tokens"
 
         with _stage(progress, spark, "communities") as info:
             account = tables.keys["account"].to_numpy(np.int64)
@@ -478,48 +504,67 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
             # the remembered kinds' (account, token) rows, as history.adjust would take from incidences
             history.tokens = account_tokens(spark.createDataFrame(
                 pd.DataFrame({"kind": list(REMEMBERED_KINDS)}), schema="kind string"), incidence, account)
-            membership, hubs, feats = score_stage(tables, activity, membership, graph, hubs, hub_members,
-                                                  config, adjust=lambda m: hist.adjust(history, tables, None, m))
+            membership, hubs = settle_membership(tables, activity, membership, hubs, hub_members, config,
+                                                 adjust=lambda m: hist.adjust(history, tables, None, m))
+            feats = node_features(tables.keys, tables.accounts, activity, membership, config.scoring)
+            cids = feats["cluster_id"].to_numpy(np.int64)
+            multi = np.zeros(int(membership.max()) + 1 if membership.size else 0, bool)
+            multi[cids] = True
+            cbc = spark.sparkContext.broadcast(stages.ClusterContext(membership=membership, multi=multi,
+                                                                     hub_members=hub_members))
+            broadcasts.append(cbc)
+            edge_rows = cluster_edge_features(pairs, bc, cbc, cids, groups, _per_batch, _per_group)
+            ends = {end: edge_rows[[c for c in edge_rows.columns if c.startswith(f"{end}_")]]
+                    .rename(columns=lambda c: c.split("_", 1)[1]) for end in ("weakest", "strongest")}
+            feats = add_edge_features(feats, edge_rows.drop(columns=["cluster_id", *ends["weakest"].columns.map(
+                lambda c: f"weakest_{c}"), *ends["strongest"].columns.map(lambda c: f"strongest_{c}")]))
             scored = score_clusters(feats, config.scoring)
-            members, clusters, edges = assemble_outputs(tables, graph, membership, scored, activity,
-                                                        config.scoring.default_daily_limit, totals=totals)
-            mask, needed = prompt_examples_needed(graph, membership, clusters)
-            wanted = spark.createDataFrame(needed, schema="key long, token string").withColumn("g", key_group)
-            # the keys of each needed account, keyed by its representative key (edges join those)
-            rep = representative_keys(tables.keys["account"].to_numpy(np.int64))
-            of_rep = np.flatnonzero(np.isin(rep, needed["key"].unique()))
-            rep_map = spark.createDataFrame(pd.DataFrame({"key": of_rep.astype(np.int64), "rep": rep[of_rep]}),
-                                            schema="key long, rep long")
-            sent = ok.filter(F.col("prompt").isNotNull()).select("key", "prompt") \
-                .join(F.broadcast(rep_map), "key", "inner").select(F.col("rep").alias("key"), "prompt") \
-                .dropDuplicates().withColumn("g", key_group)
-            examples = sent.groupBy("g").cogroup(wanted.groupBy("g")).applyInPandas(
-                _per_cogroup(stages.example_stage, bc), stages.EXAMPLE_SCHEMA).toPandas() if len(needed) \
-                else pd.DataFrame({"key": np.zeros(0, np.int64), "token": [], "prompt": []})
-            examples = examples.sort_values(["key", "token"], kind="stable").reset_index(drop=True)
-            edges = attach_prompt_examples(edges, graph, mask, examples)
+            members = member_table(tables, membership, activity, config.scoring.default_daily_limit, totals=totals)
+            clusters = cluster_table(scored, ends)
             info["counts"] = f"{len(clusters):,} clusters of 2+ accounts, {int(clusters['flagged'].sum()):,} flagged"
-    finally:
-        for frame in persisted:
-            frame.unpersist()
-    run = run_record(tables, config, seed, hubs, members, edges, clusters, progress, n_requests=n_valid)
-    run["engine"] = {"name": "spark", "master": spark.sparkContext.master, "groups": groups,
-                     "signals": where, "edges_collected": int(graph.n_edges),
-                     "per_key_rows_collected": int(len(per_key) + len(totals))}
-    if communities is not None:
-        run["engine"].update({"account_links": communities.n_links, "linked_accounts": int(communities.account.size),
-                              "components": int(np.unique(communities.component).size),
-                              "giant_component": communities.giant_component,
-                              "star_rounds": communities.star_rounds})
-    with progress.stage("history") as info:
-        members, clusters, edges, changes, state = hist.finish(history, tables, members, clusters, edges)
-        info["counts"] = "no previous run" if changes is None else \
-            f"{len(changes):,} changes, {int(clusters['returning'].sum()):,} returning"
-    run["timings"] = dict(progress.timings)
-    if history.previous is not None:
-        run["previous_run_id"] = history.previous.run_id
-    return LinkResult(members=members, clusters=clusters, edges=edges, run=run, graph=graph,
-                      tables=tables, hubs=hubs, state=state, changes=changes)
+        with progress.stage("history") as info:
+            members, clusters, final, changes, state = hist.finish(
+                history, tables, members, clusters, pd.DataFrame({"cluster_id": np.arange(multi.size, dtype=np.int64)}))
+            info["counts"] = "no previous run" if changes is None else \
+                f"{len(changes):,} changes, {int(clusters['returning'].sum()):,} returning"
+        # edges.parquet on the executors, with history's output ids (finish maps cluster i to final[i])
+        fbc = spark.sparkContext.broadcast(stages.ClusterContext(
+            membership=membership, multi=multi, hub_members=hub_members.iloc[:0],
+            final=final["cluster_id"].to_numpy(np.int64)))
+        broadcasts.append(fbc)
+        edges = SparkEdges(edge_frame(pairs, ok, bc, fbc, key_group, representative_keys(account), _per_batch,
+                                      _per_cogroup, keep), n_edges)
+        run = run_record(tables, config, seed, hubs, members, edges, clusters, progress, n_requests=n_valid)
+        run["engine"] = {"name": "spark", "master": spark.sparkContext.master, "groups": groups,
+                         "signals": where, "edges_collected": 0 if graph is None else int(graph.n_edges),
+                         "edges_written_by": "executors",
+                         "per_key_rows_collected": int(len(per_key) + len(totals))}
+        if communities is not None:
+            run["engine"].update({"account_links": communities.n_links,
+                                  "linked_accounts": int(communities.account.size),
+                                  "components": int(np.unique(communities.component).size),
+                                  "giant_component": communities.giant_component,
+                                  "star_rounds": communities.star_rounds})
+        run["timings"] = dict(progress.timings)
+        if history.previous is not None:
+            run["previous_run_id"] = history.previous.run_id
+        result = LinkResult(members=members, clusters=clusters, edges=edges, run=run, graph=graph,
+                            tables=tables, hubs=hubs, state=state, changes=changes)
+        # the edges are read from `pairs` and the examples' frames when written: they stay persisted
+        return result, lambda: _release(persisted, broadcasts)
+    except BaseException:
+        _release(persisted, broadcasts)
+        raise
+
+
+def _release(persisted: list, broadcasts: list) -> None:
+    """Unpersist the frames and broadcasts a run kept (once its edges are written)."""
+    for frame in persisted:
+        frame.unpersist()
+    for value in broadcasts:
+        value.unpersist()
+    persisted.clear()
+    broadcasts.clear()
 
 
 def timing_incidence(ok, bc, config, per_group):
@@ -588,18 +633,27 @@ def account_tokens(kinds, incidence, account: np.ndarray) -> pd.DataFrame:
     return local_account_tokens([rows], account)
 
 
-def _per_batch(fn, bc):
-    """mapInPandas body: `fn(batch, context)` on every Arrow batch of a partition."""
+def _values(args) -> list:
+    """Arguments for a stage function on an executor: a broadcast variable's value, others as given."""
+    from pyspark.broadcast import Broadcast
+
+    return [a.value if isinstance(a, Broadcast) else a for a in args]
+
+
+def _per_batch(fn, bc, *args):
+    """mapInPandas body: `fn(batch, context, *args)` on every Arrow batch of a partition (a
+    broadcast among `args` read on the executor)."""
     def run(batches):
+        context, extra = bc.value, _values(args)
         for batch in batches:
-            yield fn(batch, bc.value)
+            yield fn(batch, context, *extra)
     return run
 
 
 def _per_group(fn, bc, *args):
     """applyInPandas body (one argument: the group's rows): `fn(rows, context, *args)`."""
     def run(pdf):
-        return fn(pdf, bc.value, *args)
+        return fn(pdf, bc.value, *_values(args))
     return run
 
 
@@ -627,21 +681,9 @@ def _pairs(tok):
                         *[F.col(f"e{i}.t").alias(f"t{i}") for i in range(len(SIGNALS))])
 
 
-def _collect_graph(pairs, tables, config):
-    """Collect the key pairs (see _pairs) and build the KeyGraph."""
-    from keyfarm.graph.build import graph_from_pairs
-    from keyfarm.graph.weighting import SIGNALS
-
-    frame = pairs.toPandas()
-    frame = frame.sort_values(["a", "b"], kind="stable").reset_index(drop=True)
-    w = frame[[f"w{i}" for i in range(len(SIGNALS))]].to_numpy(np.float64).reshape(len(frame), len(SIGNALS))
-    text = frame[[f"t{i}" for i in range(len(SIGNALS))]].to_numpy(dtype=object)
-    present = pd.notna(text)
-    codes, tokens = pd.factorize(pd.Series(text[present], dtype=object), sort=True)
-    ids = np.full(text.shape, -1, np.int64)
-    ids[present] = codes
-    return graph_from_pairs(frame["a"].to_numpy(np.int64), frame["b"].to_numpy(np.int64), w, ids,
-                            np.asarray(tokens, dtype=object), tables.keys, config)
+def _collect_graph(pairs, bc):
+    """Collect the key pairs (see _pairs) and build the KeyGraph on the driver (stages.graph_of_pairs)."""
+    return stages.graph_of_pairs(pairs.toPandas(), bc.value)
 
 
 def _activity(per_key: pd.DataFrame, span, config, KeyActivity, activity_span):
@@ -677,7 +719,7 @@ def run_link_spark(input_dir, out_dir, *, config_path=None, seed: int = 0, quiet
     config = Config.from_toml(config_path) if config_path else Config.default()
     history = prepare(previous, labels=read_labels(labels_path) if labels_path else None, banned=banned)
     progress = Progress(quiet)
-    result = link_spark(input_dir, config, seed=seed, master=master, progress=progress, spark=spark,
-                        partitions=partitions, max_quarantine_share=max_quarantine_share,
-                        spark_conf=spark_conf, history=history)
-    return finish_run(result, input_dir, out_dir, progress, report=report)
+    return link_spark(input_dir, config, seed=seed, master=master, progress=progress, spark=spark,
+                      partitions=partitions, max_quarantine_share=max_quarantine_share,
+                      spark_conf=spark_conf, history=history,
+                      then=lambda result: finish_run(result, input_dir, out_dir, progress, report=report))

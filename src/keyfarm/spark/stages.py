@@ -406,3 +406,86 @@ def _exact_sums(group: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Sum per consecutive group; contributions are multiples of 2**-32, so any order is exact."""
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
     return np.add.reduceat(values, starts) if values.size else np.zeros(0)
+
+
+# ---------------------------------------------------------------- scores and edges per cluster
+
+@dataclass
+class ClusterContext:
+    """What the cluster and edge stages need from the driver once communities are settled (broadcast):
+    per key its cluster (`membership`, canonical ids), per cluster whether it has 2+ accounts
+    (`multi`, a clusters.parquet row), its id in the outputs (`final`, history's stable id; None
+    before history runs) and the judged hubs' members (scoring.edge_features reads them)."""
+
+    membership: np.ndarray
+    multi: np.ndarray
+    hub_members: pd.DataFrame
+    final: np.ndarray | None = None
+
+    def inside(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Per key pair: the cluster of 2+ accounts holding both keys, or −1."""
+        ca, cb = self.membership[a], self.membership[b]
+        return np.where((ca == cb) & self.multi[ca], ca, -1)
+
+
+def graph_of_pairs(frame: pd.DataFrame, ctx: WorkerContext):
+    """The KeyGraph of Spark key pairs (a, b, w<i> raw sums, t<i> strongest token text per signal;
+    engine._pairs), sorted by (a, b) as the local graph is, with graph_from_pairs' saturation."""
+    from keyfarm.graph.build import graph_from_pairs
+
+    frame = frame.sort_values(["a", "b"], kind="stable").reset_index(drop=True)
+    w = frame[[f"w{i}" for i in range(len(SIGNALS))]].to_numpy(np.float64).reshape(len(frame), len(SIGNALS))
+    text = frame[[f"t{i}" for i in range(len(SIGNALS))]].to_numpy(dtype=object).reshape(len(frame), len(SIGNALS))
+    present = pd.notna(text)
+    codes, tokens = pd.factorize(pd.Series(text[present], dtype=object), sort=True)
+    ids = np.full(text.shape, -1, np.int64)
+    ids[present] = codes
+    keys = pd.DataFrame({"key_id": ctx.key_id.to_numpy(dtype=object), "account_id": ctx.account_id,
+                         "account": ctx.account})
+    return graph_from_pairs(frame["a"].to_numpy(np.int64), frame["b"].to_numpy(np.int64), w, ids,
+                            np.asarray(tokens, dtype=object), keys, ctx.config)
+
+
+def inside_stage(batch: pd.DataFrame, ctx: WorkerContext, clusters: ClusterContext) -> pd.DataFrame:
+    """Key pairs → the ones inside one cluster of 2+ accounts, with that cluster `c`."""
+    c = clusters.inside(batch["a"].to_numpy(np.int64), batch["b"].to_numpy(np.int64))
+    return batch[c >= 0].assign(c=c[c >= 0])
+
+
+def cluster_edge_stage(group: pd.DataFrame, ctx: WorkerContext, clusters: ClusterContext) -> pd.DataFrame:
+    """One group of clusters' inside key pairs → scoring.edge_features of those clusters, with
+    pipeline.edge_ends of their weakest and strongest edge in place of the edge indices."""
+    cids = np.unique(group["c"].to_numpy(np.int64))
+    return cluster_edge_rows(graph_of_pairs(group.drop(columns="c"), ctx), cids, ctx, clusters)
+
+
+def cluster_edge_rows(graph, cids: np.ndarray, ctx: WorkerContext, clusters: ClusterContext) -> pd.DataFrame:
+    """cluster_id, scoring.edge_features of clusters `cids` over `graph` (their inside edges), and
+    for the weakest and the strongest edge its pipeline.edge_ends as `<end>_<column>`."""
+    from keyfarm.pipeline import edge_ends
+    from keyfarm.scoring.features import edge_features
+
+    feats = edge_features(ctx.account, clusters.membership, cids, graph.src, graph.dst, graph.weight, graph.w,
+                          ctx.config.scoring, hub_members=clusters.hub_members)
+    out = pd.concat([pd.DataFrame({"cluster_id": np.asarray(cids, np.int64)}),
+                     feats.drop(columns=["weakest_edge", "strongest_edge"])], axis=1)
+    for end in ("weakest", "strongest"):
+        ends = edge_ends(graph, feats[f"{end}_edge"].to_numpy(np.int64))
+        for column in ends.columns:
+            out[f"{end}_{column}"] = ends[column].to_numpy()
+    return out
+
+
+def edge_rows_stage(batch: pd.DataFrame, ctx: WorkerContext, clusters: ClusterContext) -> pd.DataFrame:
+    """Key pairs → edges.parquet rows as pipeline.assemble_outputs and history.finish make them
+    (KeyGraph.edges_frame, cluster_id the output id or −1), plus a and b (key indices, the sort
+    order) and `example`: whether the edge gets prompt examples (pipeline.prompt_examples_needed)."""
+    graph = graph_of_pairs(batch, ctx)
+    frame = graph.edges_frame()
+    same = clusters.membership[graph.src] == clusters.membership[graph.dst]
+    c = np.where(same, clusters.membership[graph.src], -1)
+    frame["cluster_id"] = np.where(c >= 0, clusters.final[np.maximum(c, 0)], -1).astype(np.int64)
+    frame.insert(0, "b", graph.dst)
+    frame.insert(0, "a", graph.src)
+    frame["example"] = (graph.evidence["prompt"] >= 0) & (clusters.inside(graph.src, graph.dst) >= 0)
+    return frame
