@@ -154,17 +154,41 @@ def test_link_draws_its_report_from_memory_and_keyfarm_report_from_disk_the_same
     assert {"members", "clusters", "edges", "changes"} <= set(read)   # this one read the files
     from_disk = _pages(out)
     assert from_disk.keys() == from_memory.keys()
-    # the index shows run.json's timings, which then also hold the write and report stages: the rest is equal
-    for pages in (from_memory, from_disk):
-        pages["report/index.html"] = _without_timings(pages["report/index.html"])
-    assert [k for k in from_disk if from_disk[k] != from_memory[k]] == []
+    assert [k for k in from_disk if from_disk[k] != from_memory[k]] == []   # the index too: it holds no timings
 
 
-def _without_timings(index: bytes) -> bytes:
-    """index.html without its run.json timings section (seconds differ from run to run)."""
-    head, found, tail = index.partition(b"<section><h2>Timings (s)</h2>")
-    assert found
-    return head + tail[tail.index(b"</section>"):]
+def test_two_links_of_one_input_and_seed_write_the_same_report_bytes_and_their_timings_beside(days, tmp_path):
+    """Every file of report/ is the same bytes in two runs; each run's stage timings (which differ)
+    are in OUT_DIR/run-info.html, which the index links to, and which --no-report removes."""
+    import json
+
+    from keyfarm.pipeline import run_link
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    for out in (first, second):
+        run_link(days / "w1", out, seed=3, quiet=True)
+    pages = _pages(first)
+    assert len(pages) > 5 and "report/index.html" in pages
+    assert pages == _pages(second)
+    assert b"../run-info.html" in pages["report/index.html"]
+    for out in (first, second):
+        run = json.loads((out / "run.json").read_text())
+        info = (out / "run-info.html").read_text(encoding="utf-8")
+        assert {"report", "write", "signals"} <= set(run["timings"])
+        for stage, seconds in run["timings"].items():
+            assert f"<tr><th>{stage}</th><td class=num>{seconds:,.2f}</td>" in info
+    run_link(days / "w1", first, seed=3, quiet=True, report=False)
+    assert not (first / "run-info.html").exists() and not (first / "report").exists()
+
+
+def test_run_info_escapes_run_json(tmp_path):
+    from keyfarm.report.runinfo import write_run_info
+    from keyfarm.report.testing import hostile
+
+    out = hostile_out_dir(tmp_path / "out")
+    text = write_run_info(out).read_text(encoding="utf-8")
+    assert "xss-" in text and "<i class=" not in text and "&lt;i class=&quot;xss-stage&quot;&gt;" in text
+    assert hostile("stage") not in text
 
 
 def test_drawing_from_memory_leaves_the_frames_as_they_were(tmp_path):

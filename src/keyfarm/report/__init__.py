@@ -2,7 +2,7 @@
 
 Stage: report (after outputs). `write_report(out_dir)` reads OUT_DIR and writes
 `report/index.html`, `report/clusters/<cluster_id>.html` and `report/assets/` (vis-network, copied
-from the pyvis package, and the index's members lookup). Pages make no network request and
+from the pyvis package, and the index's members lookup), and `run-info.html` (run.json's timings). Pages make no network request and
 escape every data string. `explore()` gives a page of a cluster, an account or a key as an object a
 notebook displays (and `.path`, `.html`).
 """
@@ -19,6 +19,7 @@ from keyfarm.report.explore import Page, explore
 from keyfarm.report.index import index_page, members_lookup_js
 from keyfarm.report.outputs import ReportData, load_outputs
 from keyfarm.report.page import ASSET_FILES, VIS_JS, asset, vis_network_source
+from keyfarm.report.runinfo import write_run_info
 from keyfarm.report.workers import auto_workers, write_pages
 
 __all__ = ["write_report", "load_outputs", "cluster_page", "index_page", "cluster_html", "ReportData",
@@ -125,6 +126,8 @@ def write_report(out_dir, *, max_nodes: int = DEFAULT_MAX_NODES, progress=None, 
     `tables`: the frames just written to OUT_DIR (LinkResult.output_tables), drawn from instead of
     reading them back (`keyfarm link` does); the same bytes as from the files.
     An earlier report's pages are replaced as a whole (report.folders): none of them lingers.
+    The report folder holds no timings (the same bytes for the same input and seed): they go to
+    OUT_DIR/run-info.html (report.runinfo).
     """
     from keyfarm.errors import KeyfarmConfigError
     from keyfarm.report.folders import swap_in_empty
@@ -143,6 +146,7 @@ def write_report(out_dir, *, max_nodes: int = DEFAULT_MAX_NODES, progress=None, 
         write_pages(partial(builder.html, max_nodes=max_nodes), records, pages, workers=int(workers),
                     progress=progress, started=remover.start)   # its threads start after any fork
         index = _write_index(data, report)
+        write_run_info(out_dir)
     finally:
         remover.join()
     log.info("report: %d cluster pages in %s", len(records), pages)
