@@ -219,3 +219,13 @@ def test_old_pages_are_removed_in_the_background_and_gone_when_the_report_is(tmp
     assert pages.is_dir() and not list(pages.iterdir())
     remover.join()
     assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["clusters"]
+
+
+def test_page_chunks_hand_out_the_dearest_pages_first_each_page_once():
+    costs = np.array([1.0, 50.0, 1.0, 2.0, 30.0, 1.0, 1.0, 1.0, 3.0, 1.0])
+    tasks = workers.chunks(costs, 4)
+    assert sorted(i for chunk in tasks for i in chunk) == list(range(costs.size))
+    assert tasks[0] == [1] and tasks[1] == [4]   # each dearer than a chunk's share (22.75): alone, first
+    assert [i for chunk in tasks for i in chunk][:4] == [1, 4, 8, 3]
+    assert workers.chunks(np.ones(6), 3, in_order=True) == [[0, 1], [2, 3], [4, 5]]
+    assert workers.chunks(np.zeros(0), 4) == []
