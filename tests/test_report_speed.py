@@ -229,3 +229,28 @@ def test_page_chunks_hand_out_the_dearest_pages_first_each_page_once():
     assert [i for chunk in tasks for i in chunk][:4] == [1, 4, 8, 3]
     assert workers.chunks(np.ones(6), 3, in_order=True) == [[0, 1], [2, 3], [4, 5]]
     assert workers.chunks(np.zeros(0), 4) == []
+
+
+def test_column_values_of_a_part_of_a_column_array_are_that_part_of_its_values():
+    """Pages turn only the pairs they draw into plain values (graph.ColumnsByCluster): any part of
+    escape.column_array(series) must give that part of column_values(series), whatever the dtype."""
+    from keyfarm.report.escape import column_array, column_values
+
+    n = 200   # above escape.FEW: both the value-by-value and the vectorised text paths
+    rng = np.random.default_rng(5)
+    text = np.array([f"k{i}" for i in range(n)], dtype=object)
+    text[::7], text[3::11] = None, np.nan
+    columns = {
+        "text": pd.Series(text), "mixed": pd.Series([1, "a", None, 2.5] * (n // 4), dtype=object),
+        "float": pd.Series(np.where(np.arange(n) % 9 == 0, np.nan, rng.random(n))).replace(
+            {0: np.inf}).where(np.arange(n) != 4, -np.inf),
+        "int": pd.Series(rng.integers(0, 9, n)), "bool": pd.Series(rng.random(n) > 0.5),
+        "nullable": pd.Series(pd.array([1, None] * (n // 2), dtype="Int64")),
+        "string": pd.Series(pd.array(["a", None] * (n // 2), dtype="string")),
+        "time": pd.Series(pd.date_range("2026-01-01", periods=n, freq="h", tz="UTC")),
+    }
+    for name, series in columns.items():
+        whole, array = column_values(series), column_array(series)
+        assert column_values(array) == whole, name
+        for rows in (np.arange(0, n, 3), np.array([5, 1, 2]), np.arange(0), np.arange(7, 30)):
+            assert column_values(array[rows]) == [whole[i] for i in rows], (name, rows[:3])
