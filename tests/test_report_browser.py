@@ -194,6 +194,16 @@ def test_index_sorts_filters_searches_and_exports_without_errors(chromium, hosti
         assert len(seen["csvAll"].strip().split("\r\n")) == 1 + 3
 
 
+def test_run_info_page_shows_hostile_run_json_as_text(chromium, hostile_report):
+    from keyfarm.report.runinfo import write_run_info
+
+    page = write_run_info(hostile_report.parent)
+    for keep_csp in (True, False):
+        seen = probe(chromium, page, keep_csp=keep_csp)
+        assert seen["errors"] == [] and seen["violations"] == [] and seen["alerts"] == 0, keep_csp
+        assert seen["injected"] == 0, keep_csp
+
+
 @pytest.mark.slow
 def test_a_1500_node_cluster_draws_within_the_page_load(chromium, tmp_path):
     out = hostile_out_dir(tmp_path / "out", big_cluster_keys=1500, big_cluster_links=3)

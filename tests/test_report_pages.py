@@ -31,6 +31,7 @@ def report(tmp_path_factory):
     index = write_report(out, max_nodes=12)
     pages = {p.name: p.read_text(encoding="utf-8") for p in (out / "report" / "clusters").glob("*.html")}
     pages["index.html"] = index.read_text(encoding="utf-8")
+    pages["run-info.html"] = (out / "run-info.html").read_text(encoding="utf-8")   # run.json's timings
     return out, pages
 
 
@@ -89,7 +90,7 @@ def test_pages_reference_no_remote_asset(report):
 
 def test_each_cluster_of_two_accounts_gets_a_page_linked_from_the_index(report):
     out, pages = report
-    assert sorted(pages) == ["0.html", "1.html", "2.html", "index.html"]
+    assert sorted(pages) == ["0.html", "1.html", "2.html", "index.html", "run-info.html"]
     for cid in (0, 1, 2):
         assert f'href="clusters/{cid}.html"' in pages["index.html"]
     assert (out / "report" / "assets" / "vis-network.min.js").stat().st_size > 100_000

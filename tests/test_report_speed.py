@@ -154,17 +154,41 @@ def test_link_draws_its_report_from_memory_and_keyfarm_report_from_disk_the_same
     assert {"members", "clusters", "edges", "changes"} <= set(read)   # this one read the files
     from_disk = _pages(out)
     assert from_disk.keys() == from_memory.keys()
-    # the index shows run.json's timings, which then also hold the write and report stages: the rest is equal
-    for pages in (from_memory, from_disk):
-        pages["report/index.html"] = _without_timings(pages["report/index.html"])
-    assert [k for k in from_disk if from_disk[k] != from_memory[k]] == []
+    assert [k for k in from_disk if from_disk[k] != from_memory[k]] == []   # the index too: it holds no timings
 
 
-def _without_timings(index: bytes) -> bytes:
-    """index.html without its run.json timings section (seconds differ from run to run)."""
-    head, found, tail = index.partition(b"<section><h2>Timings (s)</h2>")
-    assert found
-    return head + tail[tail.index(b"</section>"):]
+def test_two_links_of_one_input_and_seed_write_the_same_report_bytes_and_their_timings_beside(days, tmp_path):
+    """Every file of report/ is the same bytes in two runs; each run's stage timings (which differ)
+    are in OUT_DIR/run-info.html, which the index links to, and which --no-report removes."""
+    import json
+
+    from keyfarm.pipeline import run_link
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    for out in (first, second):
+        run_link(days / "w1", out, seed=3, quiet=True)
+    pages = _pages(first)
+    assert len(pages) > 5 and "report/index.html" in pages
+    assert pages == _pages(second)
+    assert b"../run-info.html" in pages["report/index.html"]
+    for out in (first, second):
+        run = json.loads((out / "run.json").read_text())
+        info = (out / "run-info.html").read_text(encoding="utf-8")
+        assert {"report", "write", "signals"} <= set(run["timings"])
+        for stage, seconds in run["timings"].items():
+            assert f"<tr><th>{stage}</th><td class=num>{seconds:,.2f}</td>" in info
+    run_link(days / "w1", first, seed=3, quiet=True, report=False)
+    assert not (first / "run-info.html").exists() and not (first / "report").exists()
+
+
+def test_run_info_escapes_run_json(tmp_path):
+    from keyfarm.report.runinfo import write_run_info
+    from keyfarm.report.testing import hostile
+
+    out = hostile_out_dir(tmp_path / "out")
+    text = write_run_info(out).read_text(encoding="utf-8")
+    assert "xss-" in text and "<i class=" not in text and "&lt;i class=&quot;xss-stage&quot;&gt;" in text
+    assert hostile("stage") not in text
 
 
 def test_drawing_from_memory_leaves_the_frames_as_they_were(tmp_path):
@@ -195,3 +219,38 @@ def test_old_pages_are_removed_in_the_background_and_gone_when_the_report_is(tmp
     assert pages.is_dir() and not list(pages.iterdir())
     remover.join()
     assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["clusters"]
+
+
+def test_page_chunks_hand_out_the_dearest_pages_first_each_page_once():
+    costs = np.array([1.0, 50.0, 1.0, 2.0, 30.0, 1.0, 1.0, 1.0, 3.0, 1.0])
+    tasks = workers.chunks(costs, 4)
+    assert sorted(i for chunk in tasks for i in chunk) == list(range(costs.size))
+    assert tasks[0] == [1] and tasks[1] == [4]   # each dearer than a chunk's share (22.75): alone, first
+    assert [i for chunk in tasks for i in chunk][:4] == [1, 4, 8, 3]
+    assert workers.chunks(np.ones(6), 3, in_order=True) == [[0, 1], [2, 3], [4, 5]]
+    assert workers.chunks(np.zeros(0), 4) == []
+
+
+def test_column_values_of_a_part_of_a_column_array_are_that_part_of_its_values():
+    """Pages turn only the pairs they draw into plain values (graph.ColumnsByCluster): any part of
+    escape.column_array(series) must give that part of column_values(series), whatever the dtype."""
+    from keyfarm.report.escape import column_array, column_values
+
+    n = 200   # above escape.FEW: both the value-by-value and the vectorised text paths
+    rng = np.random.default_rng(5)
+    text = np.array([f"k{i}" for i in range(n)], dtype=object)
+    text[::7], text[3::11] = None, np.nan
+    columns = {
+        "text": pd.Series(text), "mixed": pd.Series([1, "a", None, 2.5] * (n // 4), dtype=object),
+        "float": pd.Series(np.where(np.arange(n) % 9 == 0, np.nan, rng.random(n))).replace(
+            {0: np.inf}).where(np.arange(n) != 4, -np.inf),
+        "int": pd.Series(rng.integers(0, 9, n)), "bool": pd.Series(rng.random(n) > 0.5),
+        "nullable": pd.Series(pd.array([1, None] * (n // 2), dtype="Int64")),
+        "string": pd.Series(pd.array(["a", None] * (n // 2), dtype="string")),
+        "time": pd.Series(pd.date_range("2026-01-01", periods=n, freq="h", tz="UTC")),
+    }
+    for name, series in columns.items():
+        whole, array = column_values(series), column_array(series)
+        assert column_values(array) == whole, name
+        for rows in (np.arange(0, n, 3), np.array([5, 1, 2]), np.arange(0), np.arange(7, 30)):
+            assert column_values(array[rows]) == [whole[i] for i in rows], (name, rows[:3])

@@ -120,10 +120,18 @@ def test_index_searches_members_and_lists_changes_first(out):
 
 
 def test_pages_hold_no_url_outside_the_report(out):
+    """Only the index's link to OUT_DIR/run-info.html (run.json's timings, beside the report) and
+    that page's link back leave the report folder."""
     write_report(out, max_nodes=12)
-    for path in (out / "report").rglob("*.html"):
+    for path in [*(out / "report").rglob("*.html"), out / "run-info.html"]:
         text = path.read_text(encoding="utf-8")
         assert "http://" not in text.replace('http-equiv', '') and "https://" not in text, path
+        if path.name == "index.html":
+            assert text.count('href="../run-info.html"') == 1
+            text = text.replace('href="../run-info.html"', "")
+        if path.name == "run-info.html":
+            assert text.count('href="report/index.html"') == 1
+            text = text.replace('href="report/index.html"', "")
         assert not re.search(r'(?:src|href)="(?!\.\./assets/|assets/|clusters/|\.\./index\.html|#)', text), path
 
 

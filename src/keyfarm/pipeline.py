@@ -632,4 +632,10 @@ def finish_run(result: LinkResult, input_dir, out_dir, progress: Progress, *, re
     run["timings"] = dict(progress.timings)
     run["peak_rss_gib"] = dict(progress.peaks)
     run_path.write_text(json.dumps(run, indent=2, sort_keys=True, default=str) + "\n")
+    if report and write_report is not None:   # its view of run.json: now with the write and report stages
+        from keyfarm.report.runinfo import write_run_info
+
+        write_run_info(out_dir)
+    elif not report:
+        (Path(out_dir) / "run-info.html").unlink(missing_ok=True)   # an earlier report's, like its pages
     return result

@@ -50,20 +50,50 @@ def esc(value) -> str:
     return html.escape(str(value), quote=True)
 
 
-def column_values(series: pd.Series) -> list:
-    """The values of one column as `plain` makes them; numeric columns in one vectorised step."""
-    kind = series.dtype.kind
-    if kind in "iub" and not isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
-        return series.to_numpy().tolist()
-    if kind == "f" and not isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
-        values = series.to_numpy(np.float64)
-        out = values.tolist()
+FEW = 64   # up to this many values, text is checked value by value (NumPy's and pandas' calls cost more)
+
+
+def column_values(values: pd.Series | np.ndarray) -> list:
+    """The values of one column (a Series, or a NumPy array of it) as `plain` makes them;
+    numeric columns in one vectorised step. A part of a column gives the part of its values."""
+    if isinstance(values, pd.Series):
+        if isinstance(values.dtype, pd.api.extensions.ExtensionDtype) or values.dtype.kind not in "iubfO":
+            return _values_one_by_one(values)
+        values = values.to_numpy()
+    kind = values.dtype.kind
+    if kind in "iub":
+        return values.tolist()
+    if kind == "f":
+        out = values.astype(np.float64, copy=False).tolist()
         for i in np.flatnonzero(~np.isfinite(values)).tolist():
             out[i] = None
         return out
-    values = series.tolist()
-    if kind == "O" and pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
+    if kind != "O":   # timestamps and the like: as their Series gives them
+        return _values_one_by_one(pd.Series(values))
+    out = values.tolist()
+    if len(out) <= FEW and all(v.__class__ is str or v is None for v in out):   # a page's few values
+        return out
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
         # text with nulls (None, NaN, NA): only the nulls need `plain`
+        for i in np.flatnonzero(pd.isna(values)).tolist():
+            out[i] = None
+        return out
+    return [plain(v) for v in out]
+
+
+def column_array(series: pd.Series) -> np.ndarray:
+    """A column as a NumPy array that `column_values` (of all of it, or of any part) turns into
+    the values `column_values(series)` gives: the column's own array where NumPy holds it as it
+    is, else an object array of its plain values."""
+    if not isinstance(series.dtype, pd.api.extensions.ExtensionDtype) and series.dtype.kind in "iubfO":
+        return series.to_numpy()
+    return np.fromiter(column_values(series), dtype=object, count=len(series))
+
+
+def _values_one_by_one(series: pd.Series) -> list:
+    """`column_values` of a column NumPy does not hold as plain numbers or objects."""
+    values = series.tolist()
+    if series.dtype.kind == "O" and pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
         for i in np.flatnonzero(series.isna().to_numpy()).tolist():
             values[i] = None
         return values

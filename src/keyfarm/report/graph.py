@@ -19,7 +19,7 @@ import pandas as pd
 
 from keyfarm.community.components import find_root   # the one union-find kernel
 
-from keyfarm.report.escape import column_values, records
+from keyfarm.report.escape import column_array, column_values, records
 from keyfarm.report.layout import layout
 from keyfarm.report.outputs import SIGNALS, sort_rows
 
@@ -168,44 +168,48 @@ def rows_by_cluster(frame: pd.DataFrame, ids) -> dict[int, list[dict]]:
 
 
 class ColumnsByCluster:
-    """A table's columns as lists of `plain` values (escape.column_values), sliced per cluster.
+    """A table's columns as NumPy arrays (escape.column_array), sliced per cluster.
 
-    The account pairs of a report are ~10⁴–10⁵ rows of ~20 columns: a dict per row (`records`)
-    costs more than drawing them, so pages take their cluster's share as columns instead.
+    The account pairs of a report are ~10⁴–10⁵ rows of ~20 columns, most of them in a few large
+    clusters whose pages draw at most `max_edges` pairs each (on a 50k world, 2 in 3 pairs are
+    not drawn): a page turns only the rows it draws into plain values (cluster_drawing).
     """
 
     def __init__(self, frame: pd.DataFrame, ids):
-        frame = frame[frame["cluster_id"].isin(ids)].sort_values("cluster_id", kind="stable")
+        frame = frame[frame["cluster_id"].isin(ids)]
         cids = frame["cluster_id"].to_numpy(np.int64)
-        self.columns = {c: column_values(frame[c]) for c in frame.columns if c != "cluster_id"}
+        order = np.argsort(cids, kind="stable")
+        self.columns = {c: column_array(frame[c])[order] for c in frame.columns if c != "cluster_id"}
+        cids = cids[order]
         self.ids, starts = np.unique(cids, return_index=True)
         self.bounds = np.r_[starts, cids.size].tolist()
 
-    def get(self, cluster_id: int) -> dict[str, list]:
-        """The cluster's rows as {column: values} (empty lists for a cluster without rows)."""
+    def get(self, cluster_id: int) -> dict[str, np.ndarray]:
+        """The cluster's rows as {column: array} (empty arrays for a cluster without rows)."""
         i = int(np.searchsorted(self.ids, cluster_id))
         if i == self.ids.size or self.ids[i] != cluster_id:
-            return {c: [] for c in self.columns}
+            return {c: v[:0] for c, v in self.columns.items()}
         lo, hi = self.bounds[i], self.bounds[i + 1]
         return {c: v[lo:hi] for c, v in self.columns.items()}
 
 
-def pair_columns(members: pd.DataFrame, edges: pd.DataFrame) -> dict[str, list]:
-    """`account_pairs` of one cluster as {column: plain values}, the form cluster_drawing takes."""
+def pair_columns(members: pd.DataFrame, edges: pd.DataFrame) -> dict[str, np.ndarray]:
+    """`account_pairs` of one cluster as {column: array}, the form cluster_drawing takes."""
     frame = account_pairs(members, edges).drop(columns=["cluster_id"], errors="ignore")
-    return {c: column_values(frame[c]) for c in frame.columns}
+    return {c: column_array(frame[c]) for c in frame.columns}
 
 
 def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: int = 500,
                     max_edges: int | None = None, nodes: list[dict] | None = None,
-                    pairs: dict[str, list] | None = None, keys_of: dict | None = None) -> ClusterDrawing:
+                    pairs: dict[str, np.ndarray] | None = None, keys_of: dict | None = None) -> ClusterDrawing:
     """Account nodes, account pairs and layout of one cluster's members and intra-cluster edges.
 
     Beyond `max_nodes` accounts, the accounts with the most link weight are drawn. `max_edges`
     (default 3 × max_nodes) caps the pairs drawn, keeping a maximum spanning forest so nothing
     drawn floats. `nodes` (records of `account_nodes`), `pairs` (the cluster's `account_pairs`
-    as columns: `pair_columns`, ColumnsByCluster.get) and `keys_of` (`keys_by_account`): the
-    cluster's share when the caller computed them for many clusters at once.
+    as arrays: `pair_columns`, ColumnsByCluster.get; only the drawn rows become plain values)
+    and `keys_of` (`keys_by_account`): the cluster's share when the caller computed them for
+    many clusters at once.
     """
     max_edges = 3 * max_nodes if max_edges is None else max_edges
     nodes = records(account_nodes(members).drop(columns=["cluster_id"], errors="ignore")) if nodes is None else nodes
@@ -214,9 +218,9 @@ def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: in
     notes: list[str] = []
     n_nodes_total, n_edges_total = len(nodes), len(links["acc_a"])
     index = {n["account_id"]: i for i, n in enumerate(nodes)}
-    a = np.array([index[x] for x in links["acc_a"]], np.int64)
-    b = np.array([index[x] for x in links["acc_b"]], np.int64)
-    w = np.array(links["weight"], np.float64)
+    a = np.array([index[x] for x in links["acc_a"].tolist()], np.int64)
+    b = np.array([index[x] for x in links["acc_b"].tolist()], np.int64)
+    w = np.asarray(links["weight"], np.float64)
     chosen = np.arange(a.size)   # the rows of `links` drawn
 
     if len(nodes) > max_nodes:
@@ -240,13 +244,11 @@ def cluster_drawing(members: pd.DataFrame, edges: pd.DataFrame, *, max_nodes: in
     order = np.sort(order)
     chosen, a, b, w = chosen[order], a[order], b[order], w[order]
     pos = layout(len(nodes), a, b, w).tolist()
-    rows = chosen.tolist()
-    if len(rows) == n_edges_total:
-        column = links.get
-    else:
-        def column(name):
-            values = links.get(name)
-            return None if values is None else [values[j] for j in rows]
+    drawn_all = chosen.size == n_edges_total
+
+    def column(name):   # the drawn rows of a column, as plain values
+        values = links.get(name)
+        return None if values is None else column_values(values if drawn_all else values[chosen])
 
     tokens = np.array([n["total_tokens"] or 0 for n in nodes], np.float64)
     top = tokens.max() if tokens.size and tokens.max() > 0 else 1.0

@@ -4,7 +4,8 @@ Stage: report. `index_page` returns `report/index.html`: the changes since the p
 first (changes.parquet, when the run had `--previous`), a histogram of scores by verdict (inline
 SVG), one row per cluster (≥ 2 accounts) with filters by verdict, score, signal and size, a search
 by key or account id (through `assets/members.js`, written by `members_lookup_js`), CSV export of
-the rows shown, the hubs with their verdicts (and the text of prompt hubs), then run.json's summary.
+the rows shown, the hubs with their verdicts (and the text of prompt hubs), then run.json's summary (its
+timings are in OUT_DIR/run-info.html: report.runinfo).
 """
 from __future__ import annotations
 
@@ -41,14 +42,15 @@ def _summary(run: dict, quarantined: dict) -> str:
     quarantine = "".join(f'<tr><td>{esc(t)}</td><td>{esc(reason)}</td><td class=num>{fmt_int(n)}</td></tr>'
                          for t, reasons in sorted(quarantined.items()) if isinstance(reasons, dict)
                          for reason, n in sorted(reasons.items()))
-    timings = run.get("timings") if isinstance(run.get("timings"), dict) else {}
     return f"""<div class="grid" style="grid-template-columns: repeat(auto-fit, minmax(260px, 1fr));">
 <section><h2>Counts</h2>{_kv_table((k, fmt_int(v)) for k, v in counts.items())}</section>
 <section><h2>Input rows</h2>{'<table><tr><th>table</th><th class=num>read</th><th class=num>valid</th></tr>'
                              + rows_table + '</table>' if rows_table else '<p class="muted">none recorded</p>'}</section>
 <section><h2>Quarantined rows</h2>{'<table><tr><th>table</th><th>reason</th><th class=num>rows</th></tr>'
                                    + quarantine + '</table>' if quarantine else '<p class="muted">none</p>'}</section>
-<section><h2>Timings (s)</h2>{_kv_table((k, fmt_float(v, 2)) for k, v in timings.items())}</section>
+<section><h2>Timings</h2><p class="muted">Seconds and memory of each stage change from run to run, so this
+report (the same bytes for the same input and seed) leaves them to <a href="../run-info.html">run-info.html</a>,
+beside run.json.</p></section>
 </div>"""
 
 

@@ -16,6 +16,8 @@ import multiprocessing
 import os
 from pathlib import Path
 
+import numpy as np
+
 MIN_PAGES_PER_WORKER = 100   # below this a worker's start-up costs more than it saves
 CHUNKS_PER_WORKER = 8        # cluster sizes vary: small chunks keep the workers evenly loaded
 
@@ -36,12 +38,14 @@ def auto_workers(n_keys: int) -> int:
 
 
 def write_pages(draw, records: list[dict], folder: Path, *, workers: int = 1, progress=None,
-                started=None) -> None:
+                started=None, costs=None) -> None:
     """Write `folder/<cluster_id>.html` = draw(record) for every clusters record.
 
     `workers`: processes drawing pages (1: this process only; 2+: forked workers, fewer when
     there are fewer than MIN_PAGES_PER_WORKER pages each). `started`: called once the workers
     exist (or at once, without workers), e.g. to start a thread that must not be forked.
+    `costs`: per record, a guess of its page's drawing time (any unit): workers then take the
+    dearest pages first (see `chunks`); without it, records go in their order.
     """
     global _JOB
     workers = min(int(workers), len(records) // MIN_PAGES_PER_WORKER)
@@ -54,15 +58,15 @@ def write_pages(draw, records: list[dict], folder: Path, *, workers: int = 1, pr
             if bar is not None:
                 bar.update(1)
     else:
-        size = -(-len(records) // (workers * CHUNKS_PER_WORKER))
-        chunks = [(lo, min(lo + size, len(records))) for lo in range(0, len(records), size)]
+        tasks = chunks(np.ones(len(records)) if costs is None else np.asarray(costs, np.float64),
+                       workers * CHUNKS_PER_WORKER, in_order=costs is None)
         _JOB = (draw, records, folder)
         gc.freeze()   # the children's garbage collector then leaves the parent's objects (and pages) alone
         try:
             with multiprocessing.get_context("fork").Pool(workers) as pool:
                 if started is not None:
                     started()
-                for done in pool.imap_unordered(_write_chunk, chunks):
+                for done in pool.imap_unordered(_write_chunk, tasks):
                     if bar is not None:
                         bar.update(done)
         finally:
@@ -76,10 +80,27 @@ def _write(draw, record: dict, folder: Path) -> None:
     (folder / f"{int(record['cluster_id'])}.html").write_text(draw(record), encoding="utf-8")
 
 
-def _write_chunk(bounds: tuple[int, int]) -> int:
-    """In a worker: write the pages of records[lo:hi]; returns how many."""
+def chunks(costs: np.ndarray, n_chunks: int, *, in_order: bool = False) -> list[list[int]]:
+    """The records (indices of `costs`) in about `n_chunks` chunks of about equal cost, the
+    dearest records first: a page dearer than a chunk's share is a chunk of its own, and the
+    cheap ones come last, in bundles, to fill the gaps (longest processing time first, so
+    neither worker is left drawing a large cluster while the other idles). `in_order`: keep
+    the records' order (equal costs: contiguous chunks)."""
+    order = np.arange(costs.size) if in_order else np.argsort(-costs, kind="stable")
+    share = costs.sum() / max(n_chunks, 1)
+    out, chunk, spent = [], [], 0.0
+    for i, cost in zip(order.tolist(), costs[order].tolist()):
+        chunk.append(i)
+        spent += cost
+        if spent >= share:
+            out.append(chunk)
+            chunk, spent = [], 0.0
+    return out + [chunk] if chunk else out
+
+
+def _write_chunk(rows: list[int]) -> int:
+    """In a worker: write the pages of records[i] for i in `rows`; returns how many."""
     draw, records, folder = _JOB
-    lo, hi = bounds
-    for record in records[lo:hi]:
-        _write(draw, record, folder)
-    return hi - lo
+    for i in rows:
+        _write(draw, records[i], folder)
+    return len(rows)
