@@ -327,7 +327,15 @@ def _as_text_list(texts) -> list[str]:
 
 
 def encode_texts(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """UTF-8 bytes of all texts end to end and their offsets (lone surrogates pass through)."""
+    """UTF-8 bytes of all texts end to end and their offsets (lone surrogates pass through). UTF-8
+    encodes code point by code point, so the joined text's bytes are the texts' bytes end to end;
+    when there are as many bytes as code points (all ASCII) the offsets are the texts' lengths."""
+    offsets = np.zeros(len(texts) + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)), out=offsets[1:])
+    joined = "".join(texts).encode("utf-8", "surrogatepass")
+    if len(joined) == offsets[-1]:
+        return (np.frombuffer(joined, np.uint8) if joined else np.zeros(0, np.uint8)), offsets
+    del joined
     data = [t.encode("utf-8", "surrogatepass") for t in texts]
     offsets = np.zeros(len(data) + 1, np.int64)
     np.cumsum(np.fromiter(map(len, data), np.int64, len(data)), out=offsets[1:])
