@@ -436,3 +436,29 @@ def test_each_part_alone_on_distinct_key_slot_prefix_rows_gives_the_signals_rows
     pd.testing.assert_frame_equal(union, whole)
     kinds = set(whole["token"].str.split(":").str[0])
     assert {"slot", "tgrp", "tset"} <= kinds
+
+
+def test_group_rounds_reuse_a_settled_groups_tests_exactly(monkeypatch):
+    """_group_round's memo gives a group whose holders did not change its tests of the round
+    before: the same scheduler sets as computing every group in every round, and it is used."""
+    rng = np.random.default_rng(8)
+    n_farm, n_bg, n_slots = 40, 600, 2880
+    farm_slots = rng.choice(n_slots, 100, replace=False)
+    pairs = {(a, int(s)) for a in range(n_farm) for s in rng.choice(farm_slots, 8, replace=False)}
+    pairs |= {(a, int(s)) for a in range(n_farm, n_farm + n_bg) for s in rng.choice(n_slots, 8, replace=False)}
+    pa, ps = (np.array(v, np.int64) for v in zip(*sorted(pairs)))
+    context = np.where(pa < n_farm, rng.integers(0, 4, pa.size), rng.integers(0, 8, pa.size))
+    base = timing.population_context(pa, ps, np.ones(n_slots), np.arange(n_slots) // 60, 60)
+    seeds = (pa < 25) | ((pa >= n_farm) & (pa < n_farm + 30))   # two seed groups, one settles at once
+    cfg = TimingConfig()
+    calls = []
+    tests = timing._group_tests
+    monkeypatch.setattr(timing, "_group_tests", lambda *a, **k: calls.append(1) or tests(*a, **k))
+    with_memo = timing.scheduler_sets(pa, seeds, ps, base, cfg, context=context)
+    n_with = len(calls)
+    round_ = timing._group_round
+    monkeypatch.setattr(timing, "_group_round", lambda *a, memo=None, **k: round_(*a, memo=None, **k))
+    calls.clear()
+    without = timing.scheduler_sets(pa, seeds, ps, base, cfg, context=context)
+    pd.testing.assert_frame_equal(with_memo, without)
+    assert len(with_memo) and n_with < len(calls)
