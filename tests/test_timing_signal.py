@@ -6,6 +6,7 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from keyfarm.config import Config, TimingConfig
 from keyfarm.errors import KeyfarmConfigError
@@ -462,3 +463,16 @@ def test_group_rounds_reuse_a_settled_groups_tests_exactly(monkeypatch):
     without = timing.scheduler_sets(pa, seeds, ps, base, cfg, context=context)
     pd.testing.assert_frame_equal(with_memo, without)
     assert len(with_memo) and n_with < len(calls)
+
+
+@settings(max_examples=60, derandomize=True, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 5), st.integers(0, 200)), min_size=1, max_size=60),
+       st.sampled_from([1, 1 << 33, 1 << 61]))
+def test_active_pairs_are_the_sorted_distinct_pairs_whatever_the_codes_span(rows, scale):
+    # codes of (context, slot) can span more than int64 over the accounts: ranked, same pairs and order
+    acc, ctx, slot = (np.array(v, np.int64) for v in zip(*rows))
+    code = ctx * scale + slot if scale < (1 << 61) else np.where(ctx % 2 == 1, np.iinfo(np.int64).max - slot, slot)
+    a, s = timing.active_pairs(acc, code)
+    want = pd.DataFrame({"a": acc, "s": code}).drop_duplicates().sort_values(["a", "s"])
+    np.testing.assert_array_equal(a, want["a"].to_numpy())
+    np.testing.assert_array_equal(s, want["s"].to_numpy())

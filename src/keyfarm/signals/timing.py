@@ -595,8 +595,14 @@ def active_pairs(account: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.
     s_min = int(slot.min())
     span = int(slot.max()) - s_min + 1
     if account.size and int(account.max()) >= np.iinfo(np.int64).max // span:
-        frame = pd.DataFrame({"a": account, "s": slot}).drop_duplicates().sort_values(["a", "s"])
-        return frame["a"].to_numpy(np.int64), frame["s"].to_numpy(np.int64)
+        # codes of (context, slot) span too much: rank the distinct values (monotone, so the
+        # order is the same) and pair accounts with ranks
+        codes, uniques = pd.factorize(slot)
+        order = np.argsort(uniques, kind="stable")
+        rank = np.empty(order.size, np.int64)
+        rank[order] = np.arange(order.size)
+        a, r = active_pairs(account, rank[codes])
+        return a, uniques[order][r]
     code = np.sort(pd.unique(account * span + (slot - s_min)))   # hash-unique, then sort the few
     return code // span, code % span + s_min
 
