@@ -61,7 +61,7 @@ import numpy as np
 import pandas as pd
 
 from keyfarm.arrays import csr_rows
-from keyfarm.signals import make_incidence, ts_ns
+from keyfarm.signals import make_incidence, pair_stats, ts_ns
 
 _SECOND = 10**9
 BUSY_CHANCE = 0.16   # P(count ≥ expected + sqrt(expected + 1)), at most, for Poisson-like slot counts
@@ -692,10 +692,8 @@ def _rows(key, ts, slot, account, pair_account, pair_slot, slots, anomalous, slo
         return make_incidence([], [], "timing")
     # a request in a member slot: its (account, slot) pair is a hit, so only min_slots is left to check
     row = member[np.searchsorted(slots, slot)] & (per_account[account] >= min_slots)
-    frame = pd.DataFrame({"key": key[row], "slot": slot[row], "ts": ts[row], "acc": account[row]})
-    agg = frame.groupby(["key", "slot"], sort=True).agg(
-        count=("ts", "size"), first_seen=("ts", "min"), last_seen=("ts", "max"),
-        acc=("acc", "first")).reset_index()
+    # a key's account is one: its max over the rows is their first
+    agg = pair_stats(key[row], slot[row], ts[row], names=("key", "slot"), extra={"acc": account[row]})
     s = agg["slot"].to_numpy(np.int64)
     tie = slot_tie[np.searchsorted(slots, s)] * account_tie[agg["acc"].to_numpy(np.int64)]
     token = text(s)
