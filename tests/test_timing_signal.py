@@ -335,11 +335,10 @@ def test_a_group_of_two_schedulers_is_split_one_scheduler_is_not():
     assert timing.split_groups(ctx, holder_a, holder_g, 5)[35] == b[0]
 
 
-def test_a_scheduler_spread_over_network_contexts_grows_as_one_group():
-    """Seeds found in a network context grow over the whole population's plain slots: a scheduler
-    behind a carrier's NAT whose accounts act from four prefixes is one group, though each prefix
-    alone holds a quarter of every account's slots (below timing.group_min_share); no account of
-    the background, which shares the prefixes, joins it."""
+def _nat_scheduler():
+    """Activity pairs (account, slot), their network context and population context of a
+    40-account scheduler on four prefixes among 600 background accounts on eight (two days of
+    minutes): each farm account acts in 8 of the scheduler's 100 slots."""
     rng = np.random.default_rng(8)
     n_farm, n_bg, n_slots = 40, 600, 2880          # two days of minutes
     farm_slots = rng.choice(n_slots, 100, replace=False)
@@ -347,7 +346,16 @@ def test_a_scheduler_spread_over_network_contexts_grows_as_one_group():
     pairs |= {(a, int(s)) for a in range(n_farm, n_farm + n_bg) for s in rng.choice(n_slots, 8, replace=False)}
     pa, ps = (np.array(v, np.int64) for v in zip(*sorted(pairs)))
     context = np.where(pa < n_farm, rng.integers(0, 4, pa.size), rng.integers(0, 8, pa.size))
-    base = timing.population_context(pa, ps, np.ones(n_slots), np.arange(n_slots) // 60, 60)
+    return pa, ps, context, timing.population_context(pa, ps, np.ones(n_slots), np.arange(n_slots) // 60, 60)
+
+
+def test_a_scheduler_spread_over_network_contexts_grows_as_one_group():
+    """Seeds found in a network context grow over the whole population's plain slots: a scheduler
+    behind a carrier's NAT whose accounts act from four prefixes is one group, though each prefix
+    alone holds a quarter of every account's slots (below timing.group_min_share); no account of
+    the background, which shares the prefixes, joins it."""
+    pa, ps, context, base = _nat_scheduler()
+    n_farm, n_slots = 40, 2880
     seeds = pa < 25         # the lockstep accounts a context found, on the slots they share
     cfg = TimingConfig()
     sets = timing.scheduler_sets(pa, seeds, ps, base, cfg, context=context)
@@ -442,14 +450,8 @@ def test_each_part_alone_on_distinct_key_slot_prefix_rows_gives_the_signals_rows
 def test_group_rounds_reuse_a_settled_groups_tests_exactly(monkeypatch):
     """_group_round's memo gives a group whose holders did not change its tests of the round
     before: the same scheduler sets as computing every group in every round, and it is used."""
-    rng = np.random.default_rng(8)
-    n_farm, n_bg, n_slots = 40, 600, 2880
-    farm_slots = rng.choice(n_slots, 100, replace=False)
-    pairs = {(a, int(s)) for a in range(n_farm) for s in rng.choice(farm_slots, 8, replace=False)}
-    pairs |= {(a, int(s)) for a in range(n_farm, n_farm + n_bg) for s in rng.choice(n_slots, 8, replace=False)}
-    pa, ps = (np.array(v, np.int64) for v in zip(*sorted(pairs)))
-    context = np.where(pa < n_farm, rng.integers(0, 4, pa.size), rng.integers(0, 8, pa.size))
-    base = timing.population_context(pa, ps, np.ones(n_slots), np.arange(n_slots) // 60, 60)
+    pa, ps, context, base = _nat_scheduler()
+    n_farm = 40
     seeds = (pa < 25) | ((pa >= n_farm) & (pa < n_farm + 30))   # two seed groups, one settles at once
     cfg = TimingConfig()
     calls = []
