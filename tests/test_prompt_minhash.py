@@ -168,6 +168,35 @@ def test_normalising_on_the_fly_signs_as_the_normalised_copy_does(texts, max_cha
     np.testing.assert_array_equal(minhash_signatures(texts, 16, seed=2, size=4, max_chars=max_chars), copied)
 
 
+def _branchy_signatures(buf, offsets, max_chars, size, k, seed):
+    """Each document through the general one-pass kernel (oph_raw_char_doc) alone."""
+    cls, lower = minhash.char_tables()
+    salt, probe = _oph_salts(seed)
+    out = np.empty((offsets.size - 1, k), np.uint32)
+    for d in range(offsets.size - 1):
+        mins = np.full(k + 1, minhash.EMPTY, np.uint32)
+        m = minhash.oph_raw_char_doc(buf, offsets[d], offsets[d + 1], cls, lower, minhash.ascii_outputs(),
+                                     np.int64(max_chars), np.int64(size), salt, mins)
+        out[d] = minhash.EMPTY if m == 0 else 0
+        if m:
+            minhash.densify(mins[:k], probe, out[d])
+    return out
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(st.lists(st.binary(max_size=60) | st.text(alphabet="ab .,\t-É日😀\u00a0", max_size=60).map(
+    lambda t: t.encode("utf-8")), min_size=1, max_size=6), st.sampled_from([3, 7, 1000]), st.integers(2, 9))
+def test_two_pass_kernel_signs_as_the_one_pass_kernel(docs, max_chars, size):
+    # oph_raw_* takes the branch-free two passes (flat_code_points, oph_code_points) for most
+    # documents; any bytes (invalid UTF-8, trailing separators, cuts) must sign as the one pass does
+    buf = np.frombuffer(b"".join(docs), np.uint8) if any(docs) else np.zeros(0, np.uint8)
+    offsets = np.concatenate([[0], np.cumsum([len(d) for d in docs])]).astype(np.int64)
+    cls, lower = minhash.char_tables()
+    got = minhash.oph_raw_serial(buf, offsets, cls, lower, minhash.ascii_outputs(), np.int64(max_chars),
+                                 np.int64(size), _oph_salts(3), np.int64(16), np.array([0, len(docs)]))
+    np.testing.assert_array_equal(got, _branchy_signatures(buf, offsets, max_chars, size, 16, 3))
+
+
 @pytest.mark.parametrize("method", ["oph", "classic"])
 def test_serial_and_parallel_kernels_agree(method):
     rng = np.random.default_rng(0)

@@ -6,6 +6,7 @@ import ipaddress
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from keyfarm.config import Config, NetworkConfig
 from keyfarm.graph import build_graph
@@ -210,3 +211,20 @@ def test_prompt_only_farms_share_nothing_but_prompts(world_graph):
     assert pair.any()
     assert graph.w["payment"][pair].max() == 0 and graph.w["device"][pair].max() < 0.05
     assert np.median(graph.w["prompt"][pair]) > 0.5
+
+
+@settings(max_examples=120, derandomize=True, deadline=None)
+@given(st.lists(st.tuples(st.integers(-3, 6), st.sampled_from([0, 1, 5, -2, 2**40, 2**62]), st.integers(0, 50),
+                          st.integers(1, 4), st.floats(0, 1)), max_size=40))
+def test_pair_stats_equal_pandas_groupby(rows):
+    # pair_stats replaces groupby([a, b], sort=True).agg(...) in the signals: same groups, order and values
+    from keyfarm.signals import pair_stats
+    frame = pd.DataFrame(rows, columns=["a", "b", "ts", "n", "tie"]).astype(
+        {"a": np.int64, "b": np.int64, "ts": np.int64, "n": np.int64, "tie": np.float64})
+    want = frame.groupby(["a", "b"], sort=True).agg(tie=("tie", "max"), count=("n", "sum"), first_seen=("ts", "min"),
+                                                    last_seen=("ts", "max")).reset_index()
+    got = pair_stats(frame["a"].to_numpy(), frame["b"].to_numpy(), frame["ts"].to_numpy(), names=("a", "b"),
+                     count=frame["n"].to_numpy(), extra={"tie": frame["tie"].to_numpy()})
+    pd.testing.assert_frame_equal(got, want, check_dtype=True)
+    sizes = frame.groupby(["a", "b"], sort=True).size().to_numpy()
+    np.testing.assert_array_equal(pair_stats(frame["a"], frame["b"], frame["ts"])["count"].to_numpy(), sizes)

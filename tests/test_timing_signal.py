@@ -6,6 +6,7 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from keyfarm.config import Config, TimingConfig
 from keyfarm.errors import KeyfarmConfigError
@@ -334,11 +335,10 @@ def test_a_group_of_two_schedulers_is_split_one_scheduler_is_not():
     assert timing.split_groups(ctx, holder_a, holder_g, 5)[35] == b[0]
 
 
-def test_a_scheduler_spread_over_network_contexts_grows_as_one_group():
-    """Seeds found in a network context grow over the whole population's plain slots: a scheduler
-    behind a carrier's NAT whose accounts act from four prefixes is one group, though each prefix
-    alone holds a quarter of every account's slots (below timing.group_min_share); no account of
-    the background, which shares the prefixes, joins it."""
+def _nat_scheduler():
+    """Activity pairs (account, slot), their network context and population context of a
+    40-account scheduler on four prefixes among 600 background accounts on eight (two days of
+    minutes): each farm account acts in 8 of the scheduler's 100 slots."""
     rng = np.random.default_rng(8)
     n_farm, n_bg, n_slots = 40, 600, 2880          # two days of minutes
     farm_slots = rng.choice(n_slots, 100, replace=False)
@@ -346,7 +346,16 @@ def test_a_scheduler_spread_over_network_contexts_grows_as_one_group():
     pairs |= {(a, int(s)) for a in range(n_farm, n_farm + n_bg) for s in rng.choice(n_slots, 8, replace=False)}
     pa, ps = (np.array(v, np.int64) for v in zip(*sorted(pairs)))
     context = np.where(pa < n_farm, rng.integers(0, 4, pa.size), rng.integers(0, 8, pa.size))
-    base = timing.population_context(pa, ps, np.ones(n_slots), np.arange(n_slots) // 60, 60)
+    return pa, ps, context, timing.population_context(pa, ps, np.ones(n_slots), np.arange(n_slots) // 60, 60)
+
+
+def test_a_scheduler_spread_over_network_contexts_grows_as_one_group():
+    """Seeds found in a network context grow over the whole population's plain slots: a scheduler
+    behind a carrier's NAT whose accounts act from four prefixes is one group, though each prefix
+    alone holds a quarter of every account's slots (below timing.group_min_share); no account of
+    the background, which shares the prefixes, joins it."""
+    pa, ps, context, base = _nat_scheduler()
+    n_farm, n_slots = 40, 2880
     seeds = pa < 25         # the lockstep accounts a context found, on the slots they share
     cfg = TimingConfig()
     sets = timing.scheduler_sets(pa, seeds, ps, base, cfg, context=context)
@@ -436,3 +445,36 @@ def test_each_part_alone_on_distinct_key_slot_prefix_rows_gives_the_signals_rows
     pd.testing.assert_frame_equal(union, whole)
     kinds = set(whole["token"].str.split(":").str[0])
     assert {"slot", "tgrp", "tset"} <= kinds
+
+
+def test_group_rounds_reuse_a_settled_groups_tests_exactly(monkeypatch):
+    """_group_round's memo gives a group whose holders did not change its tests of the round
+    before: the same scheduler sets as computing every group in every round, and it is used."""
+    pa, ps, context, base = _nat_scheduler()
+    n_farm = 40
+    seeds = (pa < 25) | ((pa >= n_farm) & (pa < n_farm + 30))   # two seed groups, one settles at once
+    cfg = TimingConfig()
+    calls = []
+    tests = timing._group_tests
+    monkeypatch.setattr(timing, "_group_tests", lambda *a, **k: calls.append(1) or tests(*a, **k))
+    with_memo = timing.scheduler_sets(pa, seeds, ps, base, cfg, context=context)
+    n_with = len(calls)
+    round_ = timing._group_round
+    monkeypatch.setattr(timing, "_group_round", lambda *a, memo=None, **k: round_(*a, memo=None, **k))
+    calls.clear()
+    without = timing.scheduler_sets(pa, seeds, ps, base, cfg, context=context)
+    pd.testing.assert_frame_equal(with_memo, without)
+    assert len(with_memo) and n_with < len(calls)
+
+
+@settings(max_examples=60, derandomize=True, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 5), st.integers(0, 200)), min_size=1, max_size=60),
+       st.sampled_from([1, 1 << 33, 1 << 61]))
+def test_active_pairs_are_the_sorted_distinct_pairs_whatever_the_codes_span(rows, scale):
+    # codes of (context, slot) can span more than int64 over the accounts: ranked, same pairs and order
+    acc, ctx, slot = (np.array(v, np.int64) for v in zip(*rows))
+    code = ctx * scale + slot if scale < (1 << 61) else np.where(ctx % 2 == 1, np.iinfo(np.int64).max - slot, slot)
+    a, s = timing.active_pairs(acc, code)
+    want = pd.DataFrame({"a": acc, "s": code}).drop_duplicates().sort_values(["a", "s"])
+    np.testing.assert_array_equal(a, want["a"].to_numpy())
+    np.testing.assert_array_equal(s, want["s"].to_numpy())

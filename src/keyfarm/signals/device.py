@@ -11,7 +11,7 @@ def _one(requests: pd.DataFrame, column: str, prefix: str) -> pd.DataFrame:
     present = requests[column].notna().to_numpy()
     if not present.any():
         return make_incidence([], [], "device")
-    sub = requests.loc[present]
+    sub = requests.loc[present, ["key", "ts", column]]   # not the other columns' 11M rows at 1M keys
     codes, uniques = pd.factorize(sub[column], sort=True)
     agg = aggregate_pairs(sub["key"].to_numpy(), codes, sub["ts"])
     tokens = (prefix + pd.Series(uniques, dtype=object).astype(str)).to_numpy(dtype=object)

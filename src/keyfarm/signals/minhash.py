@@ -469,6 +469,78 @@ def oph_raw_char_doc(buf, start, stop, cls, lower, ascii_out, max_chars, size, s
     return _short_text(mins, h, c, size, salt, k)
 
 
+@numba.njit(cache=True, nogil=True)
+def _word_end(buf, start, stop, ascii_out):
+    """End of a raw document's last word character when only ASCII separators follow it (start:
+    none), or -1 when a non-ASCII byte comes first (the caller takes the general path)."""
+    e = stop
+    while e > start:
+        o = ascii_out[buf[e - 1]]
+        if o == 255:
+            return -1
+        if o != 0:
+            return e
+        e -= 1
+    return start
+
+
+@numba.njit(cache=True, nogil=True)
+def flat_code_points(buf, start, stop, limit, cls, lower, ascii_out, out):
+    """The normalised code points of buf[start:stop], a raw document up to its last word character
+    (_word_end; `limit` is its true end, as the decoder reads) not cut by max_chars, into out;
+    returns their count. No branch on the text: each byte
+    writes its output and keeps it when it is a word character or the first separator after one
+    (the normalised text's single space, never trailing here). Branches on each word boundary
+    made the fused loop of oph_raw_char_doc about 2× slower than this pass and oph_code_points."""
+    n = 0
+    prev_word = False
+    i = start
+    while i < stop:
+        o = np.int64(ascii_out[buf[i]])
+        if o == 255:   # not ASCII: the general decoder
+            x, k = _decode(buf, i, limit)
+            cl = cls[x] if x < cls.size else SEPARATOR
+            o = 0 if cl == SEPARATOR else (48 if cl == DIGIT else np.int64(lower[x]))
+            i += k
+        else:
+            i += 1
+        word = o != 0
+        out[n] = o if word else 32
+        n += np.int64(word | prev_word)
+        prev_word = word
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def oph_code_points(cps, n, size, salt, mins):
+    """oph_char_doc over the code points cps[:n] of a normalised document (rolled the same way,
+    without a window: the code point leaving the n-gram is read back from cps)."""
+    k = mins.size - 1
+    top = np.uint64(1)
+    for _ in range(size):
+        top *= GOLDEN
+    h = np.uint64(0)
+    for c in range(min(size, n)):
+        h = h * GOLDEN + np.uint64(cps[c])
+    if n >= size:
+        _keep_least(mins, h, salt, k)
+    for c in range(size, n):
+        h = h * GOLDEN + np.uint64(cps[c]) - np.uint64(cps[c - size]) * top
+        _keep_least(mins, h, salt, k)
+    return _short_text(mins, h, n, size, salt, k)
+
+
+@numba.njit(cache=True, nogil=True)
+def oph_any_char_doc(buf, start, stop, cls, lower, ascii_out, max_chars, size, salt, mins, scratch):
+    """oph_raw_char_doc, in two passes (flat_code_points into scratch, then oph_code_points) where
+    they apply: most prompts. scratch holds at least stop - start code points."""
+    end = _word_end(buf, start, stop, ascii_out)
+    if end >= 0 and stop - start <= max_chars:   # bytes >= code points: max_chars cuts nothing
+        n = flat_code_points(buf, start, end, stop, cls, lower, ascii_out, scratch)
+        return oph_code_points(scratch, n, size, salt, mins)
+    return oph_raw_char_doc(buf, start, stop, cls, lower, ascii_out, max_chars, size, salt, mins)
+
+
 def _oph_raw_body(buf, offsets, cls, lower, ascii_out, max_chars, size, salts, k, bounds):
     """_oph_body for character n-grams of raw UTF-8 documents, normalised on the fly
     (_next_normalized) rather than through a normalised copy: the same signatures as
@@ -478,9 +550,14 @@ def _oph_raw_body(buf, offsets, cls, lower, ascii_out, max_chars, size, salts, k
     salt, probe_salt = salts[0], salts[1]
     for blk in numba.prange(bounds.size - 1):
         mins = np.empty(k + 1, np.uint32)   # + a spare bin (_keep_least)
+        longest = 0
+        for d in range(bounds[blk], bounds[blk + 1]):
+            longest = max(longest, offsets[d + 1] - offsets[d])
+        scratch = np.empty(longest + 1, np.uint32)
         for d in range(bounds[blk], bounds[blk + 1]):
             mins[:] = EMPTY
-            m = oph_raw_char_doc(buf, offsets[d], offsets[d + 1], cls, lower, ascii_out, max_chars, size, salt, mins)
+            m = oph_any_char_doc(buf, offsets[d], offsets[d + 1], cls, lower, ascii_out, max_chars, size, salt,
+                                 mins, scratch)
             _densified(mins, m, probe_salt, sig[d])
     return sig
 

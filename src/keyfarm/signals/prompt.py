@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from keyfarm.errors import KeyfarmConfigError
-from keyfarm.signals import make_incidence, ts_ns
+from keyfarm.signals import make_incidence, pair_stats, sorted_groups, ts_ns
 from keyfarm.signals.minhash import (CHARS, PRIME, WORDS, band_hashes, char_tables, minhash_parallel,
                                      minhash_serial, normalize_parallel, normalize_serial, oph_parallel,
                                      oph_raw_parallel, oph_raw_serial, oph_serial, text_hashes_parallel,
@@ -239,13 +239,11 @@ def incidence(tables, config) -> pd.DataFrame:
     norm_codes, text_hash, text_raw, usable = distinct_normalized(raw_uniques, cfg)
 
     # distinct (key, prompt) pairs: requests, first and last seen
-    pairs = pd.DataFrame({"key": req["key"].to_numpy(np.int64)[has], "p": norm_codes[raw_codes],
-                          "ts": ts_ns(req["ts"])[has]})
-    pairs = pairs[usable[pairs["p"].to_numpy()]]
-    if len(pairs) == 0:
+    p = norm_codes[raw_codes]
+    ok = usable[p]
+    if not ok.any():
         return make_incidence([], [], "prompt")
-    pairs = pairs.groupby(["key", "p"], sort=True).agg(count=("ts", "size"), first_seen=("ts", "min"),
-                                                       last_seen=("ts", "max")).reset_index()
+    pairs = pair_stats(req["key"].to_numpy(np.int64)[has][ok], p[ok], ts_ns(req["ts"])[has][ok], names=("key", "p"))
     key = pairs["key"].to_numpy()
     p_of = pairs["p"].to_numpy()
     account = tables.keys["account"].to_numpy(np.int64)[key]
@@ -327,7 +325,15 @@ def _as_text_list(texts) -> list[str]:
 
 
 def encode_texts(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """UTF-8 bytes of all texts end to end and their offsets (lone surrogates pass through)."""
+    """UTF-8 bytes of all texts end to end and their offsets (lone surrogates pass through). UTF-8
+    encodes code point by code point, so the joined text's bytes are the texts' bytes end to end;
+    when there are as many bytes as code points (all ASCII) the offsets are the texts' lengths."""
+    offsets = np.zeros(len(texts) + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)), out=offsets[1:])
+    joined = "".join(texts).encode("utf-8", "surrogatepass")
+    if len(joined) == offsets[-1]:
+        return (np.frombuffer(joined, np.uint8) if joined else np.zeros(0, np.uint8)), offsets
+    del joined
     data = [t.encode("utf-8", "surrogatepass") for t in texts]
     offsets = np.zeros(len(data) + 1, np.int64)
     np.cumsum(np.fromiter(map(len, data), np.int64, len(data)), out=offsets[1:])
@@ -517,19 +523,18 @@ def _lsh_rows(pairs, local_of_pair, account, tie, solo, bucket_id, bucket_hash, 
     rep = np.repeat(np.arange(entry.size), per)
     within = np.arange(rep.size) - np.repeat(np.cumsum(per) - per, per)
     pair_row = order[starts[entry_prompt][rep] + within]
-    rows = pd.DataFrame({"bucket": bucket_id[entry][rep], "key": pairs["key"].to_numpy()[pair_row],
-                         "acc": account[pair_row], "tie": tie[pair_row],
-                         "count": pairs["count"].to_numpy()[pair_row],
-                         "first_seen": pairs["first_seen"].to_numpy()[pair_row],
-                         "last_seen": pairs["last_seen"].to_numpy()[pair_row]})
-    n_acc = rows.groupby("bucket")["acc"].nunique()
-    rows = rows[rows["bucket"].isin(n_acc.index[n_acc.to_numpy() >= 2])]
-    if len(rows) == 0:
+    bucket = bucket_id[entry][rep]
+    # buckets reached by 2+ accounts: the distinct (bucket, account) pairs, counted per bucket
+    order, starts = sorted_groups(bucket, account[pair_row])
+    n_acc = np.bincount(bucket[order[starts]], minlength=int(bucket.max()) + 1)
+    keep = n_acc[bucket] >= 2
+    if not keep.any():
         return pd.DataFrame()
+    pair_row, bucket = pair_row[keep], bucket[keep]
     # a key reaches a bucket once, whichever and however many of its prompts land there
-    rows = rows.groupby(["bucket", "key"], sort=True).agg(
-        tie=("tie", "max"), count=("count", "sum"), first_seen=("first_seen", "min"),
-        last_seen=("last_seen", "max")).reset_index()
+    rows = pair_stats(bucket, pairs["key"].to_numpy()[pair_row], pairs["first_seen"].to_numpy()[pair_row],
+                      pairs["last_seen"].to_numpy()[pair_row], names=("bucket", "key"),
+                      count=pairs["count"].to_numpy()[pair_row], extra={"tie": tie[pair_row]})
     b = rows["bucket"].to_numpy()
     # one token string per bucket, shared by the rows of its keys
     buckets, inverse = np.unique(b, return_inverse=True)

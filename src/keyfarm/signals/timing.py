@@ -61,7 +61,7 @@ import numpy as np
 import pandas as pd
 
 from keyfarm.arrays import csr_rows
-from keyfarm.signals import make_incidence, ts_ns
+from keyfarm.signals import make_incidence, pair_stats, ts_ns
 
 _SECOND = 10**9
 BUSY_CHANCE = 0.16   # P(count ≥ expected + sqrt(expected + 1)), at most, for Poisson-like slot counts
@@ -268,9 +268,10 @@ def scheduler_sets(pair_account, hit, at, base: "_GroupContext", cfg, *,
                                                            np.asarray(context, np.int64))
     ctx = replace(base, group_of=group_of, n_groups=n_groups, contexts=contexts)
     holder_a, holder_g = seeds, seed_group
+    memo: dict = {}   # per group: its tests, kept while its holders stay the same from round to round
     for r in range(GROUP_ROUNDS):   # the slots from the accounts, the accounts from the slots
         before = (holder_a, holder_g)
-        holder_a, holder_g, counted = _group_round(ctx, holder_a, holder_g, cfg, first_round=r == 0)
+        holder_a, holder_g, counted = _group_round(ctx, holder_a, holder_g, cfg, first_round=r == 0, memo=memo)
         if r == 0:   # a group that does not count from its members alone never grows
             keep_groups = counted
         ok = keep_groups[holder_g]
@@ -424,17 +425,21 @@ def population_context(pair_account, at, expected, hour, slot_seconds: int) -> _
                          group_of=np.zeros(0, np.int64), n_groups=0)
 
 
-def _group_round(ctx: _GroupContext, holder_a, holder_g, cfg, *, first_round: bool):
+def _group_round(ctx: _GroupContext, holder_a, holder_g, cfg, *, first_round: bool, memo: dict | None = None):
     """One round of scheduler_sets: each group's slot set from its holders, its holders from the
     slot set. Returns the new holders (accounts, groups) and which groups count.
+
+    A group's tests depend only on the set of its holders (and the fixed context), so `memo`
+    (group → its sorted holders and tests, carried from round to round) gives them again for a
+    group whose holders did not change: most groups settle in a round or two, the rounds go on
+    while any one still grows.
 
     One group at a time, each over its own slot set's activity only (the CSR indices of the
     context), so time follows the groups' crowds and memory that of the pairs. The
     Benjamini–Hochberg step runs over the eligible tests (m ≥ min_slots, share ≥ group_min_share)
     of every group, with M = every (account, group) that met (m ≥ 1): the others cannot be
     accepted, and counting them only in M keeps the step conservative."""
-    pa, ps = ctx.pair_account, ctx.pair_slot
-    n_acc, n_hours = ctx.n.size, ctx.hour_total.size
+    n_acc = ctx.n.size
     counted = np.zeros(ctx.n_groups, bool)
     cand_a, cand_g, cand_lp, kept_a, kept_g = [], [], [], [], []
     n_tests = 0
@@ -453,47 +458,19 @@ def _group_round(ctx: _GroupContext, holder_a, holder_g, cfg, *, first_round: bo
             kept_g.append(np.full(member.size, g, np.int64))
         if not accs.size:
             continue
-        is_holder[accs] = True
-        # S: the slots where a holder acts, and k: how many holders act in each
-        s_set, k = np.unique(ps[csr_rows(ctx.account_start, accs)], return_counts=True)
-        rows = ctx.slot_order[csr_rows(ctx.slot_start, s_set)]
-        k_row = np.repeat(k, ctx.slot_start[s_set + 1] - ctx.slot_start[s_set])
-        # a pair counts when another holder acts in its slot (for a holder: not only itself)
-        other = rows[k_row - is_holder[pa[rows]] >= 1]
-        is_holder[accs] = False
-        met_acc = pa[other]
-        if 8 * met_acc.size > n_acc:   # a count over all accounts is cheaper than sorting
-            m = np.bincount(met_acc, minlength=n_acc)
-            met = np.flatnonzero(m)
-            m = m[met]
+        key = np.sort(accs)
+        if memo is not None and g in memo and np.array_equal(memo[g][0], key):
+            tests = memo[g][1]
         else:
-            met, m = np.unique(met_acc, return_counts=True)
-        if ctx.contexts is not None:   # only the accounts of the contexts the holders act in
-            near = ctx.contexts.accounts_near(accs)
-            is_near[near] = True
-            inside = is_near[met]
-            is_near[near] = False
-            met, m = met[inside], m[inside]
-        m = m.astype(np.float64)
-        at_member = np.searchsorted(met, member)
-        hit = at_member < met.size
-        hit[hit] = met[at_member[hit]] == member[hit]
-        counted[g] = m[at_member[hit]].sum() / max(ctx.n[member].sum(), 1.0) >= cfg.group_min_share
-        n_tests += int(met.size)
-        ok = (m >= cfg.min_slots) & (m >= cfg.group_min_share * ctx.n[met])
-        eligible, m_e = met[ok], m[ok]
-        if not eligible.size:
-            continue
-        # S's share of each hour, by expected crowd; an account's chance: the mean over its slots
-        p_hour = np.clip(np.bincount(ctx.hour[s_set], weights=ctx.expected[s_set], minlength=n_hours)
-                         / np.maximum(ctx.hour_total, 1e-12), 1e-9, 1.0)
-        e_rows = csr_rows(ctx.account_start, eligible)
-        local = np.repeat(np.arange(eligible.size), ctx.account_start[eligible + 1] - ctx.account_start[eligible])
-        p_sum = np.bincount(local, weights=p_hour[ctx.hour[ps[e_rows]]], minlength=eligible.size)
-        p_mean = np.clip(p_sum / ctx.n[eligible], 1e-9, 1.0)
-        cand_a.append(eligible)
-        cand_g.append(np.full(eligible.size, g, np.int64))
-        cand_lp.append(binom_logsf(m_e, ctx.n[eligible], p_mean))
+            tests = _group_tests(ctx, accs, member, is_holder, is_near, cfg)
+            if memo is not None:
+                memo[g] = (key, tests)
+        counted[g], n_met, found = tests
+        n_tests += n_met
+        if found is not None:
+            cand_a.append(found[0])
+            cand_g.append(np.full(found[0].size, g, np.int64))
+            cand_lp.append(found[1])
     if cand_a:
         a, gg, lp = np.concatenate(cand_a), np.concatenate(cand_g), np.concatenate(cand_lp)
         accepted = benjamini_hochberg(lp, cfg.group_alpha, n_tests=max(n_tests, lp.size))
@@ -503,6 +480,53 @@ def _group_round(ctx: _GroupContext, holder_a, holder_g, cfg, *, first_round: bo
         return np.zeros(0, np.int64), np.zeros(0, np.int64), counted
     out = pd.DataFrame({"a": np.concatenate(kept_a), "g": np.concatenate(kept_g)}).drop_duplicates()
     return out["a"].to_numpy(np.int64), out["g"].to_numpy(np.int64), counted
+
+
+def _group_tests(ctx: _GroupContext, accs, member, is_holder, is_near, cfg):
+    """One group's tests in a round of _group_round, from its holders `accs` and lockstep
+    members: (whether it counts, the number of accounts that met it, None or (the eligible
+    accounts, their binomial log tails)). is_holder and is_near are all-False scratch masks over
+    the accounts, left all False."""
+    pa, ps = ctx.pair_account, ctx.pair_slot
+    n_acc, n_hours = ctx.n.size, ctx.hour_total.size
+    is_holder[accs] = True
+    # S: the slots where a holder acts, and k: how many holders act in each
+    s_set, k = np.unique(ps[csr_rows(ctx.account_start, accs)], return_counts=True)
+    rows = ctx.slot_order[csr_rows(ctx.slot_start, s_set)]
+    k_row = np.repeat(k, ctx.slot_start[s_set + 1] - ctx.slot_start[s_set])
+    # a pair counts when another holder acts in its slot (for a holder: not only itself)
+    other = rows[k_row - is_holder[pa[rows]] >= 1]
+    is_holder[accs] = False
+    met_acc = pa[other]
+    if 8 * met_acc.size > n_acc:   # a count over all accounts is cheaper than sorting
+        m = np.bincount(met_acc, minlength=n_acc)
+        met = np.flatnonzero(m)
+        m = m[met]
+    else:
+        met, m = np.unique(met_acc, return_counts=True)
+    if ctx.contexts is not None:   # only the accounts of the contexts the holders act in
+        near = ctx.contexts.accounts_near(accs)
+        is_near[near] = True
+        inside = is_near[met]
+        is_near[near] = False
+        met, m = met[inside], m[inside]
+    m = m.astype(np.float64)
+    at_member = np.searchsorted(met, member)
+    hit = at_member < met.size
+    hit[hit] = met[at_member[hit]] == member[hit]
+    counted = m[at_member[hit]].sum() / max(ctx.n[member].sum(), 1.0) >= cfg.group_min_share
+    ok = (m >= cfg.min_slots) & (m >= cfg.group_min_share * ctx.n[met])
+    eligible, m_e = met[ok], m[ok]
+    if not eligible.size:
+        return counted, int(met.size), None
+    # S's share of each hour, by expected crowd; an account's chance: the mean over its slots
+    p_hour = np.clip(np.bincount(ctx.hour[s_set], weights=ctx.expected[s_set], minlength=n_hours)
+                     / np.maximum(ctx.hour_total, 1e-12), 1e-9, 1.0)
+    e_rows = csr_rows(ctx.account_start, eligible)
+    local = np.repeat(np.arange(eligible.size), ctx.account_start[eligible + 1] - ctx.account_start[eligible])
+    p_sum = np.bincount(local, weights=p_hour[ctx.hour[ps[e_rows]]], minlength=eligible.size)
+    p_mean = np.clip(p_sum / ctx.n[eligible], 1e-9, 1.0)
+    return counted, int(met.size), (eligible, binom_logsf(m_e, ctx.n[eligible], p_mean))
 
 
 def benjamini_hochberg(log_p: np.ndarray, q: float, *, n_tests: int | None = None) -> np.ndarray:
@@ -571,8 +595,14 @@ def active_pairs(account: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.
     s_min = int(slot.min())
     span = int(slot.max()) - s_min + 1
     if account.size and int(account.max()) >= np.iinfo(np.int64).max // span:
-        frame = pd.DataFrame({"a": account, "s": slot}).drop_duplicates().sort_values(["a", "s"])
-        return frame["a"].to_numpy(np.int64), frame["s"].to_numpy(np.int64)
+        # codes of (context, slot) span too much: rank the distinct values (monotone, so the
+        # order is the same) and pair accounts with ranks
+        codes, uniques = pd.factorize(slot)
+        order = np.argsort(uniques, kind="stable")
+        rank = np.empty(order.size, np.int64)
+        rank[order] = np.arange(order.size)
+        a, r = active_pairs(account, rank[codes])
+        return a, uniques[order][r]
     code = np.sort(pd.unique(account * span + (slot - s_min)))   # hash-unique, then sort the few
     return code // span, code % span + s_min
 
@@ -662,10 +692,8 @@ def _rows(key, ts, slot, account, pair_account, pair_slot, slots, anomalous, slo
         return make_incidence([], [], "timing")
     # a request in a member slot: its (account, slot) pair is a hit, so only min_slots is left to check
     row = member[np.searchsorted(slots, slot)] & (per_account[account] >= min_slots)
-    frame = pd.DataFrame({"key": key[row], "slot": slot[row], "ts": ts[row], "acc": account[row]})
-    agg = frame.groupby(["key", "slot"], sort=True).agg(
-        count=("ts", "size"), first_seen=("ts", "min"), last_seen=("ts", "max"),
-        acc=("acc", "first")).reset_index()
+    # a key's account is one: its max over the rows is their first
+    agg = pair_stats(key[row], slot[row], ts[row], names=("key", "slot"), extra={"acc": account[row]})
     s = agg["slot"].to_numpy(np.int64)
     tie = slot_tie[np.searchsorted(slots, s)] * account_tie[agg["acc"].to_numpy(np.int64)]
     token = text(s)
