@@ -285,3 +285,7 @@ def test_account_links_keep_the_strongest_key_pair_per_signal_and_sum_the_signal
             expected.append((k[0], k[1], total))
     src, dst, weight = account_links(a, b, w, min_edge_weight=0.3)
     assert list(zip(src.tolist(), dst.tolist(), weight.tolist())) == expected
+    # part=: the same links, with the sum over the named signals alone (cards and devices here)
+    p_src, p_dst, p_weight, p_part = account_links(a, b, w, min_edge_weight=0.3, part=("payment", "device"))
+    assert (p_src == src).all() and (p_dst == dst).all() and (p_weight == weight).all()
+    assert p_part.tolist() == [best[(x, y)][0] + best[(x, y)][2] for x, y in zip(src.tolist(), dst.tolist())]

@@ -162,25 +162,6 @@ def settle_communities(src, dst, weight, n_nodes: int, labels: np.ndarray, cfg, 
 CONTROL_SIGNALS = ("payment", "device")   # evidence an actor holds, not infrastructure it borrows
 
 
-def control_weight(a: np.ndarray, b: np.ndarray, w: dict, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Per account link (src, dst) of account_links(a, b, w): the part of its weight the control
-    signals carry (CONTROL_SIGNALS: cards and devices; 0 where none), what community.absorb's
-    waiver reads. Both engines call it on the key pairs they called account_links on."""
-    sub = {s: w[s] for s in CONTROL_SIGNALS if s in w}
-    out = np.zeros(np.size(src))
-    if not sub or not np.size(src):
-        return out
-    c_src, c_dst, c_w = account_links(a, b, sub, 0.0)
-    base = np.int64(max(int(src.max()), int(dst.max()), int(c_src.max(initial=0)), int(c_dst.max(initial=0))) + 1)
-    code = np.asarray(src, np.int64) * base + np.asarray(dst, np.int64)
-    c_code = c_src * base + c_dst
-    at = np.searchsorted(code, c_code)      # account_links' pairs are sorted by (src, dst)
-    ok = at < code.size
-    ok[ok] = code[at[ok]] == c_code[ok]     # a control link whose whole link min_edge_weight dropped: none
-    out[at[ok]] = c_w[ok]
-    return out
-
-
 def control_links(src, dst, control) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The (src, dst, weight) links with control evidence, for community.absorb (None: none)."""
     if control is None:
@@ -212,10 +193,13 @@ def account_graph(key_src: np.ndarray, key_dst: np.ndarray, w: dict, account: np
     src < dst numbering the linked accounts 0..n−1 in account order. Two accounts are linked by the
     strongest key pair between them per signal, summed over signals (the account signal links keys
     of one account and is not counted); links of weight <= min_edge_weight are left out. A pure
-    function of the key edges. `with_control` adds each link's control_weight as a fifth array."""
-    a, b = account[key_src], account[key_dst]
-    src, dst, weight = account_links(a, b, w, min_edge_weight)
-    control = control_weight(a, b, w, src, dst) if with_control else None
+    function of the key edges. `with_control` adds, as a fifth array, the part of each link's
+    weight that the CONTROL_SIGNALS carry (cards and devices: what community.absorb's waiver reads)."""
+    if with_control:
+        src, dst, weight, control = account_links(account[key_src], account[key_dst], w, min_edge_weight,
+                                                  part=CONTROL_SIGNALS)
+    else:
+        src, dst, weight = account_links(account[key_src], account[key_dst], w, min_edge_weight)
     # most accounts share nothing: they stay alone, and the optimiser only sees linked accounts
     n_acc = int(account.max()) + 1 if account.size else 0
     present = np.zeros(n_acc, bool)
@@ -228,41 +212,42 @@ def account_graph(key_src: np.ndarray, key_dst: np.ndarray, w: dict, account: np
     return linked, number[src], number[dst], weight
 
 
-def account_links(a: np.ndarray, b: np.ndarray, w: dict, min_edge_weight: float = 0.0
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def account_links(a: np.ndarray, b: np.ndarray, w: dict, min_edge_weight: float = 0.0, *,
+                  part: tuple | None = None) -> tuple:
     """(src, dst, weight) account links, src < dst, sorted, from key pairs between accounts `a`
     and `b` with per-signal evidence `w`: per account pair the strongest key pair per signal,
     summed over signals; pairs inside one account are left out. All key pairs of an account
-    pair must be given together: a partitioned engine runs it per group of account pairs."""
+    pair must be given together: a partitioned engine runs it per group of account pairs.
+    With `part` (signal names), a fourth array: the sum over those signals alone, per link."""
     between = np.flatnonzero(a != b)
     lo, hi = np.minimum(a, b)[between].astype(np.int64), np.maximum(a, b)[between].astype(np.int64)
     per_signal = [s for s in w if s != "account"]
+    in_part = [s for s in per_signal if s in (part or ())]
     pair = lo * np.int64(int(hi.max(initial=0)) + 1) + hi
     order = np.argsort(pair, kind="stable")
     if pair.size > 1 and not (np.diff(pair[order]) > 0).all():   # an account pair of several key pairs
-        return _account_links_grouped(lo, hi, {s: np.asarray(w[s])[between] for s in per_signal},
-                                      min_edge_weight)
-    # one key pair per account pair (the job's graph: one representative key per account): the
-    # maxima are the values; summed in signal order, as the grouped frame's row sums are
-    rows = between[order]
-    weight = np.zeros(rows.size)
-    for s in per_signal:
-        weight = weight + np.asarray(w[s], np.float64)[rows]
-    src, dst = lo[order], hi[order]
+        frame = pd.DataFrame({"a": lo, "b": hi, **{s: np.asarray(w[s])[between] for s in per_signal}})
+        agg = frame.groupby(["a", "b"], sort=True)[per_signal].max()
+        src = agg.index.get_level_values(0).to_numpy(np.int64)
+        dst = agg.index.get_level_values(1).to_numpy(np.int64)
+        weight = agg.sum(axis=1).to_numpy(np.float64)
+        sub = agg[in_part].sum(axis=1).to_numpy(np.float64)
+    else:
+        # one key pair per account pair (the job's graph: one representative key per account): the
+        # maxima are the values; summed in signal order, as the grouped frame's row sums are
+        rows = between[order]
+        weight = np.zeros(rows.size)
+        sub = np.zeros(rows.size)
+        for s in per_signal:
+            value = np.asarray(w[s], np.float64)[rows]
+            weight = weight + value
+            if s in in_part:
+                sub = sub + value
+        src, dst = lo[order], hi[order]
     keep = weight > min_edge_weight
-    return src[keep], dst[keep], weight[keep]
-
-
-def _account_links_grouped(lo: np.ndarray, hi: np.ndarray, w: dict, min_edge_weight: float
-                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """account_links where an account pair has several key pairs: the strongest per signal."""
-    frame = pd.DataFrame({"a": lo, "b": hi, **w})
-    agg = frame.groupby(["a", "b"], sort=True)[list(w)].max()
-    weight = agg.sum(axis=1).to_numpy(np.float64)
-    src = agg.index.get_level_values(0).to_numpy(np.int64)
-    dst = agg.index.get_level_values(1).to_numpy(np.int64)
-    keep = weight > min_edge_weight
-    return src[keep], dst[keep], weight[keep]
+    if part is None:
+        return src[keep], dst[keep], weight[keep]
+    return src[keep], dst[keep], weight[keep], sub[keep]
 
 
 def _signal_of(graph, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

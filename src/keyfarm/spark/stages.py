@@ -280,14 +280,14 @@ def account_pair_stage(batch: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
 
 
 def account_link_stage(group: pd.DataFrame, ctx: WorkerContext) -> pd.DataFrame:
-    """One group of account pairs (every key pair of each) → pipeline.account_links and
-    pipeline.control_weight: (x, y, weight, control)."""
-    from keyfarm.pipeline import account_links, control_weight
+    """One group of account pairs (every key pair of each) → pipeline.account_links with the
+    control signals' part: (x, y, weight, control)."""
+    from keyfarm.pipeline import CONTROL_SIGNALS, account_links
 
-    x, y = group["x"].to_numpy(np.int64), group["y"].to_numpy(np.int64)
-    w = {s: group[s].to_numpy(np.float64) for s in LINK_SIGNALS}
-    src, dst, weight = account_links(x, y, w, ctx.config.community.min_edge_weight)
-    return pd.DataFrame({"x": src, "y": dst, "weight": weight, "control": control_weight(x, y, w, src, dst)})
+    src, dst, weight, control = account_links(group["x"].to_numpy(np.int64), group["y"].to_numpy(np.int64),
+                                              {s: group[s].to_numpy(np.float64) for s in LINK_SIGNALS},
+                                              ctx.config.community.min_edge_weight, part=CONTROL_SIGNALS)
+    return pd.DataFrame({"x": src, "y": dst, "weight": weight, "control": control})
 
 
 def component_stage(group: pd.DataFrame, ctx: WorkerContext, seed: int) -> pd.DataFrame:
