@@ -40,10 +40,14 @@ def spark():
     session.stop()
 
 
-def _same_outputs(a, b, names=("members", "clusters", "edges")):
+OUTPUTS = ("members", "clusters", "edges", "hubs", "activity", "slots")
+
+
+def _same_outputs(a, b, names=OUTPUTS):
     """Local OUT_DIR `a` and Spark OUT_DIR `b` hold the same tables: byte for byte, but for the
     edges, which Spark's executors write as a folder of parts: the same rows in the same order."""
     for name in names:
+        assert (b / f"{name}.parquet").exists(), name
         if name == "edges":
             assert (a / "edges.parquet").is_file() and (b / "edges.parquet").is_dir()
             local, spark = read_table(a / "edges.parquet", "edges"), read_table(b / "edges.parquet", "edges")
@@ -71,6 +75,11 @@ def test_spark_engine_reproduces_local_members_clusters_and_edges(spark, world_d
         spark.conf.unset("spark.sql.adaptive.coalescePartitions.enabled")
     assert len(list((out / "edges.parquet").glob("part-*.parquet"))) >= 2
     _same_outputs(local_out, out)
+    # the tables compared hold what they are for: timelines, shared slots, prompt hubs' text
+    assert len(pd.read_parquet(out / "activity.parquet")) and len(pd.read_parquet(out / "slots.parquet"))
+    hubs = pd.read_parquet(out / "hubs.parquet")
+    assert hubs.loc[hubs["signal"] == "prompt", "example"].notna().any()
+    assert hubs.loc[hubs["signal"] != "prompt", "example"].isna().all()
     local_run = json.loads((local_out / "run.json").read_text())
     spark_run = json.loads((out / "run.json").read_text())
     for field in ("run_id", "quarantined", "input_rows", "valid_rows", "counts", "hubs", "n_hubs"):
@@ -110,7 +119,7 @@ def test_spark_engine_with_a_previous_run_reproduces_the_local_daily_run(spark, 
     out = tmp_path / "spark2"
     result = run_link_spark(world_dir, out, seed=SEED, quiet=True, report=False, spark=spark,
                             previous=local_out, labels_path=labels)
-    _same_outputs(local, out, ("members", "clusters", "edges", "changes"))
+    _same_outputs(local, out, (*OUTPUTS, "changes"))
     assert result.run["previous_run_id"] == json.loads((local_out / "run.json").read_text())["run_id"]
     assert json.loads((out / "run.json").read_text())["run_id"] == json.loads((local / "run.json").read_text())["run_id"]
 
@@ -365,4 +374,5 @@ def test_a_jvm_that_died_is_one_error_naming_the_heap_setting(monkeypatch, tmp_p
     with pytest.raises(KeyfarmError, match="spark.driver.memory") as caught:
         engine.link_spark(tmp_path)
     assert "Connection refused" in str(caught.value) and not stopped
+
 

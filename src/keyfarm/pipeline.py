@@ -488,9 +488,7 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
     with progress.stage("activity"):   # for the report: timelines, prompt hubs' text
         activity_frame, slots = activity_tables(tables.requests, members, clusters["cluster_id"],
                                                 slot_seconds=config.timing.slot_seconds)
-        examples = hub_examples(tables.requests, prompt_incidence,
-                                hubs.loc[hubs["signal"] == "prompt", "token"], config)
-        hubs = hubs.assign(example=examples.set_index("token")["prompt"].reindex(hubs["token"]).to_numpy(dtype=object))
+        hubs = hub_examples(tables.requests, prompt_incidence, hubs, config)
     run = run_record(tables, config, seed, hubs, members, edges, clusters, progress)
     if history.previous is not None:
         run["previous_run_id"] = history.previous.run_id

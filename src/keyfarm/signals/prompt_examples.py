@@ -84,19 +84,35 @@ def _parse_tokens(needed: pd.DataFrame, bands: int) -> pd.DataFrame:
 
 
 
-def hub_examples(requests: pd.DataFrame, incidence: pd.DataFrame, hub_tokens, config) -> pd.DataFrame:
-    """(token, prompt): one prompt behind each prompt hub token in `hub_tokens` (a `pdup:` hash
-    says nothing to an analyst; the text does). The prompt is one of the smallest key's reaching
-    the token (`incidence`: the prompt signal's key, token rows), chosen as `token_examples` does."""
-    out = pd.DataFrame({"token": np.zeros(0, object), "prompt": np.zeros(0, object)})
-    if not len(incidence) or "prompt" not in requests:
-        return out
+def hub_example_keys(incidence: pd.DataFrame, hub_tokens) -> pd.DataFrame:
+    """(key, token): for each prompt hub token in `hub_tokens`, the smallest key reaching it
+    (`incidence`: the prompt signal's key, token rows), whose prompts its example is drawn from."""
+    if not len(incidence):
+        return pd.DataFrame({"key": np.zeros(0, np.int64), "token": np.zeros(0, object)})
     wanted = incidence[incidence["token"].isin(pd.Index(hub_tokens))]
-    if not len(wanted):
-        return out
-    needed = wanted.sort_values(["token", "key"], kind="stable").drop_duplicates("token")[["key", "token"]]
-    mask = np.isin(requests["key"].to_numpy(np.int64), needed["key"].to_numpy(np.int64))
-    pairs = pd.DataFrame({"key": requests["key"].to_numpy(np.int64)[mask],
-                          "prompt": requests["prompt"].to_numpy(dtype=object)[mask]})
-    found = token_examples(pairs, needed.reset_index(drop=True), config)
-    return found[["token", "prompt"]].sort_values("token", kind="stable").reset_index(drop=True)
+    needed = wanted.sort_values(["token", "key"], kind="stable").drop_duplicates("token")
+    return pd.DataFrame({"key": needed["key"].to_numpy(np.int64), "token": needed["token"].to_numpy(dtype=object)})
+
+
+def hubs_with_examples(hubs: pd.DataFrame, pairs: pd.DataFrame, needed: pd.DataFrame, config) -> pd.DataFrame:
+    """`hubs` with `example`: one prompt behind each prompt hub token (a `pdup:` hash says nothing
+    to an analyst; the text does), null for other hubs. `needed` is hub_example_keys' (key, token)
+    rows, `pairs` the (key, prompt) rows of those keys' requests (any order, any other keys): the
+    prompt is chosen as token_examples does. Both engines build hubs.parquet with it."""
+    found = token_examples(pairs, needed.reset_index(drop=True), config) if len(needed) and len(pairs) \
+        else pd.DataFrame({"token": np.zeros(0, object), "prompt": np.zeros(0, object)})
+    found = found[["token", "prompt"]].sort_values("token", kind="stable")
+    return hubs.assign(example=found.set_index("token")["prompt"].reindex(hubs["token"]).to_numpy(dtype=object))
+
+
+def hub_examples(requests: pd.DataFrame, incidence: pd.DataFrame, hubs: pd.DataFrame, config) -> pd.DataFrame:
+    """hubs_with_examples of the prompt hubs of `hubs` from the logs `requests` (key, prompt) and
+    the prompt signal's incidence (key, token)."""
+    needed = hub_example_keys(incidence, hubs.loc[hubs["signal"] == "prompt", "token"])
+    if "prompt" not in requests or not len(needed):
+        pairs = pd.DataFrame({"key": np.zeros(0, np.int64), "prompt": np.zeros(0, object)})
+    else:
+        mask = np.isin(requests["key"].to_numpy(np.int64), needed["key"].to_numpy(np.int64))
+        pairs = pd.DataFrame({"key": requests["key"].to_numpy(np.int64)[mask],
+                              "prompt": requests["prompt"].to_numpy(dtype=object)[mask]})
+    return hubs_with_examples(hubs, pairs, needed, config)

@@ -17,7 +17,10 @@ edge: one row per linked account of communities, per-key aggregates (all keys' t
 tokens and active bins of keys in multi-key clusters only) and the judged hubs' members; it judges
 hubs and runs the features that read no edge (pipeline.settle_membership, scoring.node_features),
 while the edge features run per group of clusters and edges.parquet is built and written by the
-executors as a folder of parts (keyfarm.spark.outputs). Outputs are identical to pipeline.link's
+executors as a folder of parts (keyfarm.spark.outputs). activity.parquet and slots.parquet are
+counted by Spark per (cluster, account, bin) and per (cluster, slot) and built by keyfarm.activity's
+activity_frame and slots_frame; hubs.parquet's `example` is drawn from the prompts of the smallest
+key per prompt hub token (signals.prompt_examples.hubs_with_examples), as locally. Outputs are identical to pipeline.link's
 for the same input and seed (edges: the same rows, read from the parts in path order).
 """
 from __future__ import annotations
@@ -356,7 +359,7 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                                   settle_membership)
     from keyfarm.scoring import KeyActivity, activity_span, score_clusters
     from keyfarm.scoring.features import add_edge_features, node_features
-    from keyfarm.spark.outputs import SparkEdges, cluster_edge_features, edge_frame
+    from keyfarm.spark.outputs import SparkEdges, activity_tables, cluster_edge_features, edge_frame, hub_examples
     from keyfarm.graph.build import representative_keys
     from keyfarm.scoring.hubs import hub_rows, judged_hub_tokens
     from keyfarm.signals import registry
@@ -527,6 +530,9 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
                 history, tables, members, clusters, pd.DataFrame({"cluster_id": np.arange(multi.size, dtype=np.int64)}))
             info["counts"] = "no previous run" if changes is None else \
                 f"{len(changes):,} changes, {int(clusters['returning'].sum()):,} returning"
+        with _stage(progress, spark, "activity"):   # for the report: timelines, prompt hubs' text
+            activity_out, slots = activity_tables(ok, members, clusters["cluster_id"], config.timing.slot_seconds)
+            hubs = hub_examples(ok, incidence, hubs, config)
         # edges.parquet on the executors, with history's output ids (finish maps cluster i to final[i])
         fbc = spark.sparkContext.broadcast(stages.ClusterContext(
             membership=membership, multi=multi, hub_members=hub_members.iloc[:0],
@@ -549,7 +555,8 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
         if history.previous is not None:
             run["previous_run_id"] = history.previous.run_id
         result = LinkResult(members=members, clusters=clusters, edges=edges, run=run, graph=graph,
-                            tables=tables, hubs=hubs, state=state, changes=changes)
+                            tables=tables, hubs=hubs, state=state, changes=changes, activity=activity_out,
+                            slots=slots)
         # the edges are read from `pairs` and the examples' frames when written: they stay persisted
         return result, lambda: _release(persisted, broadcasts)
     except BaseException:

@@ -119,3 +119,50 @@ class SparkEdges:
             if frame[column].dtype.kind == "O":
                 frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
         return frame
+
+
+def activity_tables(ok, members: pd.DataFrame, cluster_ids, slot_seconds: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """activity.parquet and slots.parquet of the clusters `cluster_ids` from the valid requests
+    `ok`: keyfarm.activity's grouping (activity_scope, broadcast) done by Spark, which hands the
+    driver only the per (cluster, account, bin) and per (cluster, slot) counts; the tables are
+    then built by the local engine's activity_frame and slots_frame."""
+    from pyspark.sql import functions as F
+
+    from keyfarm.activity import BIN_SECONDS, activity_frame, activity_scope, slots_frame
+
+    in_scope, cluster, account_codes, accounts = activity_scope(members, cluster_ids)
+    keys = np.flatnonzero(in_scope).astype(np.int64)
+    scope = ok.sparkSession.createDataFrame(
+        pd.DataFrame({"key": keys, "cluster_id": cluster[keys], "acc": account_codes[keys]}),
+        schema="key long, cluster_id long, acc long")
+    seconds = F.expr("(ts_ns - pmod(ts_ns, 1000000000)) div 1000000000")   # floor, as the local // 10**9
+    rows = ok.join(F.broadcast(scope), "key").select(
+        "cluster_id", "acc", seconds.alias("s"),
+        (F.coalesce("prompt_tokens", F.lit(0)) + F.coalesce("completion_tokens", F.lit(0))).alias("tokens"))
+    counts = rows.groupBy("cluster_id", "acc", (F.col("s") - F.pmod("s", F.lit(BIN_SECONDS))).alias("bin")) \
+        .agg(F.count("*").alias("n_requests"), F.sum("tokens").alias("tokens")).toPandas()
+    slots = rows.select("cluster_id", "acc", (F.col("s") - F.pmod("s", F.lit(int(slot_seconds)))).alias("slot")) \
+        .distinct().groupBy("cluster_id", "slot").agg(F.count("*").alias("n_accounts")) \
+        .filter(F.col("n_accounts") >= 2).toPandas()
+    return activity_frame(counts, accounts), slots_frame(slots)
+
+
+def hub_examples(ok, incidence, hubs: pd.DataFrame, config) -> pd.DataFrame:
+    """`hubs` with `example` (signals.prompt_examples.hubs_with_examples): Spark finds the smallest
+    key reaching each prompt hub token in the incidence and hands the driver those keys' prompts."""
+    from pyspark.sql import functions as F
+
+    from keyfarm.signals.prompt_examples import hubs_with_examples
+
+    spark = ok.sparkSession
+    tokens = hubs.loc[hubs["signal"] == "prompt", "token"].to_numpy(dtype=object)
+    wanted = spark.createDataFrame(pd.DataFrame({"token": tokens}), schema="token string")
+    needed = incidence.join(F.broadcast(wanted), "token", "left_semi").groupBy("token") \
+        .agg(F.min("key").alias("key")).toPandas()
+    needed = pd.DataFrame({"key": needed["key"].to_numpy(np.int64), "token": needed["token"].to_numpy(dtype=object)}) \
+        .sort_values("token", kind="stable").reset_index(drop=True)
+    keys = spark.createDataFrame(pd.DataFrame({"key": needed["key"].to_numpy(np.int64)}), schema="key long")
+    pairs = ok.filter(F.col("prompt").isNotNull()).join(F.broadcast(keys), "key", "left_semi") \
+        .select("key", "prompt").toPandas()
+    pairs = pd.DataFrame({"key": pairs["key"].to_numpy(np.int64), "prompt": pairs["prompt"].to_numpy(dtype=object)})
+    return hubs_with_examples(hubs, pairs, needed, config)
