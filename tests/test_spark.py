@@ -376,3 +376,39 @@ def test_a_jvm_that_died_is_one_error_naming_the_heap_setting(monkeypatch, tmp_p
     assert "Connection refused" in str(caught.value) and not stopped
 
 
+
+@pytest.mark.parametrize("code, says, not_says", [
+    (-9, "SIGKILL", "heap was too small"), (137, "out-of-memory killer", "heap was too small"),
+    (52, "spark.driver.memory=8g", "SIGKILL"), (None, "unknown status", "killed by SIGKILL"),
+    (1, "exit code 1", "killed by SIGKILL")])
+def test_the_message_of_a_stopped_jvm_says_how_it_stopped(code, says, not_says):
+    from keyfarm.spark.engine import jvm_stopped_message
+
+    message = jvm_stopped_message(ConnectionRefusedError(111, "Connection refused"), code)
+    assert says in message and not_says not in message and "Connection refused" in message
+    if code in (-9, 137):   # the kernel, not the heap: a bigger heap is no fix
+        assert "not the Java heap setting" in message and "\n" not in message
+
+
+def test_a_jvm_killed_by_the_kernel_is_not_blamed_on_the_heap(monkeypatch, tmp_path):
+    """A driver JVM that got SIGKILL (what the OOM killer sends): the error reads its exit status
+    from the process this one started and names the kernel, not spark.driver.memory's size."""
+    pytest.importorskip("pyspark")
+    import signal
+    import subprocess
+    from types import SimpleNamespace
+
+    from keyfarm.spark import engine
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    proc.send_signal(signal.SIGKILL)
+    session = SimpleNamespace(sparkContext=SimpleNamespace(_gateway=SimpleNamespace(proc=proc)))
+
+    def dies(*args):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(engine, "spark_session", lambda *a, **k: session)
+    monkeypatch.setattr(engine, "_link", dies)
+    with pytest.raises(KeyfarmError, match="killed by SIGKILL") as caught:
+        engine.link_spark(tmp_path)
+    assert "out-of-memory killer" in str(caught.value) and "heap was too small" not in str(caught.value)

@@ -328,14 +328,51 @@ def link_spark(input_path, config=None, *, seed: int = 0, master: str = "local[2
         return result
     except (ConnectionError, *_py4j_network_errors()) as exc:
         own = False   # nothing left to stop
-        raise KeyfarmError(f"the Spark driver's JVM stopped or cannot be reached ({exc}); Spark's log above "
-                           "says why. `java.lang.OutOfMemoryError: Java heap space` means its heap was too "
-                           "small: on a local master it holds the executors too, and it is "
-                           "spark.driver.memory (keyfarm's default 2g; e.g. --spark-conf "
-                           "spark.driver.memory=8g)") from exc
+        raise KeyfarmError(jvm_stopped_message(exc, jvm_exit_code(spark))) from exc
     finally:
         if own:
             spark.stop()
+
+
+SPARK_OOM_EXIT = 52   # Spark's exit code for an uncaught OutOfMemoryError (SparkExitCode.OOM)
+
+
+def jvm_exit_code(spark) -> int | None:
+    """The exit status of the driver's JVM when this process started it and it has ended (a
+    negative −N: killed by signal N, as subprocess reports it); None when it runs, was started
+    elsewhere, or is not known within a few seconds."""
+    proc = getattr(getattr(getattr(spark, "sparkContext", None), "_gateway", None), "proc", None)
+    if proc is None:
+        return None
+    try:
+        return proc.wait(timeout=5)
+    except (subprocess.TimeoutExpired, OSError):
+        return None
+
+
+def jvm_stopped_message(exc, exit_code: int | None) -> str:
+    """The one-line error of a job whose driver JVM stopped, by how it stopped (`exit_code` from
+    jvm_exit_code): killed by SIGKILL (−9, or 137 through a shell) is the kernel's OOM killer,
+    the machine out of memory, where a larger heap only makes it worse; Spark's OutOfMemoryError
+    exit (52) is the heap setting; anything else is left to Spark's log."""
+    lost = f"the Spark driver's JVM stopped ({exc})"
+    if exit_code in (-9, 137):
+        return (f"{lost}: it was killed by SIGKILL (exit 137), most likely by the kernel's out-of-memory "
+                "killer because the machine ran out of memory (`dmesg` or `journalctl -k` shows \"Out of "
+                "memory: Killed process\"). This is not the Java heap setting: a larger "
+                "spark.driver.memory makes it more likely. Free memory, or give the job less: fewer "
+                "threads in --spark-master local[N], or run it on a cluster")
+    if exit_code == SPARK_OOM_EXIT:
+        return (f"{lost}: Spark exited with java.lang.OutOfMemoryError (exit {SPARK_OOM_EXIT}): its heap "
+                "was too small. On a local master it holds the executors too, and it is spark.driver.memory "
+                "(keyfarm's default 2g; e.g. --spark-conf spark.driver.memory=8g)")
+    how = "with an unknown status" if exit_code is None else \
+        f"killed by signal {-exit_code}" if exit_code < 0 else f"with exit code {exit_code}"
+    return (f"{lost} {how}, or cannot be reached; Spark's log above says why. "
+            "`java.lang.OutOfMemoryError: Java heap space` there means its heap was too small: on a local "
+            "master it holds the executors too, and it is spark.driver.memory (keyfarm's default 2g; e.g. "
+            "--spark-conf spark.driver.memory=8g); no such line and an exit by SIGKILL (137) means the "
+            "kernel's out-of-memory killer stopped it")
 
 
 def _py4j_network_errors() -> tuple:
