@@ -40,8 +40,10 @@ def prompt_incidence(ok, bc, config, per_batch, keep=lambda frame: frame):
     pairs = ok.filter(F.col("prompt").isNotNull()).select("key", "prompt").distinct()
     texts = keep(pairs.mapInPandas(per_batch(stages.prompt_text_stage, bc), stages.PROMPT_TEXT_SCHEMA))
     key_text = texts.select("key", "account", "text_id").distinct()
-    bands = texts.select("text_id", "text").dropDuplicates(["text_id"]) \
-        .mapInPandas(per_batch(stages.prompt_band_stage, bc), stages.PROMPT_BAND_SCHEMA)
+    # read by the per-bucket count, its join and (through it) the solo counts and shared buckets:
+    # unpersisted, the MinHash map ran once per reader (3 runs of every batch, counted in a 5k world)
+    bands = keep(texts.select("text_id", "text").dropDuplicates(["text_id"])
+                 .mapInPandas(per_batch(stages.prompt_band_stage, bc), stages.PROMPT_BAND_SCHEMA))
 
     # distinct texts per bucket: a bucket of one text is "solo" (its text's pdup token covers it)
     per_bucket = bands.groupBy("band", "bucket").agg(F.count("*").alias("n_texts"))
