@@ -336,6 +336,28 @@ def test_event_log_stage_table_counts_tasks_times_and_inputs(tmp_path, capsys, m
 
 
 @pytest.mark.spark
+def test_group_column_puts_each_group_of_keys_in_its_own_partition(spark):
+    """The key, token and account link groups (engine.group_column): rows of a key meet in one
+    group, and the n groups of a hash partitioning into n land in n distinct partitions, where
+    pmod(hash(key), n) itself put several groups in one partition and left others empty."""
+    from pyspark.sql import functions as F
+
+    from keyfarm.spark.engine import group_column
+
+    keys = spark.range(2000).select(F.col("id").alias("key"))
+    keys = keys.unionByName(keys)   # every key twice: both rows in one group
+    for n in (4, 5):
+        frame = keys.withColumn("g", group_column(spark, n, "key")).repartition(n, "g") \
+            .select("key", "g", F.spark_partition_id().alias("p")).toPandas()
+        assert (frame.groupby("key")["g"].nunique() == 1).all()
+        assert frame["g"].nunique() == n and (frame.groupby("g")["p"].nunique() == 1).all()
+        assert sorted(frame.groupby("g")["p"].first()) == list(range(n)), n
+        naive = keys.withColumn("g", F.pmod(F.hash("key"), F.lit(n))).repartition(n, "g") \
+            .select(F.spark_partition_id()).distinct().count()
+        assert naive < n   # what the labels are for
+
+
+@pytest.mark.spark
 def test_bucket_keys_put_each_timing_part_in_its_own_partition(spark):
     """n groups keyed by bucket_keys(n) land in n distinct partitions of a hash partitioning into n
     (the timing signal's parts then run as n tasks; keys 0..n−1 would share partitions)."""

@@ -120,7 +120,9 @@ def spark_communities(pairs, bc, config, seed: int, groups: int, per_batch, per_
     persisted: list = []
     by_pair = pairs.select("a", "b", *[f"w{i}" for i in range(len(stages.SIGNALS))]) \
         .mapInPandas(per_batch(stages.account_pair_stage, bc), stages.ACCOUNT_PAIR_SCHEMA)
-    links = keep(by_pair.withColumn("g", F.pmod(F.hash("x", "y"), F.lit(groups))).groupBy("g")
+    from keyfarm.spark.engine import group_column
+
+    links = keep(by_pair.withColumn("g", group_column(pairs.sparkSession, groups, "x", "y")).groupBy("g")
                  .applyInPandas(per_group(stages.account_link_stage, bc), stages.ACCOUNT_LINK_SCHEMA))
     try:
         nodes, rounds = connected_components(links.select(F.col("x").alias("u"), F.col("y").alias("v")), persisted)

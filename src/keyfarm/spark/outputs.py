@@ -48,7 +48,9 @@ def cluster_edge_features(pairs, bc, cbc, cids: np.ndarray, groups: int, per_bat
 
     schema = StructType(pairs.schema.fields + [StructField("c", LongType())])
     inside = pairs.mapInPandas(per_batch(stages.inside_stage, bc, cbc), schema)
-    rows = inside.withColumn("g", F.pmod(F.hash("c"), F.lit(groups))).groupBy("g") \
+    from keyfarm.spark.engine import group_column
+
+    rows = inside.withColumn("g", group_column(pairs.sparkSession, groups, "c")).groupBy("g") \
         .applyInPandas(per_group(stages.cluster_edge_stage, bc, cbc), _ddl(template)).toPandas()
     missing = np.setdiff1d(cids, rows["cluster_id"].to_numpy(np.int64))
     rows = pd.concat([rows, stages.cluster_edge_rows(stages.graph_of_pairs(_empty_pairs(n), ctx), missing, ctx,
