@@ -467,7 +467,8 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
         info["counts"] = f"{int(membership.max()) + 1 if membership.size else 0:,} clusters"
     with progress.stage("scores") as info:
         activity = key_activity(tables.requests, bin_seconds=config.scoring.sync_bin_seconds,
-                                network_config=config.network)
+                                network_config=config.network,
+                                fine_seconds=config.scoring.cotiming_bin_seconds)
         membership, hubs, feats = score_stage(
             tables, activity, membership, graph, hubs, hub_members, config,
             adjust=lambda m: hist.adjust(history, tables, incidences.values(), m))

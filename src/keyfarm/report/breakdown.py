@@ -29,6 +29,7 @@ FEATURE_MEANING = {
     "burst": "accounts opened close together in time",
     "activation": "keys first used close together in time",
     "synchrony": "accounts active in the same 5-minute bins, against the population's rhythm",
+    "cotiming": "share of accounts that keep acting in bursts of the cluster's own activity (its own rhythm explains none)",
     "usage": "how close each key runs to its daily limit",
     "multiplier": "limits drawn together (log2 of the limit multiplier / 3)",
     "size": "number of accounts (log scale)",

@@ -9,6 +9,7 @@ _CONTROL_TEXT = {
     "payment": "{n} of {N} accounts joined by shared payment instruments",
     "timing": "{n} of {N} accounts joined by the same unusual time slots",
     "device": "{n} of {N} accounts joined by a rare device fingerprint",
+    "cotiming": "{n} of {N} accounts keep acting in the same bursts of the cluster's own activity",
     "burst": "accounts opened within {creation_spread_hours:.0f} h",
     "activation": "keys activated within {activation_spread_hours:.0f} h",
     "pool": "accounts rotate through one address pool (median {rotation_blocks:.0f} address blocks each)",
@@ -19,7 +20,7 @@ _INFRA_TEXT = {
     "prompt": "{n} of {N} accounts send near-duplicate prompts",
 }
 _SHARE_COLUMN = {"payment": "span_payment", "timing": "span_timing", "device": "span_device",
-                 "infra": "span_ip", "network": "share_ip", "prompt": "share_prompt"}
+                 "infra": "span_ip", "cotiming": "cotiming", "network": "share_ip", "prompt": "share_prompt"}
 
 
 def _facts(row, names, texts, scaled_row, floor: float) -> list[str]:
@@ -58,8 +59,8 @@ def evidence_parts(row, s, config) -> dict:
     missing = []
     if row["verdict"] != "farm":
         if not control or row["control"] < config.min_control:
-            missing.append("evidence of one actor (no shared card, unusual time slots, rare device, "
-                           "private addresses or burst)")
+            missing.append("evidence of one actor (no shared card, unusual time slots, activity "
+                           "in the cluster's own bursts, rare device, private addresses or burst)")
         if mult < config.min_multiplier:
             missing.append(f"drawing beyond one account (needs {config.min_multiplier:g}× a limit)")
         if row["n_accounts"] < config.min_accounts:

@@ -24,6 +24,15 @@ LINK_SIGNALS = tuple(s for s in SIGNALS if s != "account")  # the account signal
 INSTITUTIONAL = r"(?:\.edu|\.gov|\.mil|\.ac\.[a-z]{2}|\.edu\.[a-z]{2}|\.gov\.[a-z]{2})$"
 LINK_MIN = 0.1   # a signal links two accounts when its evidence on their pair is at least this
 TIMING_SPAN_MIN = 0.5   # timing evidence that joins two accounts as one actor: ≥ 3 shared slots or a lockstep slot
+# co-timing (`_cotiming`): a bin is the cluster's own burst when at least COTIMING_EXCESS more of its
+# accounts act in it than the cluster's own rhythm explains, at z ≥ COTIMING_Z; an account acts in
+# the cluster's bursts when at least COTIMING_MIN_BINS of its bins, and COTIMING_SHARE of them, are
+# such bursts; clusters of fewer than COTIMING_MIN_ACCOUNTS accounts are not tested
+COTIMING_MIN_ACCOUNTS = 4
+COTIMING_EXCESS = 3.0
+COTIMING_Z = 3.0
+COTIMING_MIN_BINS = 2
+COTIMING_SHARE = 0.3
 
 
 # ---------------------------------------------------------------- per-key aggregates
@@ -37,6 +46,8 @@ class KeyActivity:
     n_bins_total: int     # bins spanned by the logs
     population: pd.Series | None = None  # bin → active keys in it, over all keys (the baseline)
     blocks: pd.Series | None = None      # key → distinct public address blocks it came from
+    fine_bins: pd.DataFrame | None = None  # key, bin: distinct fine bins (fine_seconds) for co-timing
+    fine_seconds: int = 0                  # width of fine_bins (0: none; co-timing reads `bins`)
 
 
 def key_blocks(requests: pd.DataFrame, network_config=None) -> pd.Series:
@@ -61,10 +72,12 @@ def key_blocks(requests: pd.DataFrame, network_config=None) -> pd.Series:
     return pd.Series(count[have].astype(np.int64), index=pd.Index(have, name="key"))
 
 
-def key_activity(requests: pd.DataFrame, *, bin_seconds: int = 300, network_config=None) -> KeyActivity:
+def key_activity(requests: pd.DataFrame, *, bin_seconds: int = 300, network_config=None,
+                 fine_seconds: int = 0) -> KeyActivity:
     """Daily tokens per key, the distinct time bins each key was active in, per bin the number of
-    active keys (the population curve synchrony is measured against), and each key's distinct
-    public address blocks (`key_blocks`)."""
+    active keys (the population curve synchrony is measured against), each key's distinct
+    public address blocks (`key_blocks`) and, with `fine_seconds`, its distinct fine bins (co-timing:
+    a scheduler's slots are a minute wide, and at five minutes a busy queue fills most bins)."""
     ts = requests["ts"].to_numpy(dtype="datetime64[ns]").astype(np.int64) // 10**9
     tokens = (requests["prompt_tokens"].fillna(0).to_numpy(np.int64)
               + requests["completion_tokens"].fillna(0).to_numpy(np.int64))
@@ -74,8 +87,13 @@ def key_activity(requests: pd.DataFrame, *, bin_seconds: int = 300, network_conf
     bin_key, bin_, _ = _sum_by_pair(key, ts // bin_seconds, None)
     bins = pd.DataFrame({"key": bin_key, "bin": bin_})
     span = activity_span(int(ts.min()), int(ts.max()), bin_seconds) if len(ts) else 1
+    fine = None
+    if fine_seconds:
+        fine_key, fine_bin, _ = _sum_by_pair(key, ts // fine_seconds, None)
+        fine = pd.DataFrame({"key": fine_key, "bin": fine_bin})
     return KeyActivity(daily=daily, bins=bins, n_bins_total=span, population=population_bins(bins),
-                       blocks=key_blocks(requests, network_config))
+                       blocks=key_blocks(requests, network_config), fine_bins=fine,
+                       fine_seconds=int(fine_seconds) if fine is not None else 0)
 
 
 def _sum_by_pair(key: np.ndarray, part: np.ndarray, values: np.ndarray | None):
@@ -211,6 +229,50 @@ def _synchrony(activity: KeyActivity, account: np.ndarray, membership: np.ndarra
     expected = _expected_distinct(p, events)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(expected > 0, np.clip(1.0 - distinct / expected, 0.0, 1.0), 0.0)
+
+
+def _cotiming(activity: KeyActivity, account: np.ndarray, acc_cluster_all: np.ndarray, cids: np.ndarray,
+              n_acc: np.ndarray, bin_seconds: int) -> np.ndarray:
+    """Per cluster: the share of its accounts that keep acting in the cluster's own bursts — bins in
+    which far more of its accounts act than the cluster's own rhythm (its hour, clock position and
+    daily recurrence, signals.timing.expected_counts) explains. One scheduler dispatching a farm's
+    accounts gives every account a good share of its bins in such bursts, even when each burst holds
+    four accounts of a hundred and is nothing against a million accounts' traffic (the timing
+    signal's population test cannot see it); a crowd that works when everyone works, or a cron at
+    :00, is explained by the rhythm (test: tests/test_features.py)."""
+    from keyfarm.signals.timing import anomalous_slots, expected_counts
+
+    out = np.zeros(len(cids))
+    bins = activity.bins
+    if activity.fine_bins is not None and activity.fine_seconds:
+        bins, bin_seconds = activity.fine_bins, activity.fine_seconds
+    if not len(bins) or not len(cids):
+        return out
+    tested = np.zeros(int(max(acc_cluster_all.max(initial=-1), cids.max())) + 2, bool)
+    tested[cids[n_acc >= COTIMING_MIN_ACCOUNTS]] = True
+    a = account[bins["key"].to_numpy(np.int64)]
+    c = acc_cluster_all[a]
+    keep = (c >= 0) & tested[np.maximum(c, 0)]
+    if not keep.any():
+        return out
+    a, c, b = a[keep], c[keep], bins["bin"].to_numpy(np.int64)[keep]
+    week = 7 * max(86400 // bin_seconds, 1)   # shift by whole weeks: clock positions stay epoch-aligned
+    b = b - (int(b.min()) // week) * week
+    span = int(b.max()) + 1
+    # distinct (account, bin), then per (cluster, bin) the accounts active in it, sorted by cluster, bin
+    ab = sorted_unique(a * span + b)
+    a, b = ab // span, ab % span
+    c = acc_cluster_all[a]
+    cb, k = np.unique(c * span + b, return_counts=True)
+    expected = expected_counts(cb % span, k, bin_seconds, min_expected=1.0, group=cb // span)
+    burst = anomalous_slots(k.astype(np.float64), expected, z_min=COTIMING_Z, min_excess=COTIMING_EXCESS)
+    hit = burst[np.searchsorted(cb, c * span + b)]
+    n_bins = np.bincount(a)
+    n_hit = np.bincount(a, weights=hit)
+    holds = (n_hit >= COTIMING_MIN_BINS) & (n_hit >= COTIMING_SHARE * np.maximum(n_bins, 1))
+    holders = np.flatnonzero(holds)
+    per_cluster = np.bincount(acc_cluster_all[holders], minlength=tested.size)
+    return per_cluster[cids] / np.maximum(n_acc, 1)
 
 
 def _first_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -399,6 +461,8 @@ def node_features(keys: pd.DataFrame, accounts: pd.DataFrame, activity: KeyActiv
     feats["creation_spread_hours"] = _spread_hours(acc_hours, acc_cluster[scope], cids)
     feats["activation_spread_hours"] = _spread_hours(newest_hours, acc_cluster[scope], cids)
     feats["synchrony"] = _synchrony(activity, account, membership, cids)
+    feats["cotiming"] = _cotiming(activity, account, acc_cluster_all, cids, n_accounts,
+                                  config.sync_bin_seconds)
     # rotation: the median account's distinct public address blocks (its keys' largest count)
     if activity.blocks is not None and len(activity.blocks):
         bkey = activity.blocks.index.to_numpy(np.int64)

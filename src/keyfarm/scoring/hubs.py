@@ -97,8 +97,10 @@ def judge_hubs(tables, activity, hub_members: pd.DataFrame, hubs: pd.DataFrame, 
     if activity.blocks is not None:
         b = copy.assign(v=activity.blocks.reindex(copy["key"]).to_numpy()).dropna(subset=["v"])
         blocks = pd.Series(b["v"].to_numpy(np.int64), index=pd.Index(b["new"].to_numpy(np.int64), name="key"))
+    fine = _copies(activity.fine_bins, key)[["key", "bin"]] if activity.fine_bins is not None else None
     pseudo = KeyActivity(daily=daily[["key", "day", "tokens"]], bins=bins[["key", "bin"]],
-                         n_bins_total=activity.n_bins_total, population=activity.population, blocks=blocks)
+                         n_bins_total=activity.n_bins_total, population=activity.population, blocks=blocks,
+                         fine_bins=fine, fine_seconds=activity.fine_seconds if fine is not None else 0)
     empty = np.zeros(0, np.int64)
     feats = cluster_features(keys, tables.accounts, pseudo, hub_of.astype(np.int64), empty, empty,
                              np.zeros(0), {}, config.scoring)

@@ -23,7 +23,7 @@ import pandas as pd
 
 # scaled features the model weighs, in this order (each in [0, 1], 1 = farm-like unless noted)
 MODEL_FEATURES = ("payment", "timing", "device", "control_span", "pool", "prompt", "burst",
-                  "activation", "synchrony", "usage", "multiplier", "size", "declared_org",
+                  "activation", "synchrony", "cotiming", "usage", "multiplier", "size", "declared_org",
                   "institutional_domain", "control_evasion")
 # The sign each weight may take when fitted (`keyfarm calibrate`): +1 for evidence of common control
 # or of limit evasion (a shared card or an activation burst must never argue for innocence, whatever
@@ -31,14 +31,14 @@ MODEL_FEATURES = ("payment", "timing", "device", "control_span", "pool", "prompt
 # Unconstrained, the fit on generated worlds gave payment -2.6 beside control_span and
 # control_evasion: the three carry one signal, and the split among them is an accident of the worlds.
 FEATURE_SIGNS = {"payment": 1, "timing": 1, "device": 1, "control_span": 1, "pool": 1, "prompt": 0,
-                 "burst": 1, "activation": 1, "synchrony": 1, "usage": 1, "multiplier": 1, "size": 0,
+                 "burst": 1, "activation": 1, "synchrony": 1, "cotiming": 1, "usage": 1, "multiplier": 1, "size": 0,
                  "declared_org": -1, "institutional_domain": -1, "control_evasion": 1}
 # Shared addresses are not a model feature: fitted, they weighed −6 (most address-linked clusters of
 # the training worlds are offices and campuses) and sank every farm that runs from its own machines.
 # They enter through `pool` (a rotating proxy pool) and the explanation; offices and campuses are
 # kept out of `farm` by the control gate, not by a penalty on addresses.
 # evidence a crowd cannot share by chance: the model's control index (control_evasion) is their maximum
-CONTROL_FEATURES = ("control_span", "pool", "burst", "activation")
+CONTROL_FEATURES = ("control_span", "pool", "burst", "activation", "cotiming")
 # the gate of `farm` also accepts private infrastructure (accounts on one set of exact addresses that
 # draw alike, `_infrastructure`): evidence of control that an office shares too, so it opens the
 # gate but weighs nothing in the score, which must come from evasion and the other evidence
@@ -67,6 +67,7 @@ class ScoringConfig:
 
     default_daily_limit: int = 100_000   # tokens, for keys without (or with a non-positive) limit
     sync_bin_seconds: int = 300          # activity bins for synchrony
+    cotiming_bin_seconds: int = 60       # fine bins for co-timing (divides 3600: bins keep clock positions)
     burst_window_hours: float = 336.0    # burst scale: 1 at one instant, 0.5 at half of this (a week), 0 beyond
     min_accounts: int = 3                # never `farm` below this many accounts
     threshold: float = 0.5               # `farm` when score >= threshold (and the gates below)
@@ -83,6 +84,9 @@ class ScoringConfig:
         from keyfarm.errors import KeyfarmConfigError
         if self.sync_bin_seconds < 1:
             raise KeyfarmConfigError(f"setting scoring.sync_bin_seconds must be >= 1, got {self.sync_bin_seconds!r}")
+        if self.cotiming_bin_seconds < 1 or 3600 % self.cotiming_bin_seconds:
+            raise KeyfarmConfigError("setting scoring.cotiming_bin_seconds must divide 3600, "
+                                     f"got {self.cotiming_bin_seconds!r}")
         if self.burst_window_hours <= 0:
             raise KeyfarmConfigError("setting scoring.burst_window_hours must be > 0, "
                                      f"got {self.burst_window_hours!r}")
@@ -117,7 +121,8 @@ def feature_scales(feats: pd.DataFrame, config: ScoringConfig) -> pd.DataFrame:
     largest group of accounts the signal joins, as a share of the cluster: ten labs on ten cards
     span a tenth), control_span the same for the three together; network and prompt are shares of
     accounts tied to another member at all (infrastructure and interest); pool is the network share
-    × (the median account's distinct public /24 or /48 blocks − 5)/10: accounts that share addresses
+    × (the median account's distinct public /24 or /48 blocks − 5)/10; cotiming is the share of
+    accounts that keep acting in the cluster's own bursts (scoring.features._cotiming); accounts that share addresses
     while each rotates through fifteen or more blocks run on one proxy pool (a gateway's tenants,
     on its addresses and their own, reach about seven); a burst is 1
     when every account was opened at once and 0 at burst_window_hours apart; the multiplier is
@@ -137,6 +142,7 @@ def feature_scales(feats: pd.DataFrame, config: ScoringConfig) -> pd.DataFrame:
             (feats["rotation_blocks"].to_numpy(np.float64) - 5.0) / 10.0, 0, 1),
         "burst": burst("creation_spread_hours"), "activation": burst("activation_spread_hours"),
         "synchrony": np.clip(feats["synchrony"].to_numpy(np.float64), 0, 1),
+        "cotiming": np.clip(feats["cotiming"].to_numpy(np.float64), 0, 1) if "cotiming" in feats else 0.0,
         "usage": np.clip(feats["usage"].to_numpy(np.float64), 0, 1),
         "multiplier": np.clip(np.log2(np.maximum(np.nan_to_num(mult, nan=0.0, posinf=1e6), 1e-12)) / 3.0, 0, 1),
         "size": np.clip(np.log(np.maximum(feats["n_accounts"].to_numpy(np.float64), 2) / 2) / math.log(100), 0, 1),

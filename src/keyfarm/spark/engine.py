@@ -525,7 +525,7 @@ def _link(spark, location: str, config, seed: int, progress: Progress, groups: i
             in_scope = np.union1d(np.flatnonzero(sizes[membership] >= 2),
                                   hub_members["key"].to_numpy(np.int64)).astype(np.int64)
             scope = spark.createDataFrame(pd.DataFrame({"key": in_scope}), schema="key long")
-            per_key = keyed.filter(F.col("kind").isin("daily", "bin", "blocks")) \
+            per_key = keyed.filter(F.col("kind").isin("daily", "bin", "fbin", "blocks")) \
                 .join(F.broadcast(scope), "key", "left_semi").select("kind", "key", "t", "v1").toPandas()
             totals = keyed.filter(F.col("kind") == "total").select("key", "v1", "v2", "v3", "v4").toPandas()
             span = ok.agg(F.min("ts_ns").alias("lo"), F.max("ts_ns").alias("hi")).collect()[0]
@@ -757,7 +757,11 @@ def _activity(per_key: pd.DataFrame, span, config, KeyActivity, activity_span):
     else:
         n_bins = activity_span(int(span["lo"]) // 10**9, int(span["hi"]) // 10**9,
                                config.scoring.sync_bin_seconds)
-    return KeyActivity(daily=daily, bins=bins, n_bins_total=n_bins)
+    fine = per_key[per_key["kind"] == "fbin"]
+    fine = pd.DataFrame({"key": fine["key"].to_numpy(np.int64), "bin": fine["t"].to_numpy(np.int64)}) \
+        .sort_values(["key", "bin"], kind="stable").reset_index(drop=True)
+    return KeyActivity(daily=daily, bins=bins, n_bins_total=n_bins, fine_bins=fine,
+                       fine_seconds=config.scoring.cotiming_bin_seconds)
 
 
 def run_link_spark(input_dir, out_dir, *, config_path=None, seed: int = 0, quiet: bool = False,

@@ -206,7 +206,8 @@ def key_stage(pdf: pd.DataFrame, ctx: WorkerContext, names: tuple[str, ...]) -> 
     fns = registry()
     inc = incidence_rows(fns[n](tables, ctx.config) for n in names)
     activity = key_activity(requests, bin_seconds=ctx.config.scoring.sync_bin_seconds,
-                            network_config=ctx.config.network)
+                            network_config=ctx.config.network,
+                            fine_seconds=ctx.config.scoring.cotiming_bin_seconds)
     totals = key_totals(requests, activity)
     parts = [
         pd.DataFrame({"kind": "inc", "key": inc["key"], "token": inc["token"], "weight": inc["weight"]}),
@@ -215,6 +216,8 @@ def key_stage(pdf: pd.DataFrame, ctx: WorkerContext, names: tuple[str, ...]) -> 
                       "v1": activity.daily["tokens"].to_numpy(np.int64)}),
         pd.DataFrame({"kind": "bin", "key": activity.bins["key"].to_numpy(np.int64),
                       "t": activity.bins["bin"].to_numpy(np.int64)}),
+        pd.DataFrame({"kind": "fbin", "key": activity.fine_bins["key"].to_numpy(np.int64),
+                      "t": activity.fine_bins["bin"].to_numpy(np.int64)}),
         pd.DataFrame({"kind": "blocks", "key": activity.blocks.index.to_numpy(np.int64),
                       "v1": activity.blocks.to_numpy(np.int64)}),
         pd.DataFrame({"kind": "total", "key": totals.index.to_numpy(np.int64),
