@@ -6,6 +6,7 @@ SCHEMA.md defines it (members, clusters, edges, run.json, quarantine/) and the r
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -88,7 +89,8 @@ def stable_cluster_ids(membership: np.ndarray) -> np.ndarray:
     return rank[membership]
 
 
-def detect_communities(graph, tables: Tables, config, seed: int, initial: np.ndarray | None = None) -> np.ndarray:
+def detect_communities(graph, tables: Tables, config, seed: int, initial: np.ndarray | None = None,
+                       known: np.ndarray | None = None, fingerprints: list | None = None) -> np.ndarray:
     """Communities of accounts (keys of one account always together), then per key.
 
     The key graph is contracted to accounts: two accounts are linked by the strongest key pair
@@ -101,6 +103,10 @@ def detect_communities(graph, tables: Tables, config, seed: int, initial: np.nda
     previous community or −1), Leiden also runs from the previous partition on the components the
     cold run changed (with `community.hysteresis`, yesterday's communities also linked:
     history.warmstart.memory_links), and on each the result closer to it is kept (history.warmstart).
+    With `known` (fingerprints a previous run listed: history.fingerprint) too, a component whose
+    fingerprint is known takes its `initial` communities without being detected again (the same
+    partition, sooner); `fingerprints` (a list) gets those of the components where the partition is
+    the cold one, for the next run (Leiden only).
     """
     from keyfarm.community import connected_components, label_propagation, leiden, louvain
 
@@ -114,16 +120,34 @@ def detect_communities(graph, tables: Tables, config, seed: int, initial: np.nda
         from keyfarm.community.bycomponent import communities_by_component
         detect = component_leiden(cfg, seed)
         component = connected_components(src, dst, n_linked)
+        fps = reused = None
+        if fingerprints is not None or known is not None:
+            from keyfarm.history.fingerprint import component_fingerprints, settings_salt
+            from keyfarm.history import account_ids
+            salt = settings_salt(dataclasses.asdict(cfg), seed)
+            fps = component_fingerprints(account_ids(tables)[linked], src, dst, weight, control, component, salt)
+            if initial is not None and known is not None and len(known):
+                reused = np.isin(fps, np.asarray(known, dtype=object))
+        control_all = control
         control = control_links(src, dst, control) if cfg.control_link > 0 else None
-        sub = settle_communities(src, dst, weight, n_linked,
-                                 communities_by_component(src, dst, weight, n_linked, detect, component=component),
-                                 cfg, control)
+        if reused is not None and reused.any():   # detect only where the graph is not yesterday's
+            sub = _cold_where_new(src, dst, weight, control_all, n_linked, component, reused, initial[linked],
+                                  detect, cfg)
+        else:
+            sub = settle_communities(src, dst, weight, n_linked,
+                                     communities_by_component(src, dst, weight, n_linked, detect,
+                                                              component=component),
+                                     cfg, control)
+        cold = sub
         if initial is not None and n_linked:   # a daily run: also from yesterday's where changed, keep the closer
             from keyfarm.history.warmstart import warm_where_changed
             sub = warm_where_changed(
                 src, dst, weight, n_linked, initial[linked], component, sub, cfg.hysteresis * cfg.resolution,
                 lambda s, d, w, start, comp: communities_by_component(s, d, w, n_linked, detect, start, component=comp),
                 lambda s, d, w, labels: settle_communities(s, d, w, n_linked, labels, cfg, control))
+        if fingerprints is not None and fps is not None:
+            from keyfarm.history.warmstart import reproduces_previous
+            fingerprints.extend(fps[reproduces_previous(sub, cold, component)].tolist())
     elif cfg.algorithm == "louvain":
         sub = louvain(src, dst, weight, n_linked, resolution=cfg.resolution, objective=cfg.objective,
                       seed=seed, n_iterations=cfg.n_iterations)
@@ -138,6 +162,22 @@ def detect_communities(graph, tables: Tables, config, seed: int, initial: np.nda
     acc_memb = np.arange(n_acc, dtype=np.int64) + (int(sub.max()) + 1 if sub.size else 0)
     acc_memb[linked] = sub
     return stable_cluster_ids(acc_memb[account])
+
+
+def _cold_where_new(src, dst, weight, control, n_linked: int, component, reused, previous, detect, cfg
+                    ) -> np.ndarray:
+    """The cold partition (Leiden by component, settled) on the components not `reused`, and on the
+    reused ones (fingerprint known: history.fingerprint) their `previous` communities, which is
+    what Leiden and settle would give them again."""
+    from keyfarm.community.bycomponent import communities_by_component
+
+    fresh = ~reused[component[src]]
+    s, d, w = src[fresh], dst[fresh], weight[fresh]
+    c = None if control is None or cfg.control_link <= 0 else control_links(s, d, np.asarray(control)[fresh])
+    labels = settle_communities(s, d, w, n_linked, communities_by_component(s, d, w, n_linked, detect), cfg, c)
+    old = reused[component]
+    previous = np.asarray(previous, np.int64)
+    return np.where(old, previous + (int(labels.max()) + 1 if labels.size else 0), labels)
 
 
 def settle_communities(src, dst, weight, n_nodes: int, labels: np.ndarray, cfg, control=None) -> np.ndarray:
@@ -462,7 +502,9 @@ def link(tables_or_dir, config=None, *, seed: int = 0, progress: Progress | None
     for name, frame in incidences.items():
         incidences[name] = frame[[c for c in ("key", "token", "signal") if c in frame]]
     with progress.stage("communities") as info:
-        membership = detect_communities(graph, tables, config, seed, hist.initial_labels(history, tables))
+        history.fingerprints = [] if config.community.algorithm == "leiden" else None
+        membership = detect_communities(graph, tables, config, seed, hist.initial_labels(history, tables),
+                                        known=history.known_components, fingerprints=history.fingerprints)
         history.communities = membership
         info["counts"] = f"{int(membership.max()) + 1 if membership.size else 0:,} clusters"
     with progress.stage("scores") as info:

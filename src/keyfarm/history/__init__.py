@@ -37,6 +37,8 @@ class History:
     peers: pd.DataFrame = field(default_factory=lambda: empty_tables()["label_peers"])
     tokens: pd.DataFrame | None = None
     communities: np.ndarray | None = None   # per key, as community detection found them (warm start)
+    known_components: np.ndarray | None = None   # fingerprints PREV_OUT's cache lists (history.fingerprint)
+    fingerprints: list | None = None        # this run's, for the next (None: none written)
 
     @property
     def prev_accounts(self) -> pd.DataFrame | None:
@@ -76,8 +78,12 @@ def prepare(previous=None, *, labels: pd.DataFrame | None = None, banned=None) -
     new = lb.latest(pd.concat(given, ignore_index=True).assign(
         order=lambda f: np.arange(len(f)))) if given else empty_tables()["labels"]
     merged = lb.carry_forward(carried, new) if len(carried) or len(new) else empty_tables()["labels"]
+    known = None
+    if state is not None:
+        from keyfarm.history.fingerprint import read_cache
+        known = read_cache(previous, state.run_id)
     return History(previous=state, previous_dir=None if previous is None else str(previous),
-                   labels=merged, banned=banned_ids)
+                   labels=merged, banned=banned_ids, known_components=known)
 
 
 def banned_accounts(audit_db) -> list[str]:
@@ -261,7 +267,7 @@ def next_state(history: History, tables, acc_ids: np.ndarray, acc_cluster: np.nd
     tables_out = {"ids": ids, "accounts": accounts, "evidence": evidence, "labels": history.labels,
                   "label_peers": peers}
     return State(run_id=None, run_seq=(prev.run_seq + 1) if prev is not None else 0, next_cluster_id=next_id,
-                 tables=tables_out)
+                 tables=tables_out, components=history.fingerprints)
 
 
 def stamp(clusters: pd.DataFrame, state: State | None, run_id: str) -> pd.DataFrame:

@@ -13,6 +13,9 @@ in one place and checked before a run starts.
     state/labels.parquet    labels carried forward: account_id, label, source, ts (ISO text)
     state/label_peers.parquet  per labelled account, the accounts it was judged with (account_id, peer)
 
+Beside state/, OUT_DIR/cache/ lists the fingerprints of the components whose partition the next
+run may take as it is (history.fingerprint): not part of the state, ignored when unusable.
+
 A PREV_OUT without state/ (written before daily runs existed), of another format, with a missing or
 altered file, or whose run.json names another run is refused with one KeyfarmInputError (exit 2)
 before anything is computed or written.
@@ -49,6 +52,7 @@ class State:
     run_seq: int
     next_cluster_id: int
     tables: dict[str, pd.DataFrame]
+    components: list | None = None   # fingerprints for the next run's cache (history.fingerprint)
 
     def __getattr__(self, name):
         tables = self.__dict__.get("tables", {})
@@ -90,6 +94,8 @@ def write_state(out_dir: str | Path, state: State) -> Path:
     meta = {"format": FORMAT, "keyfarm_version": __version__, "run_id": state.run_id, "run_seq": state.run_seq,
             "next_cluster_id": int(state.next_cluster_id), "files": sums}
     (folder / "state.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    from keyfarm.history.fingerprint import write_cache
+    write_cache(out_dir, state.run_id, state.components)
     return folder
 
 
