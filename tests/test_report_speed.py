@@ -254,3 +254,16 @@ def test_column_values_of_a_part_of_a_column_array_are_that_part_of_its_values()
         assert column_values(array) == whole, name
         for rows in (np.arange(0, n, 3), np.array([5, 1, 2]), np.arange(0), np.arange(7, 30)):
             assert column_values(array[rows]) == [whole[i] for i in rows], (name, rows[:3])
+
+
+@pytest.mark.parametrize("n_workers", [1, 2])
+def test_pages_written_by_background_writers_are_all_there_and_a_failed_write_raises(tmp_path, monkeypatch, n_workers):
+    monkeypatch.setattr(workers, "MIN_PAGES_PER_WORKER", 1)
+    records = [{"cluster_id": i} for i in range(40)]
+    draw = lambda r: f"page {r['cluster_id']} " * (r["cluster_id"] + 1)   # noqa: E731
+    workers.write_pages(draw, records, tmp_path, workers=n_workers)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{i}.html" for i in range(40))
+    for r in records:
+        assert (tmp_path / f"{r['cluster_id']}.html").read_text(encoding="utf-8") == draw(r)
+    with pytest.raises(OSError):
+        workers.write_pages(draw, records, tmp_path / "missing", workers=n_workers)

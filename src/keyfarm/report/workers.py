@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,8 @@ MIN_PAGES_PER_WORKER = 100   # below this a worker's start-up costs more than it
 CHUNKS_PER_WORKER = 8        # cluster sizes vary: small chunks keep the workers evenly loaded
 
 AUTO_MAX_KEYS = 200_000   # `auto`: two forked workers up to this many keys (a 50k report: 1.3x faster)
+WRITERS = 2   # threads per drawing process that create the page files: creating a file on this
+              # project's disks waits ~1 ms (ext4 with `discard`), time the drawing can go on in
 
 _JOB = None   # (draw, records, folder) for the forked workers, set only while a pool runs
 
@@ -53,10 +56,11 @@ def write_pages(draw, records: list[dict], folder: Path, *, workers: int = 1, pr
     if workers < 2 or not can_fork():
         if started is not None:
             started()
-        for record in records:
-            _write(draw, record, folder)
-            if bar is not None:
-                bar.update(1)
+        with _Writer() as writer:
+            for record in records:
+                writer.write(folder / _name(record), draw(record))
+                if bar is not None:
+                    bar.update(1)
     else:
         tasks = chunks(np.ones(len(records)) if costs is None else np.asarray(costs, np.float64),
                        workers * CHUNKS_PER_WORKER, in_order=costs is None)
@@ -76,8 +80,28 @@ def write_pages(draw, records: list[dict], folder: Path, *, workers: int = 1, pr
         bar.close()
 
 
-def _write(draw, record: dict, folder: Path) -> None:
-    (folder / f"{int(record['cluster_id'])}.html").write_text(draw(record), encoding="utf-8")
+def _name(record: dict) -> str:
+    return f"{int(record['cluster_id'])}.html"
+
+
+class _Writer:
+    """Writes files in WRITERS background threads while the caller draws the next page; leaving
+    the `with` block waits for every file and raises the first error of any. Made in the process
+    that uses it (after any fork: a forked child must not inherit a running thread)."""
+
+    def __enter__(self):
+        self.pool = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="keyfarm-report-writer")
+        self.pending = []
+        return self
+
+    def write(self, path: Path, text: str) -> None:
+        self.pending.append(self.pool.submit(path.write_text, text, encoding="utf-8"))
+
+    def __exit__(self, *exc) -> None:
+        self.pool.shutdown(wait=True)
+        if exc[0] is None:
+            for future in self.pending:
+                future.result()   # the first failed write raises here
 
 
 def chunks(costs: np.ndarray, n_chunks: int, *, in_order: bool = False) -> list[list[int]]:
@@ -101,6 +125,7 @@ def chunks(costs: np.ndarray, n_chunks: int, *, in_order: bool = False) -> list[
 def _write_chunk(rows: list[int]) -> int:
     """In a worker: write the pages of records[i] for i in `rows`; returns how many."""
     draw, records, folder = _JOB
-    for i in rows:
-        _write(draw, records[i], folder)
+    with _Writer() as writer:
+        for i in rows:
+            writer.write(folder / _name(records[i]), draw(records[i]))
     return len(rows)
