@@ -20,7 +20,7 @@ MEMBER_EXTRA = ("org_id", "email_domain", "created_at", "daily_token_limit", "to
                 "peak_daily_tokens", "n_requests", "usage")
 CLUSTER_REQUIRED = ("cluster_id",)
 CLUSTER_EXTRA = ("n_keys", "n_accounts", "score", "verdict", "flagged", "signals", "total_tokens", "limit_multiplier",
-                 "explanation", "usage", "creation_spread_hours", "synchrony", "prompt_homogeneity",
+                 "explanation", "usage", "creation_spread_hours", "synchrony", "cotiming", "prompt_homogeneity",
                  "n_signals", "declared_org", "institutional_domain", "weakest_key_a", "weakest_key_b",
                  "weakest_weight", "weakest_signal", "strongest_key_a", "strongest_key_b",
                  "strongest_weight", "strongest_signal", "strongest_evidence")

@@ -33,7 +33,9 @@ def _facts(row, names, texts, scaled_row, floor: float) -> list[str]:
             fmt = dict(row)   # a Series or a plain dict (the report passes dicts)
         col = _SHARE_COLUMN.get(name)
         fmt["N"] = int(row["n_accounts"])
-        fmt["n"] = int(round(row[col] * row["n_accounts"])) if col else 0
+        share = row.get(col) if col else None   # an older run or a reader's subset may lack it
+        share = scaled_row[name] if share is None or share != share else share
+        fmt["n"] = int(round(float(share) * row["n_accounts"])) if col else 0
         out.append(texts[name].format(**fmt))
     return out
 
