@@ -236,10 +236,11 @@ def _cotiming(activity: KeyActivity, account: np.ndarray, acc_cluster_all: np.nd
     """Per cluster: the share of its accounts that keep acting in the cluster's own bursts — bins in
     which far more of its accounts act than the cluster's own rhythm (its hour, clock position and
     daily recurrence, signals.timing.expected_counts) explains. One scheduler dispatching a farm's
-    accounts gives every account a good share of its bins in such bursts, even when each burst holds
-    four accounts of a hundred and is nothing against a million accounts' traffic (the timing
-    signal's population test cannot see it); a crowd that works when everyone works, or a cron at
-    :00, is explained by the rhythm (test: tests/test_features.py)."""
+    accounts gives every account a good share of its bins in such bursts, even when each burst is a
+    handful of a hundred accounts (six where the cluster's rhythm expects one; four never pass
+    z ≥ 3) and nothing against a million accounts' traffic, which the timing signal's population
+    test cannot see; a crowd that works when everyone works, or a cron at :00, is explained by the
+    rhythm (tests/test_cotiming.py)."""
     from keyfarm.signals.timing import anomalous_slots, expected_counts
 
     out = np.zeros(len(cids))
