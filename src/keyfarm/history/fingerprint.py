@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from keyfarm.history.state import _sha256 as file_sha256   # streamed, as state.json's checksums
+
 FOLDER = "cache"
 
 
@@ -70,10 +72,6 @@ def settings_salt(community_config: dict, seed: int) -> bytes:
                       sort_keys=True, default=str).encode()
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def write_cache(out_dir, run_id: str, fingerprints) -> None:
     """OUT_DIR/cache/ for the run `run_id` (None: no fingerprints, any earlier cache removed)."""
     folder = Path(out_dir) / FOLDER
@@ -85,7 +83,7 @@ def write_cache(out_dir, run_id: str, fingerprints) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame({"fingerprint": pd.Series(sorted(set(fingerprints)), dtype="string")})
     frame.to_parquet(table, index=False)
-    meta.write_text(json.dumps({"run_id": run_id, "sha256": _sha256(table)}, indent=2, sort_keys=True) + "\n")
+    meta.write_text(json.dumps({"run_id": run_id, "sha256": file_sha256(table)}, indent=2, sort_keys=True) + "\n")
 
 
 def read_cache(prev_out, run_id: str | None) -> np.ndarray:
@@ -96,7 +94,7 @@ def read_cache(prev_out, run_id: str | None) -> np.ndarray:
         meta = json.loads((folder / "components.json").read_text())
         table = folder / "components.parquet"
         if not isinstance(meta, dict) or meta.get("run_id") != run_id or run_id is None \
-                or meta.get("sha256") != _sha256(table):
+                or meta.get("sha256") != file_sha256(table):
             return np.zeros(0, dtype=object)
         return pd.read_parquet(table)["fingerprint"].to_numpy(dtype=object)
     except (OSError, ValueError, KeyError):
